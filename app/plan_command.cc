@@ -1,0 +1,87 @@
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "app/commands.h"
+#include "pricing/plan_yaml.h"
+
+namespace tally {
+
+bool ReadFile(const std::string& path, std::string* text, std::string* error) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        *error = path + ": cannot open the file (does it exist, and may this user read it?)";
+        return false;
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) {
+        *error = path + ": read error";
+        return false;
+    }
+    *text = ss.str();
+    return true;
+}
+
+std::optional<Catalog> LoadCatalog(const std::vector<std::string>& files, std::ostream& err) {
+    Catalog catalog;
+    bool ok = true;
+    for (const auto& file : files) {
+        std::string text, error;
+        if (!ReadFile(file, &text, &error)) {
+            err << "tally: " << error << "\n";
+            ok = false;
+            continue;
+        }
+        Diagnostics diagnostics;
+        auto plan = ParsePlan(text, file, &catalog.units, &diagnostics);
+        for (const auto& d : diagnostics) err << d.ToString() << "\n";
+        if (!plan) {
+            ok = false;
+            continue;
+        }
+        if (catalog.PlanIndex(plan->name) >= 0) {
+            err << file << ": error: a plan called '" << plan->name << "' was already loaded from another file\n";
+            ok = false;
+            continue;
+        }
+        catalog.plans.push_back(std::move(*plan));
+    }
+    if (!ok) return std::nullopt;
+    return catalog;
+}
+
+int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err) {
+    int failures = 0;
+    for (const auto& file : files) {
+        std::string text, error;
+        if (!ReadFile(file, &text, &error)) {
+            err << "tally: " << error << "\n";
+            ++failures;
+            continue;
+        }
+        UnitTable units;
+        Diagnostics diagnostics;
+        auto plan = ParsePlan(text, file, &units, &diagnostics);
+        for (const auto& d : diagnostics) err << d.ToString() << "\n";
+        if (!plan) {
+            err << file << ": " << diagnostics.size() << (diagnostics.size() == 1 ? " problem" : " problems")
+                << "; the plan cannot be used until they are fixed\n";
+            ++failures;
+            continue;
+        }
+        size_t models = 0;
+        for (const auto& v : plan->versions) models += v.models.size();
+        out << file << ": ok: plan " << plan->name << ", " << plan->versions.size()
+            << (plan->versions.size() == 1 ? " version" : " versions") << " (";
+        for (size_t i = 0; i < plan->versions.size(); ++i) {
+            const auto& v = plan->versions[i];
+            out << (i > 0 ? ", " : "") << v.id << " from " << FormatRfc3339(v.effective_from);
+            if (v.effective_until) out << " until " << FormatRfc3339(*v.effective_until);
+        }
+        out << "), " << models << " model prices\n";
+    }
+    return failures == 0 ? kExitOk : kExitFailure;
+}
+
+}  // namespace tally

@@ -1,0 +1,197 @@
+#include "app/report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace tally {
+
+namespace {
+
+std::string RateText(const std::optional<Rate>& rate) {
+    if (!rate) return "";
+    std::string per;
+    switch (rate->per) {
+        case 1: per = ""; break;
+        case 1000: per = "/1K"; break;
+        case 1000000: per = "/1M"; break;
+        default: per = "/" + std::to_string(rate->per);
+    }
+    return rate->price.ToString() + per;
+}
+
+std::string Cell(const InvoiceLine& l) {
+    std::string c = l.band;
+    if (!l.output_condition.empty()) c += " " + l.output_condition;
+    if (!l.window.empty()) c += " " + l.window;
+    if (l.batch) c += " batch";
+    if (l.thinking) c += " thinking";
+    return c;
+}
+
+void Table(std::ostream& out, const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right) {
+    std::vector<size_t> width(rows.front().size(), 0);
+    for (const auto& r : rows) {
+        for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], DisplayWidth(r[i]));
+    }
+    for (const auto& r : rows) {
+        std::string line = "  ";
+        for (size_t i = 0; i < r.size(); ++i) {
+            std::string pad(width[i] - DisplayWidth(r[i]), ' ');
+            line += right[i] ? pad + r[i] : r[i] + pad;
+            if (i + 1 < r.size()) line += "  ";
+        }
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        out << line << "\n";
+    }
+}
+
+}  // namespace
+
+size_t DisplayWidth(std::string_view s) {
+    size_t width = 0;
+    for (size_t i = 0; i < s.size();) {
+        auto c = static_cast<unsigned char>(s[i]);
+        uint32_t cp = c;
+        size_t n = 1;
+        if (c >= 0xf0 && i + 3 < s.size() + 1) {
+            n = 4;
+            cp = c & 0x07u;
+        } else if (c >= 0xe0) {
+            n = 3;
+            cp = c & 0x0fu;
+        } else if (c >= 0xc0) {
+            n = 2;
+            cp = c & 0x1fu;
+        }
+        for (size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3fu);
+        bool wide = (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) || (cp >= 0xac00 && cp <= 0xd7a3) ||
+                    (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
+                    (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x20000 && cp <= 0x3fffd);
+        width += wide ? 2 : 1;
+        i += n;
+    }
+    return width;
+}
+
+std::string JsonString(std::string_view s) {
+    std::string out = "\"";
+    for (char ch : s) {
+        auto c = static_cast<unsigned char>(ch);
+        switch (ch) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    out += fmt::format("\\u{:04x}", c);
+                } else {
+                    out += ch;
+                }
+        }
+    }
+    return out + "\"";
+}
+
+void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices,
+                        const std::vector<RejectedLine>& rejected, const RateRunStats& stats) {
+    for (const Invoice& inv : invoices) {
+        const int d = inv.currency.minor_digits();
+        const std::string cur(inv.currency.code());
+        out << "Customer " << inv.customer;
+        if (!inv.customer_name.empty()) out << " (" << inv.customer_name << ")";
+        out << "  plan " << inv.plan;
+        std::string versions;
+        for (const auto& v : inv.plan_versions) versions += (versions.empty() ? "" : ", ") + v;
+        if (!versions.empty()) out << " [" << versions << "]";
+        out << "\nPeriod " << inv.period << " (" << FormatRfc3339(inv.period_start) << " to "
+            << FormatRfc3339(inv.period_end) << ", time zone " << inv.time_zone << ")  " << inv.calls
+            << " calls  amounts in " << cur << "\n";
+        std::vector<std::vector<std::string>> rows = {
+            {"model", "unit", "cell", "tier", "version", "quantity", "rate", "exact amount", "amount"}};
+        for (const auto& l : inv.lines) {
+            if (l.kind == LineKind::kUsage || l.kind == LineKind::kFreeQuota) {
+                std::string tier = l.kind == LineKind::kFreeQuota ? "free: " + l.description : l.tier;
+                rows.push_back({l.model, l.unit, Cell(l), tier, l.plan_version, std::to_string(l.quantity),
+                                RateText(l.rate), l.amount.ToString(d), l.amount_rounded.ToString(d)});
+            } else {
+                rows.push_back({std::string(LineKindName(l.kind)), l.description, "", "", "", "", "",
+                                l.amount.ToString(d), l.amount_rounded.ToString(d)});
+            }
+        }
+        Table(out, rows, {false, false, false, false, false, true, true, true, true});
+        std::vector<std::vector<std::string>> totals = {
+            {"usage (exact)", inv.usage_exact.ToString(d) + " " + cur},
+            {"subtotal", inv.subtotal.ToString(d) + " " + cur},
+            {"tax " + inv.tax_percent.ToString() + "%", inv.tax.ToString(d) + " " + cur},
+            {"total", inv.total.ToString(d) + " " + cur}};
+        for (const auto& g : inv.grants) totals.push_back({"grant " + g.name, "-" + g.amount.ToString(d) + " " + cur});
+        if (!inv.grants.empty()) totals.push_back({"amount due", inv.amount_due.ToString(d) + " " + cur});
+        Table(out, totals, {false, true});
+        out << "\n";
+    }
+    out << stats.lines << " event lines: " << stats.rated << " rated, " << stats.rejected << " rejected";
+    if (stats.outside_period > 0) out << ", " << stats.outside_period << " outside the period";
+    if (stats.other_customers > 0) out << ", " << stats.other_customers << " of other customers";
+    out << "\n";
+    for (const auto& r : rejected) out << "  rejected line " << r.line << ": " << r.reason << "\n";
+}
+
+void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices,
+                       const std::vector<RejectedLine>& rejected, const RateRunStats& stats) {
+    auto dec = [](const Decimal& v) { return JsonString(v.ToString()); };
+    out << "{\"invoices\":[";
+    for (size_t i = 0; i < invoices.size(); ++i) {
+        const Invoice& inv = invoices[i];
+        const int d = inv.currency.minor_digits();
+        if (i > 0) out << ",";
+        out << "{\"customer\":" << JsonString(inv.customer) << ",\"customer_name\":" << JsonString(inv.customer_name)
+            << ",\"plan\":" << JsonString(inv.plan) << ",\"period\":" << JsonString(inv.period)
+            << ",\"period_start\":" << JsonString(FormatRfc3339(inv.period_start))
+            << ",\"period_end\":" << JsonString(FormatRfc3339(inv.period_end))
+            << ",\"time_zone\":" << JsonString(inv.time_zone) << ",\"currency\":" << JsonString(inv.currency.code())
+            << ",\"rounding\":" << JsonString(RoundingModeName(inv.rounding)) << ",\"plan_version\":";
+        out << JsonString(inv.plan_versions.empty() ? "" : inv.plan_versions.back()) << ",\"plan_versions\":[";
+        for (size_t k = 0; k < inv.plan_versions.size(); ++k) {
+            out << (k > 0 ? "," : "") << JsonString(inv.plan_versions[k]);
+        }
+        out << "],\"calls\":" << inv.calls << ",\"lines\":[";
+        for (size_t k = 0; k < inv.lines.size(); ++k) {
+            const InvoiceLine& l = inv.lines[k];
+            out << (k > 0 ? "," : "") << "{\"kind\":" << JsonString(LineKindName(l.kind));
+            if (l.kind == LineKind::kUsage || l.kind == LineKind::kFreeQuota) {
+                out << ",\"plan_version\":" << JsonString(l.plan_version) << ",\"model\":" << JsonString(l.model)
+                    << ",\"unit\":" << JsonString(l.unit) << ",\"band\":" << JsonString(l.band)
+                    << ",\"output_condition\":" << JsonString(l.output_condition)
+                    << ",\"window\":" << JsonString(l.window) << ",\"batch\":" << (l.batch ? "true" : "false")
+                    << ",\"thinking\":" << (l.thinking ? "true" : "false") << ",\"tier\":" << JsonString(l.tier)
+                    << ",\"quantity\":" << JsonString(std::to_string(l.quantity));
+                if (l.rate) {
+                    out << ",\"rate\":" << dec(l.rate->price) << ",\"rate_per\":" << l.rate->per;
+                }
+            }
+            out << ",\"description\":" << JsonString(l.description) << ",\"amount\":" << dec(l.amount)
+                << ",\"amount_rounded\":" << JsonString(l.amount_rounded.ToString(d)) << "}";
+        }
+        out << "],\"usage_exact\":" << dec(inv.usage_exact)
+            << ",\"subtotal\":" << JsonString(inv.subtotal.ToString(d)) << ",\"tax_percent\":" << dec(inv.tax_percent)
+            << ",\"tax\":" << JsonString(inv.tax.ToString(d)) << ",\"total\":" << JsonString(inv.total.ToString(d))
+            << ",\"grants\":[";
+        for (size_t k = 0; k < inv.grants.size(); ++k) {
+            out << (k > 0 ? "," : "") << "{\"name\":" << JsonString(inv.grants[k].name)
+                << ",\"amount\":" << JsonString(inv.grants[k].amount.ToString(d)) << "}";
+        }
+        out << "],\"amount_due\":" << JsonString(inv.amount_due.ToString(d)) << "}";
+    }
+    out << "],\"rejected\":[";
+    for (size_t i = 0; i < rejected.size(); ++i) {
+        out << (i > 0 ? "," : "") << "{\"line\":" << rejected[i].line << ",\"reason\":" << JsonString(rejected[i].reason)
+            << "}";
+    }
+    out << "],\"stats\":{\"lines\":" << stats.lines << ",\"rated\":" << stats.rated << ",\"rejected\":" << stats.rejected
+        << ",\"outside_period\":" << stats.outside_period << ",\"other_customers\":" << stats.other_customers << "}}\n";
+}
+
+}  // namespace tally

@@ -1,0 +1,56 @@
+#include "pricing/currency.h"
+
+#include <array>
+#include <cstring>
+
+#include "pricing/assert.h"
+
+namespace tally {
+
+namespace {
+struct CurrencyInfo {
+    const char* code;
+    int minor_digits;
+};
+constexpr std::array kCurrencies = {
+    CurrencyInfo{"CNY", 2}, CurrencyInfo{"USD", 2}, CurrencyInfo{"EUR", 2}, CurrencyInfo{"GBP", 2},
+    CurrencyInfo{"HKD", 2}, CurrencyInfo{"SGD", 2}, CurrencyInfo{"JPY", 0}, CurrencyInfo{"KRW", 0},
+    CurrencyInfo{"INR", 2}, CurrencyInfo{"AUD", 2}, CurrencyInfo{"CAD", 2}, CurrencyInfo{"CHF", 2},
+    CurrencyInfo{"TWD", 2}, CurrencyInfo{"BHD", 3}, CurrencyInfo{"KWD", 3},
+};
+}  // namespace
+
+std::optional<Currency> Currency::FromCode(std::string_view code) {
+    for (const auto& info : kCurrencies) {
+        if (code == info.code) {
+            Currency c;
+            std::memcpy(c.code_, info.code, 3);
+            c.minor_digits_ = info.minor_digits;
+            TALLY_ASSERT(c.valid());
+            return c;
+        }
+    }
+    return std::nullopt;
+}
+
+Money Money::operator+(const Money& other) const {
+    if (!(currency == other.currency)) {
+        throw CurrencyMismatch("cannot add " + std::string(other.currency.code()) + " to " +
+                               std::string(currency.code()));
+    }
+    return {amount + other.amount, currency};
+}
+
+Money Money::operator-(const Money& other) const {
+    if (!(currency == other.currency)) {
+        throw CurrencyMismatch("cannot subtract " + std::string(other.currency.code()) + " from " +
+                               std::string(currency.code()));
+    }
+    return {amount - other.amount, currency};
+}
+
+std::string Money::ToString() const {
+    return amount.ToString(currency.minor_digits()) + " " + std::string(currency.code());
+}
+
+}  // namespace tally

@@ -1,0 +1,165 @@
+// Private to pricing: reading typed values out of yaml-cpp nodes while
+// collecting every problem with its line and column, so that one run of
+// `tally plan validate` reports all of them.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pricing/decimal.h"
+#include "pricing/diagnostic.h"
+#include "pricing/time.h"
+
+namespace tally::internal {
+
+class YamlReader {
+   public:
+    YamlReader(std::string file, Diagnostics* diagnostics) : file_(std::move(file)), diagnostics_(diagnostics) {}
+
+    const std::string& file() const { return file_; }
+    int errors() const { return errors_; }
+
+    void Error(const YAML::Node& node, std::string message) {
+        Diagnostic d{file_, 0, 0, std::move(message)};
+        if (node.IsDefined() && node.Mark().line >= 0) {
+            d.line = node.Mark().line + 1;
+            d.column = node.Mark().column + 1;
+        }
+        diagnostics_->push_back(std::move(d));
+        ++errors_;
+    }
+    void ErrorAt(const YAML::Mark& mark, std::string message) {
+        diagnostics_->push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
+        ++errors_;
+    }
+
+    // parent[key] when present; otherwise reports "missing key" at parent.
+    YAML::Node Required(const YAML::Node& parent, const char* key, std::string_view what) {
+        if (parent.IsMap()) {
+            YAML::Node child = parent[key];
+            if (child.IsDefined() && !child.IsNull()) return child;
+        }
+        Error(parent, std::string(what) + " needs '" + key + "'");
+        return YAML::Node(YAML::NodeType::Undefined);
+    }
+    static YAML::Node Optional(const YAML::Node& parent, const char* key) {
+        if (!parent.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+        YAML::Node child = parent[key];
+        if (!child.IsDefined() || child.IsNull()) return YAML::Node(YAML::NodeType::Undefined);
+        return child;
+    }
+
+    // Reports keys of a mapping not in `allowed`.
+    bool ExpectMap(const YAML::Node& node, std::string_view what) {
+        if (!node.IsMap()) {
+            Error(node, std::string(what) + " must be a mapping of keys to values");
+            return false;
+        }
+        return true;
+    }
+    void CheckKeys(const YAML::Node& node, std::string_view what, std::initializer_list<std::string_view> allowed) {
+        if (!node.IsMap()) return;
+        for (auto it = node.begin(); it != node.end(); ++it) {
+            std::string key = it->first.Scalar();
+            bool ok = false;
+            for (auto a : allowed) ok = ok || key == a;
+            if (!ok) {
+                std::string list;
+                for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+                ErrorAt(it->first.Mark(), "unknown key '" + key + "' in " + std::string(what) +
+                                              "; expected one of: " + list);
+            }
+        }
+    }
+
+    // Every getter returns nullopt quietly for an absent node (Required has
+    // already said so) and reports anything else that is wrong.
+    std::optional<std::string> Text(const YAML::Node& node, std::string_view what) {
+        if (!node.IsDefined()) return std::nullopt;
+        if (!node.IsScalar()) {
+            Error(node, std::string(what) + " must be a single value, not a list or mapping");
+            return std::nullopt;
+        }
+        return node.Scalar();
+    }
+
+    std::optional<Decimal> Number(const YAML::Node& node, std::string_view what) {
+        auto text = Text(node, what);
+        if (!text) return std::nullopt;
+        auto d = Decimal::Parse(*text);
+        if (!d) Error(node, std::string(what) + ": " + Decimal::ParseError(*text));
+        return d;
+    }
+
+    std::optional<Decimal> NonNegative(const YAML::Node& node, std::string_view what) {
+        auto d = Number(node, what);
+        if (d && d->is_negative()) {
+            Error(node, std::string(what) + " is negative (" + d->ToString() + "); it must be 0 or more");
+            return std::nullopt;
+        }
+        return d;
+    }
+
+    std::optional<int64_t> Integer(const YAML::Node& node, std::string_view what, int64_t min_value) {
+        auto d = Number(node, what);
+        if (!d) return std::nullopt;
+        if (!d->is_integer()) {
+            Error(node, std::string(what) + " must be a whole number, not " + d->ToString());
+            return std::nullopt;
+        }
+        int128 v = d->raw() / Decimal::kOne;
+        if (v < min_value || v > std::numeric_limits<int64_t>::max()) {
+            Error(node, std::string(what) + " must be at least " + std::to_string(min_value) + ", not " +
+                            d->ToString());
+            return std::nullopt;
+        }
+        return static_cast<int64_t>(v);
+    }
+
+    std::optional<bool> Bool(const YAML::Node& node, std::string_view what) {
+        auto text = Text(node, what);
+        if (!text) return std::nullopt;
+        if (*text == "true" || *text == "yes") return true;
+        if (*text == "false" || *text == "no") return false;
+        Error(node, std::string(what) + " must be true or false, not '" + *text + "'");
+        return std::nullopt;
+    }
+
+    std::optional<Instant> Time(const YAML::Node& node, std::string_view what) {
+        auto text = Text(node, what);
+        if (!text) return std::nullopt;
+        auto t = ParseRfc3339(*text);
+        if (!t) {
+            Error(node, std::string(what) + " '" + *text +
+                            "' is not an RFC 3339 instant like 2025-09-05T16:00:00Z or 2025-09-06T00:00:00+08:00");
+        }
+        return t;
+    }
+
+    // One of `choices`, returned as its index.
+    std::optional<size_t> Choice(const YAML::Node& node, std::string_view what,
+                                 std::initializer_list<std::string_view> choices) {
+        auto text = Text(node, what);
+        if (!text) return std::nullopt;
+        size_t i = 0;
+        std::string list;
+        for (auto c : choices) {
+            if (*text == c) return i;
+            list += (list.empty() ? "" : ", ") + std::string(c);
+            ++i;
+        }
+        Error(node, std::string(what) + " '" + *text + "' is not one of: " + list);
+        return std::nullopt;
+    }
+
+   private:
+    std::string file_;
+    Diagnostics* diagnostics_;
+    int errors_ = 0;
+};
+
+}  // namespace tally::internal

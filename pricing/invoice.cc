@@ -1,0 +1,495 @@
+#include "pricing/invoice.h"
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+
+#include <date/date.h>
+
+#include "pricing/assert.h"
+
+namespace tally {
+
+namespace {
+
+constexpr int kNoTier = -1;
+
+std::optional<UnitId> Fallback(UnitId unit) {
+    switch (unit) {
+        case kUnitCachedInput: return kUnitInput;
+        case kUnitCacheWrite: return kUnitInput;
+        case kUnitCacheWrite1h: return kUnitCacheWrite;
+        case kUnitReasoning: return kUnitOutput;
+        default: return std::nullopt;
+    }
+}
+
+// Identifies one usage or free-quota line of an invoice; ordered for output.
+struct LineKey {
+    uint16_t version = 0;
+    std::string model;
+    UnitId unit = 0;
+    CellKey cell;
+    int free_quota = -1;  // index into PeriodPricer::free_names_, or -1
+    int tier_rule = -1;   // index into the version's tier rules, or -1
+    int tier = kNoTier;
+
+    auto Tie() const {
+        return std::tie(version, model, unit, cell.band, cell.condition, cell.window, cell.flags, free_quota,
+                        tier_rule, tier);
+    }
+    bool operator<(const LineKey& o) const { return Tie() < o.Tie(); }
+};
+
+struct Segment {
+    LineKey key;
+    int64_t quantity = 0;
+};
+
+const TierRule* FindTierRule(const PlanVersion& v, const std::string& model, UnitId unit, int* index) {
+    for (size_t i = 0; i < v.tiers.size(); ++i) {
+        if (v.tiers[i].Applies(model, unit)) {
+            *index = static_cast<int>(i);
+            return &v.tiers[i];
+        }
+    }
+    *index = -1;
+    return nullptr;
+}
+
+std::string TierGroup(const TierRule& rule, const std::string& model, UnitId unit) {
+    return rule.name + "\x1f" + model +
+           (rule.aggregate == TierAggregate::kPerModelUnit ? "\x1f" + std::to_string(unit) : std::string());
+}
+
+bool ModelListed(const std::vector<std::string>& models, const std::string& model) {
+    return models.empty() || std::find(models.begin(), models.end(), model) != models.end();
+}
+
+std::string MonthLabel(int32_t month_id) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04d-%02d", MonthIdYear(month_id), MonthIdMonth(month_id));
+    return buf;
+}
+
+// Everything that stays the same while one customer's periods are priced.
+struct CustomerContext {
+    const Plan* plan = nullptr;
+    const Subscription* subscription = nullptr;
+    std::vector<Decimal> grant_balances;
+};
+
+class PeriodPricer {
+   public:
+    PeriodPricer(const Catalog& catalog, const PeriodRule& rule, CustomerContext* ctx)
+        : catalog_(catalog), rule_(rule), ctx_(ctx) {}
+
+    Invoice Price(const std::vector<const Rollup*>& rows) {
+        TALLY_ASSERT(!rows.empty());
+        const Plan& plan = *ctx_->plan;
+        Invoice inv;
+        inv.customer = rows.front()->customer;
+        inv.plan = plan.name;
+        if (ctx_->subscription != nullptr) inv.customer_name = ctx_->subscription->customer_name;
+        uint16_t last_version = 0;
+        for (const Rollup* r : rows) {
+            last_version = std::max(last_version, r->cell.version);
+            inv.calls += r->calls;
+        }
+        SetPeriod(rows.front()->period, plan.versions[last_version], &inv);
+        // Period terms come from the version in force at the period's end,
+        // or, if the plan ended before that, the latest version used.
+        const PlanVersion* terms = plan.VersionAt(inv.period_end - std::chrono::milliseconds(1));
+        if (terms == nullptr) terms = &plan.versions[last_version];
+        inv.currency = terms->currency;
+        inv.rounding = terms->rounding;
+        inv.tax_percent = terms->tax_percent;
+
+        std::vector<Segment> segments = Segments(rows);
+        std::map<LineKey, int64_t> quantities;
+        for (const Segment& s : segments) {
+            quantities[s.key] = CheckedAdd(quantities[s.key], s.quantity);
+        }
+        std::vector<Decimal> net;  // usage line amounts after percent discounts
+        for (const auto& [key, qty] : quantities) {
+            if (qty == 0) continue;
+            inv.lines.push_back(UsageLine(key, qty));
+            inv.usage_exact += inv.lines.back().amount;
+            net.push_back(inv.lines.back().amount);
+            const std::string& vid = plan.versions[key.version].id;
+            if (std::find(inv.plan_versions.begin(), inv.plan_versions.end(), vid) == inv.plan_versions.end()) {
+                inv.plan_versions.push_back(vid);
+            }
+        }
+        ApplyDiscounts(&inv, &net);
+        Finish(*terms, &inv);
+        return inv;
+    }
+
+   private:
+    void SetPeriod(int32_t period, const PlanVersion& v, Invoice* inv) {
+        if (!rule_.monthly()) {
+            inv->period_start = *rule_.from;
+            inv->period_end = *rule_.to;
+            inv->period = FormatRfc3339(inv->period_start) + "/" + FormatRfc3339(inv->period_end);
+            inv->time_zone = v.zone_name;
+            return;
+        }
+        int y = MonthIdYear(period), m = MonthIdMonth(period);
+        inv->period = MonthLabel(period);
+        inv->time_zone = v.zone_name;
+        inv->period_start = LocalMidnight(v.zone, y, m, 1);
+        inv->period_end = m == 12 ? LocalMidnight(v.zone, y + 1, 1, 1) : LocalMidnight(v.zone, y, m + 1, 1);
+    }
+
+    // Free quotas, then tiers, over the rows in time order.
+    std::vector<Segment> Segments(const std::vector<const Rollup*>& rows) {
+        const Plan& plan = *ctx_->plan;
+        std::vector<Segment> out;
+        std::vector<Quantities> paid(rows.size());
+        std::map<std::pair<std::string, std::string>, int64_t> free_used;  // (quota, model)
+        for (size_t i = 0; i < rows.size(); ++i) {
+            const Rollup& r = *rows[i];
+            const PlanVersion& v = plan.versions[r.cell.version];
+            const ModelPricing& m = v.models[r.cell.model];
+            std::vector<const FreeQuota*> quotas = Quotas(v);
+            for (size_t u = 0; u < kMaxUnits; ++u) {
+                int64_t q = r.quantities[u];
+                for (size_t qi = 0; qi < quotas.size() && q > 0; ++qi) {
+                    const FreeQuota& quota = *quotas[qi];
+                    if (!quota.Applies(m.name, static_cast<UnitId>(u))) continue;
+                    int64_t& used = free_used[{quota.name, m.name}];
+                    int64_t take = std::min(q, std::max<int64_t>(0, quota.tokens - used));
+                    if (take == 0) continue;
+                    used += take;
+                    q -= take;
+                    LineKey key = BaseKey(r, m, static_cast<UnitId>(u));
+                    key.free_quota = InternFreeQuota(quota.name);
+                    out.push_back({key, take});
+                }
+                paid[i][u] = q;
+            }
+        }
+        // Volume tiers need the period's total of each group first.
+        std::unordered_map<std::string, int64_t> totals;
+        for (size_t i = 0; i < rows.size(); ++i) {
+            const Rollup& r = *rows[i];
+            const PlanVersion& v = plan.versions[r.cell.version];
+            const std::string& model = v.models[r.cell.model].name;
+            for (size_t u = 0; u < kMaxUnits; ++u) {
+                if (paid[i][u] == 0) continue;
+                int rule_index;
+                const TierRule* rule = FindTierRule(v, model, static_cast<UnitId>(u), &rule_index);
+                if (rule != nullptr && rule->mode == TierMode::kVolume) {
+                    auto& t = totals[TierGroup(*rule, model, static_cast<UnitId>(u))];
+                    t = CheckedAdd(t, paid[i][u]);
+                }
+            }
+        }
+        std::unordered_map<std::string, int64_t> running;
+        for (size_t i = 0; i < rows.size(); ++i) {
+            const Rollup& r = *rows[i];
+            const PlanVersion& v = plan.versions[r.cell.version];
+            const ModelPricing& m = v.models[r.cell.model];
+            for (size_t u = 0; u < kMaxUnits; ++u) {
+                int64_t q = paid[i][u];
+                if (q == 0) continue;
+                LineKey key = BaseKey(r, m, static_cast<UnitId>(u));
+                const TierRule* rule = FindTierRule(v, m.name, static_cast<UnitId>(u), &key.tier_rule);
+                if (rule == nullptr) {
+                    out.push_back({key, q});
+                    continue;
+                }
+                std::string group = TierGroup(*rule, m.name, static_cast<UnitId>(u));
+                if (rule->mode == TierMode::kVolume) {
+                    int64_t total = totals[group];
+                    size_t t = 0;
+                    while (total > rule->tiers[t].up_to) ++t;
+                    key.tier = static_cast<int>(t);
+                    out.push_back({key, q});
+                    continue;
+                }
+                int64_t& done = running[group];
+                int64_t lower = 0;
+                for (size_t t = 0; t < rule->tiers.size() && q > 0; ++t) {
+                    int64_t upper = rule->tiers[t].up_to;
+                    if (done >= upper) {
+                        lower = upper;
+                        continue;
+                    }
+                    int64_t take = std::min(q, upper - std::max(done, lower));
+                    key.tier = static_cast<int>(t);
+                    out.push_back({key, take});
+                    done += take;
+                    q -= take;
+                    lower = upper;
+                }
+                TALLY_ASSERT(q == 0);
+            }
+        }
+        return out;
+    }
+
+    int InternFreeQuota(const std::string& name) {
+        for (size_t i = 0; i < free_names_.size(); ++i) {
+            if (free_names_[i] == name) return static_cast<int>(i);
+        }
+        free_names_.push_back(name);
+        return static_cast<int>(free_names_.size() - 1);
+    }
+
+    std::vector<const FreeQuota*> Quotas(const PlanVersion& v) const {
+        std::vector<const FreeQuota*> out;
+        for (const auto& q : v.free_quotas) out.push_back(&q);
+        if (ctx_->subscription != nullptr) {
+            for (const auto& q : ctx_->subscription->free_quotas) out.push_back(&q);
+        }
+        return out;
+    }
+
+    static LineKey BaseKey(const Rollup& r, const ModelPricing& m, UnitId unit) {
+        LineKey key;
+        key.version = r.cell.version;
+        key.model = m.name;
+        key.unit = unit;
+        key.cell = r.cell;
+        return key;
+    }
+
+    InvoiceLine UsageLine(const LineKey& key, int64_t qty) {
+        const PlanVersion& v = ctx_->plan->versions[key.version];
+        const ModelPricing& m = v.models[key.cell.model];
+        InvoiceLine line;
+        line.kind = key.free_quota >= 0 ? LineKind::kFreeQuota : LineKind::kUsage;
+        line.plan_version = v.id;
+        line.model = m.name;
+        line.unit = catalog_.units.Name(key.unit);
+        line.band = m.BandLabel(key.cell.band);
+        if (key.cell.condition != kNone) {
+            const auto& oc = m.bands[key.cell.band].output_conditions[key.cell.condition];
+            line.output_condition =
+                std::string(oc.reasoning_counts ? "output" : "output_excl_reasoning") + "<=" + std::to_string(oc.up_to);
+        }
+        if (key.cell.window != kNone) line.window = m.windows[key.cell.window].name;
+        line.batch = (key.cell.flags & kFlagBatch) != 0;
+        line.thinking = (key.cell.flags & kFlagThinking) != 0;
+        line.quantity = qty;
+        std::optional<Rate> rate = CellRate(m, key.cell, key.unit);
+        if (!rate) {
+            throw PricingError("plan " + ctx_->plan->name + " version " + v.id + " has no rate for " + line.unit +
+                               " of model " + m.name + " in band " + line.band);
+        }
+        if (key.free_quota >= 0) {
+            line.description = free_names_[static_cast<size_t>(key.free_quota)];
+            line.rate = Rate{Decimal(), rate->per};
+            return line;  // amount 0
+        }
+        if (key.tier_rule >= 0) {
+            const TierRule& rule = v.tiers[static_cast<size_t>(key.tier_rule)];
+            const Tier& tier = rule.tiers[static_cast<size_t>(key.tier)];
+            line.tier = rule.name + " #" + std::to_string(key.tier + 1);
+            if (tier.rate) {
+                rate = tier.rate;
+            } else {
+                rate->price = rate->price.Mul(*tier.multiplier);
+            }
+        }
+        line.rate = rate;
+        line.amount = rate->price.PriceOf(qty, rate->per);
+        return line;
+    }
+
+    // Contract discounts compound per line; each percent coupon then takes
+    // its share of what the contract discounts left; amount coupons last.
+    void ApplyDiscounts(Invoice* inv, std::vector<Decimal>* net) {
+        const Subscription* sub = ctx_->subscription;
+        if (sub == nullptr) return;
+        size_t usage_lines = net->size();
+        auto eligible = [&](size_t i, const std::vector<std::string>& models) {
+            return inv->lines[i].kind == LineKind::kUsage && ModelListed(models, inv->lines[i].model);
+        };
+        for (const PercentDiscount& d : sub->discounts) {
+            Decimal fraction = d.percent.Mul(Decimal::FromRaw(Decimal::kOne / 100));
+            Decimal total;
+            for (size_t i = 0; i < usage_lines; ++i) {
+                if (!eligible(i, d.models)) continue;
+                Decimal off = (*net)[i].Mul(fraction);
+                (*net)[i] -= off;
+                total += off;
+            }
+            if (total.is_zero()) continue;
+            InvoiceLine line;
+            line.kind = LineKind::kDiscount;
+            line.description = d.name + " (" + d.percent.ToString() + "%)";
+            line.amount = -total;
+            inv->lines.push_back(line);
+        }
+        Decimal remaining;
+        for (const Decimal& n : *net) remaining += n;
+        for (const Coupon& c : sub->coupons) {
+            if (c.expires && inv->period_start >= *c.expires) continue;
+            Decimal off;
+            std::string what;
+            if (c.percent) {
+                Decimal fraction = c.percent->Mul(Decimal::FromRaw(Decimal::kOne / 100));
+                for (size_t i = 0; i < usage_lines; ++i) {
+                    if (eligible(i, c.models)) off += (*net)[i].Mul(fraction);
+                }
+                if (c.cap) off = Decimal::Min(off, *c.cap);
+                what = c.percent->ToString() + "%";
+            } else {
+                off = *c.amount;
+                what = c.amount->ToString() + " " + std::string(inv->currency.code());
+            }
+            off = Decimal::Min(off, Decimal::Max(remaining, Decimal()));
+            if (off.is_zero()) continue;
+            remaining -= off;
+            InvoiceLine line;
+            line.kind = LineKind::kCoupon;
+            line.description = "coupon " + c.code + " (" + what + ")";
+            line.amount = -off;
+            inv->lines.push_back(line);
+        }
+    }
+
+    void Finish(const PlanVersion& terms, Invoice* inv) {
+        const int digits = inv->currency.minor_digits();
+        for (auto& line : inv->lines) {
+            line.amount_rounded = line.amount.Round(digits, inv->rounding);
+            inv->subtotal += line.amount_rounded;
+        }
+        std::optional<Decimal> commitment = terms.minimum_commitment;
+        if (ctx_->subscription != nullptr && ctx_->subscription->minimum_commitment) {
+            commitment = ctx_->subscription->minimum_commitment;
+        }
+        if (commitment) {
+            Decimal floor = commitment->Round(digits, inv->rounding);
+            if (inv->subtotal < floor) {
+                InvoiceLine line;
+                line.kind = LineKind::kCommitment;
+                line.description = "minimum commitment " + floor.ToString(digits) + " " +
+                                   std::string(inv->currency.code());
+                line.amount = floor - inv->subtotal;
+                line.amount_rounded = line.amount;
+                inv->subtotal = floor;
+                inv->lines.push_back(line);
+            }
+        }
+        Decimal tax_fraction = inv->tax_percent.Mul(Decimal::FromRaw(Decimal::kOne / 100));
+        inv->tax = inv->subtotal.Mul(tax_fraction).Round(digits, inv->rounding);
+        inv->total = inv->subtotal + inv->tax;
+        inv->amount_due = inv->total;
+        if (ctx_->subscription == nullptr) return;
+        // Grants pay in order of expiry (earliest first, no expiry last).
+        const auto& grants = ctx_->subscription->grants;
+        std::vector<size_t> order(grants.size());
+        for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+            const auto& ea = grants[a].expires;
+            const auto& eb = grants[b].expires;
+            if (ea.has_value() != eb.has_value()) return ea.has_value();
+            return ea.has_value() && *ea < *eb;
+        });
+        for (size_t i : order) {
+            const Grant& g = grants[i];
+            if (g.expires && inv->period_start >= *g.expires) continue;
+            Decimal& balance = ctx_->grant_balances[i];
+            Decimal use = Decimal::Min(balance, Decimal::Max(inv->amount_due, Decimal()));
+            if (use.is_zero()) continue;
+            balance -= use;
+            inv->amount_due -= use;
+            inv->grants.push_back({g.name, use});
+        }
+    }
+
+    const Catalog& catalog_;
+    const PeriodRule& rule_;
+    CustomerContext* ctx_;
+    std::vector<std::string> free_names_;  // free quota names, by line key index
+};
+
+}  // namespace
+
+std::string_view LineKindName(LineKind kind) {
+    switch (kind) {
+        case LineKind::kUsage: return "usage";
+        case LineKind::kFreeQuota: return "free_quota";
+        case LineKind::kDiscount: return "discount";
+        case LineKind::kCoupon: return "coupon";
+        case LineKind::kCommitment: return "commitment";
+    }
+    TALLY_UNREACHABLE();
+}
+
+std::optional<Rate> CellRate(const ModelPricing& m, const CellKey& cell, UnitId unit) {
+    TALLY_ASSERT(cell.band < m.bands.size());
+    const Band& band = m.bands[cell.band];
+    const bool batch = (cell.flags & kFlagBatch) != 0;
+    const bool thinking = (cell.flags & kFlagThinking) != 0;
+    const Window* window = cell.window == kNone ? nullptr : &m.windows[cell.window];
+    const OutputCondition* cond = cell.condition == kNone ? nullptr : &band.output_conditions[cell.condition];
+
+    std::optional<Rate> rate;
+    bool from_batch_table = false, from_window_table = false;
+    for (std::optional<UnitId> u = unit; u && !rate; u = Fallback(*u)) {
+        if (batch && band.batch_rates[*u]) {
+            rate = band.batch_rates[*u];
+            from_batch_table = true;
+        } else if (window != nullptr && window->rates[*u]) {
+            rate = window->rates[*u];
+            from_window_table = true;
+        } else if (thinking && band.thinking_rates[*u]) {
+            rate = band.thinking_rates[*u];
+        } else if (cond != nullptr && cond->rates[*u]) {
+            rate = cond->rates[*u];
+        } else if (band.rates[*u]) {
+            rate = band.rates[*u];
+        }
+    }
+    if (!rate) return std::nullopt;
+    if (window != nullptr && window->multiplier && !from_window_table) {
+        rate->price = rate->price.Mul(*window->multiplier);
+    }
+    if (batch && m.batch.multiplier && !from_batch_table) {
+        bool keep_cache_rate = unit == kUnitCachedInput && m.batch.cache_hits == BatchCache::kFullCacheRate;
+        if (!keep_cache_rate) rate->price = rate->price.Mul(*m.batch.multiplier);
+    }
+    return rate;
+}
+
+std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
+                                  const std::string& default_plan, const PeriodRule& period,
+                                  const std::vector<Rollup>& rollups) {
+    std::unordered_map<std::string, const Subscription*> subs;
+    for (const auto& s : subscriptions) subs.emplace(s.customer, &s);
+    const Plan* fallback = catalog.FindPlan(default_plan);
+    TALLY_ASSERT(fallback != nullptr);
+
+    std::vector<Invoice> invoices;
+    size_t i = 0;
+    while (i < rollups.size()) {
+        const std::string& customer = rollups[i].customer;
+        CustomerContext ctx;
+        auto it = subs.find(customer);
+        ctx.subscription = it == subs.end() ? nullptr : it->second;
+        ctx.plan = ctx.subscription != nullptr ? catalog.FindPlan(ctx.subscription->plan) : fallback;
+        TALLY_ASSERT(ctx.plan != nullptr);
+        if (ctx.subscription != nullptr) {
+            for (const auto& g : ctx.subscription->grants) ctx.grant_balances.push_back(g.amount);
+        }
+        while (i < rollups.size() && rollups[i].customer == customer) {
+            std::vector<const Rollup*> rows;
+            int32_t p = rollups[i].period;
+            for (; i < rollups.size() && rollups[i].customer == customer && rollups[i].period == p; ++i) {
+                TALLY_ASSERT(rows.empty() || rows.back()->hour <= rollups[i].hour);
+                rows.push_back(&rollups[i]);
+            }
+            PeriodPricer pricer(catalog, period, &ctx);
+            invoices.push_back(pricer.Price(rows));
+        }
+    }
+    return invoices;
+}
+
+}  // namespace tally

@@ -1,0 +1,82 @@
+// Pricing a period's rollups into invoices, in the order declared in
+// docs/pricing.md:
+//   sum per rate cell -> free quotas -> price each cell (band, output
+//   condition, thinking, window, batch) -> period tiers -> contract percent
+//   discounts -> percent coupons -> amount coupons -> round each line ->
+//   minimum commitment true-up -> tax -> money grants.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pricing/plan.h"
+#include "pricing/rater.h"
+#include "pricing/subscription.h"
+
+namespace tally {
+
+enum class LineKind : uint8_t { kUsage, kFreeQuota, kDiscount, kCoupon, kCommitment };
+std::string_view LineKindName(LineKind kind);
+
+struct InvoiceLine {
+    LineKind kind = LineKind::kUsage;
+    std::string plan_version;
+    std::string model;
+    std::string unit;
+    std::string band;
+    std::string output_condition;  // "output<=200" or ""
+    std::string window;            // window name or ""
+    bool batch = false;
+    bool thinking = false;
+    std::string tier;         // "<rule> #2" or ""
+    std::string description;  // free quota, discount, coupon or commitment name
+    int64_t quantity = 0;
+    std::optional<Rate> rate;  // the rate that priced the line
+    Decimal amount;            // exact
+    Decimal amount_rounded;    // to the currency's minor unit
+};
+
+struct GrantUse {
+    std::string name;
+    Decimal amount;
+};
+
+struct Invoice {
+    std::string customer;
+    std::string customer_name;
+    std::string plan;
+    std::string period;  // "2025-09" or "<from>/<to>"
+    Instant period_start;
+    Instant period_end;
+    std::string time_zone;
+    Currency currency;
+    RoundingMode rounding = RoundingMode::kHalfEven;
+    std::vector<std::string> plan_versions;  // every version that priced a line
+    std::vector<InvoiceLine> lines;
+    int64_t calls = 0;
+    Decimal usage_exact;  // sum of usage lines, unrounded
+    Decimal subtotal;     // sum of rounded lines
+    Decimal tax_percent;
+    Decimal tax;
+    Decimal total;  // subtotal + tax
+    std::vector<GrantUse> grants;
+    Decimal amount_due;  // total - grants
+};
+
+struct PricingError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Prices canonical rollups (CanonicalizeRollups) into one invoice per
+// customer and period, in (customer, period) order. Grants carry their
+// remaining balance from one period of a customer to the next.
+std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
+                                  const std::string& default_plan, const PeriodRule& period,
+                                  const std::vector<Rollup>& rollups);
+
+// The rate of `unit` in a cell, before period tiers; nullopt when the cell
+// prices no such unit. Exposed for tests and previews.
+std::optional<Rate> CellRate(const ModelPricing& model, const CellKey& cell, UnitId unit);
+
+}  // namespace tally

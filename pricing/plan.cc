@@ -1,0 +1,125 @@
+#include "pricing/plan.h"
+
+#include <algorithm>
+#include <array>
+
+#include "pricing/assert.h"
+
+namespace tally {
+
+namespace {
+constexpr std::array<std::string_view, kNumStdUnits> kStdUnitNames = {
+    "input", "cached_input", "cache_write", "cache_write_1h", "output", "reasoning"};
+// Numeric event fields that plans may price without declaring them.
+constexpr std::array<std::string_view, 6> kKnownExtras = {
+    "images", "video_seconds", "tool_calls", "cache_storage_token_hours", "web_searches", "audio_seconds"};
+
+bool ListHas(const std::vector<std::string>& list, std::string_view item) {
+    return list.empty() || std::find(list.begin(), list.end(), item) != list.end();
+}
+bool ListHas(const std::vector<UnitId>& list, UnitId item) {
+    return list.empty() || std::find(list.begin(), list.end(), item) != list.end();
+}
+}  // namespace
+
+UnitTable::UnitTable() {
+    for (auto name : kStdUnitNames) names_.emplace_back(name);
+    TALLY_ASSERT(names_.size() == kNumStdUnits);
+}
+
+bool UnitTable::IsKnownExtra(std::string_view name) {
+    return std::find(kKnownExtras.begin(), kKnownExtras.end(), name) != kKnownExtras.end();
+}
+
+std::optional<UnitId> UnitTable::Find(std::string_view name) const {
+    for (size_t i = 0; i < names_.size(); ++i) {
+        if (names_[i] == name) return static_cast<UnitId>(i);
+    }
+    return std::nullopt;
+}
+
+std::optional<UnitId> UnitTable::Intern(std::string_view name) {
+    if (auto id = Find(name)) return id;
+    if (names_.size() >= kMaxUnits) return std::nullopt;
+    names_.emplace_back(name);
+    return static_cast<UnitId>(names_.size() - 1);
+}
+
+bool Window::Contains(const LocalTime& t) const {
+    int m = t.minute_of_day;
+    int day = t.weekday;
+    bool inside;
+    if (start_minute < end_minute) {
+        inside = m >= start_minute && m < end_minute;
+    } else {
+        // Crosses midnight: [start, 24:00) on its day, [00:00, end) on the next.
+        if (m >= start_minute) {
+            inside = true;
+        } else if (m < end_minute) {
+            inside = true;
+            day = (day + 6) % 7;  // the window started the day before
+        } else {
+            inside = false;
+        }
+    }
+    return inside && (weekdays & (1u << day)) != 0;
+}
+
+std::string ModelPricing::BandLabel(size_t band) const {
+    TALLY_ASSERT(band < bands.size());
+    int64_t from = band == 0 ? 0 : bands[band - 1].up_to + 1;
+    if (bands[band].unbounded()) {
+        return band == 0 ? "all" : std::to_string(from) + "+";
+    }
+    return std::to_string(from) + "-" + std::to_string(bands[band].up_to);
+}
+
+bool TierRule::Applies(std::string_view model, UnitId unit) const {
+    return ListHas(models, model) && ListHas(units, unit);
+}
+
+bool FreeQuota::Applies(std::string_view model, UnitId unit) const {
+    if (units.empty() && unit >= kNumStdUnits) return false;
+    return ListHas(models, model) && ListHas(units, unit);
+}
+
+const ModelPricing* PlanVersion::FindModel(std::string_view model) const {
+    auto it = model_index.find(std::string(model));
+    if (it == model_index.end()) return nullptr;
+    return &models[it->second];
+}
+
+int Plan::VersionIndexAt(Instant t) const {
+    // Versions are few; the last one whose effective_from <= t.
+    int found = -1;
+    for (size_t i = 0; i < versions.size(); ++i) {
+        if (versions[i].effective_from <= t) found = static_cast<int>(i);
+    }
+    if (found < 0) return -1;
+    const auto& v = versions[static_cast<size_t>(found)];
+    if (v.effective_until && t >= *v.effective_until) return -1;
+    return found;
+}
+
+const PlanVersion* Plan::VersionAt(Instant t) const {
+    int i = VersionIndexAt(t);
+    return i < 0 ? nullptr : &versions[static_cast<size_t>(i)];
+}
+
+const Plan* Catalog::FindPlan(std::string_view name) const {
+    int i = PlanIndex(name);
+    return i < 0 ? nullptr : &plans[static_cast<size_t>(i)];
+}
+
+int Catalog::PlanIndex(std::string_view name) const {
+    for (size_t i = 0; i < plans.size(); ++i) {
+        if (plans[i].name == name) return static_cast<int>(i);
+    }
+    return -1;
+}
+
+std::string_view UnitFallbackName(UnitId unit) {
+    return unit < kNumStdUnits ? kStdUnitNames[unit] : std::string_view();
+}
+
+}  // namespace tally

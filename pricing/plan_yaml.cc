@@ -1,0 +1,624 @@
+#include "pricing/plan_yaml.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+
+#include "pricing/assert.h"
+#include "pricing/internal/yaml_reader.h"
+
+namespace tally {
+
+namespace {
+
+using internal::YamlReader;
+
+constexpr int kMaxRateDecimals = 9;
+
+bool IsPowerOfTen(int64_t n) {
+    if (n <= 0) return false;
+    while (n % 10 == 0) n /= 10;
+    return n == 1;
+}
+
+std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+class PlanParser {
+   public:
+    PlanParser(std::string_view file, UnitTable* units, Diagnostics* diagnostics)
+        : r_(std::string(file), diagnostics), units_(units) {}
+
+    std::optional<Plan> Parse(const YAML::Node& root) {
+        Plan plan;
+        plan.source_file = r_.file();
+        if (!r_.ExpectMap(root, "a plan file")) return std::nullopt;
+        r_.CheckKeys(root, "the plan", {"plan", "name", "versions"});
+        if (auto name = r_.Text(r_.Required(root, "plan", "the plan"), "plan")) plan.name = *name;
+        if (auto display = r_.Text(YamlReader::Optional(root, "name"), "name")) plan.display_name = *display;
+        if (plan.display_name.empty()) plan.display_name = plan.name;
+        YAML::Node versions = r_.Required(root, "versions", "the plan");
+        if (versions.IsDefined()) {
+            if (!versions.IsSequence() || versions.size() == 0) {
+                r_.Error(versions, "versions must be a list with at least one version");
+            } else {
+                for (const auto& v : versions) ParseVersion(v, &plan);
+                CheckVersionOrder(versions, plan);
+            }
+        }
+        if (r_.errors() > 0) return std::nullopt;
+        TALLY_ASSERT(!plan.versions.empty());
+        return plan;
+    }
+
+   private:
+    void ParseVersion(const YAML::Node& node, Plan* plan) {
+        PlanVersion v;
+        if (!r_.ExpectMap(node, "a version")) return;
+        r_.CheckKeys(node, "a version",
+                     {"version", "effective_from", "effective_until", "currency", "time_zone", "rounding",
+                      "rates_per", "tax_percent", "minimum_commitment", "custom_units", "models", "tiers",
+                      "free_quotas"});
+        if (auto id = r_.Text(r_.Required(node, "version", "a version"), "version")) v.id = *id;
+        if (auto t = r_.Time(r_.Required(node, "effective_from", "version " + v.id), "effective_from")) {
+            v.effective_from = *t;
+        }
+        YAML::Node until = YamlReader::Optional(node, "effective_until");
+        if (auto t = r_.Time(until, "effective_until")) {
+            v.effective_until = *t;
+            if (*t <= v.effective_from) {
+                r_.Error(until, "effective_until must be after effective_from in version " + v.id);
+            }
+        }
+        YAML::Node currency = r_.Required(node, "currency", "version " + v.id);
+        if (auto code = r_.Text(currency, "currency")) {
+            if (auto c = Currency::FromCode(*code)) {
+                v.currency = *c;
+            } else {
+                r_.Error(currency, "currency " + Quote(*code) + " is not an ISO 4217 code Tally knows (CNY, USD, ...)");
+            }
+        }
+        YAML::Node zone = r_.Required(node, "time_zone", "version " + v.id);
+        if (auto name = r_.Text(zone, "time_zone")) {
+            v.zone_name = *name;
+            v.zone = FindZone(*name);
+            if (v.zone == nullptr) {
+                r_.Error(zone, "time zone " + Quote(*name) + " is not an IANA zone name like Asia/Shanghai or UTC");
+            }
+        }
+        YAML::Node rounding = YamlReader::Optional(node, "rounding");
+        if (auto i = r_.Choice(rounding, "rounding", {"half_even", "half_up", "down", "up"})) {
+            v.rounding = static_cast<RoundingMode>(*i);
+        }
+        rates_per_ = 1'000'000;
+        YAML::Node per = YamlReader::Optional(node, "rates_per");
+        if (auto n = r_.Integer(per, "rates_per", 1)) {
+            if (IsPowerOfTen(*n)) {
+                rates_per_ = *n;
+            } else {
+                r_.Error(per, "rates_per must be a power of ten such as 1000 or 1000000");
+            }
+        }
+        YAML::Node tax = YamlReader::Optional(node, "tax_percent");
+        if (auto d = r_.NonNegative(tax, "tax_percent")) {
+            if (*d > Decimal::FromInt(100)) r_.Error(tax, "tax_percent must be between 0 and 100");
+            v.tax_percent = *d;
+        }
+        YAML::Node commitment = YamlReader::Optional(node, "minimum_commitment");
+        if (auto d = r_.NonNegative(commitment, "minimum_commitment")) v.minimum_commitment = *d;
+        custom_units_.clear();
+        YAML::Node custom = YamlReader::Optional(node, "custom_units");
+        if (custom.IsDefined()) {
+            if (!custom.IsSequence()) {
+                r_.Error(custom, "custom_units must be a list of unit names");
+            } else {
+                for (const auto& u : custom) {
+                    if (auto name = r_.Text(u, "custom unit")) custom_units_.push_back(*name);
+                }
+            }
+        }
+        YAML::Node models = r_.Required(node, "models", "version " + v.id);
+        if (models.IsDefined()) {
+            if (!models.IsMap() || models.size() == 0) {
+                r_.Error(models, "models must map each model name to its prices");
+            } else {
+                for (auto it = models.begin(); it != models.end(); ++it) {
+                    ModelPricing m;
+                    m.name = it->first.Scalar();
+                    ParseModel(it->second, &m);
+                    if (v.model_index.count(m.name) != 0) {
+                        r_.ErrorAt(it->first.Mark(), "model " + Quote(m.name) + " is priced twice in version " + v.id);
+                        continue;
+                    }
+                    v.model_index.emplace(m.name, static_cast<uint16_t>(v.models.size()));
+                    v.models.push_back(std::move(m));
+                }
+            }
+        }
+        YAML::Node tiers = YamlReader::Optional(node, "tiers");
+        if (tiers.IsDefined()) {
+            if (!tiers.IsSequence()) {
+                r_.Error(tiers, "tiers must be a list of tier rules");
+            } else {
+                for (const auto& t : tiers) ParseTierRule(t, &v);
+            }
+        }
+        YAML::Node quotas = YamlReader::Optional(node, "free_quotas");
+        if (quotas.IsDefined()) ParseFreeQuotas(quotas, r_, *units_, custom_units_, &v.free_quotas);
+        plan->versions.push_back(std::move(v));
+    }
+
+    void CheckVersionOrder(const YAML::Node& versions, const Plan& plan) {
+        for (size_t i = 1; i < plan.versions.size(); ++i) {
+            const auto& prev = plan.versions[i - 1];
+            const auto& cur = plan.versions[i];
+            YAML::Node node = versions[i];
+            if (cur.effective_from <= prev.effective_from) {
+                r_.Error(node, "version " + cur.id + " takes effect at " + FormatRfc3339(cur.effective_from) +
+                                   ", not after version " + prev.id + " (" + FormatRfc3339(prev.effective_from) +
+                                   "); list versions in the order they take effect");
+            }
+            if (prev.effective_until && *prev.effective_until > cur.effective_from) {
+                r_.Error(node, "version " + prev.id + " is still in force (effective_until " +
+                                   FormatRfc3339(*prev.effective_until) + ") when version " + cur.id + " starts");
+            }
+            if (prev.currency.valid() && cur.currency.valid() && !(prev.currency == cur.currency)) {
+                r_.Error(node, "version " + cur.id + " changes the currency from " +
+                                   std::string(prev.currency.code()) + " to " + std::string(cur.currency.code()) +
+                                   "; a plan keeps one currency (make a new plan instead)");
+            }
+            if (prev.id == cur.id) r_.Error(node, "two versions are both called " + Quote(cur.id));
+        }
+    }
+
+    std::optional<UnitId> Unit(const YAML::Node& node) {
+        std::string name = node.Scalar();
+        if (auto id = units_->Find(name)) {
+            if (*id < kNumStdUnits || UnitTable::IsKnownExtra(name) ||
+                std::find(custom_units_.begin(), custom_units_.end(), name) != custom_units_.end()) {
+                return id;
+            }
+        }
+        if (UnitTable::IsKnownExtra(name) ||
+            std::find(custom_units_.begin(), custom_units_.end(), name) != custom_units_.end()) {
+            auto id = units_->Intern(name);
+            if (!id) r_.Error(node, "too many different units across the plans (at most 24)");
+            return id;
+        }
+        r_.Error(node, "unknown unit " + Quote(name) +
+                           "; token units are input, cached_input, cache_write, cache_write_1h, output, "
+                           "reasoning; other units are images, video_seconds, tool_calls, "
+                           "cache_storage_token_hours, web_searches, audio_seconds, or one listed in custom_units");
+        return std::nullopt;
+    }
+
+    std::optional<Rate> ParseRate(const YAML::Node& node, std::string_view what) {
+        Rate rate;
+        rate.per = rates_per_;
+        YAML::Node price = node;
+        if (node.IsMap()) {
+            r_.CheckKeys(node, what, {"price", "per"});
+            price = r_.Required(node, "price", what);
+            YAML::Node per = YamlReader::Optional(node, "per");
+            if (auto n = r_.Integer(per, "per", 1)) {
+                if (!IsPowerOfTen(*n)) r_.Error(per, "per must be a power of ten such as 1, 1000 or 1000000");
+                rate.per = *n;
+            }
+        }
+        auto d = r_.NonNegative(price, std::string(what));
+        if (!d) return std::nullopt;
+        if (d->fraction_digits() > kMaxRateDecimals) {
+            r_.Error(price, std::string(what) + " " + d->ToString() + " has more than 9 decimal places");
+            return std::nullopt;
+        }
+        rate.price = *d;
+        return rate;
+    }
+
+    void ParseRates(const YAML::Node& node, std::string_view what, RateTable* table, ModelPricing* m) {
+        if (!node.IsDefined()) return;
+        if (!node.IsMap()) {
+            r_.Error(node, std::string(what) + " must map unit names to prices, e.g. {input: \"0.80\", output: \"8.00\"}");
+            return;
+        }
+        for (auto it = node.begin(); it != node.end(); ++it) {
+            auto unit = Unit(it->first);
+            if (!unit) continue;
+            auto rate = ParseRate(it->second, "the " + it->first.Scalar() + " rate");
+            if (!rate) continue;
+            (*table)[*unit] = rate;
+            m->priced_units |= 1u << *unit;
+            if (*unit == kUnitReasoning) m->prices_reasoning = true;
+        }
+    }
+
+    void ParseBand(const YAML::Node& node, ModelPricing* m, const std::string& where, bool shorthand) {
+        Band band;
+        if (!shorthand) {
+            r_.CheckKeys(node, "a band",
+                         {"from", "above", "up_to", "rates", "thinking_rates", "batch_rates", "output_conditions"});
+        }
+        if (auto n = r_.Integer(YamlReader::Optional(node, "up_to"), "up_to", 1)) band.up_to = *n;
+        YAML::Node rates = shorthand ? YamlReader::Optional(node, "rates") : r_.Required(node, "rates", "a band of " + where);
+        ParseRates(rates, "rates", &band.rates, m);
+        if (rates.IsDefined() && rates.IsMap()) {
+            if (!band.rates[kUnitInput]) r_.Error(rates, "the rates of " + where + " have no input price");
+            if (!band.rates[kUnitOutput]) r_.Error(rates, "the rates of " + where + " have no output price");
+        }
+        YAML::Node thinking = YamlReader::Optional(node, "thinking_rates");
+        ParseRates(thinking, "thinking_rates", &band.thinking_rates, m);
+        if (thinking.IsDefined()) m->prices_thinking = true;
+        ParseRates(YamlReader::Optional(node, "batch_rates"), "batch_rates", &band.batch_rates, m);
+        YAML::Node conditions = YamlReader::Optional(node, "output_conditions");
+        if (conditions.IsDefined()) {
+            if (!conditions.IsSequence()) {
+                r_.Error(conditions, "output_conditions must be a list");
+            } else {
+                int64_t prev = -1;
+                for (const auto& c : conditions) {
+                    OutputCondition oc;
+                    if (!r_.ExpectMap(c, "an output condition")) continue;
+                    r_.CheckKeys(c, "an output condition", {"up_to", "reasoning_counts", "rates"});
+                    YAML::Node up = r_.Required(c, "up_to", "an output condition");
+                    if (auto n = r_.Integer(up, "up_to", 0)) {
+                        oc.up_to = *n;
+                        if (oc.up_to <= prev) {
+                            r_.Error(up, "output conditions must have increasing up_to values");
+                        }
+                        prev = oc.up_to;
+                    }
+                    if (auto b = r_.Bool(YamlReader::Optional(c, "reasoning_counts"), "reasoning_counts")) {
+                        oc.reasoning_counts = *b;
+                    }
+                    ParseRates(r_.Required(c, "rates", "an output condition"), "rates", &oc.rates,
+                               m);
+                    band.output_conditions.push_back(std::move(oc));
+                }
+            }
+        }
+        m->bands.push_back(std::move(band));
+    }
+
+    void ParseModel(const YAML::Node& node, ModelPricing* m) {
+        std::string where = "model " + Quote(m->name);
+        if (!r_.ExpectMap(node, where)) return;
+        r_.CheckKeys(node, where,
+                     {"band_by", "band_pricing", "above_top_band", "rates", "thinking_rates", "batch_rates",
+                      "output_conditions", "bands", "windows", "batch"});
+        if (auto i = r_.Choice(YamlReader::Optional(node, "band_by"), "band_by", {"prompt", "uncached_input"})) {
+            m->band_by = static_cast<BandBy>(*i);
+        }
+        if (auto i = r_.Choice(YamlReader::Optional(node, "band_pricing"), "band_pricing",
+                               {"whole_call", "graduated"})) {
+            m->band_mode = static_cast<BandMode>(*i);
+        }
+        if (auto i = r_.Choice(YamlReader::Optional(node, "above_top_band"), "above_top_band",
+                               {"reject", "bill_at_top_band"})) {
+            m->above_top = static_cast<AboveTop>(*i);
+        }
+        YAML::Node bands = YamlReader::Optional(node, "bands");
+        YAML::Node rates = YamlReader::Optional(node, "rates");
+        if (bands.IsDefined() == rates.IsDefined()) {
+            r_.Error(node, where + " needs either 'rates' (one price for every call) or 'bands', not " +
+                               (bands.IsDefined() ? "both" : "neither"));
+            return;
+        }
+        if (rates.IsDefined()) {
+            ParseBand(node, m, where, /*shorthand=*/true);
+            m->bands.back().up_to = std::numeric_limits<int64_t>::max();
+        } else if (!bands.IsSequence() || bands.size() == 0) {
+            r_.Error(bands, "bands must be a list with at least one band");
+        } else {
+            for (size_t i = 0; i < bands.size(); ++i) {
+                const YAML::Node& b = bands[i];
+                if (!r_.ExpectMap(b, "a band")) continue;
+                std::string band_where = where + " band " + std::to_string(i + 1);
+                ParseBand(b, m, band_where, /*shorthand=*/false);
+                CheckBandBounds(b, *m, i, bands.size());
+            }
+        }
+        YAML::Node windows = YamlReader::Optional(node, "windows");
+        if (windows.IsDefined()) {
+            if (!windows.IsSequence()) {
+                r_.Error(windows, "windows must be a list");
+            } else {
+                for (const auto& w : windows) ParseWindow(w, m);
+            }
+        }
+        YAML::Node batch = YamlReader::Optional(node, "batch");
+        bool has_batch_rates = std::any_of(m->bands.begin(), m->bands.end(), [](const Band& b) {
+            return std::any_of(b.batch_rates.begin(), b.batch_rates.end(), [](const auto& r) { return r.has_value(); });
+        });
+        if (batch.IsDefined()) {
+            m->batch.priced = true;
+            if (r_.ExpectMap(batch, "batch")) {
+                r_.CheckKeys(batch, "batch", {"multiplier", "cache_hits"});
+                YAML::Node mult = YamlReader::Optional(batch, "multiplier");
+                if (auto d = r_.NonNegative(mult, "batch multiplier")) m->batch.multiplier = *d;
+                if (auto i = r_.Choice(YamlReader::Optional(batch, "cache_hits"), "cache_hits",
+                                       {"discounted", "full_cache_rate", "not_combined"})) {
+                    m->batch.cache_hits = static_cast<BatchCache>(*i);
+                }
+                if (!mult.IsDefined() && !has_batch_rates) {
+                    r_.Error(batch, where + " prices batch calls but gives neither a batch multiplier nor batch_rates");
+                }
+            }
+        } else if (has_batch_rates) {
+            m->batch.priced = true;
+        }
+    }
+
+    void CheckBandBounds(const YAML::Node& node, const ModelPricing& m, size_t i, size_t count) {
+        const Band& band = m.bands.back();
+        YAML::Node up = YamlReader::Optional(node, "up_to");
+        if (!up.IsDefined() && i + 1 < count) {
+            r_.Error(node, "band " + std::to_string(i + 1) + " of model " + Quote(m.name) +
+                               " has no up_to; only the last band may be open-ended");
+        }
+        int64_t expected_above = i == 0 ? -1 : m.bands[m.bands.size() - 2].up_to;
+        YAML::Node from = YamlReader::Optional(node, "from");
+        YAML::Node above = YamlReader::Optional(node, "above");
+        if (from.IsDefined() && above.IsDefined()) {
+            r_.Error(node, "a band takes 'from' (inclusive) or 'above' (exclusive), not both");
+            return;
+        }
+        std::optional<int64_t> starts_above;
+        if (auto f = r_.Integer(from, "from", 0)) starts_above = *f - 1;
+        if (auto a = r_.Integer(above, "above", 0)) starts_above = *a;
+        if (starts_above) {
+            std::string prev_end = i == 0 ? "0" : std::to_string(expected_above);
+            if (*starts_above > expected_above) {
+                r_.Error(from.IsDefined() ? from : above,
+                         "gap between bands " + prev_end + " and " + std::to_string(*starts_above) + " of model " +
+                             Quote(m.name) + ": calls with " + std::to_string(expected_above + 1) + " to " +
+                             std::to_string(*starts_above) + " tokens would have no price");
+            } else if (*starts_above < expected_above) {
+                r_.Error(from.IsDefined() ? from : above,
+                         "bands overlap in model " + Quote(m.name) + ": band " + std::to_string(i + 1) +
+                             " starts at " + std::to_string(*starts_above + 1) + " but the band before it ends at " +
+                             prev_end);
+            }
+        }
+        if (i > 0 && band.up_to <= expected_above) {
+            r_.Error(up, "band " + std::to_string(i + 1) + " of model " + Quote(m.name) + " ends at " +
+                             std::to_string(band.up_to) + ", not above the band before it (" +
+                             std::to_string(expected_above) + "); list bands from the smallest up");
+        }
+    }
+
+    void ParseWindow(const YAML::Node& node, ModelPricing* m) {
+        Window w;
+        if (!r_.ExpectMap(node, "a time window")) return;
+        r_.CheckKeys(node, "a time window", {"name", "time_zone", "start", "end", "weekdays", "multiplier", "rates"});
+        if (auto n = r_.Text(r_.Required(node, "name", "a time window"), "name")) w.name = *n;
+        YAML::Node zone = YamlReader::Optional(node, "time_zone");
+        w.zone_name = "";
+        if (auto z = r_.Text(zone, "time_zone")) {
+            w.zone_name = *z;
+            w.zone = FindZone(*z);
+            if (w.zone == nullptr) r_.Error(zone, "time zone " + Quote(*z) + " is not an IANA zone name");
+        }
+        YAML::Node start = r_.Required(node, "start", "window " + Quote(w.name));
+        YAML::Node end = r_.Required(node, "end", "window " + Quote(w.name));
+        if (auto s = r_.Text(start, "start")) {
+            if (auto mins = ParseClockMinutes(*s); mins && *mins < 1440) {
+                w.start_minute = *mins;
+            } else {
+                r_.Error(start, "window start " + Quote(*s) + " is not a time of day like 08:30");
+            }
+        }
+        if (auto e = r_.Text(end, "end")) {
+            if (auto mins = ParseClockMinutes(*e)) {
+                w.end_minute = *mins % 1440;
+            } else {
+                r_.Error(end, "window end " + Quote(*e) + " is not a time of day like 00:30 (24:00 is allowed)");
+            }
+        }
+        if (start.IsDefined() && end.IsDefined() && w.start_minute == w.end_minute) {
+            r_.Error(end, "window " + Quote(w.name) + " starts and ends at the same time; a window covers part of a day");
+        }
+        YAML::Node days = YamlReader::Optional(node, "weekdays");
+        if (days.IsDefined()) {
+            if (!days.IsSequence() || days.size() == 0) {
+                r_.Error(days, "weekdays must be a list such as [mon, tue, wed, thu, fri]");
+            } else {
+                w.weekdays = 0;
+                for (const auto& d : days) {
+                    if (auto i = r_.Choice(d, "weekday", {"mon", "tue", "wed", "thu", "fri", "sat", "sun"})) {
+                        w.weekdays = static_cast<uint8_t>(w.weekdays | (1u << *i));
+                    }
+                }
+            }
+        }
+        YAML::Node mult = YamlReader::Optional(node, "multiplier");
+        YAML::Node rates = YamlReader::Optional(node, "rates");
+        if (mult.IsDefined() == rates.IsDefined()) {
+            r_.Error(node, "window " + Quote(w.name) + " needs either a multiplier or its own rates, not " +
+                               (mult.IsDefined() ? "both" : "neither"));
+        }
+        if (auto d = r_.NonNegative(mult, "window multiplier")) w.multiplier = *d;
+        ParseRates(rates, "window rates", &w.rates, m);
+        for (const auto& other : m->windows) {
+            if (other.name == w.name) r_.Error(node, "two windows are both called " + Quote(w.name));
+        }
+        m->windows.push_back(std::move(w));
+    }
+
+    void ParseTierRule(const YAML::Node& node, PlanVersion* v) {
+        TierRule rule;
+        if (!r_.ExpectMap(node, "a tier rule")) return;
+        r_.CheckKeys(node, "a tier rule", {"name", "models", "units", "aggregate", "mode", "tiers"});
+        if (auto n = r_.Text(r_.Required(node, "name", "a tier rule"), "name")) rule.name = *n;
+        ParseNameList(YamlReader::Optional(node, "models"), "models", &rule.models);
+        ParseUnitList(YamlReader::Optional(node, "units"), &rule.units);
+        if (auto i = r_.Choice(YamlReader::Optional(node, "aggregate"), "aggregate",
+                               {"per_model_and_unit", "per_model"})) {
+            rule.aggregate = static_cast<TierAggregate>(*i);
+        }
+        if (auto i = r_.Choice(r_.Required(node, "mode", "tier rule " + Quote(rule.name)), "mode",
+                               {"graduated", "volume"})) {
+            rule.mode = static_cast<TierMode>(*i);
+        }
+        YAML::Node tiers = r_.Required(node, "tiers", "tier rule " + Quote(rule.name));
+        if (tiers.IsDefined()) {
+            if (!tiers.IsSequence() || tiers.size() == 0) {
+                r_.Error(tiers, "tiers must be a list with at least one tier");
+            } else {
+                int64_t prev = 0;
+                for (size_t i = 0; i < tiers.size(); ++i) {
+                    const YAML::Node& t = tiers[i];
+                    Tier tier;
+                    if (!r_.ExpectMap(t, "a tier")) continue;
+                    r_.CheckKeys(t, "a tier", {"up_to", "multiplier", "rate"});
+                    YAML::Node up = YamlReader::Optional(t, "up_to");
+                    if (auto n = r_.Integer(up, "up_to", 1)) {
+                        tier.up_to = *n;
+                        if (tier.up_to <= prev) r_.Error(up, "tier bounds must increase from one tier to the next");
+                        prev = tier.up_to;
+                    } else if (!up.IsDefined() && i + 1 < tiers.size()) {
+                        r_.Error(t, "only the last tier may be open-ended (no up_to)");
+                    }
+                    if (up.IsDefined() && i + 1 == tiers.size()) {
+                        r_.Error(up, "the last tier must be open-ended (no up_to), so that every quantity has a price");
+                    }
+                    YAML::Node mult = YamlReader::Optional(t, "multiplier");
+                    YAML::Node rate = YamlReader::Optional(t, "rate");
+                    if (mult.IsDefined() == rate.IsDefined()) {
+                        r_.Error(t, "a tier needs either a multiplier or a rate, not " +
+                                        std::string(mult.IsDefined() ? "both" : "neither"));
+                    }
+                    if (auto d = r_.NonNegative(mult, "tier multiplier")) tier.multiplier = *d;
+                    if (rate.IsDefined()) {
+                        tier.rate = ParseRate(rate, "the tier rate");
+                        if (rule.aggregate == TierAggregate::kPerModel) {
+                            r_.Error(rate, "a tier rate needs aggregate: per_model_and_unit; a per_model tier mixes "
+                                           "units of different prices, so it takes multipliers");
+                        }
+                    }
+                    rule.tiers.push_back(tier);
+                }
+            }
+        }
+        v->tiers.push_back(std::move(rule));
+    }
+
+    void ParseNameList(const YAML::Node& node, std::string_view what, std::vector<std::string>* out) {
+        if (!node.IsDefined()) return;
+        if (!node.IsSequence()) {
+            r_.Error(node, std::string(what) + " must be a list");
+            return;
+        }
+        for (const auto& n : node) {
+            if (auto t = r_.Text(n, what)) out->push_back(*t);
+        }
+    }
+
+    void ParseUnitList(const YAML::Node& node, std::vector<UnitId>* out) {
+        if (!node.IsDefined()) return;
+        if (!node.IsSequence()) {
+            r_.Error(node, "units must be a list of unit names");
+            return;
+        }
+        for (const auto& n : node) {
+            if (!n.IsScalar()) {
+                r_.Error(n, "a unit must be a name");
+            } else if (auto id = Unit(n)) {
+                out->push_back(*id);
+            }
+        }
+    }
+
+   public:
+    // Shared with the subscription parser through ParseFreeQuotas below.
+    static void ParseFreeQuotas(const YAML::Node& node, YamlReader& r, UnitTable& units,
+                                const std::vector<std::string>& custom_units, std::vector<FreeQuota>* out);
+
+   private:
+    YamlReader r_;
+    UnitTable* units_;
+    int64_t rates_per_ = 1'000'000;
+    std::vector<std::string> custom_units_;
+};
+
+void PlanParser::ParseFreeQuotas(const YAML::Node& node, YamlReader& r, UnitTable& units,
+                                 const std::vector<std::string>& custom_units, std::vector<FreeQuota>* out) {
+    if (!node.IsSequence()) {
+        r.Error(node, "free_quotas must be a list");
+        return;
+    }
+    for (const auto& q : node) {
+        FreeQuota quota;
+        if (!r.ExpectMap(q, "a free quota")) continue;
+        r.CheckKeys(q, "a free quota", {"name", "models", "units", "tokens"});
+        if (auto n = r.Text(r.Required(q, "name", "a free quota"), "name")) quota.name = *n;
+        YAML::Node models = YamlReader::Optional(q, "models");
+        if (models.IsDefined()) {
+            if (!models.IsSequence()) {
+                r.Error(models, "models must be a list");
+            } else {
+                for (const auto& m : models) {
+                    if (auto t = r.Text(m, "model")) quota.models.push_back(*t);
+                }
+            }
+        }
+        YAML::Node unit_list = YamlReader::Optional(q, "units");
+        if (unit_list.IsDefined()) {
+            if (!unit_list.IsSequence()) {
+                r.Error(unit_list, "units must be a list");
+            } else {
+                for (const auto& u : unit_list) {
+                    std::string name = u.IsScalar() ? u.Scalar() : "";
+                    auto id = units.Find(name);
+                    bool declared = UnitTable::IsKnownExtra(name) ||
+                                    std::find(custom_units.begin(), custom_units.end(), name) != custom_units.end();
+                    if (!id && declared) id = units.Intern(name);
+                    if (!id) {
+                        r.Error(u, "unknown unit '" + name + "' in a free quota");
+                    } else {
+                        quota.units.push_back(*id);
+                    }
+                }
+            }
+        }
+        if (auto n = r.Integer(r.Required(q, "tokens", "free quota '" + quota.name + "'"), "tokens", 0)) {
+            quota.tokens = *n;
+        }
+        out->push_back(std::move(quota));
+    }
+}
+
+}  // namespace
+
+namespace internal {
+void ParseFreeQuotaList(const YAML::Node& node, YamlReader& r, UnitTable& units, std::vector<FreeQuota>* out) {
+    PlanParser::ParseFreeQuotas(node, r, units, {}, out);
+}
+}  // namespace internal
+
+std::optional<Plan> ParsePlan(std::string_view text, std::string_view file_name, UnitTable* units,
+                              Diagnostics* diagnostics) {
+    TALLY_ASSERT(units != nullptr);
+    TALLY_ASSERT(diagnostics != nullptr);
+    YAML::Node root;
+    try {
+        root = YAML::Load(std::string(text));
+    } catch (const YAML::Exception& e) {
+        diagnostics->push_back({std::string(file_name), e.mark.line + 1, e.mark.column + 1,
+                                "not valid YAML: " + e.msg});
+        return std::nullopt;
+    }
+    // A copy of the unit table: units interned by a plan that fails are not kept.
+    UnitTable scratch = *units;
+    PlanParser parser(file_name, &scratch, diagnostics);
+    std::optional<Plan> plan;
+    try {
+        plan = parser.Parse(root);
+    } catch (const YAML::Exception& e) {
+        diagnostics->push_back({std::string(file_name), e.mark.line + 1, e.mark.column + 1,
+                                "unexpected structure: " + e.msg});
+        return std::nullopt;
+    }
+    if (plan) *units = scratch;
+    return plan;
+}
+
+}  // namespace tally

@@ -1,0 +1,277 @@
+#include "pricing/rater.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "pricing/assert.h"
+
+namespace tally {
+
+namespace {
+
+uint64_t Mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+int32_t HourOf(Instant t) {
+    int64_t ms = t.time_since_epoch().count();
+    int64_t h = ms >= 0 ? ms / 3'600'000 : -((-ms + 3'599'999) / 3'600'000);
+    return static_cast<int32_t>(h);
+}
+
+RateOutcome Reject(std::string reason) { return {RateStatus::kRejected, std::move(reason)}; }
+
+}  // namespace
+
+size_t RollupKeyHash::operator()(const RollupKey& k) const noexcept {
+    uint64_t words[2];
+    std::memcpy(words, &k.cell, sizeof words);
+    uint64_t third = (static_cast<uint64_t>(static_cast<uint32_t>(k.period)) << 32) | static_cast<uint32_t>(k.hour);
+    return static_cast<size_t>(Mix(words[0] ^ Mix(words[1] ^ Mix(third))));
+}
+
+Rater::Rater(const Catalog& catalog, const std::vector<Subscription>& subscriptions, std::string default_plan,
+             PeriodRule period)
+    : catalog_(catalog), default_plan_name_(std::move(default_plan)), period_(period) {
+    default_plan_ = catalog_.PlanIndex(default_plan_name_);
+    TALLY_ASSERT(default_plan_ >= 0);
+    for (const auto& s : subscriptions) {
+        TALLY_ASSERT(catalog_.PlanIndex(s.plan) >= 0);
+        subscriptions_.emplace(s.customer, &s);
+    }
+    scratch_.reserve(kMaxBands);
+}
+
+uint32_t Rater::CustomerIndex(const std::string& subject) {
+    if (last_customer_ != UINT32_MAX && customer_ids_[last_customer_] == subject) return last_customer_;
+    auto it = customer_index_.find(subject);
+    if (it == customer_index_.end()) {
+        auto index = static_cast<uint32_t>(customer_ids_.size());
+        it = customer_index_.emplace(subject, index).first;
+        customer_ids_.push_back(subject);
+        auto sub = subscriptions_.find(subject);
+        const Subscription* s = sub == subscriptions_.end() ? nullptr : sub->second;
+        customer_subs_.push_back(s);
+        int plan = s != nullptr ? catalog_.PlanIndex(s->plan) : default_plan_;
+        customer_plans_.push_back(static_cast<uint16_t>(plan));
+    }
+    last_customer_ = it->second;
+    return it->second;
+}
+
+ZoneClock& Rater::Clock(const date::time_zone* zone) {
+    for (auto& [z, clock] : clocks_) {
+        if (z == zone) return clock;
+    }
+    clocks_.emplace_back(zone, ZoneClock(zone));
+    return clocks_.back().second;
+}
+
+RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
+    parts->clear();
+    // The decoder guarantees these; a caller that builds events by hand may not.
+    if (e.input_tokens < 0 || e.output_tokens < 0 || e.cached_input_tokens < 0 || e.cache_write_tokens < 0 ||
+        e.cache_write_1h_tokens < 0 || e.reasoning_tokens < 0) {
+        return Reject("a token count is negative");
+    }
+    int64_t uncached = e.input_tokens - e.cached_input_tokens - e.cache_write_tokens - e.cache_write_1h_tokens;
+    if (uncached < 0) {
+        return Reject("cached_input_tokens + cache_write_tokens exceed input_tokens (" +
+                      std::to_string(e.input_tokens) + ")");
+    }
+    if (e.reasoning_tokens > e.output_tokens) {
+        return Reject("reasoning_tokens (" + std::to_string(e.reasoning_tokens) + ") exceed output_tokens (" +
+                      std::to_string(e.output_tokens) + ")");
+    }
+
+    if (!period_.monthly() && (e.time < *period_.from || (period_.to && e.time >= *period_.to))) {
+        return {RateStatus::kOutsidePeriod, {}};
+    }
+    uint32_t customer = CustomerIndex(e.subject);
+    uint16_t plan_index = customer_plans_[customer];
+    const Plan& plan = catalog_.plans[plan_index];
+    int version_index = plan.VersionIndexAt(e.time);
+    if (version_index < 0) {
+        return Reject("plan " + plan.name + " has no version in force at " + FormatRfc3339(e.time));
+    }
+    const PlanVersion& v = plan.versions[static_cast<size_t>(version_index)];
+    auto mi = v.model_index.find(e.model);
+    if (mi == v.model_index.end()) {
+        return Reject("model '" + e.model + "' has no price in plan " + plan.name + " version " + v.id);
+    }
+    const ModelPricing& m = v.models[mi->second];
+
+    RollupKey base;
+    base.cell.customer = customer;
+    base.cell.plan = plan_index;
+    base.cell.version = static_cast<uint16_t>(version_index);
+    base.cell.model = mi->second;
+    base.hour = HourOf(e.time);
+    if (period_.monthly()) {
+        LocalTime lt = Clock(v.zone).Local(e.time);
+        base.period = MonthId(lt.year, lt.month);
+    }
+    if (!m.windows.empty()) {
+        for (size_t i = 0; i < m.windows.size(); ++i) {
+            const Window& w = m.windows[i];
+            LocalTime lt = Clock(w.zone != nullptr ? w.zone : v.zone).Local(e.time);
+            if (w.Contains(lt)) {
+                base.cell.window = static_cast<uint8_t>(i);
+                break;
+            }
+        }
+    }
+    bool batch = e.batch && m.batch.priced;
+    if (batch) base.cell.flags |= kFlagBatch;
+    if (e.thinking && m.prices_thinking) base.cell.flags |= kFlagThinking;
+
+    // Quantities per unit.
+    Quantities q{};
+    q[kUnitInput] = uncached;
+    q[kUnitCachedInput] = e.cached_input_tokens;
+    q[kUnitCacheWrite] = e.cache_write_tokens;
+    q[kUnitCacheWrite1h] = e.cache_write_1h_tokens;
+    if (batch && m.batch.cache_hits == BatchCache::kNotCombined) {
+        q[kUnitInput] = e.input_tokens;  // no cache price for batch calls
+        q[kUnitCachedInput] = q[kUnitCacheWrite] = q[kUnitCacheWrite1h] = 0;
+    }
+    if (m.prices_reasoning) {
+        q[kUnitOutput] = e.output_tokens - e.reasoning_tokens;
+        q[kUnitReasoning] = e.reasoning_tokens;
+    } else {
+        q[kUnitOutput] = e.output_tokens;
+    }
+    for (const auto& extra : e.extras) {
+        auto id = catalog_.units.Find(extra.name);
+        if (id && *id >= kNumStdUnits && (m.priced_units & (1u << *id)) != 0) {
+            if (extra.value < 0) return Reject(extra.name + " is negative");
+            q[*id] = CheckedAdd(q[*id], extra.value);
+        }
+    }
+
+    // Band selection.
+    int64_t selector = m.band_by == BandBy::kPrompt ? e.input_tokens : uncached;
+    size_t band = 0;
+    while (band < m.bands.size() && selector > m.bands[band].up_to) ++band;
+    if (band == m.bands.size()) {
+        if (m.above_top == AboveTop::kReject) {
+            return Reject("the prompt has " + std::to_string(selector) + (m.band_by == BandBy::kPrompt ? "" : " uncached") +
+                          " input tokens, above the top band of model " + m.name + " (" +
+                          std::to_string(m.bands.back().up_to) + ")");
+        }
+        band = m.bands.size() - 1;
+    }
+
+    auto condition_for = [&](size_t b) -> uint8_t {
+        const Band& bd = m.bands[b];
+        for (size_t c = 0; c < bd.output_conditions.size(); ++c) {
+            const OutputCondition& oc = bd.output_conditions[c];
+            int64_t out = oc.reasoning_counts ? e.output_tokens : e.output_tokens - e.reasoning_tokens;
+            if (out <= oc.up_to) return static_cast<uint8_t>(c);
+        }
+        return kNone;
+    };
+
+    if (m.band_mode == BandMode::kWholeCall || m.bands.size() == 1) {
+        RatedPart part{base, q};
+        part.key.cell.band = static_cast<uint8_t>(band);
+        part.key.cell.condition = condition_for(band);
+        parts->push_back(part);
+        return {};
+    }
+
+    // Graduated: slice the band-selecting tokens over the bands, in prompt
+    // order (cache hits are a prefix, so they come first); everything else
+    // prices at the band the call reaches.
+    static constexpr std::array<UnitId, 4> kPromptOrder = {kUnitCachedInput, kUnitCacheWrite, kUnitCacheWrite1h,
+                                                          kUnitInput};
+    Quantities rest = q;
+    int64_t lower = 0;
+    for (size_t b = 0; b <= band; ++b) {
+        int64_t capacity = b == band ? INT64_MAX : m.bands[b].up_to - lower;
+        lower = m.bands[b].up_to;
+        RatedPart part{base, {}};
+        part.key.cell.band = static_cast<uint8_t>(b);
+        for (UnitId u : kPromptOrder) {
+            if (m.band_by == BandBy::kUncached && u != kUnitInput) continue;
+            int64_t take = std::min(rest[u], capacity);
+            part.quantities[u] = take;
+            rest[u] -= take;
+            capacity -= take;
+        }
+        if (b == band) {
+            for (int u = 0; u < kMaxUnits; ++u) part.quantities[static_cast<size_t>(u)] += rest[static_cast<size_t>(u)];
+            part.key.cell.condition = condition_for(b);
+        }
+        parts->push_back(part);
+    }
+    return {};
+}
+
+RateOutcome Rater::Add(const Event& e) {
+    RateOutcome outcome = Classify(e, &scratch_);
+    if (outcome.status == RateStatus::kRated) AddParts(scratch_, 1);
+    return outcome;
+}
+
+void Rater::AddParts(const std::vector<RatedPart>& parts, int64_t calls) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+        const RatedPart& p = parts[i];
+        auto [it, inserted] = rollups_.try_emplace(p.key);
+        RollupRow& row = it->second;
+        if (inserted) row.key = p.key;
+        for (size_t u = 0; u < kMaxUnits; ++u) row.quantities[u] = CheckedAdd(row.quantities[u], p.quantities[u]);
+        if (i == parts.size() - 1) row.calls = CheckedAdd(row.calls, calls);  // a call counts once
+    }
+}
+
+std::vector<Rollup> Rater::Rollups() const {
+    std::vector<Rollup> out;
+    out.reserve(rollups_.size());
+    for (const auto& [key, row] : rollups_) {
+        Rollup r;
+        r.customer = customer_ids_[key.cell.customer];
+        r.cell = key.cell;
+        r.cell.customer = 0;
+        r.period = key.period;
+        r.hour = key.hour;
+        r.quantities = row.quantities;
+        r.calls = row.calls;
+        out.push_back(std::move(r));
+    }
+    CanonicalizeRollups(&out);
+    return out;
+}
+
+void CanonicalizeRollups(std::vector<Rollup>* rollups) {
+    auto less = [](const Rollup& a, const Rollup& b) {
+        if (a.customer != b.customer) return a.customer < b.customer;
+        if (a.period != b.period) return a.period < b.period;
+        if (a.hour != b.hour) return a.hour < b.hour;
+        return a.cell < b.cell;
+    };
+    auto same = [](const Rollup& a, const Rollup& b) {
+        return a.customer == b.customer && a.period == b.period && a.hour == b.hour && a.cell == b.cell;
+    };
+    std::sort(rollups->begin(), rollups->end(), less);
+    std::vector<Rollup> merged;
+    merged.reserve(rollups->size());
+    for (auto& r : *rollups) {
+        if (!merged.empty() && same(merged.back(), r)) {
+            for (size_t u = 0; u < kMaxUnits; ++u) {
+                merged.back().quantities[u] = CheckedAdd(merged.back().quantities[u], r.quantities[u]);
+            }
+            merged.back().calls = CheckedAdd(merged.back().calls, r.calls);
+        } else {
+            merged.push_back(std::move(r));
+        }
+    }
+    *rollups = std::move(merged);
+}
+
+}  // namespace tally

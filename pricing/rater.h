@@ -1,0 +1,148 @@
+// Per-event rating: classification of one call into rate cells and
+// quantities, and their summation into hourly rollups (DESIGN.md, Rating).
+//
+// Classification depends only on the event, the plans and the
+// subscriptions, and summation is addition of integers, so the rollups of
+// a set of events do not depend on the order or batching of the events.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "pricing/event.h"
+#include "pricing/plan.h"
+#include "pricing/subscription.h"
+
+namespace tally {
+
+constexpr uint8_t kNone = 0xff;  // no output condition / no window
+constexpr uint8_t kFlagBatch = 1;
+constexpr uint8_t kFlagThinking = 2;
+constexpr size_t kMaxBands = 16;
+
+// What selects a rate: customer, plan version, model and the conditions of
+// the call. Indices refer to the Rater's customer table and the Catalog.
+struct CellKey {
+    uint32_t customer = 0;
+    uint16_t plan = 0;
+    uint16_t version = 0;
+    uint16_t model = 0;
+    uint8_t band = 0;
+    uint8_t condition = kNone;  // output condition within the band
+    uint8_t window = kNone;     // time window
+    uint8_t flags = 0;          // kFlagBatch | kFlagThinking
+    uint8_t pad[2] = {0, 0};
+
+    friend bool operator==(const CellKey&, const CellKey&) = default;
+    friend auto operator<=>(const CellKey&, const CellKey&) = default;
+};
+static_assert(sizeof(CellKey) == 16, "CellKey is packed into two words for hashing");
+
+struct RollupKey {
+    CellKey cell;
+    int32_t period = 0;  // billing period id (MonthId, or 0 for an explicit period)
+    int32_t hour = 0;    // UTC hours since the epoch
+
+    friend bool operator==(const RollupKey&, const RollupKey&) = default;
+};
+
+struct RollupKeyHash {
+    size_t operator()(const RollupKey& k) const noexcept;
+};
+
+using Quantities = std::array<int64_t, kMaxUnits>;
+
+struct RollupRow {
+    RollupKey key;
+    Quantities quantities{};
+    int64_t calls = 0;
+};
+
+// A rollup row that stands on its own: the customer by id, not by a Rater's
+// index. This is what is summed across batches and stored.
+struct Rollup {
+    std::string customer;
+    CellKey cell;  // cell.customer is unused (0)
+    int32_t period = 0;
+    int32_t hour = 0;
+    Quantities quantities{};
+    int64_t calls = 0;
+};
+
+// Orders rollups by (customer, period, hour, cell) and sums rows with equal
+// keys: the canonical form, equal for equal sets of events.
+void CanonicalizeRollups(std::vector<Rollup>* rollups);
+
+// How events are assigned to billing periods.
+struct PeriodRule {
+    // Without bounds: calendar months in the zone of the plan version.
+    std::optional<Instant> from;  // inclusive
+    std::optional<Instant> to;    // exclusive
+    bool monthly() const { return !from.has_value(); }
+};
+
+enum class RateStatus : uint8_t { kRated, kRejected, kOutsidePeriod };
+
+struct RateOutcome {
+    RateStatus status = RateStatus::kRated;
+    std::string reason;  // for kRejected: a sentence naming the field and value
+};
+
+// One part of a rated call: graduated band pricing splits a call into one
+// part per band it reaches; every other call is one part.
+struct RatedPart {
+    RollupKey key;
+    Quantities quantities{};
+};
+
+class Rater {
+   public:
+    // Customers not in `subscriptions` are on `default_plan` (a plan name in
+    // the catalog). The catalog and subscriptions must outlive the Rater.
+    Rater(const Catalog& catalog, const std::vector<Subscription>& subscriptions, std::string default_plan,
+          PeriodRule period);
+
+    // Classifies `event` into parts (returned through `parts`, reused).
+    RateOutcome Classify(const Event& event, std::vector<RatedPart>* parts);
+    // Classifies and adds to the rollups.
+    RateOutcome Add(const Event& event);
+    // Adds already-classified parts (the rollups of another Rater on the
+    // same catalog and customers, e.g. another batch).
+    void AddParts(const std::vector<RatedPart>& parts, int64_t calls);
+
+    // Rollups in canonical order (see CanonicalizeRollups).
+    std::vector<Rollup> Rollups() const;
+    size_t row_count() const { return rollups_.size(); }
+
+    const std::string& CustomerId(uint32_t index) const { return customer_ids_[index]; }
+    const Subscription* CustomerSubscription(uint32_t index) const { return customer_subs_[index]; }
+    uint16_t CustomerPlan(uint32_t index) const { return customer_plans_[index]; }
+    const Catalog& catalog() const { return catalog_; }
+    const PeriodRule& period_rule() const { return period_; }
+
+   private:
+    uint32_t CustomerIndex(const std::string& subject);
+    ZoneClock& Clock(const date::time_zone* zone);
+
+    const Catalog& catalog_;
+    std::unordered_map<std::string, const Subscription*> subscriptions_;
+    int default_plan_ = -1;
+    std::string default_plan_name_;
+    PeriodRule period_;
+
+    std::unordered_map<std::string, uint32_t> customer_index_;
+    std::vector<std::string> customer_ids_;
+    std::vector<const Subscription*> customer_subs_;
+    std::vector<uint16_t> customer_plans_;
+    uint32_t last_customer_ = UINT32_MAX;
+
+    std::vector<std::pair<const date::time_zone*, ZoneClock>> clocks_;
+    std::vector<RatedPart> scratch_;
+    std::unordered_map<RollupKey, RollupRow, RollupKeyHash> rollups_;
+};
+
+}  // namespace tally

@@ -1,0 +1,146 @@
+#include "pricing/subscription.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+#include "pricing/assert.h"
+#include "pricing/internal/yaml_reader.h"
+
+namespace tally {
+
+namespace internal {
+void ParseFreeQuotaList(const YAML::Node& node, YamlReader& r, UnitTable& units, std::vector<FreeQuota>* out);
+}
+
+namespace {
+
+using internal::YamlReader;
+
+void ParseModels(YamlReader& r, const YAML::Node& node, std::vector<std::string>* out) {
+    if (!node.IsDefined()) return;
+    if (!node.IsSequence()) {
+        r.Error(node, "models must be a list of model names");
+        return;
+    }
+    for (const auto& m : node) {
+        if (auto t = r.Text(m, "model")) out->push_back(*t);
+    }
+}
+
+std::optional<Decimal> Percent(YamlReader& r, const YAML::Node& node) {
+    auto d = r.NonNegative(node, "percent");
+    if (d && *d > Decimal::FromInt(100)) {
+        r.Error(node, "percent must be between 0 and 100, not " + d->ToString());
+        return std::nullopt;
+    }
+    return d;
+}
+
+Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
+    Subscription s;
+    r.CheckKeys(node, "a subscription",
+                {"customer", "name", "plan", "discounts", "coupons", "minimum_commitment", "grants", "free_quotas"});
+    if (auto c = r.Text(r.Required(node, "customer", "a subscription"), "customer")) s.customer = *c;
+    if (auto n = r.Text(YamlReader::Optional(node, "name"), "name")) s.customer_name = *n;
+    YAML::Node plan = r.Required(node, "plan", "subscription of " + s.customer);
+    if (auto p = r.Text(plan, "plan")) {
+        s.plan = *p;
+        if (catalog->PlanIndex(*p) < 0) r.Error(plan, "no plan called '" + *p + "' was loaded");
+    }
+    YAML::Node discounts = YamlReader::Optional(node, "discounts");
+    if (discounts.IsDefined()) {
+        if (!discounts.IsSequence()) r.Error(discounts, "discounts must be a list");
+        for (const auto& d : discounts.IsSequence() ? discounts : YAML::Node()) {
+            PercentDiscount pd;
+            if (!r.ExpectMap(d, "a discount")) continue;
+            r.CheckKeys(d, "a discount", {"name", "percent", "models"});
+            if (auto n = r.Text(r.Required(d, "name", "a discount"), "name")) pd.name = *n;
+            if (auto p = Percent(r, r.Required(d, "percent", "discount '" + pd.name + "'"))) pd.percent = *p;
+            ParseModels(r, YamlReader::Optional(d, "models"), &pd.models);
+            s.discounts.push_back(std::move(pd));
+        }
+    }
+    YAML::Node coupons = YamlReader::Optional(node, "coupons");
+    if (coupons.IsDefined()) {
+        if (!coupons.IsSequence()) r.Error(coupons, "coupons must be a list");
+        for (const auto& c : coupons.IsSequence() ? coupons : YAML::Node()) {
+            Coupon coupon;
+            if (!r.ExpectMap(c, "a coupon")) continue;
+            r.CheckKeys(c, "a coupon", {"code", "percent", "amount", "cap", "models", "expires"});
+            if (auto n = r.Text(r.Required(c, "code", "a coupon"), "code")) coupon.code = *n;
+            YAML::Node percent = YamlReader::Optional(c, "percent");
+            YAML::Node amount = YamlReader::Optional(c, "amount");
+            if (percent.IsDefined() == amount.IsDefined()) {
+                r.Error(c, "coupon '" + coupon.code + "' needs either percent or amount, not " +
+                               (percent.IsDefined() ? "both" : "neither"));
+            }
+            coupon.percent = Percent(r, percent);
+            coupon.amount = r.NonNegative(amount, "coupon amount");
+            YAML::Node cap = YamlReader::Optional(c, "cap");
+            coupon.cap = r.NonNegative(cap, "coupon cap");
+            if (cap.IsDefined() && amount.IsDefined()) {
+                r.Error(cap, "a cap only makes sense on a percent coupon; an amount coupon is its own cap");
+            }
+            YAML::Node models = YamlReader::Optional(c, "models");
+            ParseModels(r, models, &coupon.models);
+            if (models.IsDefined() && amount.IsDefined()) {
+                r.Error(models, "an amount coupon applies to the whole invoice; limit models on percent coupons");
+            }
+            coupon.expires = r.Time(YamlReader::Optional(c, "expires"), "expires");
+            s.coupons.push_back(std::move(coupon));
+        }
+    }
+    s.minimum_commitment = r.NonNegative(YamlReader::Optional(node, "minimum_commitment"), "minimum_commitment");
+    YAML::Node grants = YamlReader::Optional(node, "grants");
+    if (grants.IsDefined()) {
+        if (!grants.IsSequence()) r.Error(grants, "grants must be a list");
+        for (const auto& g : grants.IsSequence() ? grants : YAML::Node()) {
+            Grant grant;
+            if (!r.ExpectMap(g, "a grant")) continue;
+            r.CheckKeys(g, "a grant", {"name", "amount", "expires"});
+            if (auto n = r.Text(r.Required(g, "name", "a grant"), "name")) grant.name = *n;
+            if (auto a = r.NonNegative(r.Required(g, "amount", "grant '" + grant.name + "'"), "grant amount")) {
+                grant.amount = *a;
+            }
+            grant.expires = r.Time(YamlReader::Optional(g, "expires"), "expires");
+            s.grants.push_back(std::move(grant));
+        }
+    }
+    YAML::Node quotas = YamlReader::Optional(node, "free_quotas");
+    if (quotas.IsDefined()) internal::ParseFreeQuotaList(quotas, r, catalog->units, &s.free_quotas);
+    return s;
+}
+
+}  // namespace
+
+std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view text, std::string_view file_name,
+                                                            Catalog* catalog, Diagnostics* diagnostics) {
+    TALLY_ASSERT(catalog != nullptr);
+    TALLY_ASSERT(diagnostics != nullptr);
+    YamlReader r{std::string(file_name), diagnostics};
+    std::vector<Subscription> out;
+    try {
+        YAML::Node root = YAML::Load(std::string(text));
+        if (!r.ExpectMap(root, "a subscriptions file")) return std::nullopt;
+        r.CheckKeys(root, "a subscriptions file", {"subscriptions"});
+        YAML::Node list = r.Required(root, "subscriptions", "a subscriptions file");
+        if (list.IsDefined() && !list.IsSequence()) r.Error(list, "subscriptions must be a list");
+        std::set<std::string> seen;
+        for (const auto& node : list.IsSequence() ? list : YAML::Node()) {
+            if (!r.ExpectMap(node, "a subscription")) continue;
+            Subscription s = ParseOne(r, node, catalog);
+            if (!seen.insert(s.customer).second) {
+                r.Error(node, "customer '" + s.customer + "' has two subscriptions in this file");
+            }
+            out.push_back(std::move(s));
+        }
+    } catch (const YAML::Exception& e) {
+        diagnostics->push_back({std::string(file_name), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});
+        return std::nullopt;
+    }
+    if (r.errors() > 0) return std::nullopt;
+    return out;
+}
+
+}  // namespace tally

@@ -1,0 +1,52 @@
+// A customer's subscription: which plan it is on and its contract terms
+// (discounts, coupons, minimum commitment, money grants, extra free quotas).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pricing/diagnostic.h"
+#include "pricing/plan.h"
+
+namespace tally {
+
+struct PercentDiscount {
+    std::string name;
+    Decimal percent;                  // 10 means 10 %
+    std::vector<std::string> models;  // empty: every model
+};
+
+struct Coupon {
+    std::string code;
+    std::optional<Decimal> percent;  // exactly one of percent, amount
+    std::optional<Decimal> amount;
+    std::optional<Decimal> cap;      // the most a percent coupon takes off one invoice
+    std::vector<std::string> models;  // percent coupons only; empty: every model
+    std::optional<Instant> expires;   // applies to periods that start before this
+};
+
+// Prepaid money that pays invoices until it is used up or expires.
+struct Grant {
+    std::string name;
+    Decimal amount;
+    std::optional<Instant> expires;  // pays invoices of periods that start before this
+};
+
+struct Subscription {
+    std::string customer;
+    std::string customer_name;
+    std::string plan;
+    std::vector<PercentDiscount> discounts;
+    std::vector<Coupon> coupons;
+    std::optional<Decimal> minimum_commitment;  // overrides the plan's
+    std::vector<Grant> grants;
+    std::vector<FreeQuota> free_quotas;  // in addition to the plan's
+};
+
+// Parses a subscriptions file. Plans named must be in `catalog`.
+std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view text, std::string_view file_name,
+                                                            Catalog* catalog, Diagnostics* diagnostics);
+
+}  // namespace tally

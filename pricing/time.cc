@@ -1,0 +1,137 @@
+#include "pricing/time.h"
+
+#include <date/date.h>
+#include <date/tz.h>
+
+#include "pricing/assert.h"
+
+namespace tally {
+
+namespace {
+
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+    if (pos + n > s.size()) return false;
+    int v = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+        char c = s[i];
+        if (c < '0' || c > '9') return false;
+        v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return true;
+}
+
+}  // namespace
+
+std::optional<Instant> ParseRfc3339(std::string_view s) {
+    int y, mo, d, h, mi, sec;
+    if (!Digits(s, 0, 4, &y) || s.size() < 20 || s[4] != '-' || !Digits(s, 5, 2, &mo) || s[7] != '-' ||
+        !Digits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !Digits(s, 11, 2, &h) || s[13] != ':' ||
+        !Digits(s, 14, 2, &mi) || s[16] != ':' || !Digits(s, 17, 2, &sec)) {
+        return std::nullopt;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+    date::year_month_day ymd{date::year{y}, date::month{static_cast<unsigned>(mo)},
+                             date::day{static_cast<unsigned>(d)}};
+    if (!ymd.ok()) return std::nullopt;
+    if (sec == 60) sec = 59;  // a leap second bills as the second before it
+    size_t pos = 19;
+    int64_t millis = 0;
+    if (pos < s.size() && s[pos] == '.') {
+        ++pos;
+        size_t start = pos;
+        int scale = 100;
+        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+            millis += (s[pos] - '0') * scale;
+            scale /= 10;
+            ++pos;
+        }
+        if (pos == start || pos - start > 9) return std::nullopt;
+    }
+    if (pos >= s.size()) return std::nullopt;
+    int64_t offset_s = 0;
+    if (s[pos] == 'Z' || s[pos] == 'z') {
+        ++pos;
+    } else if (s[pos] == '+' || s[pos] == '-') {
+        int oh, om;
+        if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+            !Digits(s, pos + 4, 2, &om) || oh > 23 || om > 59) {
+            return std::nullopt;
+        }
+        offset_s = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
+        pos += 6;
+    } else {
+        return std::nullopt;
+    }
+    if (pos != s.size()) return std::nullopt;
+    auto days = date::sys_days(ymd).time_since_epoch().count();
+    int64_t seconds = static_cast<int64_t>(days) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    return Instant(std::chrono::milliseconds(seconds * 1000 + millis));
+}
+
+std::string FormatRfc3339(Instant t) {
+    auto ms = t.time_since_epoch().count() % 1000;
+    if (ms == 0) {
+        return date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(t));
+    }
+    return date::format("%FT%TZ", t);
+}
+
+const date::time_zone* FindZone(std::string_view name) {
+    try {
+        return date::locate_zone(name);
+    } catch (const std::exception&) {
+        return nullptr;
+    }
+}
+
+LocalTime ZoneClock::Local(Instant t) {
+    TALLY_ASSERT(zone_ != nullptr);
+    int64_t ms = t.time_since_epoch().count();
+    int64_t s = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    if (s < begin_s_ || s >= end_s_) {
+        auto info = zone_->get_info(date::sys_seconds(std::chrono::seconds(s)));
+        begin_s_ = info.begin.time_since_epoch().count();
+        end_s_ = info.end.time_since_epoch().count();
+        offset_s_ = info.offset.count();
+        TALLY_ASSERT(s >= begin_s_);
+        TALLY_ASSERT(s < end_s_);
+    }
+    LocalTime lt;
+    lt.local_seconds = s + offset_s_;
+    int64_t days = lt.local_seconds >= 0 ? lt.local_seconds / 86400 : -((-lt.local_seconds + 86399) / 86400);
+    int64_t second_of_day = lt.local_seconds - days * 86400;
+    lt.minute_of_day = static_cast<int>(second_of_day / 60);
+    // 1970-01-01 was a Thursday (weekday 3 with Monday = 0).
+    lt.weekday = static_cast<int>(((days % 7) + 7 + 3) % 7);
+    date::year_month_day ymd{date::sys_days(date::days(days))};
+    lt.year = static_cast<int>(ymd.year());
+    lt.month = static_cast<int>(static_cast<unsigned>(ymd.month()));
+    lt.day = static_cast<int>(static_cast<unsigned>(ymd.day()));
+    return lt;
+}
+
+Instant LocalMidnight(const date::time_zone* zone, int year, int month, int day) {
+    TALLY_ASSERT(zone != nullptr);
+    date::local_days ld{date::year_month_day{date::year{year}, date::month{static_cast<unsigned>(month)},
+                                             date::day{static_cast<unsigned>(day)}}};
+    auto info = zone->get_info(ld);
+    date::sys_seconds sys;
+    if (info.result == date::local_info::nonexistent) {
+        sys = info.first.end;  // the day starts at the transition
+    } else {
+        sys = date::sys_seconds(ld.time_since_epoch()) - info.first.offset;
+    }
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(sys);
+}
+
+std::optional<int> ParseClockMinutes(std::string_view text) {
+    int h, m;
+    if (text.size() != 5 || text[2] != ':' || !Digits(text, 0, 2, &h) || !Digits(text, 3, 2, &m)) {
+        return std::nullopt;
+    }
+    if (m > 59 || h > 24 || (h == 24 && m != 0)) return std::nullopt;
+    return h * 60 + m;
+}
+
+}  // namespace tally
