@@ -19,7 +19,7 @@ constexpr int kExitPartial = 3;
 
 struct RateOptions {
     std::vector<std::string> plans;
-    std::string events;
+    std::vector<std::string> events;  // JSON lines files, rated together
     std::string subscriptions;  // empty: none
     std::string customer;       // empty: all
     std::string from, to;       // RFC 3339; both or neither

@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     rate_cmd->add_option("--plan", rate.plans, "Plan YAML file (repeatable; the first is the default plan)")
         ->required()
         ->check(CLI::ExistingFile);
-    rate_cmd->add_option("--events", rate.events, "Events, one CloudEvent JSON per line")
+    rate_cmd->add_option("--events", rate.events, "Events, one CloudEvent JSON per line (repeatable)")
         ->required()
         ->check(CLI::ExistingFile);
     rate_cmd->add_option("--subscriptions", rate.subscriptions, "Subscriptions YAML: plans and contract terms per customer")

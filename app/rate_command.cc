@@ -44,11 +44,6 @@ int RunRate(const RateOptions& o, std::ostream& out, std::ostream& err) {
         if (!subs) return kExitFailure;
         subscriptions = std::move(*subs);
     }
-    std::ifstream in(o.events, std::ios::binary);
-    if (!in) {
-        err << "tally: " << o.events << ": cannot open the event file\n";
-        return kExitFailure;
-    }
     const std::string default_plan = catalog->plans.front().name;
     Rater rater(*catalog, subscriptions, default_plan, period);
     EventDecoder decoder;
@@ -56,30 +51,37 @@ int RunRate(const RateOptions& o, std::ostream& out, std::ostream& err) {
     std::string line, reason;
     std::vector<RejectedLine> rejected;
     RateRunStats stats;
-    int64_t line_no = 0;
-    while (std::getline(in, line)) {
-        ++line_no;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line.find_first_not_of(" \t") == std::string::npos) continue;
-        ++stats.lines;
-        if (!decoder.Decode(line, &event, &reason)) {
-            rejected.push_back({line_no, reason});
-            continue;
+    for (const std::string& file : o.events) {
+        std::ifstream in(file, std::ios::binary);
+        if (!in) {
+            err << "tally: " << file << ": cannot open the event file\n";
+            return kExitFailure;
         }
-        if (!o.customer.empty() && event.subject != o.customer) {
-            ++stats.other_customers;
-            continue;
+        int64_t line_no = 0;
+        while (std::getline(in, line)) {
+            ++line_no;
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (line.find_first_not_of(" \t") == std::string::npos) continue;
+            ++stats.lines;
+            if (!decoder.Decode(line, &event, &reason)) {
+                rejected.push_back({file, line_no, reason});
+                continue;
+            }
+            if (!o.customer.empty() && event.subject != o.customer) {
+                ++stats.other_customers;
+                continue;
+            }
+            RateOutcome outcome = rater.Add(event);
+            switch (outcome.status) {
+                case RateStatus::kRated: ++stats.rated; break;
+                case RateStatus::kOutsidePeriod: ++stats.outside_period; break;
+                case RateStatus::kRejected: rejected.push_back({file, line_no, outcome.reason}); break;
+            }
         }
-        RateOutcome outcome = rater.Add(event);
-        switch (outcome.status) {
-            case RateStatus::kRated: ++stats.rated; break;
-            case RateStatus::kOutsidePeriod: ++stats.outside_period; break;
-            case RateStatus::kRejected: rejected.push_back({line_no, outcome.reason}); break;
+        if (in.bad()) {
+            err << "tally: " << file << ": read error at line " << line_no << "\n";
+            return kExitFailure;
         }
-    }
-    if (in.bad()) {
-        err << "tally: " << o.events << ": read error at line " << line_no << "\n";
-        return kExitFailure;
     }
     stats.rejected = static_cast<int64_t>(rejected.size());
     std::vector<Invoice> invoices;

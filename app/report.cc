@@ -136,7 +136,7 @@ void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices,
     if (stats.outside_period > 0) out << ", " << stats.outside_period << " outside the period";
     if (stats.other_customers > 0) out << ", " << stats.other_customers << " of other customers";
     out << "\n";
-    for (const auto& r : rejected) out << "  rejected line " << r.line << ": " << r.reason << "\n";
+    for (const auto& r : rejected) out << "  rejected " << r.file << ":" << r.line << ": " << r.reason << "\n";
 }
 
 void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices,
@@ -187,7 +187,7 @@ void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices,
     }
     out << "],\"rejected\":[";
     for (size_t i = 0; i < rejected.size(); ++i) {
-        out << (i > 0 ? "," : "") << "{\"line\":" << rejected[i].line << ",\"reason\":" << JsonString(rejected[i].reason)
+        out << (i > 0 ? "," : "") << "{\"file\":" << JsonString(rejected[i].file) << ",\"line\":" << rejected[i].line << ",\"reason\":" << JsonString(rejected[i].reason)
             << "}";
     }
     out << "],\"stats\":{\"lines\":" << stats.lines << ",\"rated\":" << stats.rated << ",\"rejected\":" << stats.rejected

@@ -10,6 +10,7 @@
 namespace tally {
 
 struct RejectedLine {
+    std::string file;
     int64_t line = 0;
     std::string reason;
 };

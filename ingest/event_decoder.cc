@@ -42,7 +42,8 @@ int64_t Count(od::value v, std::string_view field) {
     auto err = v.get_int64().get(n);
     if (err != simdjson::SUCCESS) {
         std::string_view raw = simdjson::trim(v.raw_json_token());
-        if (err == simdjson::NUMBER_OUT_OF_RANGE) {
+        bool digits_only = !raw.empty() && raw.find_first_not_of("0123456789") == std::string_view::npos;
+        if (err == simdjson::NUMBER_OUT_OF_RANGE || digits_only) {
             Fail("field '" + std::string(field) + "' is too large (" + std::string(raw) + ")");
         }
         Fail("field '" + std::string(field) + "' must be a whole number, got " + std::string(raw));

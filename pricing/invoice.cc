@@ -78,6 +78,7 @@ struct CustomerContext {
     const Plan* plan = nullptr;
     const Subscription* subscription = nullptr;
     std::vector<Decimal> grant_balances;
+    std::vector<Decimal> coupon_balances;  // amount coupons are used up across periods
 };
 
 class PeriodPricer {
@@ -327,7 +328,8 @@ class PeriodPricer {
         }
         Decimal remaining;
         for (const Decimal& n : *net) remaining += n;
-        for (const Coupon& c : sub->coupons) {
+        for (size_t ci = 0; ci < sub->coupons.size(); ++ci) {
+            const Coupon& c = sub->coupons[ci];
             if (c.expires && inv->period_start >= *c.expires) continue;
             Decimal off;
             std::string what;
@@ -339,11 +341,12 @@ class PeriodPricer {
                 if (c.cap) off = Decimal::Min(off, *c.cap);
                 what = c.percent->ToString() + "%";
             } else {
-                off = *c.amount;
+                off = ctx_->coupon_balances[ci];
                 what = c.amount->ToString() + " " + std::string(inv->currency.code());
             }
             off = Decimal::Min(off, Decimal::Max(remaining, Decimal()));
             if (off.is_zero()) continue;
+            if (c.amount) ctx_->coupon_balances[ci] -= off;
             remaining -= off;
             InvoiceLine line;
             line.kind = LineKind::kCoupon;
@@ -477,6 +480,7 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
         TALLY_ASSERT(ctx.plan != nullptr);
         if (ctx.subscription != nullptr) {
             for (const auto& g : ctx.subscription->grants) ctx.grant_balances.push_back(g.amount);
+            for (const auto& c : ctx.subscription->coupons) ctx.coupon_balances.push_back(c.amount.value_or(Decimal()));
         }
         while (i < rollups.size() && rollups[i].customer == customer) {
             std::vector<const Rollup*> rows;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Dependency direction of DESIGN.md, checked on the sources (the link graph
+# in CMakeLists.txt is the other half): pricing includes nothing of ours and
+# no I/O library; ingest and ledger never include each other; nothing
+# includes app/.
+set -u
+root=${1:?usage: check_layers.sh SOURCE_DIR}
+cd "$root" || exit 2
+fail=0
+check() {  # dir, forbidden regex, why
+    local hits
+    hits=$(grep -rnE "$2" "$1" --include='*.h' --include='*.cc' 2>/dev/null)
+    if [ -n "$hits" ]; then
+        echo "layering violation in $1/ ($3):"
+        echo "$hits"
+        fail=1
+    fi
+}
+check pricing '#include [<"](ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "pricing depends on nothing of ours and does no I/O"
+[ -d ingest ] && check ingest '#include [<"](ledger|app)/' "ingest sees pricing only"
+[ -d ledger ] && check ledger '#include [<"](ingest|app)/' "ledger sees pricing only"
+[ -d bench ] && check bench '#include [<"]app/' "nothing depends on app"
+count=$(find pricing ingest -name '*.cc' | wc -l)
+if [ "$count" -lt 5 ]; then echo "found only $count sources: wrong directory?"; fail=1; fi
+[ $fail -eq 0 ] && echo "layers ok ($count sources checked)"
+exit $fail

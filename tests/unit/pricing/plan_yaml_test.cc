@@ -1,0 +1,239 @@
+#include "pricing/plan_yaml.h"
+
+#include <gtest/gtest.h>
+
+#include "pricing/subscription.h"
+#include "test_plans.h"
+
+namespace tally {
+namespace {
+
+// Parses `text`; returns the diagnostics as "line:col: message" lines.
+std::vector<std::string> Problems(const std::string& text) {
+    UnitTable units;
+    Diagnostics d;
+    auto plan = ParsePlan(text, "p.yaml", &units, &d);
+    EXPECT_EQ(plan.has_value(), d.empty());
+    std::vector<std::string> out;
+    for (const auto& x : d) out.push_back(std::to_string(x.line) + ":" + std::to_string(x.column) + ": " + x.message);
+    return out;
+}
+
+bool Has(const std::vector<std::string>& problems, const std::string& needle) {
+    for (const auto& p : problems) {
+        if (p.find(needle) != std::string::npos) return true;
+    }
+    return false;
+}
+
+std::string Dump(const std::vector<std::string>& problems) {
+    std::string s;
+    for (const auto& p : problems) s += p + "\n";
+    return s;
+}
+
+const char* const kHead = R"(plan: p
+versions:
+  - version: v1
+    effective_from: 2025-01-01T00:00:00Z
+    currency: CNY
+    time_zone: Asia/Shanghai
+    models:
+)";
+
+TEST(PlanYaml, ExamplePlansOfTheTestsAreValid) {
+    for (const char* text : {testing::kDoubaoPlan, testing::kDeepseekPlan, testing::kFeaturePlan}) {
+        EXPECT_TRUE(Problems(text).empty()) << Dump(Problems(text));
+    }
+}
+
+TEST(PlanYaml, GapBetweenBandsNamesBothBoundsWithLineAndColumn) {
+    auto p = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 32000
+            rates: {input: "0.8", output: "8"}
+          - above: 32768
+            up_to: 128000
+            rates: {input: "1.2", output: "16"}
+)");
+    ASSERT_EQ(p.size(), 1u) << Dump(p);
+    EXPECT_EQ(p[0].substr(0, 6), "12:20:");
+    EXPECT_TRUE(Has(p, "gap between bands 32000 and 32768")) << Dump(p);
+}
+
+TEST(PlanYaml, OverlappingAndUnorderedBands) {
+    auto overlap = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 32000
+            rates: {input: "0.8", output: "8"}
+          - from: 30000
+            rates: {input: "1.2", output: "16"}
+)");
+    EXPECT_TRUE(Has(overlap, "bands overlap")) << Dump(overlap);
+    auto unordered = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 32000
+            rates: {input: "0.8", output: "8"}
+          - up_to: 16000
+            rates: {input: "1.2", output: "16"}
+)");
+    EXPECT_TRUE(Has(unordered, "list bands from the smallest up")) << Dump(unordered);
+    auto open_middle = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - rates: {input: "0.8", output: "8"}
+          - up_to: 16000
+            rates: {input: "1.2", output: "16"}
+)");
+    EXPECT_TRUE(Has(open_middle, "only the last band may be open-ended")) << Dump(open_middle);
+}
+
+TEST(PlanYaml, ContiguousBandsWithExplicitLowerBoundsAreFine) {
+    auto p = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - from: 0
+            up_to: 32768
+            rates: {input: "0.8", output: "8"}
+          - above: 32768
+            up_to: 131072
+            rates: {input: "1.2", output: "16"}
+)");
+    EXPECT_TRUE(p.empty()) << Dump(p);
+}
+
+TEST(PlanYaml, RatesMustBeNonNegativeKnownUnitsWithFewDecimals) {
+    auto p = Problems(std::string(kHead) + R"(      m:
+        rates: {input: "-0.8", output: "8", ouput: "1", images: "0.0000000001", cached_input: abc}
+)");
+    EXPECT_TRUE(Has(p, "9:24: the input rate is negative")) << Dump(p);
+    EXPECT_TRUE(Has(p, "unknown unit 'ouput'")) << Dump(p);
+    EXPECT_TRUE(Has(p, "more than 9 decimal places")) << Dump(p);
+    EXPECT_TRUE(Has(p, "'abc' is not a plain decimal number")) << Dump(p);
+}
+
+TEST(PlanYaml, CustomUnitsMustBeDeclared) {
+    std::string text = std::string(kHead) + "      m: {rates: {input: \"1\", output: \"1\", gpu_seconds: \"2\"}}\n";
+    EXPECT_TRUE(Has(Problems(text), "unknown unit 'gpu_seconds'"));
+    std::string declared = text;
+    declared.replace(declared.find("    models:"), 11, "    custom_units: [gpu_seconds]\n    models:");
+    EXPECT_TRUE(Problems(declared).empty()) << Dump(Problems(declared));
+}
+
+TEST(PlanYaml, WindowsMustHaveTimesAndOneWayOfPricing) {
+    auto p = Problems(std::string(kHead) + R"(      m:
+        rates: {input: "1", output: "2"}
+        windows:
+          - {name: night, start: "22:00", end: "25:00", multiplier: "0.5"}
+          - {name: day, start: "8am", end: "18:00"}
+          - {name: same, start: "10:00", end: "10:00", multiplier: "0.5", rates: {input: "1"}}
+          - {name: days, start: "10:00", end: "11:00", multiplier: "0.5", weekdays: [mon, funday]}
+)");
+    EXPECT_TRUE(Has(p, "window end '25:00' is not a time of day")) << Dump(p);
+    EXPECT_TRUE(Has(p, "window start '8am' is not a time of day")) << Dump(p);
+    EXPECT_TRUE(Has(p, "window 'day' needs either a multiplier or its own rates, not neither")) << Dump(p);
+    EXPECT_TRUE(Has(p, "window 'same' needs either a multiplier or its own rates, not both")) << Dump(p);
+    EXPECT_TRUE(Has(p, "starts and ends at the same time")) << Dump(p);
+    EXPECT_TRUE(Has(p, "weekday 'funday' is not one of")) << Dump(p);
+}
+
+TEST(PlanYaml, VersionsMustIncreaseAndKeepOneCurrency) {
+    auto p = Problems(R"(plan: p
+versions:
+  - version: v2
+    effective_from: 2025-09-01T00:00:00Z
+    effective_until: 2025-10-01T00:00:00Z
+    currency: USD
+    time_zone: UTC
+    models: {m: {rates: {input: "1", output: "2"}}}
+  - version: v1
+    effective_from: 2025-08-01T00:00:00Z
+    currency: CNY
+    time_zone: Mars/Base
+    models: {m: {rates: {input: "1", output: "2"}}}
+)");
+    EXPECT_TRUE(Has(p, "9:5: version v1 takes effect at 2025-08-01T00:00:00Z, not after version v2")) << Dump(p);
+    EXPECT_TRUE(Has(p, "changes the currency from USD to CNY")) << Dump(p);
+    EXPECT_TRUE(Has(p, "time zone 'Mars/Base' is not an IANA zone name")) << Dump(p);
+    EXPECT_TRUE(Has(p, "is still in force")) << Dump(p);
+}
+
+TEST(PlanYaml, VersionCanEndWithoutSuccessor) {
+    UnitTable units;
+    Diagnostics d;
+    auto plan = ParsePlan(R"(plan: p
+versions:
+  - version: v1
+    effective_from: 2025-09-01T00:00:00Z
+    effective_until: 2025-10-01T00:00:00Z
+    currency: USD
+    time_zone: UTC
+    models: {m: {rates: {input: "1", output: "2"}}}
+)", "p.yaml", &units, &d);
+    ASSERT_TRUE(plan.has_value());
+    EXPECT_NE(plan->VersionAt(testing::At("2025-09-30T23:59:59Z")), nullptr);
+    EXPECT_EQ(plan->VersionAt(testing::At("2025-10-01T00:00:00Z")), nullptr);
+    EXPECT_EQ(plan->VersionAt(testing::At("2025-08-31T23:59:59Z")), nullptr);
+}
+
+TEST(PlanYaml, UnknownKeysMissingKeysAndBadYamlAreReported) {
+    auto p = Problems(R"(plan: p
+versions:
+  - version: v1
+    effective_from: yesterday
+    currency: XYZ
+    time_zone: UTC
+    colour: red
+    models: {m: {rates: {input: "1"}}}
+)");
+    EXPECT_TRUE(Has(p, "effective_from 'yesterday' is not an RFC 3339 instant")) << Dump(p);
+    EXPECT_TRUE(Has(p, "currency 'XYZ' is not an ISO 4217 code")) << Dump(p);
+    EXPECT_TRUE(Has(p, "7:5: unknown key 'colour' in a version")) << Dump(p);
+    EXPECT_TRUE(Has(p, "have no output price")) << Dump(p);
+    auto broken = Problems("plan: [unclosed\n");
+    ASSERT_EQ(broken.size(), 1u);
+    EXPECT_TRUE(Has(broken, "not valid YAML")) << Dump(broken);
+    EXPECT_TRUE(Has(Problems("plan: p\n"), "the plan needs 'versions'"));
+    EXPECT_TRUE(Has(Problems("- 1\n- 2\n"), "a plan file must be a mapping"));
+}
+
+TEST(PlanYaml, TiersNeedOpenLastTierAndRatesOnlyPerUnit) {
+    auto p = Problems(std::string(kHead) + R"(      m: {rates: {input: "1", output: "2"}}
+    tiers:
+      - name: t
+        aggregate: per_model
+        mode: graduated
+        tiers:
+          - {up_to: 100, rate: "1"}
+          - {up_to: 50, multiplier: "0.5"}
+)");
+    EXPECT_TRUE(Has(p, "a tier rate needs aggregate: per_model_and_unit")) << Dump(p);
+    EXPECT_TRUE(Has(p, "tier bounds must increase")) << Dump(p);
+    EXPECT_TRUE(Has(p, "the last tier must be open-ended")) << Dump(p);
+}
+
+TEST(Subscriptions, ValidatesPlansPercentsAndCoupons) {
+    Catalog catalog = testing::MustCatalog({testing::kDoubaoPlan});
+    Diagnostics d;
+    auto subs = ParseSubscriptions(R"(subscriptions:
+  - customer: a
+    plan: nope
+  - customer: b
+    plan: doubao
+    discounts: [{name: x, percent: "120"}]
+    coupons:
+      - {code: C1, percent: "10", amount: "5"}
+      - {code: C2, amount: "5", cap: "1"}
+  - customer: b
+    plan: doubao
+)", "s.yaml", &catalog, &d);
+    EXPECT_FALSE(subs.has_value());
+    std::string all;
+    for (const auto& x : d) all += x.ToString() + "\n";
+    EXPECT_NE(all.find("s.yaml:3:11: error: no plan called 'nope'"), std::string::npos) << all;
+    EXPECT_NE(all.find("percent must be between 0 and 100"), std::string::npos) << all;
+    EXPECT_NE(all.find("needs either percent or amount, not both"), std::string::npos) << all;
+    EXPECT_NE(all.find("a cap only makes sense on a percent coupon"), std::string::npos) << all;
+    EXPECT_NE(all.find("customer 'b' has two subscriptions"), std::string::npos) << all;
+}
+
+}  // namespace
+}  // namespace tally

@@ -1,0 +1,224 @@
+#include "pricing/rater.h"
+
+#include <gtest/gtest.h>
+
+#include "pricing/invoice.h"
+#include "test_plans.h"
+
+namespace tally {
+namespace {
+
+using testing::EventSpec;
+using testing::MakeEvent;
+
+class RaterTest : public ::testing::Test {
+   protected:
+    RaterTest() : catalog_(testing::MustCatalog({testing::kDoubaoPlan, testing::kDeepseekPlan, testing::kFeaturePlan})) {}
+
+    // Classifies one event under `plan` and returns its single part.
+    RatedPart One(const char* plan, const EventSpec& spec) {
+        std::vector<RatedPart> parts = Parts(plan, spec);
+        EXPECT_EQ(parts.size(), 1u);
+        return parts.empty() ? RatedPart{} : parts.front();
+    }
+    std::vector<RatedPart> Parts(const char* plan, const EventSpec& spec) {
+        Rater rater(catalog_, {}, plan, {});
+        std::vector<RatedPart> parts;
+        RateOutcome outcome = rater.Classify(MakeEvent(spec), &parts);
+        EXPECT_EQ(outcome.status, RateStatus::kRated) << outcome.reason;
+        return parts;
+    }
+    RateOutcome Outcome(const char* plan, const EventSpec& spec) {
+        Rater rater(catalog_, {}, plan, {});
+        std::vector<RatedPart> parts;
+        return rater.Classify(MakeEvent(spec), &parts);
+    }
+    std::string Rate(const char* plan, const RatedPart& part, UnitId unit) {
+        const Plan& p = *catalog_.FindPlan(plan);
+        const ModelPricing& m = p.versions[part.key.cell.version].models[part.key.cell.model];
+        auto rate = CellRate(m, part.key.cell, unit);
+        return rate ? rate->price.ToString() + "/" + std::to_string(rate->per) : "none";
+    }
+
+    Catalog catalog_;
+};
+
+TEST_F(RaterTest, DoubaoBandBoundariesAreInclusiveUpperBounds) {
+    const char* m = "doubao-seed-1.6";
+    EXPECT_EQ(One("doubao", {.model = m, .input = 0, .output = 1000}).key.cell.band, 0);
+    EXPECT_EQ(One("doubao", {.model = m, .input = 32000, .output = 1000}).key.cell.band, 0);
+    EXPECT_EQ(One("doubao", {.model = m, .input = 32001, .output = 1000}).key.cell.band, 1);
+    EXPECT_EQ(One("doubao", {.model = m, .input = 128000, .output = 1000}).key.cell.band, 1);
+    EXPECT_EQ(One("doubao", {.model = m, .input = 128001, .output = 1000}).key.cell.band, 2);
+    EXPECT_EQ(One("doubao", {.model = m, .input = 256000, .output = 1000}).key.cell.band, 2);
+    RateOutcome above = Outcome("doubao", {.model = m, .input = 256001, .output = 10});
+    EXPECT_EQ(above.status, RateStatus::kRejected);
+    EXPECT_NE(above.reason.find("above the top band"), std::string::npos) << above.reason;
+}
+
+TEST_F(RaterTest, BandIsChosenByTheWholePromptIncludingCacheHits) {
+    RatedPart p = One("doubao", {.model = "doubao-seed-1.6", .input = 40000, .output = 500, .cached = 30000});
+    EXPECT_EQ(p.key.cell.band, 1);
+    EXPECT_EQ(p.quantities[kUnitInput], 10000);
+    EXPECT_EQ(p.quantities[kUnitCachedInput], 30000);
+    EXPECT_EQ(p.quantities[kUnitOutput], 500);
+}
+
+TEST_F(RaterTest, UncachedBandByIgnoresCacheHits) {
+    RatedPart p = One("feature", {.model = "uncached", .input = 3000, .output = 1, .cached = 2000});
+    EXPECT_EQ(p.key.cell.band, 0);  // 1000 uncached
+    p = One("feature", {.model = "uncached", .input = 3000, .output = 1, .cached = 1999});
+    EXPECT_EQ(p.key.cell.band, 1);  // 1001 uncached
+}
+
+TEST_F(RaterTest, DoubaoOutputConditionAtTwoHundredCountsReasoning) {
+    const char* m = "doubao-seed-1.6";
+    RatedPart at = One("doubao", {.model = m, .input = 1000, .output = 200});
+    EXPECT_EQ(at.key.cell.condition, 0);
+    EXPECT_EQ(Rate("doubao", at, kUnitOutput), "2/1000000");
+    RatedPart above = One("doubao", {.model = m, .input = 1000, .output = 201});
+    EXPECT_EQ(above.key.cell.condition, kNone);
+    EXPECT_EQ(Rate("doubao", above, kUnitOutput), "8/1000000");
+    // 150 visible + 100 reasoning = 250 output tokens: above the condition.
+    EXPECT_EQ(One("doubao", {.model = m, .input = 1000, .output = 250, .reasoning = 100}).key.cell.condition, kNone);
+    // The condition belongs to the first band only.
+    EXPECT_EQ(One("doubao", {.model = m, .input = 32001, .output = 10}).key.cell.condition, kNone);
+}
+
+TEST_F(RaterTest, DeepseekOffPeakWindowBoundaryMinutes) {
+    const char* m = "deepseek-chat";
+    EXPECT_EQ(One("deepseek", {.model = m, .time = "2025-09-01T16:29:59.999Z", .input = 1}).key.cell.window, kNone);
+    RatedPart in = One("deepseek", {.model = m, .time = "2025-09-01T16:30:00Z", .input = 1});
+    EXPECT_EQ(in.key.cell.window, 0);
+    EXPECT_EQ(Rate("deepseek", in, kUnitInput), "0.135/1000000");
+    EXPECT_EQ(Rate("deepseek", in, kUnitCachedInput), "0.035/1000000");
+    EXPECT_EQ(One("deepseek", {.model = m, .time = "2025-09-02T00:29:59Z", .input = 1}).key.cell.window, 0);
+    EXPECT_EQ(One("deepseek", {.model = m, .time = "2025-09-02T00:30:00Z", .input = 1}).key.cell.window, kNone);
+}
+
+TEST_F(RaterTest, DeepseekCutOverPicksTheVersionInForceAtTheEventTime) {
+    const char* m = "deepseek-chat";
+    RatedPart before = One("deepseek", {.model = m, .time = "2025-09-05T15:59:59.999Z", .input = 1});
+    RatedPart after = One("deepseek", {.model = m, .time = "2025-09-05T16:00:00Z", .input = 1});
+    EXPECT_EQ(before.key.cell.version, 0);
+    EXPECT_EQ(after.key.cell.version, 1);
+    EXPECT_EQ(Rate("deepseek", before, kUnitInput), "0.27/1000000");
+    EXPECT_EQ(Rate("deepseek", after, kUnitInput), "0.56/1000000");
+    RateOutcome early = Outcome("deepseek", {.model = m, .time = "2025-02-26T16:29:59Z", .input = 1});
+    EXPECT_EQ(early.status, RateStatus::kRejected);
+    EXPECT_NE(early.reason.find("no version in force"), std::string::npos);
+}
+
+TEST_F(RaterTest, BatchWithFullCacheRateKeepsTheCacheHitPrice) {
+    RatedPart p = One("doubao", {.model = "doubao-seed-1.6", .input = 10000, .output = 300, .cached = 4000, .batch = true});
+    EXPECT_EQ(p.key.cell.flags & kFlagBatch, kFlagBatch);
+    EXPECT_EQ(Rate("doubao", p, kUnitInput), "0.4/1000000");
+    EXPECT_EQ(Rate("doubao", p, kUnitCachedInput), "0.16/1000000");
+    EXPECT_EQ(Rate("doubao", p, kUnitOutput), "4/1000000");
+}
+
+TEST_F(RaterTest, BatchThatDoesNotCombineWithCacheBillsHitsAsInput) {
+    RatedPart p = One("feature", {.model = "think", .input = 100, .output = 10, .cached = 40, .batch = true});
+    EXPECT_EQ(p.quantities[kUnitInput], 100);
+    EXPECT_EQ(p.quantities[kUnitCachedInput], 0);
+    EXPECT_EQ(Rate("feature", p, kUnitInput), "0.5/1000");
+}
+
+TEST_F(RaterTest, BatchDiscountStacksOnCacheHitsAndWrites) {
+    RatedPart p = One("feature", {.model = "stack", .input = 100, .output = 10, .cached = 40, .batch = true});
+    EXPECT_EQ(Rate("feature", p, kUnitCachedInput), "0.5/1000");
+    EXPECT_EQ(Rate("feature", p, kUnitCacheWrite), "6.25/1000");
+    EXPECT_EQ(Rate("feature", p, kUnitCacheWrite1h), "10/1000");
+}
+
+TEST_F(RaterTest, OwnBatchRatesReplaceAndUnpricedUnitsKeepOnlineRates) {
+    RatedPart p = One("feature", {.model = "own-batch", .input = 10, .output = 10, .batch = true});
+    EXPECT_EQ(Rate("feature", p, kUnitInput), "0.3/1000");
+    EXPECT_EQ(Rate("feature", p, kUnitOutput), "2/1000");
+}
+
+TEST_F(RaterTest, ThinkingReasoningAndWeekdayWindowMultiplier) {
+    // Monday 2025-11-03 23:00 UTC: inside the weekday night window.
+    RatedPart p = One("feature", {.model = "think", .time = "2025-11-03T23:00:00Z", .input = 100, .output = 50,
+                                  .reasoning = 20, .thinking = true});
+    EXPECT_EQ(p.key.cell.flags & kFlagThinking, kFlagThinking);
+    EXPECT_EQ(p.key.cell.window, 0);
+    EXPECT_EQ(p.quantities[kUnitOutput], 30);
+    EXPECT_EQ(p.quantities[kUnitReasoning], 20);
+    EXPECT_EQ(Rate("feature", p, kUnitOutput), "4/1000");     // thinking 8 x 0.5
+    EXPECT_EQ(Rate("feature", p, kUnitReasoning), "1.5/1000");  // own reasoning 3 x 0.5
+    // Saturday 2025-11-08 23:00 UTC: the window is weekdays only.
+    EXPECT_EQ(One("feature", {.model = "think", .time = "2025-11-08T23:00:00Z", .input = 1}).key.cell.window, kNone);
+    // Friday night's window runs into Saturday 05:59.
+    EXPECT_EQ(One("feature", {.model = "think", .time = "2025-11-08T05:59:00Z", .input = 1}).key.cell.window, 0);
+}
+
+TEST_F(RaterTest, GraduatedBandsSliceThePromptCacheHitsFirst) {
+    std::vector<RatedPart> parts =
+        Parts("feature", {.model = "grad", .input = 2500, .output = 7, .cached = 1200});
+    ASSERT_EQ(parts.size(), 2u);  // 2500 > 2000 bills the rest at the top band
+    EXPECT_EQ(parts[0].key.cell.band, 0);
+    EXPECT_EQ(parts[0].quantities[kUnitCachedInput], 1000);
+    EXPECT_EQ(parts[0].quantities[kUnitInput], 0);
+    EXPECT_EQ(parts[1].key.cell.band, 1);
+    EXPECT_EQ(parts[1].quantities[kUnitCachedInput], 200);
+    EXPECT_EQ(parts[1].quantities[kUnitInput], 1300);
+    EXPECT_EQ(parts[1].quantities[kUnitOutput], 7);  // output prices at the band reached
+    EXPECT_EQ(parts[0].quantities[kUnitOutput], 0);
+}
+
+TEST_F(RaterTest, GraduatedCallInsideTheFirstBandIsOnePart) {
+    std::vector<RatedPart> parts = Parts("feature", {.model = "grad", .input = 1000, .output = 7});
+    ASSERT_EQ(parts.size(), 1u);
+    EXPECT_EQ(parts[0].quantities[kUnitInput], 1000);
+}
+
+TEST_F(RaterTest, RejectsWhatCannotBePriced) {
+    EXPECT_NE(Outcome("doubao", {.model = "gpt-9", .input = 1}).reason.find("no price"), std::string::npos);
+    EXPECT_EQ(Outcome("doubao", {.model = "doubao-seed-1.6", .input = 10, .cached = 11}).status, RateStatus::kRejected);
+    EXPECT_EQ(Outcome("doubao", {.model = "doubao-seed-1.6", .output = 10, .reasoning = 11}).status,
+              RateStatus::kRejected);
+    EXPECT_EQ(Outcome("doubao", {.model = "doubao-seed-1.6", .input = -1}).status, RateStatus::kRejected);
+}
+
+TEST_F(RaterTest, ExplicitPeriodExcludesEventsOutsideIt) {
+    PeriodRule period{testing::At("2025-11-01T00:00:00Z"), testing::At("2025-11-02T00:00:00Z")};
+    Rater rater(catalog_, {}, "doubao", period);
+    EXPECT_EQ(rater.Add(MakeEvent({.model = "doubao-seed-1.6", .time = "2025-10-31T23:59:59Z", .input = 1})).status,
+              RateStatus::kOutsidePeriod);
+    EXPECT_EQ(rater.Add(MakeEvent({.model = "doubao-seed-1.6", .time = "2025-11-01T00:00:00Z", .input = 1})).status,
+              RateStatus::kRated);
+    EXPECT_EQ(rater.Add(MakeEvent({.model = "doubao-seed-1.6", .time = "2025-11-02T00:00:00Z", .input = 1})).status,
+              RateStatus::kOutsidePeriod);
+}
+
+TEST_F(RaterTest, MonthlyPeriodFollowsThePlanTimeZone) {
+    Rater rater(catalog_, {}, "doubao", {});
+    // 2025-10-31T16:00Z is 2025-11-01 00:00 in Asia/Shanghai.
+    ASSERT_EQ(rater.Add(MakeEvent({.model = "doubao-seed-1.6", .time = "2025-10-31T15:59:59Z", .input = 1})).status,
+              RateStatus::kRated);
+    ASSERT_EQ(rater.Add(MakeEvent({.model = "doubao-seed-1.6", .time = "2025-10-31T16:00:00Z", .input = 1})).status,
+              RateStatus::kRated);
+    std::vector<Rollup> rows = rater.Rollups();
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].period, MonthId(2025, 10));
+    EXPECT_EQ(rows[1].period, MonthId(2025, 11));
+}
+
+TEST_F(RaterTest, RollupsSumPerHourAndCell) {
+    Rater rater(catalog_, {}, "doubao", {});
+    for (int i = 0; i < 3; ++i) {
+        rater.Add(MakeEvent({.model = "doubao-seed-1.6", .time = "2025-11-03T12:10:00Z", .input = 100, .output = 300}));
+    }
+    rater.Add(MakeEvent({.model = "doubao-seed-1.6", .time = "2025-11-03T13:10:00Z", .input = 100, .output = 300}));
+    std::vector<Rollup> rows = rater.Rollups();
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].quantities[kUnitInput], 300);
+    EXPECT_EQ(rows[0].quantities[kUnitOutput], 900);
+    EXPECT_EQ(rows[0].calls, 3);
+    EXPECT_EQ(rows[1].calls, 1);
+    EXPECT_LT(rows[0].hour, rows[1].hour);
+}
+
+}  // namespace
+}  // namespace tally

@@ -1,0 +1,84 @@
+#include "pricing/time.h"
+
+#include <gtest/gtest.h>
+
+#include "pricing/plan.h"
+
+namespace tally {
+namespace {
+
+Instant T(const char* text) {
+    auto t = ParseRfc3339(text);
+    EXPECT_TRUE(t.has_value()) << text;
+    return t.value_or(Instant{});
+}
+
+TEST(Time, ParsesRfc3339WithOffsetsAndFractions) {
+    EXPECT_EQ(T("1970-01-01T00:00:00Z").time_since_epoch().count(), 0);
+    EXPECT_EQ(T("2026-11-03T14:22:05.123Z"), T("2026-11-03T22:22:05.123+08:00"));
+    EXPECT_EQ(T("2025-09-05T16:00:00Z").time_since_epoch().count(), 1757088000000);
+    EXPECT_EQ(T("2025-09-05T16:00:00.9999Z").time_since_epoch().count(), 1757088000999);
+    EXPECT_EQ(FormatRfc3339(T("2025-09-05T16:00:00+00:00")), "2025-09-05T16:00:00Z");
+    EXPECT_EQ(FormatRfc3339(T("2025-09-05T16:00:00.5Z")), "2025-09-05T16:00:00.500Z");
+}
+
+TEST(Time, RejectsWhatIsNotRfc3339) {
+    for (const char* bad : {"", "2025-09-05", "2025-09-05 16:00:00Z", "2025-09-05T16:00:00", "2025-02-30T00:00:00Z",
+                            "2025-13-01T00:00:00Z", "2025-09-05T24:00:00Z", "2025-09-05T16:00:00+8:00",
+                            "2025-09-05T16:00:00.Z", "2025-09-05T16:00:00Zjunk", "yesterday"}) {
+        EXPECT_FALSE(ParseRfc3339(bad).has_value()) << bad;
+    }
+}
+
+TEST(Time, LocalTimeInAZoneAcrossDaylightSaving) {
+    ZoneClock la(FindZone("America/Los_Angeles"));
+    // 2025-11-02 09:30Z is 01:30 PST after the fall-back at 09:00Z.
+    LocalTime before = la.Local(T("2025-11-02T08:30:00Z"));  // 01:30 PDT
+    LocalTime after = la.Local(T("2025-11-02T09:30:00Z"));   // 01:30 PST
+    EXPECT_EQ(before.minute_of_day, 90);
+    EXPECT_EQ(after.minute_of_day, 90);
+    EXPECT_EQ(after.weekday, 6);  // Sunday
+    EXPECT_EQ(LocalMidnight(FindZone("America/Los_Angeles"), 2025, 11, 1), T("2025-11-01T07:00:00Z"));
+    EXPECT_EQ(LocalMidnight(FindZone("America/Los_Angeles"), 2025, 12, 1), T("2025-12-01T08:00:00Z"));
+    ZoneClock sh(FindZone("Asia/Shanghai"));
+    LocalTime lt = sh.Local(T("2025-10-31T16:00:00Z"));
+    EXPECT_EQ(lt.month, 11);
+    EXPECT_EQ(lt.day, 1);
+    EXPECT_EQ(lt.minute_of_day, 0);
+    EXPECT_EQ(FindZone("Mars/Olympus"), nullptr);
+}
+
+TEST(Window, StartInclusiveEndExclusiveAcrossMidnight) {
+    Window w;
+    w.start_minute = 16 * 60 + 30;
+    w.end_minute = 30;
+    ZoneClock utc(FindZone("UTC"));
+    EXPECT_FALSE(w.Contains(utc.Local(T("2025-09-01T16:29:59Z"))));
+    EXPECT_TRUE(w.Contains(utc.Local(T("2025-09-01T16:30:00Z"))));
+    EXPECT_TRUE(w.Contains(utc.Local(T("2025-09-01T23:59:59Z"))));
+    EXPECT_TRUE(w.Contains(utc.Local(T("2025-09-02T00:29:59.999Z"))));
+    EXPECT_FALSE(w.Contains(utc.Local(T("2025-09-02T00:30:00Z"))));
+}
+
+TEST(Window, WeekdaysBelongToTheDayTheWindowStarts) {
+    Window w;
+    w.start_minute = 22 * 60;
+    w.end_minute = 2 * 60;
+    w.weekdays = 1u << 4;  // Friday nights only
+    ZoneClock utc(FindZone("UTC"));
+    EXPECT_TRUE(w.Contains(utc.Local(T("2025-09-05T23:00:00Z"))));   // Friday 23:00
+    EXPECT_TRUE(w.Contains(utc.Local(T("2025-09-06T01:59:00Z"))));   // Saturday 01:59, Friday's window
+    EXPECT_FALSE(w.Contains(utc.Local(T("2025-09-06T23:00:00Z"))));  // Saturday night
+    EXPECT_FALSE(w.Contains(utc.Local(T("2025-09-05T01:00:00Z"))));  // Friday 01:00 is Thursday's window
+}
+
+TEST(Time, ClockMinutes) {
+    EXPECT_EQ(ParseClockMinutes("00:30"), 30);
+    EXPECT_EQ(ParseClockMinutes("24:00"), 1440);
+    EXPECT_FALSE(ParseClockMinutes("24:01").has_value());
+    EXPECT_FALSE(ParseClockMinutes("7:30").has_value());
+    EXPECT_FALSE(ParseClockMinutes("07:60").has_value());
+}
+
+}  // namespace
+}  // namespace tally
