@@ -32,10 +32,12 @@ bool Boolean(od::value v, std::string_view field) {
 }
 
 // A count: a JSON integer >= 0 that fits in 63 bits.
-int64_t Count(od::value v, std::string_view field) {
+int64_t Count(od::value v, std::string_view name, std::string_view prefix = {}) {
+    // The full field name is only built when there is an error to report.
+    auto field = [&] { return std::string(prefix) + std::string(name); };
     od::json_type type{};
     if (v.type().get(type) != simdjson::SUCCESS || type != od::json_type::number) {
-        Fail("field '" + std::string(field) + "' must be a whole number of units, not " +
+        Fail("field '" + field() + "' must be a whole number of units, not " +
              (type == od::json_type::string ? "a string" : "a non-number"));
     }
     int64_t n = 0;
@@ -44,11 +46,11 @@ int64_t Count(od::value v, std::string_view field) {
         std::string_view raw = simdjson::trim(v.raw_json_token());
         bool digits_only = !raw.empty() && raw.find_first_not_of("0123456789") == std::string_view::npos;
         if (err == simdjson::NUMBER_OUT_OF_RANGE || digits_only) {
-            Fail("field '" + std::string(field) + "' is too large (" + std::string(raw) + ")");
+            Fail("field '" + field() + "' is too large (" + std::string(raw) + ")");
         }
-        Fail("field '" + std::string(field) + "' must be a whole number, got " + std::string(raw));
+        Fail("field '" + field() + "' must be a whole number, got " + std::string(raw));
     }
-    if (n < 0) Fail("field '" + std::string(field) + "' is negative (" + std::to_string(n) + ")");
+    if (n < 0) Fail("field '" + field() + "' is negative (" + std::to_string(n) + ")");
     return n;
 }
 
@@ -58,7 +60,7 @@ void DecodeData(od::object data, Event* e, bool* has_model, bool* has_input, boo
         if (field.unescaped_key().get(key) != simdjson::SUCCESS) Fail("a key in 'data' is not a valid string");
         od::value v = field.value();
         if (key == "model") {
-            e->model = std::string(Str(v, "data.model"));
+            e->model.assign(Str(v, "data.model"));
             if (e->model.empty()) Fail("field 'data.model' is empty");
             *has_model = true;
         } else if (key == "input_tokens") {
@@ -80,14 +82,15 @@ void DecodeData(od::object data, Event* e, bool* has_model, bool* has_input, boo
         } else if (key == "thinking") {
             e->thinking = Boolean(v, "data.thinking");
         } else if (key == "project") {
-            e->project = std::string(Str(v, "data.project"));
+            e->project.assign(Str(v, "data.project"));
         } else {
             od::json_type type{};
             if (v.type().get(type) != simdjson::SUCCESS) Fail("field 'data." + std::string(key) + "' is not valid JSON");
             if (type == od::json_type::number) {
-                std::string name(key);
-                int64_t n = Count(v, "data." + name);
-                e->extras.push_back({std::move(name), n});
+                int64_t n = Count(v, key, "data.");
+                e->extras.emplace_back();
+                e->extras.back().name.assign(key);
+                e->extras.back().value = n;
             }
             // Strings, booleans, objects and arrays under other names are
             // descriptive and not billed; simdjson skips them.
@@ -108,7 +111,18 @@ EventDecoder::~EventDecoder() = default;
 bool EventDecoder::Decode(std::string_view json, Event* e, std::string* reason) {
     TALLY_ASSERT(e != nullptr);
     TALLY_ASSERT(reason != nullptr);
-    *e = Event{};
+    // Reset field by field: strings and the extras vector keep their capacity
+    // from the previous event, so a steady stream decodes without allocating.
+    e->id.clear();
+    e->source.clear();
+    e->subject.clear();
+    e->model.clear();
+    e->project.clear();
+    e->time = Instant{};
+    e->input_tokens = e->output_tokens = e->cached_input_tokens = 0;
+    e->cache_write_tokens = e->cache_write_1h_tokens = e->reasoning_tokens = 0;
+    e->batch = e->thinking = false;
+    e->extras.clear();
     // Kafka payloads and file lines have no room for simdjson's padding.
     std::string& buf = impl_->buffer;
     if (buf.size() < json.size() + simdjson::SIMDJSON_PADDING) buf.resize(json.size() + simdjson::SIMDJSON_PADDING);
@@ -132,15 +146,15 @@ bool EventDecoder::Decode(std::string_view json, Event* e, std::string* reason) 
                 if (Str(v, "specversion") != "1.0") Fail("specversion must be \"1.0\" (CloudEvents 1.0)");
                 has_specversion = true;
             } else if (key == "id") {
-                e->id = std::string(Str(v, "id"));
+                e->id.assign(Str(v, "id"));
             } else if (key == "source") {
-                e->source = std::string(Str(v, "source"));
+                e->source.assign(Str(v, "source"));
             } else if (key == "type") {
                 std::string_view type = Str(v, "type");
                 if (type != "llm.call") Fail("type '" + std::string(type) + "' is not llm.call");
                 has_type = true;
             } else if (key == "subject") {
-                e->subject = std::string(Str(v, "subject"));
+                e->subject.assign(Str(v, "subject"));
             } else if (key == "time") {
                 std::string_view t = Str(v, "time");
                 auto instant = ParseRfc3339(t);

@@ -33,7 +33,7 @@ enum StdUnit : UnitId {
     kUnitReasoning = 5,     // reasoning tokens, only when the plan prices them
     kNumStdUnits = 6,
 };
-constexpr int kMaxUnits = 24;
+constexpr int kMaxUnits = 16;  // 6 token units + up to 10 extra units across a catalog
 
 // Unit names <-> ids, shared by every plan in one Catalog.
 class UnitTable {

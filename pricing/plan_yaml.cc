@@ -181,7 +181,7 @@ class PlanParser {
         if (UnitTable::IsKnownExtra(name) ||
             std::find(custom_units_.begin(), custom_units_.end(), name) != custom_units_.end()) {
             auto id = units_->Intern(name);
-            if (!id) r_.Error(node, "too many different units across the plans (at most 24)");
+            if (!id) r_.Error(node, "too many different units across the plans (at most 16)");
             return id;
         }
         r_.Error(node, "unknown unit " + Quote(name) +

@@ -35,6 +35,45 @@ size_t RollupKeyHash::operator()(const RollupKey& k) const noexcept {
     return static_cast<size_t>(Mix(words[0] ^ Mix(words[1] ^ Mix(third))));
 }
 
+RollupTable::RollupTable() : slots_(1024), mask_(1023) {}
+
+RollupRow& RollupTable::FindOrInsert(const RollupKey& key) {
+    const size_t hash = RollupKeyHash{}(key);
+    const auto tag = static_cast<uint32_t>(hash >> 32);
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+        Slot& slot = slots_[i];
+        if (slot.index_plus_one == 0) {
+            if ((rows_.size() + 1) * 2 > slots_.size()) {
+                Grow();
+                return FindOrInsert(key);
+            }
+            rows_.emplace_back();
+            rows_.back().key = key;
+            slot.index_plus_one = static_cast<uint32_t>(rows_.size());
+            slot.tag = tag;
+            return rows_.back();
+        }
+        if (slot.tag == tag) {
+            RollupRow& row = rows_[slot.index_plus_one - 1];
+            if (row.key == key) return row;
+        }
+    }
+}
+
+void RollupTable::Grow() {
+    TALLY_ASSERT(rows_.size() < UINT32_MAX / 4);
+    std::vector<Slot> bigger(slots_.size() * 2);
+    size_t mask = bigger.size() - 1;
+    for (size_t r = 0; r < rows_.size(); ++r) {
+        const size_t hash = RollupKeyHash{}(rows_[r].key);
+        size_t i = hash & mask;
+        while (bigger[i].index_plus_one != 0) i = (i + 1) & mask;
+        bigger[i] = {static_cast<uint32_t>(r + 1), static_cast<uint32_t>(hash >> 32)};
+    }
+    slots_ = std::move(bigger);
+    mask_ = mask;
+}
+
 Rater::Rater(const Catalog& catalog, const std::vector<Subscription>& subscriptions, std::string default_plan,
              PeriodRule period)
     : catalog_(catalog), default_plan_name_(std::move(default_plan)), period_(period) {
@@ -45,23 +84,23 @@ Rater::Rater(const Catalog& catalog, const std::vector<Subscription>& subscripti
         subscriptions_.emplace(s.customer, &s);
     }
     scratch_.reserve(kMaxBands);
+    model_slots_.resize(catalog_.plans.size());
+    for (size_t p = 0; p < catalog_.plans.size(); ++p) model_slots_[p].resize(catalog_.plans[p].versions.size());
 }
 
 uint32_t Rater::CustomerIndex(const std::string& subject) {
-    if (last_customer_ != UINT32_MAX && customer_ids_[last_customer_] == subject) return last_customer_;
-    auto it = customer_index_.find(subject);
-    if (it == customer_index_.end()) {
-        auto index = static_cast<uint32_t>(customer_ids_.size());
-        it = customer_index_.emplace(subject, index).first;
-        customer_ids_.push_back(subject);
+    if (last_customer_ != UINT32_MAX && customers_.Get(last_customer_) == subject) return last_customer_;
+    const uint32_t index = customers_.Intern(subject);
+    if (index == customer_subs_.size()) {  // first seen
         auto sub = subscriptions_.find(subject);
         const Subscription* s = sub == subscriptions_.end() ? nullptr : sub->second;
         customer_subs_.push_back(s);
         int plan = s != nullptr ? catalog_.PlanIndex(s->plan) : default_plan_;
         customer_plans_.push_back(static_cast<uint16_t>(plan));
     }
-    last_customer_ = it->second;
-    return it->second;
+    TALLY_ASSERT(index < customer_subs_.size());
+    last_customer_ = index;
+    return index;
 }
 
 ZoneClock& Rater::Clock(const date::time_zone* zone) {
@@ -100,22 +139,25 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
         return Reject("plan " + plan.name + " has no version in force at " + FormatRfc3339(e.time));
     }
     const PlanVersion& v = plan.versions[static_cast<size_t>(version_index)];
-    auto mi = v.model_index.find(e.model);
-    if (mi == v.model_index.end()) {
+    const uint32_t model_id = models_.Intern(e.model);
+    std::vector<int>& slots = model_slots_[plan_index][static_cast<size_t>(version_index)];
+    while (slots.size() <= model_id) {
+        auto mi = v.model_index.find(models_.Get(static_cast<uint32_t>(slots.size())));
+        slots.push_back(mi == v.model_index.end() ? -1 : mi->second);
+    }
+    if (slots[model_id] < 0) {
         return Reject("model '" + e.model + "' has no price in plan " + plan.name + " version " + v.id);
     }
-    const ModelPricing& m = v.models[mi->second];
+    const auto model_index = static_cast<uint16_t>(slots[model_id]);
+    const ModelPricing& m = v.models[model_index];
 
     RollupKey base;
     base.cell.customer = customer;
     base.cell.plan = plan_index;
     base.cell.version = static_cast<uint16_t>(version_index);
-    base.cell.model = mi->second;
+    base.cell.model = model_index;
     base.hour = HourOf(e.time);
-    if (period_.monthly()) {
-        LocalTime lt = Clock(v.zone).Local(e.time);
-        base.period = MonthId(lt.year, lt.month);
-    }
+    if (period_.monthly()) base.period = Clock(v.zone).Month(e.time);
     if (!m.windows.empty()) {
         for (size_t i = 0; i < m.windows.size(); ++i) {
             const Window& w = m.windows[i];
@@ -222,10 +264,23 @@ RateOutcome Rater::Add(const Event& e) {
 void Rater::AddParts(const std::vector<RatedPart>& parts, int64_t calls) {
     for (size_t i = 0; i < parts.size(); ++i) {
         const RatedPart& p = parts[i];
-        auto [it, inserted] = rollups_.try_emplace(p.key);
-        RollupRow& row = it->second;
-        if (inserted) row.key = p.key;
-        for (size_t u = 0; u < kMaxUnits; ++u) row.quantities[u] = CheckedAdd(row.quantities[u], p.quantities[u]);
+        RollupRow& row = rollups_.FindOrInsert(p.key);
+        // A call has quantities in a few units only: add those. Check every
+        // sum before storing any, so a row is never left half-added.
+        Quantities& q = row.quantities;
+        uint32_t units = 0;
+        for (size_t u = 0; u < kMaxUnits; ++u) units |= (p.quantities[u] != 0 ? 1u : 0u) << u;
+        for (uint32_t m = units; m != 0; m &= m - 1) {
+            const auto u = static_cast<size_t>(__builtin_ctz(m));
+            int64_t unused;
+            if (__builtin_add_overflow(q[u], p.quantities[u], &unused)) {
+                throw OverflowError("quantity overflow in a rollup row: the sum of counts exceeds 2^63-1");
+            }
+        }
+        for (uint32_t m = units; m != 0; m &= m - 1) {
+            const auto u = static_cast<size_t>(__builtin_ctz(m));
+            q[u] += p.quantities[u];
+        }
         if (i == parts.size() - 1) row.calls = CheckedAdd(row.calls, calls);  // a call counts once
     }
 }
@@ -233,9 +288,10 @@ void Rater::AddParts(const std::vector<RatedPart>& parts, int64_t calls) {
 std::vector<Rollup> Rater::Rollups() const {
     std::vector<Rollup> out;
     out.reserve(rollups_.size());
-    for (const auto& [key, row] : rollups_) {
+    for (const RollupRow& row : rollups_.rows()) {
+        const RollupKey& key = row.key;
         Rollup r;
-        r.customer = customer_ids_[key.cell.customer];
+        r.customer = customers_.Get(key.cell.customer);
         r.cell = key.cell;
         r.cell.customer = 0;
         r.period = key.period;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "pricing/event.h"
+#include "pricing/internal/string_index.h"
 #include "pricing/plan.h"
 #include "pricing/subscription.h"
 
@@ -99,6 +100,27 @@ struct RatedPart {
     Quantities quantities{};
 };
 
+// Open-addressing hash table of rollup rows, keyed by RollupKey. Rows live
+// in one vector in insertion order; the slot array holds their indices.
+class RollupTable {
+   public:
+    RollupTable();
+    RollupRow& FindOrInsert(const RollupKey& key);
+    const std::vector<RollupRow>& rows() const { return rows_; }
+    size_t size() const { return rows_.size(); }
+
+   private:
+    struct Slot {
+        uint32_t index_plus_one = 0;  // 0: empty
+        uint32_t tag = 0;             // high bits of the hash
+    };
+    void Grow();
+
+    std::vector<Slot> slots_;
+    std::vector<RollupRow> rows_;
+    size_t mask_ = 0;
+};
+
 class Rater {
    public:
     // Customers not in `subscriptions` are on `default_plan` (a plan name in
@@ -118,7 +140,7 @@ class Rater {
     std::vector<Rollup> Rollups() const;
     size_t row_count() const { return rollups_.size(); }
 
-    const std::string& CustomerId(uint32_t index) const { return customer_ids_[index]; }
+    const std::string& CustomerId(uint32_t index) const { return customers_.Get(index); }
     const Subscription* CustomerSubscription(uint32_t index) const { return customer_subs_[index]; }
     uint16_t CustomerPlan(uint32_t index) const { return customer_plans_[index]; }
     const Catalog& catalog() const { return catalog_; }
@@ -134,15 +156,18 @@ class Rater {
     std::string default_plan_name_;
     PeriodRule period_;
 
-    std::unordered_map<std::string, uint32_t> customer_index_;
-    std::vector<std::string> customer_ids_;
+    internal::StringIndex customers_;
     std::vector<const Subscription*> customer_subs_;
     std::vector<uint16_t> customer_plans_;
     uint32_t last_customer_ = UINT32_MAX;
 
     std::vector<std::pair<const date::time_zone*, ZoneClock>> clocks_;
+    // Model names interned once; per plan version, model id -> index of its
+    // pricing in the version (-1: not priced), filled in as models appear.
+    internal::StringIndex models_;
+    std::vector<std::vector<std::vector<int>>> model_slots_;  // [plan][version][model id]
     std::vector<RatedPart> scratch_;
-    std::unordered_map<RollupKey, RollupRow, RollupKeyHash> rollups_;
+    RollupTable rollups_;
 };
 
 }  // namespace tally

@@ -104,11 +104,32 @@ LocalTime ZoneClock::Local(Instant t) {
     lt.minute_of_day = static_cast<int>(second_of_day / 60);
     // 1970-01-01 was a Thursday (weekday 3 with Monday = 0).
     lt.weekday = static_cast<int>(((days % 7) + 7 + 3) % 7);
-    date::year_month_day ymd{date::sys_days(date::days(days))};
-    lt.year = static_cast<int>(ymd.year());
-    lt.month = static_cast<int>(static_cast<unsigned>(ymd.month()));
-    lt.day = static_cast<int>(static_cast<unsigned>(ymd.day()));
+    if (days != cached_day_) {
+        date::year_month_day ymd{date::sys_days(date::days(days))};
+        cached_day_ = days;
+        year_ = static_cast<int>(ymd.year());
+        month_ = static_cast<int>(static_cast<unsigned>(ymd.month()));
+        day_ = static_cast<int>(static_cast<unsigned>(ymd.day()));
+    }
+    lt.year = year_;
+    lt.month = month_;
+    lt.day = day_;
     return lt;
+}
+
+int32_t ZoneClock::Month(Instant t) {
+    const int64_t ms = t.time_since_epoch().count();
+    if (ms >= month_begin_ms_ && ms < month_end_ms_) return month_id_;
+    LocalTime lt = Local(t);
+    month_id_ = MonthId(lt.year, lt.month);
+    month_begin_ms_ = LocalMidnight(zone_, lt.year, lt.month, 1).time_since_epoch().count();
+    month_end_ms_ = (lt.month == 12 ? LocalMidnight(zone_, lt.year + 1, 1, 1)
+                                    : LocalMidnight(zone_, lt.year, lt.month + 1, 1))
+                        .time_since_epoch()
+                        .count();
+    TALLY_ASSERT(ms >= month_begin_ms_);
+    TALLY_ASSERT(ms < month_end_ms_);
+    return month_id_;
 }
 
 Instant LocalMidnight(const date::time_zone* zone, int year, int month, int day) {

@@ -46,6 +46,8 @@ class ZoneClock {
     ZoneClock() = default;
     explicit ZoneClock(const date::time_zone* zone) : zone_(zone) {}
     LocalTime Local(Instant t);
+    // MonthId of the local calendar month of `t`; cheaper than Local().
+    int32_t Month(Instant t);
     const date::time_zone* zone() const { return zone_; }
 
    private:
@@ -53,6 +55,11 @@ class ZoneClock {
     int64_t begin_s_ = 1;  // empty cache: begin > end
     int64_t end_s_ = 0;
     int64_t offset_s_ = 0;
+    int64_t cached_day_ = INT64_MIN;  // local day of the cached calendar date
+    int year_ = 0, month_ = 0, day_ = 0;
+    int64_t month_begin_ms_ = 1;  // UTC range of the cached month; empty at first
+    int64_t month_end_ms_ = 0;
+    int32_t month_id_ = 0;
 };
 
 // The first instant of local day `y-m-d` at 00:00 in `zone` (the earliest

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything Tally needs to build, test and run, from Debian 12
+# packages only. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  clang libclang-rt-14-dev                 # libFuzzer and sanitizers for the fuzz targets
+  libfmt-dev libyaml-cpp-dev libsimdjson-dev libhowardhinnant-date-dev tzdata
+  libcli11-dev libboost-dev
+  libgtest-dev libgmock-dev
+  libpqxx-dev librdkafka-dev postgresql-15   # the ledger and the Kafka consumer
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
