@@ -55,9 +55,12 @@ int64_t Count(od::value v, std::string_view name, std::string_view prefix = {}) 
 }
 
 void DecodeData(od::object data, Event* e, bool* has_model, bool* has_input, bool* has_output) {
-    for (auto field : data) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) Fail("a key in 'data' is not a valid string");
+    for (auto result : data) {
+        od::field field;
+        if (std::move(result).get(field) != simdjson::SUCCESS) Fail("not valid JSON inside 'data'");
+        // Keys are compared as written, without unescaping: cheaper, and a
+        // key spelled with escapes (\u006dodel) is simply not a known key.
+        od::raw_json_string key = field.key();
         od::value v = field.value();
         if (key == "model") {
             e->model.assign(Str(v, "data.model"));
@@ -85,12 +88,13 @@ void DecodeData(od::object data, Event* e, bool* has_model, bool* has_input, boo
             e->project.assign(Str(v, "data.project"));
         } else {
             od::json_type type{};
-            if (v.type().get(type) != simdjson::SUCCESS) Fail("field 'data." + std::string(key) + "' is not valid JSON");
+            if (v.type().get(type) != simdjson::SUCCESS) Fail("a field of 'data' is not valid JSON");
             if (type == od::json_type::number) {
-                int64_t n = Count(v, key, "data.");
+                std::string_view name;
+                if (field.unescaped_key().get(name) != simdjson::SUCCESS) Fail("a key in 'data' is not a valid string");
                 e->extras.emplace_back();
-                e->extras.back().name.assign(key);
-                e->extras.back().value = n;
+                e->extras.back().name.assign(name);
+                e->extras.back().value = Count(v, e->extras.back().name, "data.");
             }
             // Strings, booleans, objects and arrays under other names are
             // descriptive and not billed; simdjson skips them.
@@ -138,9 +142,10 @@ bool EventDecoder::Decode(std::string_view json, Event* e, std::string* reason) 
         err = doc.get_object().get(root);
         if (err == simdjson::INCORRECT_TYPE) Fail("not a JSON object: an event is one {...} object");
         if (err != simdjson::SUCCESS) Fail(std::string("not valid JSON: ") + simdjson::error_message(err));
-        for (auto field : root) {
-            std::string_view key;
-            if (field.unescaped_key().get(key) != simdjson::SUCCESS) Fail("not valid JSON: a key is not a string");
+        for (auto result : root) {
+            od::field field;
+            if (std::move(result).get(field) != simdjson::SUCCESS) Fail("not valid JSON: a key is not a string");
+            od::raw_json_string key = field.key();
             od::value v = field.value();
             if (key == "specversion") {
                 if (Str(v, "specversion") != "1.0") Fail("specversion must be \"1.0\" (CloudEvents 1.0)");
