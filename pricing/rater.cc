@@ -32,7 +32,9 @@ size_t RollupKeyHash::operator()(const RollupKey& k) const noexcept {
     uint64_t words[2];
     std::memcpy(words, &k.cell, sizeof words);
     uint64_t third = (static_cast<uint64_t>(static_cast<uint32_t>(k.period)) << 32) | static_cast<uint32_t>(k.hour);
-    return static_cast<size_t>(Mix(words[0] ^ Mix(words[1] ^ Mix(third))));
+    // One multiply per word, then one finalizing mix.
+    uint64_t h = words[0] * 0x9e3779b97f4a7c15ULL ^ words[1] * 0xc2b2ae3d27d4eb4fULL ^ third * 0x165667b19e3779f9ULL;
+    return static_cast<size_t>(Mix(h));
 }
 
 RollupTable::RollupTable() : slots_(1024), mask_(1023) {}
@@ -84,12 +86,9 @@ Rater::Rater(const Catalog& catalog, const std::vector<Subscription>& subscripti
         subscriptions_.emplace(s.customer, &s);
     }
     scratch_.reserve(kMaxBands);
-    model_slots_.resize(catalog_.plans.size());
-    for (size_t p = 0; p < catalog_.plans.size(); ++p) model_slots_[p].resize(catalog_.plans[p].versions.size());
 }
 
 uint32_t Rater::CustomerIndex(const std::string& subject) {
-    if (last_customer_ != UINT32_MAX && customers_.Get(last_customer_) == subject) return last_customer_;
     const uint32_t index = customers_.Intern(subject);
     if (index == customer_subs_.size()) {  // first seen
         auto sub = subscriptions_.find(subject);
@@ -99,7 +98,6 @@ uint32_t Rater::CustomerIndex(const std::string& subject) {
         customer_plans_.push_back(static_cast<uint16_t>(plan));
     }
     TALLY_ASSERT(index < customer_subs_.size());
-    last_customer_ = index;
     return index;
 }
 
@@ -139,16 +137,24 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
         return Reject("plan " + plan.name + " has no version in force at " + FormatRfc3339(e.time));
     }
     const PlanVersion& v = plan.versions[static_cast<size_t>(version_index)];
-    const uint32_t model_id = models_.Intern(e.model);
-    std::vector<int>& slots = model_slots_[plan_index][static_cast<size_t>(version_index)];
-    while (slots.size() <= model_id) {
-        auto mi = v.model_index.find(models_.Get(static_cast<uint32_t>(slots.size())));
-        slots.push_back(mi == v.model_index.end() ? -1 : mi->second);
+    // A version prices a handful of models: a scan comparing lengths first
+    // beats hashing the name; large versions use the map.
+    int found = -1;
+    if (v.models.size() <= 16) {
+        for (size_t i = 0; i < v.models.size(); ++i) {
+            const std::string& name = v.models[i].name;
+            if (name.size() == e.model.size() && std::memcmp(name.data(), e.model.data(), name.size()) == 0) {
+                found = static_cast<int>(i);
+                break;
+            }
+        }
+    } else if (auto mi = v.model_index.find(e.model); mi != v.model_index.end()) {
+        found = mi->second;
     }
-    if (slots[model_id] < 0) {
+    if (found < 0) {
         return Reject("model '" + e.model + "' has no price in plan " + plan.name + " version " + v.id);
     }
-    const auto model_index = static_cast<uint16_t>(slots[model_id]);
+    const auto model_index = static_cast<uint16_t>(found);
     const ModelPricing& m = v.models[model_index];
 
     RollupKey base;
@@ -220,10 +226,11 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     };
 
     if (m.band_mode == BandMode::kWholeCall || m.bands.size() == 1) {
-        RatedPart part{base, q};
+        RatedPart& part = parts->emplace_back();
+        part.key = base;
+        part.quantities = q;
         part.key.cell.band = static_cast<uint8_t>(band);
         part.key.cell.condition = condition_for(band);
-        parts->push_back(part);
         return {};
     }
 

@@ -159,13 +159,8 @@ class Rater {
     internal::StringIndex customers_;
     std::vector<const Subscription*> customer_subs_;
     std::vector<uint16_t> customer_plans_;
-    uint32_t last_customer_ = UINT32_MAX;
 
     std::vector<std::pair<const date::time_zone*, ZoneClock>> clocks_;
-    // Model names interned once; per plan version, model id -> index of its
-    // pricing in the version (-1: not priced), filled in as models appear.
-    internal::StringIndex models_;
-    std::vector<std::vector<std::vector<int>>> model_slots_;  // [plan][version][model id]
     std::vector<RatedPart> scratch_;
     RollupTable rollups_;
 };
