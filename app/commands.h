@@ -20,9 +20,9 @@ constexpr int kExitPartial = 3;
 struct RateOptions {
     std::vector<std::string> plans;
     std::vector<std::string> events;  // JSON lines files, rated together
-    std::string subscriptions;  // empty: none
-    std::string customer;       // empty: all
-    std::string from, to;       // RFC 3339; both or neither
+    std::string subscriptions;        // empty: none
+    std::string customer;             // empty: all
+    std::string from, to;             // RFC 3339; both or neither
     std::string format = "table";
 };
 

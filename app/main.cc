@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
     rate_cmd->add_option("--events", rate.events, "Events, one CloudEvent JSON per line (repeatable)")
         ->required()
         ->check(CLI::ExistingFile);
-    rate_cmd->add_option("--subscriptions", rate.subscriptions, "Subscriptions YAML: plans and contract terms per customer")
+    rate_cmd
+        ->add_option("--subscriptions", rate.subscriptions, "Subscriptions YAML: plans and contract terms per customer")
         ->check(CLI::ExistingFile);
     rate_cmd->add_option("--customer", rate.customer, "Price only this customer (event subject)");
     rate_cmd->add_option("--from", rate.from, "Period start, RFC 3339 (with --to); default: calendar months");

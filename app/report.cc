@@ -64,9 +64,11 @@ size_t DisplayWidth(std::string_view s) {
             n = 2;
             cp = c & 0x1fu;
         }
-        for (size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3fu);
-        bool wide = (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) || (cp >= 0xac00 && cp <= 0xd7a3) ||
-                    (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
+        for (size_t k = 1; k < n && i + k < s.size(); ++k)
+            cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3fu);
+        bool wide = (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) ||
+                    (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) ||
+                    (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
                     (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x20000 && cp <= 0x3fffd);
         width += wide ? 2 : 1;
         i += n;
@@ -175,10 +177,9 @@ void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices,
             out << ",\"description\":" << JsonString(l.description) << ",\"amount\":" << dec(l.amount)
                 << ",\"amount_rounded\":" << JsonString(l.amount_rounded.ToString(d)) << "}";
         }
-        out << "],\"usage_exact\":" << dec(inv.usage_exact)
-            << ",\"subtotal\":" << JsonString(inv.subtotal.ToString(d)) << ",\"tax_percent\":" << dec(inv.tax_percent)
-            << ",\"tax\":" << JsonString(inv.tax.ToString(d)) << ",\"total\":" << JsonString(inv.total.ToString(d))
-            << ",\"grants\":[";
+        out << "],\"usage_exact\":" << dec(inv.usage_exact) << ",\"subtotal\":" << JsonString(inv.subtotal.ToString(d))
+            << ",\"tax_percent\":" << dec(inv.tax_percent) << ",\"tax\":" << JsonString(inv.tax.ToString(d))
+            << ",\"total\":" << JsonString(inv.total.ToString(d)) << ",\"grants\":[";
         for (size_t k = 0; k < inv.grants.size(); ++k) {
             out << (k > 0 ? "," : "") << "{\"name\":" << JsonString(inv.grants[k].name)
                 << ",\"amount\":" << JsonString(inv.grants[k].amount.ToString(d)) << "}";
@@ -187,11 +188,12 @@ void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices,
     }
     out << "],\"rejected\":[";
     for (size_t i = 0; i < rejected.size(); ++i) {
-        out << (i > 0 ? "," : "") << "{\"file\":" << JsonString(rejected[i].file) << ",\"line\":" << rejected[i].line << ",\"reason\":" << JsonString(rejected[i].reason)
-            << "}";
+        out << (i > 0 ? "," : "") << "{\"file\":" << JsonString(rejected[i].file) << ",\"line\":" << rejected[i].line
+            << ",\"reason\":" << JsonString(rejected[i].reason) << "}";
     }
-    out << "],\"stats\":{\"lines\":" << stats.lines << ",\"rated\":" << stats.rated << ",\"rejected\":" << stats.rejected
-        << ",\"outside_period\":" << stats.outside_period << ",\"other_customers\":" << stats.other_customers << "}}\n";
+    out << "],\"stats\":{\"lines\":" << stats.lines << ",\"rated\":" << stats.rated
+        << ",\"rejected\":" << stats.rejected << ",\"outside_period\":" << stats.outside_period
+        << ",\"other_customers\":" << stats.other_customers << "}}\n";
 }
 
 }  // namespace tally

@@ -14,10 +14,10 @@
 // Both runs must produce the same rollups; the checksum line shows it.
 #include <algorithm>
 #include <chrono>
-#include <memory>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -37,7 +37,9 @@ struct PlanMix {
 };
 
 const std::vector<PlanMix> kMix = {
-    {"doubao-seed-1.6.yaml", "doubao-seed-1.6", {"doubao-seed-1.6", "doubao-seed-1.6-flash", "doubao-seed-1.6-thinking"}},
+    {"doubao-seed-1.6.yaml",
+     "doubao-seed-1.6",
+     {"doubao-seed-1.6", "doubao-seed-1.6-flash", "doubao-seed-1.6-thinking"}},
     {"deepseek.yaml", "deepseek", {"deepseek-chat", "deepseek-reasoner"}},
     {"gemini-2.5-pro.yaml", "gemini-2.5", {"gemini-2.5-pro", "gemini-2.5-flash"}},
     {"qwen-plus.yaml", "qwen-plus", {"qwen-plus", "qwen-flash"}},
@@ -120,9 +122,10 @@ int main(int argc, char** argv) {
         // Time-ordered within the month, as a stream is.
         e.time = tally::Instant(std::chrono::milliseconds(base + i * (hours * 3'600'000 / count)));
         int64_t band = Between(rng, 0, 99);
-        e.input_tokens = band < 60 ? Between(rng, 200, 32000) : band < 85 ? Between(rng, 32001, 128000)
-                                                              : band < 95 ? Between(rng, 128001, 200000)
-                                                                          : Between(rng, 1, 2000);
+        e.input_tokens = band < 60   ? Between(rng, 200, 32000)
+                         : band < 85 ? Between(rng, 32001, 128000)
+                         : band < 95 ? Between(rng, 128001, 200000)
+                                     : Between(rng, 1, 2000);
         e.cached_input_tokens = Between(rng, 0, 2) == 0 ? e.input_tokens * Between(rng, 10, 90) / 100 : 0;
         e.output_tokens = Between(rng, 0, 9) == 0 ? Between(rng, 1, 200) : Between(rng, 201, 4000);
         e.thinking = Between(rng, 0, 4) == 0;
@@ -202,13 +205,14 @@ int main(int argc, char** argv) {
     }
     auto [sa, ma] = best_and_median(runs_a);
 
-    std::printf("(a) decode + classify + sum: best %.3f s = %.0f events/s on one core (%.0f MB/s of JSON); "
-                "median %.0f events/s\n",
-                sa, static_cast<double>(count) / sa, static_cast<double>(bytes) / sa / 1e6,
-                static_cast<double>(count) / ma);
+    std::printf(
+        "(a) decode + classify + sum: best %.3f s = %.0f events/s on one core (%.0f MB/s of JSON); "
+        "median %.0f events/s\n",
+        sa, static_cast<double>(count) / sa, static_cast<double>(bytes) / sa / 1e6, static_cast<double>(count) / ma);
     std::printf("(b) classify + sum:          best %.3f s = %.0f events/s on one core; median %.0f events/s\n", sb,
                 static_cast<double>(count) / sb, static_cast<double>(count) / mb);
-    std::printf("rejected: (a) %lld, (b) %lld\n", static_cast<long long>(rejected_a), static_cast<long long>(rejected_b));
+    std::printf("rejected: (a) %lld, (b) %lld\n", static_cast<long long>(rejected_a),
+                static_cast<long long>(rejected_b));
     std::string ca = Checksum(*rater_a), cb = Checksum(*rater_b);
     std::printf("checksum (a): %s\nchecksum (b): %s\n", ca.c_str(), cb.c_str());
     if (ca != cb) {

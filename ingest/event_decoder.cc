@@ -17,7 +17,9 @@ struct Bad {
     std::string reason;
 };
 
-[[noreturn]] void Fail(std::string reason) { throw Bad{std::move(reason)}; }
+[[noreturn]] void Fail(std::string reason) {
+    throw Bad{std::move(reason)};
+}
 
 std::string_view Str(od::value v, std::string_view field) {
     std::string_view s;
@@ -186,16 +188,26 @@ bool EventDecoder::Decode(std::string_view json, Event* e, std::string* reason) 
         return false;
     }
     const char* missing = nullptr;
-    if (!has_specversion) missing = "specversion";
-    else if (e->id.empty()) missing = "id";
-    else if (e->source.empty()) missing = "source";
-    else if (!has_type) missing = "type";
-    else if (e->subject.empty()) missing = "subject";
-    else if (!has_time) missing = "time";
-    else if (!has_data) missing = "data";
-    else if (!has_model) missing = "data.model";
-    else if (!has_input) missing = "data.input_tokens";
-    else if (!has_output) missing = "data.output_tokens";
+    if (!has_specversion)
+        missing = "specversion";
+    else if (e->id.empty())
+        missing = "id";
+    else if (e->source.empty())
+        missing = "source";
+    else if (!has_type)
+        missing = "type";
+    else if (e->subject.empty())
+        missing = "subject";
+    else if (!has_time)
+        missing = "time";
+    else if (!has_data)
+        missing = "data";
+    else if (!has_model)
+        missing = "data.model";
+    else if (!has_input)
+        missing = "data.input_tokens";
+    else if (!has_output)
+        missing = "data.output_tokens";
     if (missing != nullptr) {
         *reason = std::string("missing required field '") + missing + "'";
         return false;

@@ -22,9 +22,7 @@ class Currency {
     // Digits of the minor unit: 2 for CNY (fen) and USD (cent), 0 for JPY.
     int minor_digits() const { return minor_digits_; }
     bool valid() const { return code_[0] != '\0'; }
-    friend bool operator==(const Currency& a, const Currency& b) {
-        return a.code() == b.code();
-    }
+    friend bool operator==(const Currency& a, const Currency& b) { return a.code() == b.code(); }
 
    private:
     char code_[4] = {0, 0, 0, 0};
@@ -44,9 +42,7 @@ struct Money {
     Money operator-(const Money& other) const;
     Money& operator+=(const Money& other) { return *this = *this + other; }
     // Rounded to the currency's minor unit.
-    Money Rounded(RoundingMode mode) const {
-        return {amount.Round(currency.minor_digits(), mode), currency};
-    }
+    Money Rounded(RoundingMode mode) const { return {amount.Round(currency.minor_digits(), mode), currency}; }
     // "12.34 CNY"
     std::string ToString() const;
 };

@@ -155,8 +155,7 @@ int Decimal::fraction_digits() const {
 std::string Decimal::ToString(int min_fraction_digits) const {
     TALLY_ASSERT(min_fraction_digits >= 0);
     TALLY_ASSERT(min_fraction_digits <= kScale);
-    uint128 magnitude =
-        raw_ < 0 ? static_cast<uint128>(-(raw_ + 1)) + 1 : static_cast<uint128>(raw_);
+    uint128 magnitude = raw_ < 0 ? static_cast<uint128>(-(raw_ + 1)) + 1 : static_cast<uint128>(raw_);
     const auto one = static_cast<uint128>(kOne);
     uint128 whole = magnitude / one;
     uint128 frac = magnitude % one;

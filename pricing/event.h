@@ -17,13 +17,13 @@ struct ExtraQuantity {
 };
 
 struct Event {
-    std::string id;       // with source, identifies the call
+    std::string id;  // with source, identifies the call
     std::string source;
     std::string subject;  // the billing account (customer id)
     Instant time;         // what the call is billed by
     std::string model;
     std::string project;
-    int64_t input_tokens = 0;  // the whole prompt, including cached and cache writes
+    int64_t input_tokens = 0;   // the whole prompt, including cached and cache writes
     int64_t output_tokens = 0;  // the whole completion, including reasoning
     int64_t cached_input_tokens = 0;
     int64_t cache_write_tokens = 0;     // 5-minute cache writes

@@ -36,8 +36,8 @@ struct LineKey {
     int tier = kNoTier;
 
     auto Tie() const {
-        return std::tie(version, model, unit, cell.band, cell.condition, cell.window, cell.flags, free_quota,
-                        tier_rule, tier);
+        return std::tie(version, model, unit, cell.band, cell.condition, cell.window, cell.flags, free_quota, tier_rule,
+                        tier);
     }
     bool operator<(const LineKey& o) const { return Tie() < o.Tie(); }
 };
@@ -371,8 +371,8 @@ class PeriodPricer {
             if (inv->subtotal < floor) {
                 InvoiceLine line;
                 line.kind = LineKind::kCommitment;
-                line.description = "minimum commitment " + floor.ToString(digits) + " " +
-                                   std::string(inv->currency.code());
+                line.description =
+                    "minimum commitment " + floor.ToString(digits) + " " + std::string(inv->currency.code());
                 line.amount = floor - inv->subtotal;
                 line.amount_rounded = line.amount;
                 inv->subtotal = floor;

@@ -8,8 +8,8 @@
 namespace tally {
 
 namespace {
-constexpr std::array<std::string_view, kNumStdUnits> kStdUnitNames = {
-    "input", "cached_input", "cache_write", "cache_write_1h", "output", "reasoning"};
+constexpr std::array<std::string_view, kNumStdUnits> kStdUnitNames = {"input",          "cached_input", "cache_write",
+                                                                      "cache_write_1h", "output",       "reasoning"};
 // Numeric event fields that plans may price without declaring them.
 constexpr std::array<std::string_view, 6> kKnownExtras = {
     "images", "video_seconds", "tool_calls", "cache_storage_token_hours", "web_searches", "audio_seconds"};

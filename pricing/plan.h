@@ -60,7 +60,7 @@ struct Rate {
 using RateTable = std::array<std::optional<Rate>, kMaxUnits>;
 
 struct OutputCondition {
-    int64_t up_to = 0;            // inclusive bound on output tokens
+    int64_t up_to = 0;             // inclusive bound on output tokens
     bool reasoning_counts = true;  // whether reasoning tokens count toward up_to
     RateTable rates;               // overrides of the band's rates
 };
@@ -78,8 +78,8 @@ struct Window {
     std::string name;
     std::string zone_name;
     const date::time_zone* zone = nullptr;
-    int start_minute = 0;  // inclusive, local minute of day
-    int end_minute = 0;    // exclusive; end < start means the window crosses midnight
+    int start_minute = 0;     // inclusive, local minute of day
+    int end_minute = 0;       // exclusive; end < start means the window crosses midnight
     uint8_t weekdays = 0x7f;  // bit 0 = Monday .. bit 6 = Sunday; a crossing window's
                               // weekday is the one on which it starts
     std::optional<Decimal> multiplier;
@@ -124,8 +124,8 @@ enum class TierMode : uint8_t { kGraduated, kVolume };
 
 struct Tier {
     int64_t up_to = std::numeric_limits<int64_t>::max();  // inclusive, over the period
-    std::optional<Decimal> multiplier;                     // on the cell's rate
-    std::optional<Rate> rate;                              // or a rate of its own
+    std::optional<Decimal> multiplier;                    // on the cell's rate
+    std::optional<Rate> rate;                             // or a rate of its own
 };
 
 struct TierRule {
@@ -156,7 +156,7 @@ struct PlanVersion {
     std::string zone_name;
     const date::time_zone* zone = nullptr;
     RoundingMode rounding = RoundingMode::kHalfEven;
-    Decimal tax_percent;                      // on the subtotal
+    Decimal tax_percent;                        // on the subtotal
     std::optional<Decimal> minimum_commitment;  // per period, in currency
     std::vector<ModelPricing> models;
     std::unordered_map<std::string, uint16_t> model_index;
@@ -187,7 +187,9 @@ struct Catalog {
 };
 
 // The rate of `unit` in a table, or nullopt.
-inline const std::optional<Rate>& RateFor(const RateTable& table, UnitId unit) { return table[unit]; }
+inline const std::optional<Rate>& RateFor(const RateTable& table, UnitId unit) {
+    return table[unit];
+}
 
 std::string_view UnitFallbackName(UnitId unit);
 

@@ -21,7 +21,9 @@ bool IsPowerOfTen(int64_t n) {
     return n == 1;
 }
 
-std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string Quote(std::string_view s) {
+    return "'" + std::string(s) + "'";
+}
 
 class PlanParser {
    public:
@@ -55,9 +57,8 @@ class PlanParser {
         PlanVersion v;
         if (!r_.ExpectMap(node, "a version")) return;
         r_.CheckKeys(node, "a version",
-                     {"version", "effective_from", "effective_until", "currency", "time_zone", "rounding",
-                      "rates_per", "tax_percent", "minimum_commitment", "custom_units", "models", "tiers",
-                      "free_quotas"});
+                     {"version", "effective_from", "effective_until", "currency", "time_zone", "rounding", "rates_per",
+                      "tax_percent", "minimum_commitment", "custom_units", "models", "tiers", "free_quotas"});
         if (auto id = r_.Text(r_.Required(node, "version", "a version"), "version")) v.id = *id;
         if (auto t = r_.Time(r_.Required(node, "effective_from", "version " + v.id), "effective_from")) {
             v.effective_from = *t;
@@ -162,8 +163,8 @@ class PlanParser {
                                    FormatRfc3339(*prev.effective_until) + ") when version " + cur.id + " starts");
             }
             if (prev.currency.valid() && cur.currency.valid() && !(prev.currency == cur.currency)) {
-                r_.Error(node, "version " + cur.id + " changes the currency from " +
-                                   std::string(prev.currency.code()) + " to " + std::string(cur.currency.code()) +
+                r_.Error(node, "version " + cur.id + " changes the currency from " + std::string(prev.currency.code()) +
+                                   " to " + std::string(cur.currency.code()) +
                                    "; a plan keeps one currency (make a new plan instead)");
             }
             if (prev.id == cur.id) r_.Error(node, "two versions are both called " + Quote(cur.id));
@@ -217,7 +218,8 @@ class PlanParser {
     void ParseRates(const YAML::Node& node, std::string_view what, RateTable* table, ModelPricing* m) {
         if (!node.IsDefined()) return;
         if (!node.IsMap()) {
-            r_.Error(node, std::string(what) + " must map unit names to prices, e.g. {input: \"0.80\", output: \"8.00\"}");
+            r_.Error(node,
+                     std::string(what) + " must map unit names to prices, e.g. {input: \"0.80\", output: \"8.00\"}");
             return;
         }
         for (auto it = node.begin(); it != node.end(); ++it) {
@@ -238,7 +240,8 @@ class PlanParser {
                          {"from", "above", "up_to", "rates", "thinking_rates", "batch_rates", "output_conditions"});
         }
         if (auto n = r_.Integer(YamlReader::Optional(node, "up_to"), "up_to", 1)) band.up_to = *n;
-        YAML::Node rates = shorthand ? YamlReader::Optional(node, "rates") : r_.Required(node, "rates", "a band of " + where);
+        YAML::Node rates =
+            shorthand ? YamlReader::Optional(node, "rates") : r_.Required(node, "rates", "a band of " + where);
         ParseRates(rates, "rates", &band.rates, m);
         if (rates.IsDefined() && rates.IsMap()) {
             if (!band.rates[kUnitInput]) r_.Error(rates, "the rates of " + where + " have no input price");
@@ -269,8 +272,7 @@ class PlanParser {
                     if (auto b = r_.Bool(YamlReader::Optional(c, "reasoning_counts"), "reasoning_counts")) {
                         oc.reasoning_counts = *b;
                     }
-                    ParseRates(r_.Required(c, "rates", "an output condition"), "rates", &oc.rates,
-                               m);
+                    ParseRates(r_.Required(c, "rates", "an output condition"), "rates", &oc.rates, m);
                     band.output_conditions.push_back(std::move(oc));
                 }
             }
@@ -287,8 +289,8 @@ class PlanParser {
         if (auto i = r_.Choice(YamlReader::Optional(node, "band_by"), "band_by", {"prompt", "uncached_input"})) {
             m->band_by = static_cast<BandBy>(*i);
         }
-        if (auto i = r_.Choice(YamlReader::Optional(node, "band_pricing"), "band_pricing",
-                               {"whole_call", "graduated"})) {
+        if (auto i =
+                r_.Choice(YamlReader::Optional(node, "band_pricing"), "band_pricing", {"whole_call", "graduated"})) {
             m->band_mode = static_cast<BandMode>(*i);
         }
         if (auto i = r_.Choice(YamlReader::Optional(node, "above_top_band"), "above_top_band",
@@ -373,9 +375,8 @@ class PlanParser {
                              std::to_string(*starts_above) + " tokens would have no price");
             } else if (*starts_above < expected_above) {
                 r_.Error(from.IsDefined() ? from : above,
-                         "bands overlap in model " + Quote(m.name) + ": band " + std::to_string(i + 1) +
-                             " starts at " + std::to_string(*starts_above + 1) + " but the band before it ends at " +
-                             prev_end);
+                         "bands overlap in model " + Quote(m.name) + ": band " + std::to_string(i + 1) + " starts at " +
+                             std::to_string(*starts_above + 1) + " but the band before it ends at " + prev_end);
             }
         }
         if (i > 0 && band.up_to <= expected_above) {
@@ -414,7 +415,8 @@ class PlanParser {
             }
         }
         if (start.IsDefined() && end.IsDefined() && w.start_minute == w.end_minute) {
-            r_.Error(end, "window " + Quote(w.name) + " starts and ends at the same time; a window covers part of a day");
+            r_.Error(end,
+                     "window " + Quote(w.name) + " starts and ends at the same time; a window covers part of a day");
         }
         YAML::Node days = YamlReader::Optional(node, "weekdays");
         if (days.IsDefined()) {
@@ -450,8 +452,8 @@ class PlanParser {
         if (auto n = r_.Text(r_.Required(node, "name", "a tier rule"), "name")) rule.name = *n;
         ParseNameList(YamlReader::Optional(node, "models"), "models", &rule.models);
         ParseUnitList(YamlReader::Optional(node, "units"), &rule.units);
-        if (auto i = r_.Choice(YamlReader::Optional(node, "aggregate"), "aggregate",
-                               {"per_model_and_unit", "per_model"})) {
+        if (auto i =
+                r_.Choice(YamlReader::Optional(node, "aggregate"), "aggregate", {"per_model_and_unit", "per_model"})) {
             rule.aggregate = static_cast<TierAggregate>(*i);
         }
         if (auto i = r_.Choice(r_.Required(node, "mode", "tier rule " + Quote(rule.name)), "mode",
@@ -490,8 +492,9 @@ class PlanParser {
                     if (rate.IsDefined()) {
                         tier.rate = ParseRate(rate, "the tier rate");
                         if (rule.aggregate == TierAggregate::kPerModel) {
-                            r_.Error(rate, "a tier rate needs aggregate: per_model_and_unit; a per_model tier mixes "
-                                           "units of different prices, so it takes multipliers");
+                            r_.Error(rate,
+                                     "a tier rate needs aggregate: per_model_and_unit; a per_model tier mixes "
+                                     "units of different prices, so it takes multipliers");
                         }
                     }
                     rule.tiers.push_back(tier);
@@ -602,8 +605,8 @@ std::optional<Plan> ParsePlan(std::string_view text, std::string_view file_name,
     try {
         root = YAML::Load(std::string(text));
     } catch (const YAML::Exception& e) {
-        diagnostics->push_back({std::string(file_name), e.mark.line + 1, e.mark.column + 1,
-                                "not valid YAML: " + e.msg});
+        diagnostics->push_back(
+            {std::string(file_name), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});
         return std::nullopt;
     }
     // A copy of the unit table: units interned by a plan that fails are not kept.
@@ -613,8 +616,8 @@ std::optional<Plan> ParsePlan(std::string_view text, std::string_view file_name,
     try {
         plan = parser.Parse(root);
     } catch (const YAML::Exception& e) {
-        diagnostics->push_back({std::string(file_name), e.mark.line + 1, e.mark.column + 1,
-                                "unexpected structure: " + e.msg});
+        diagnostics->push_back(
+            {std::string(file_name), e.mark.line + 1, e.mark.column + 1, "unexpected structure: " + e.msg});
         return std::nullopt;
     }
     if (plan) *units = scratch;

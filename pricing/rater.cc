@@ -24,7 +24,9 @@ int32_t HourOf(Instant t) {
     return static_cast<int32_t>(h);
 }
 
-RateOutcome Reject(std::string reason) { return {RateStatus::kRejected, std::move(reason)}; }
+RateOutcome Reject(std::string reason) {
+    return {RateStatus::kRejected, std::move(reason)};
+}
 
 }  // namespace
 
@@ -208,7 +210,8 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     while (band < m.bands.size() && selector > m.bands[band].up_to) ++band;
     if (band == m.bands.size()) {
         if (m.above_top == AboveTop::kReject) {
-            return Reject("the prompt has " + std::to_string(selector) + (m.band_by == BandBy::kPrompt ? "" : " uncached") +
+            return Reject("the prompt has " + std::to_string(selector) +
+                          (m.band_by == BandBy::kPrompt ? "" : " uncached") +
                           " input tokens, above the top band of model " + m.name + " (" +
                           std::to_string(m.bands.back().up_to) + ")");
         }
@@ -238,7 +241,7 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     // order (cache hits are a prefix, so they come first); everything else
     // prices at the band the call reaches.
     static constexpr std::array<UnitId, 4> kPromptOrder = {kUnitCachedInput, kUnitCacheWrite, kUnitCacheWrite1h,
-                                                          kUnitInput};
+                                                           kUnitInput};
     Quantities rest = q;
     int64_t lower = 0;
     for (size_t b = 0; b <= band; ++b) {

@@ -136,7 +136,8 @@ std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view tex
             out.push_back(std::move(s));
         }
     } catch (const YAML::Exception& e) {
-        diagnostics->push_back({std::string(file_name), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});
+        diagnostics->push_back(
+            {std::string(file_name), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});
         return std::nullopt;
     }
     if (r.errors() > 0) return std::nullopt;

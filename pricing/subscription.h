@@ -22,7 +22,7 @@ struct Coupon {
     std::string code;
     std::optional<Decimal> percent;  // exactly one of percent, amount
     std::optional<Decimal> amount;
-    std::optional<Decimal> cap;      // the most a percent coupon takes off one invoice
+    std::optional<Decimal> cap;       // the most a percent coupon takes off one invoice
     std::vector<std::string> models;  // percent coupons only; empty: every model
     std::optional<Instant> expires;   // applies to periods that start before this
 };

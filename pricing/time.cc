@@ -54,8 +54,8 @@ std::optional<Instant> ParseRfc3339(std::string_view s) {
         ++pos;
     } else if (s[pos] == '+' || s[pos] == '-') {
         int oh, om;
-        if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-            !Digits(s, pos + 4, 2, &om) || oh > 23 || om > 59) {
+        if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' || !Digits(s, pos + 4, 2, &om) ||
+            oh > 23 || om > 59) {
             return std::nullopt;
         }
         offset_s = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
@@ -123,10 +123,10 @@ int32_t ZoneClock::Month(Instant t) {
     LocalTime lt = Local(t);
     month_id_ = MonthId(lt.year, lt.month);
     month_begin_ms_ = LocalMidnight(zone_, lt.year, lt.month, 1).time_since_epoch().count();
-    month_end_ms_ = (lt.month == 12 ? LocalMidnight(zone_, lt.year + 1, 1, 1)
-                                    : LocalMidnight(zone_, lt.year, lt.month + 1, 1))
-                        .time_since_epoch()
-                        .count();
+    month_end_ms_ =
+        (lt.month == 12 ? LocalMidnight(zone_, lt.year + 1, 1, 1) : LocalMidnight(zone_, lt.year, lt.month + 1, 1))
+            .time_since_epoch()
+            .count();
     TALLY_ASSERT(ms >= month_begin_ms_);
     TALLY_ASSERT(ms < month_end_ms_);
     return month_id_;

@@ -67,9 +67,15 @@ class ZoneClock {
 Instant LocalMidnight(const date::time_zone* zone, int year, int month, int day);
 
 // "YYYY-MM" month ids used as billing period keys.
-inline int32_t MonthId(int year, int month) { return year * 12 + (month - 1); }
-inline int MonthIdYear(int32_t id) { return id / 12; }
-inline int MonthIdMonth(int32_t id) { return id % 12 + 1; }
+inline int32_t MonthId(int year, int month) {
+    return year * 12 + (month - 1);
+}
+inline int MonthIdYear(int32_t id) {
+    return id / 12;
+}
+inline int MonthIdMonth(int32_t id) {
+    return id % 12 + 1;
+}
 
 // "HH:MM" (00:00..24:00) to minutes; nullopt if malformed.
 std::optional<int> ParseClockMinutes(std::string_view text);

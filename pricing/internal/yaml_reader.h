@@ -70,8 +70,8 @@ class YamlReader {
             if (!ok) {
                 std::string list;
                 for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-                ErrorAt(it->first.Mark(), "unknown key '" + key + "' in " + std::string(what) +
-                                              "; expected one of: " + list);
+                ErrorAt(it->first.Mark(),
+                        "unknown key '" + key + "' in " + std::string(what) + "; expected one of: " + list);
             }
         }
     }
@@ -113,8 +113,8 @@ class YamlReader {
         }
         int128 v = d->raw() / Decimal::kOne;
         if (v < min_value || v > std::numeric_limits<int64_t>::max()) {
-            Error(node, std::string(what) + " must be at least " + std::to_string(min_value) + ", not " +
-                            d->ToString());
+            Error(node,
+                  std::string(what) + " must be at least " + std::to_string(min_value) + ", not " + d->ToString());
             return std::nullopt;
         }
         return static_cast<int64_t>(v);

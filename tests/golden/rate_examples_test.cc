@@ -29,14 +29,18 @@ Result RunTally(const std::string& args) {
     return r;
 }
 
-std::string S(simdjson::dom::element e) { return std::string(std::string_view(e)); }
+std::string S(simdjson::dom::element e) {
+    return std::string(std::string_view(e));
+}
 
-std::string Path(const std::string& rel) { return std::string(TALLY_SOURCE_DIR) + "/" + rel; }
+std::string Path(const std::string& rel) {
+    return std::string(TALLY_SOURCE_DIR) + "/" + rel;
+}
 
 std::string RateJson(const std::string& plan, const std::string& events, int expected_exit,
                      const std::string& extra = "") {
     Result r = RunTally("rate --format json --plan " + Path("deploy/plans/" + plan) + " --events " +
-                   Path("deploy/events/" + events) + " " + extra);
+                        Path("deploy/events/" + events) + " " + extra);
     EXPECT_EQ(r.exit_code, expected_exit) << r.out;
     return r.out;
 }
@@ -67,8 +71,7 @@ std::vector<Parsed> Parse(const std::string& json) {
             std::string kind = S(l["kind"]);
             std::string key;
             if (kind == "usage") {
-                key = S(l["model"]) + " " + S(l["unit"]) + " " +
-                      S(l["band"]);
+                key = S(l["model"]) + " " + S(l["unit"]) + " " + S(l["band"]);
                 std::string cond = S(l["output_condition"]);
                 std::string window = S(l["window"]);
                 if (!cond.empty()) key += " " + cond;
@@ -96,17 +99,17 @@ TEST(RateExamples, DoubaoSeed16) {
     EXPECT_EQ(a.period, "2025-11");
     std::map<std::string, std::string> expected = {
         // line 1: 30500 prompt (12000 cache hits), 812 output > 200: band [0,32000], output 8.00
-        {"doubao-seed-1.6 input 0-32000 @2025-06", "0.0148"},        // 18500 x 0.80 / 1M
+        {"doubao-seed-1.6 input 0-32000 @2025-06", "0.0148"},          // 18500 x 0.80 / 1M
         {"doubao-seed-1.6 cached_input 0-32000 @2025-06", "0.00192"},  // 12000 x 0.16 / 1M
-        {"doubao-seed-1.6 output 0-32000 @2025-06", "0.006496"},     // 812 x 8.00 / 1M
+        {"doubao-seed-1.6 output 0-32000 @2025-06", "0.006496"},       // 812 x 8.00 / 1M
         // lines 2 and 11: 32000 and 1000 prompt, 200 and 50 output <= 200: output 2.00
-        {"doubao-seed-1.6 input 0-32000 output<=200 @2025-06", "0.0264"},   // 33000 x 0.80 / 1M
-        {"doubao-seed-1.6 output 0-32000 output<=200 @2025-06", "0.0005"},  // 250 x 2.00 / 1M
+        {"doubao-seed-1.6 input 0-32000 output<=200 @2025-06", "0.0264"},                     // 33000 x 0.80 / 1M
+        {"doubao-seed-1.6 output 0-32000 output<=200 @2025-06", "0.0005"},                    // 250 x 2.00 / 1M
         {"doubao-seed-1.6 cache_storage_token_hours 0-32000 output<=200 @2025-06", "0.017"},  // 1M x 0.017 / 1M
         // lines 3 and 4: 32001 prompt; 128000 prompt with 100000 cache hits: band (32000,128000]
-        {"doubao-seed-1.6 input 32001-128000 @2025-06", "0.0720012"},   // (32001 + 28000) x 1.20 / 1M
+        {"doubao-seed-1.6 input 32001-128000 @2025-06", "0.0720012"},     // (32001 + 28000) x 1.20 / 1M
         {"doubao-seed-1.6 cached_input 32001-128000 @2025-06", "0.016"},  // 100000 x 0.16 / 1M
-        {"doubao-seed-1.6 output 32001-128000 @2025-06", "0.019216"},   // 1201 x 16.00 / 1M
+        {"doubao-seed-1.6 output 32001-128000 @2025-06", "0.019216"},     // 1201 x 16.00 / 1M
         // line 5: batch, 200000 prompt: band (128000,256000], batch input 1.20, output 12.00
         {"doubao-seed-1.6 input 128001-256000 batch @2025-06", "0.24"},
         {"doubao-seed-1.6 output 128001-256000 batch @2025-06", "0.06"},
@@ -171,12 +174,12 @@ TEST(RateExamples, Gemini25ProAtAndAbove200K) {
     EXPECT_EQ(invoices[0].total, "0.03");  // flash 100000 x 0.30
     const Parsed& nov = invoices[1];
     std::map<std::string, std::string> expected = {
-        {"gemini-2.5-pro input 0-200000 @2025-10", "0.1875"},      // 150000 x 1.25
-        {"gemini-2.5-pro cached_input 0-200000 @2025-10", "0.00625"},  // 50000 x 0.125
-        {"gemini-2.5-pro output 0-200000 @2025-10", "0.1"},        // 10000 x 10
-        {"gemini-2.5-pro input 200001+ @2025-10", "4.2500025"},    // (200001 + 1500000) x 2.50
-        {"gemini-2.5-pro output 200001+ @2025-10", "0.15"},        // 10000 x 15
-        {"gemini-2.5-pro input 0-200000 batch @2025-10", "0.05"},  // 80000 x 0.625
+        {"gemini-2.5-pro input 0-200000 @2025-10", "0.1875"},                // 150000 x 1.25
+        {"gemini-2.5-pro cached_input 0-200000 @2025-10", "0.00625"},        // 50000 x 0.125
+        {"gemini-2.5-pro output 0-200000 @2025-10", "0.1"},                  // 10000 x 10
+        {"gemini-2.5-pro input 200001+ @2025-10", "4.2500025"},              // (200001 + 1500000) x 2.50
+        {"gemini-2.5-pro output 200001+ @2025-10", "0.15"},                  // 10000 x 15
+        {"gemini-2.5-pro input 0-200000 batch @2025-10", "0.05"},            // 80000 x 0.625
         {"gemini-2.5-pro cached_input 0-200000 batch @2025-10", "0.00125"},  // 20000 x 0.0625
         {"gemini-2.5-pro output 0-200000 batch @2025-10", "0.02"},           // 4000 x 5
         {"gemini-2.5-flash input all @2025-10", "0.3"},
@@ -191,8 +194,8 @@ TEST(RateExamples, QwenPlusBandsThinkingBatchAndTax) {
     ASSERT_EQ(invoices.size(), 1u);
     const Parsed& q = invoices[0];
     std::map<std::string, std::string> expected = {
-        {"qwen-plus input 0-128000 @2025-07", "0.1024"},  // 128000 x 0.8
-        {"qwen-plus output 0-128000 @2025-07", "0.004"},  // 2000 x 2
+        {"qwen-plus input 0-128000 @2025-07", "0.1024"},                   // 128000 x 0.8
+        {"qwen-plus output 0-128000 @2025-07", "0.004"},                   // 2000 x 2
         {"qwen-plus input 128001-256000 thinking @2025-07", "0.3072024"},  // 128001 x 2.4
         {"qwen-plus output 128001-256000 thinking @2025-07", "0.072"},     // 3000 x 24
         {"qwen-plus input 0-128000 thinking @2025-07", "0.024"},           // 30000 x 0.8
@@ -213,10 +216,10 @@ TEST(RateExamples, QwenPlusBandsThinkingBatchAndTax) {
 
 TEST(RateExamples, ContractTermsFromTheExampleSubscriptions) {
     Result r = RunTally("rate --format json --plan " + Path("deploy/plans/doubao-seed-1.6.yaml") + " --plan " +
-                   Path("deploy/plans/deepseek.yaml") + " --plan " + Path("deploy/plans/gemini-2.5-pro.yaml") +
-                   " --plan " + Path("deploy/plans/qwen-plus.yaml") + " --subscriptions " +
-                   Path("deploy/subscriptions.yaml") + " --events " + Path("deploy/events/deepseek.jsonl") +
-                   " --customer cust_ds");
+                        Path("deploy/plans/deepseek.yaml") + " --plan " + Path("deploy/plans/gemini-2.5-pro.yaml") +
+                        " --plan " + Path("deploy/plans/qwen-plus.yaml") + " --subscriptions " +
+                        Path("deploy/subscriptions.yaml") + " --events " + Path("deploy/events/deepseek.jsonl") +
+                        " --customer cust_ds");
     ASSERT_EQ(r.exit_code, 0) << r.out;
     auto invoices = Parse(r.out);
     ASSERT_EQ(invoices.size(), 1u);
@@ -230,27 +233,30 @@ TEST(RateExamples, ContractTermsFromTheExampleSubscriptions) {
 
 TEST(RateExamples, TableOutputAndUsageErrors) {
     Result table = RunTally("rate --plan " + Path("deploy/plans/deepseek.yaml") + " --events " +
-                       Path("deploy/events/deepseek.jsonl"));
+                            Path("deploy/events/deepseek.jsonl"));
     EXPECT_EQ(table.exit_code, 0);
     EXPECT_NE(table.out.find("7.60 USD"), std::string::npos) << table.out;
     EXPECT_EQ(RunTally("rate --plan " + Path("deploy/plans/deepseek.yaml")).exit_code, 2);
     EXPECT_EQ(RunTally("rate --plan " + Path("deploy/plans/deepseek.yaml") + " --events " +
-                  Path("deploy/events/deepseek.jsonl") + " --format xml").exit_code, 2);
+                       Path("deploy/events/deepseek.jsonl") + " --format xml")
+                  .exit_code,
+              2);
     EXPECT_EQ(RunTally("frobnicate").exit_code, 2);
     EXPECT_EQ(RunTally("--help").exit_code, 0);
 }
 
 TEST(PlanValidate, ExamplePlansPassAndABrokenPlanFails) {
     Result ok = RunTally("plan validate " + Path("deploy/plans/doubao-seed-1.6.yaml") + " " +
-                    Path("deploy/plans/deepseek.yaml") + " " + Path("deploy/plans/gemini-2.5-pro.yaml") + " " +
-                    Path("deploy/plans/qwen-plus.yaml"));
+                         Path("deploy/plans/deepseek.yaml") + " " + Path("deploy/plans/gemini-2.5-pro.yaml") + " " +
+                         Path("deploy/plans/qwen-plus.yaml"));
     EXPECT_EQ(ok.exit_code, 0) << ok.out;
     std::string bad = testing::TempDir() + "/bad-plan.yaml";
     FILE* f = std::fopen(bad.c_str(), "w");
     ASSERT_NE(f, nullptr);
-    std::fputs("plan: x\nversions:\n  - version: a\n    effective_from: 2025-01-01T00:00:00Z\n"
-               "    currency: CNY\n    time_zone: UTC\n    models: {m: {rates: {input: \"-1\", output: \"1\"}}}\n",
-               f);
+    std::fputs(
+        "plan: x\nversions:\n  - version: a\n    effective_from: 2025-01-01T00:00:00Z\n"
+        "    currency: CNY\n    time_zone: UTC\n    models: {m: {rates: {input: \"-1\", output: \"1\"}}}\n",
+        f);
     std::fclose(f);
     Result r = RunTally("plan validate " + bad + " 2>&1");
     EXPECT_EQ(r.exit_code, 1);

@@ -91,7 +91,8 @@ const std::vector<Customer> kCustomers = {
 
 int64_t Tokens(std::mt19937_64& rng) {
     // Values near the band bounds of the plans in use, and plain random ones.
-    static const int64_t kEdges[] = {0, 1, 200, 201, 1000, 1001, 2000, 2001, 5000, 32000, 32001, 128000, 128001, 256000};
+    static const int64_t kEdges[] = {0,    1,    200,   201,   1000,   1001,   2000,
+                                     2001, 5000, 32000, 32001, 128000, 128001, 256000};
     std::uniform_int_distribution<int> pick(0, 3);
     if (pick(rng) == 0) {
         std::uniform_int_distribution<size_t> e(0, std::size(kEdges) - 1);
@@ -116,8 +117,11 @@ Event RandomEvent(std::mt19937_64& rng, int serial) {
     e.time = Instant(std::chrono::milliseconds(t(rng)));
     e.input_tokens = Tokens(rng);
     e.cached_input_tokens = std::uniform_int_distribution<int64_t>(0, e.input_tokens)(rng) / 2;
-    e.cache_write_tokens = std::uniform_int_distribution<int>(0, 3)(rng) == 0 ? (e.input_tokens - e.cached_input_tokens) / 3 : 0;
-    e.output_tokens = std::uniform_int_distribution<int>(0, 1)(rng) ? Tokens(rng) / 20 : std::uniform_int_distribution<int64_t>(0, 400)(rng);
+    e.cache_write_tokens =
+        std::uniform_int_distribution<int>(0, 3)(rng) == 0 ? (e.input_tokens - e.cached_input_tokens) / 3 : 0;
+    e.output_tokens = std::uniform_int_distribution<int>(0, 1)(rng)
+                          ? Tokens(rng) / 20
+                          : std::uniform_int_distribution<int64_t>(0, 400)(rng);
     e.reasoning_tokens = std::uniform_int_distribution<int64_t>(0, e.output_tokens)(rng) / 2;
     e.batch = std::uniform_int_distribution<int>(0, 3)(rng) == 0;
     e.thinking = std::uniform_int_distribution<int>(0, 2)(rng) == 0;
@@ -131,8 +135,8 @@ std::string Render(const std::vector<Invoice>& invoices, int64_t rejected) {
         out << inv.customer << " " << inv.period << " " << inv.calls << "\n";
         for (const auto& l : inv.lines) {
             out << "  " << LineKindName(l.kind) << " " << l.plan_version << " " << l.model << " " << l.unit << " "
-                << l.band << " " << l.output_condition << " " << l.window << " " << l.batch << l.thinking << " " << l.tier
-                << " " << l.description << " " << l.quantity << " " << l.amount.ToString() << " "
+                << l.band << " " << l.output_condition << " " << l.window << " " << l.batch << l.thinking << " "
+                << l.tier << " " << l.description << " " << l.quantity << " " << l.amount.ToString() << " "
                 << l.amount_rounded.ToString() << "\n";
         }
         out << "  " << inv.subtotal.ToString() << " " << inv.tax.ToString() << " " << inv.total.ToString() << " "
@@ -144,8 +148,8 @@ std::string Render(const std::vector<Invoice>& invoices, int64_t rejected) {
 class OrderInvariance : public ::testing::Test {
    protected:
     OrderInvariance()
-        : catalog_(testing::MustCatalog({testing::kDoubaoPlan, testing::kDeepseekPlan, testing::kFeaturePlan,
-                                         kContractPlan})) {
+        : catalog_(testing::MustCatalog(
+              {testing::kDoubaoPlan, testing::kDeepseekPlan, testing::kFeaturePlan, kContractPlan})) {
         subscriptions_ = testing::MustSubscriptions(kSubscriptions, &catalog_);
     }
 

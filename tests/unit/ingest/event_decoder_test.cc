@@ -5,12 +5,11 @@
 namespace tally {
 namespace {
 
-const std::string kGood =
-    R"({"specversion":"1.0","id":"req-01J","source":"gw-cn-north-1","type":"llm.call",)"
-    R"("time":"2026-11-03T14:22:05.123Z","subject":"cust_42",)"
-    R"("data":{"model":"doubao-seed-1.6","input_tokens":30500,"output_tokens":812,)"
-    R"("cached_input_tokens":12000,"reasoning_tokens":400,"batch":false,)"
-    R"("project":"search-bot","ttft_ms":320,"tpot_ms":18,"images":2,"note":"x"}})";
+const std::string kGood = R"({"specversion":"1.0","id":"req-01J","source":"gw-cn-north-1","type":"llm.call",)"
+                          R"("time":"2026-11-03T14:22:05.123Z","subject":"cust_42",)"
+                          R"("data":{"model":"doubao-seed-1.6","input_tokens":30500,"output_tokens":812,)"
+                          R"("cached_input_tokens":12000,"reasoning_tokens":400,"batch":false,)"
+                          R"("project":"search-bot","ttft_ms":320,"tpot_ms":18,"images":2,"note":"x"}})";
 
 std::string Reason(const std::string& json) {
     EventDecoder decoder;
@@ -80,8 +79,9 @@ TEST(EventDecoder, RejectsEachKindOfBadInputWithItsReason) {
               "field 'data.output_tokens' must be a whole number of units, not a string");
     EXPECT_NE(Reason(Replace(kGood, "812", "99999999999999999999")).find("too large"), std::string::npos);
     EXPECT_NE(Reason(Replace(kGood, "12000", "40000")).find("exceed input_tokens"), std::string::npos);
-    EXPECT_NE(Reason(Replace(kGood, "\"reasoning_tokens\":400", "\"reasoning_tokens\":900")).find("exceed output_tokens"),
-              std::string::npos);
+    EXPECT_NE(
+        Reason(Replace(kGood, "\"reasoning_tokens\":400", "\"reasoning_tokens\":900")).find("exceed output_tokens"),
+        std::string::npos);
     EXPECT_NE(Reason(Replace(kGood, "2026-11-03T14:22:05.123Z", "yesterday")).find("RFC 3339"), std::string::npos);
     EXPECT_NE(Reason(Replace(kGood, "llm.call", "llm.embed")).find("not llm.call"), std::string::npos);
     EXPECT_NE(Reason(Replace(kGood, "\"1.0\"", "\"0.3\"")).find("specversion"), std::string::npos);

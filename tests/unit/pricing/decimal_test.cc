@@ -19,8 +19,7 @@ TEST(Decimal, ParseAndPrintRoundTrip) {
     EXPECT_EQ(D("-3").ToString(), "-3");
     EXPECT_EQ(D("+12.5").ToString(), "12.5");
     EXPECT_EQ(D("0.000000000000000001").ToString(), "0.000000000000000001");
-    EXPECT_EQ(D("170141183460469231731.687303715884105727").raw(),
-              static_cast<int128>(~static_cast<uint128>(0) >> 1));
+    EXPECT_EQ(D("170141183460469231731.687303715884105727").raw(), static_cast<int128>(~static_cast<uint128>(0) >> 1));
     EXPECT_EQ(D(".5").ToString(), "0.5");
 }
 
@@ -71,17 +70,16 @@ struct RoundCase {
 
 TEST(Decimal, RoundsToMinorUnitsWithEachMode) {
     const RoundCase cases[] = {
-        {"0.125", RoundingMode::kHalfEven, "0.12"}, {"0.135", RoundingMode::kHalfEven, "0.14"},
+        {"0.125", RoundingMode::kHalfEven, "0.12"},  {"0.135", RoundingMode::kHalfEven, "0.14"},
         {"0.1251", RoundingMode::kHalfEven, "0.13"}, {"-0.125", RoundingMode::kHalfEven, "-0.12"},
-        {"0.405", RoundingMode::kHalfEven, "0.4"},  {"0.125", RoundingMode::kHalfUp, "0.13"},
-        {"-0.125", RoundingMode::kHalfUp, "-0.13"}, {"0.1249", RoundingMode::kHalfUp, "0.12"},
-        {"0.129", RoundingMode::kDown, "0.12"},     {"-0.129", RoundingMode::kDown, "-0.12"},
-        {"0.121", RoundingMode::kUp, "0.13"},       {"-0.121", RoundingMode::kUp, "-0.13"},
+        {"0.405", RoundingMode::kHalfEven, "0.4"},   {"0.125", RoundingMode::kHalfUp, "0.13"},
+        {"-0.125", RoundingMode::kHalfUp, "-0.13"},  {"0.1249", RoundingMode::kHalfUp, "0.12"},
+        {"0.129", RoundingMode::kDown, "0.12"},      {"-0.129", RoundingMode::kDown, "-0.12"},
+        {"0.121", RoundingMode::kUp, "0.13"},        {"-0.121", RoundingMode::kUp, "-0.13"},
         {"0.12", RoundingMode::kUp, "0.12"},
     };
     for (const auto& c : cases) {
-        EXPECT_EQ(D(c.value).Round(2, c.mode).ToString(), c.expected)
-            << c.value << " " << RoundingModeName(c.mode);
+        EXPECT_EQ(D(c.value).Round(2, c.mode).ToString(), c.expected) << c.value << " " << RoundingModeName(c.mode);
     }
     EXPECT_EQ(D("2.5").Round(0, RoundingMode::kHalfEven).ToString(), "2");
     EXPECT_EQ(D("3.5").Round(0, RoundingMode::kHalfEven).ToString(), "4");

@@ -146,8 +146,8 @@ TEST_F(InvoiceTest, ContractTermsApplyInTheDeclaredOrder) {
     EXPECT_EQ(nov.customer_name, "Acme 科技");
     // usage 480 + 800; contract 10% on b; HALF 50% of 1152 capped at 100; FIVE; OLD expired.
     std::vector<std::pair<LineKind, std::string>> expected = {
-        {LineKind::kUsage, "480.00"},  {LineKind::kUsage, "800.00"},       {LineKind::kDiscount, "-128.00"},
-        {LineKind::kCoupon, "-100.00"}, {LineKind::kCoupon, "-5.00"},       {LineKind::kCommitment, "953.00"}};
+        {LineKind::kUsage, "480.00"},   {LineKind::kUsage, "800.00"}, {LineKind::kDiscount, "-128.00"},
+        {LineKind::kCoupon, "-100.00"}, {LineKind::kCoupon, "-5.00"}, {LineKind::kCommitment, "953.00"}};
     ASSERT_EQ(nov.lines.size(), expected.size());
     for (size_t i = 0; i < expected.size(); ++i) {
         EXPECT_EQ(nov.lines[i].kind, expected[i].first) << i;
@@ -196,15 +196,16 @@ versions:
     effective_from: 2025-01-01T00:00:00Z
     currency: USD
     time_zone: UTC
-    rounding: )") + mode + R"(
+    rounding: )") +
+               mode + R"(
     rates_per: 1000
     models:
       m: {rates: {input: "0.125", output: "0.135"}}
 )";
     };
-    for (auto [mode, in, out, total] : {std::tuple{"half_even", "0.12", "0.14", "0.26"},
-                                        std::tuple{"half_up", "0.13", "0.14", "0.27"},
-                                        std::tuple{"down", "0.12", "0.13", "0.25"}}) {
+    for (auto [mode, in, out, total] :
+         {std::tuple{"half_even", "0.12", "0.14", "0.26"}, std::tuple{"half_up", "0.13", "0.14", "0.27"},
+          std::tuple{"down", "0.12", "0.13", "0.25"}}) {
         std::string text = plan(mode);
         Catalog catalog = testing::MustCatalog({text});
         Rater rater(catalog, {}, "r", {});

@@ -167,7 +167,8 @@ versions:
     currency: USD
     time_zone: UTC
     models: {m: {rates: {input: "1", output: "2"}}}
-)", "p.yaml", &units, &d);
+)",
+                          "p.yaml", &units, &d);
     ASSERT_TRUE(plan.has_value());
     EXPECT_NE(plan->VersionAt(testing::At("2025-09-30T23:59:59Z")), nullptr);
     EXPECT_EQ(plan->VersionAt(testing::At("2025-10-01T00:00:00Z")), nullptr);
@@ -224,7 +225,8 @@ TEST(Subscriptions, ValidatesPlansPercentsAndCoupons) {
       - {code: C2, amount: "5", cap: "1"}
   - customer: b
     plan: doubao
-)", "s.yaml", &catalog, &d);
+)",
+                                   "s.yaml", &catalog, &d);
     EXPECT_FALSE(subs.has_value());
     std::string all;
     for (const auto& x : d) all += x.ToString() + "\n";

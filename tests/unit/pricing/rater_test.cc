@@ -13,7 +13,8 @@ using testing::MakeEvent;
 
 class RaterTest : public ::testing::Test {
    protected:
-    RaterTest() : catalog_(testing::MustCatalog({testing::kDoubaoPlan, testing::kDeepseekPlan, testing::kFeaturePlan})) {}
+    RaterTest()
+        : catalog_(testing::MustCatalog({testing::kDoubaoPlan, testing::kDeepseekPlan, testing::kFeaturePlan})) {}
 
     // Classifies one event under `plan` and returns its single part.
     RatedPart One(const char* plan, const EventSpec& spec) {
@@ -110,7 +111,8 @@ TEST_F(RaterTest, DeepseekCutOverPicksTheVersionInForceAtTheEventTime) {
 }
 
 TEST_F(RaterTest, BatchWithFullCacheRateKeepsTheCacheHitPrice) {
-    RatedPart p = One("doubao", {.model = "doubao-seed-1.6", .input = 10000, .output = 300, .cached = 4000, .batch = true});
+    RatedPart p =
+        One("doubao", {.model = "doubao-seed-1.6", .input = 10000, .output = 300, .cached = 4000, .batch = true});
     EXPECT_EQ(p.key.cell.flags & kFlagBatch, kFlagBatch);
     EXPECT_EQ(Rate("doubao", p, kUnitInput), "0.4/1000000");
     EXPECT_EQ(Rate("doubao", p, kUnitCachedInput), "0.16/1000000");
@@ -139,13 +141,17 @@ TEST_F(RaterTest, OwnBatchRatesReplaceAndUnpricedUnitsKeepOnlineRates) {
 
 TEST_F(RaterTest, ThinkingReasoningAndWeekdayWindowMultiplier) {
     // Monday 2025-11-03 23:00 UTC: inside the weekday night window.
-    RatedPart p = One("feature", {.model = "think", .time = "2025-11-03T23:00:00Z", .input = 100, .output = 50,
-                                  .reasoning = 20, .thinking = true});
+    RatedPart p = One("feature", {.model = "think",
+                                  .time = "2025-11-03T23:00:00Z",
+                                  .input = 100,
+                                  .output = 50,
+                                  .reasoning = 20,
+                                  .thinking = true});
     EXPECT_EQ(p.key.cell.flags & kFlagThinking, kFlagThinking);
     EXPECT_EQ(p.key.cell.window, 0);
     EXPECT_EQ(p.quantities[kUnitOutput], 30);
     EXPECT_EQ(p.quantities[kUnitReasoning], 20);
-    EXPECT_EQ(Rate("feature", p, kUnitOutput), "4/1000");     // thinking 8 x 0.5
+    EXPECT_EQ(Rate("feature", p, kUnitOutput), "4/1000");       // thinking 8 x 0.5
     EXPECT_EQ(Rate("feature", p, kUnitReasoning), "1.5/1000");  // own reasoning 3 x 0.5
     // Saturday 2025-11-08 23:00 UTC: the window is weekdays only.
     EXPECT_EQ(One("feature", {.model = "think", .time = "2025-11-08T23:00:00Z", .input = 1}).key.cell.window, kNone);
@@ -154,8 +160,7 @@ TEST_F(RaterTest, ThinkingReasoningAndWeekdayWindowMultiplier) {
 }
 
 TEST_F(RaterTest, GraduatedBandsSliceThePromptCacheHitsFirst) {
-    std::vector<RatedPart> parts =
-        Parts("feature", {.model = "grad", .input = 2500, .output = 7, .cached = 1200});
+    std::vector<RatedPart> parts = Parts("feature", {.model = "grad", .input = 2500, .output = 7, .cached = 1200});
     ASSERT_EQ(parts.size(), 2u);  // 2500 > 2000 bills the rest at the top band
     EXPECT_EQ(parts[0].key.cell.band, 0);
     EXPECT_EQ(parts[0].quantities[kUnitCachedInput], 1000);
