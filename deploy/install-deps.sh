@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   clang libclang-rt-14-dev                 # libFuzzer and sanitizers for the fuzz targets
   libfmt-dev libyaml-cpp-dev libsimdjson-dev libhowardhinnant-date-dev tzdata
-  libcli11-dev libboost-dev
+  libcli11-dev libboost1.81-dev
   libgtest-dev libgmock-dev
   libpqxx-dev librdkafka-dev postgresql-15   # the ledger and the Kafka consumer
 )

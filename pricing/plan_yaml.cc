@@ -350,13 +350,17 @@ class PlanParser {
     }
 
     void CheckBandBounds(const YAML::Node& node, const ModelPricing& m, size_t i, size_t count) {
+        TALLY_ASSERT(!m.bands.empty());
         const Band& band = m.bands.back();
+        // The band parsed before this one; a malformed band in between was
+        // reported and skipped, so compare with what was actually parsed.
+        const bool has_previous = m.bands.size() >= 2;
         YAML::Node up = YamlReader::Optional(node, "up_to");
         if (!up.IsDefined() && i + 1 < count) {
             r_.Error(node, "band " + std::to_string(i + 1) + " of model " + Quote(m.name) +
                                " has no up_to; only the last band may be open-ended");
         }
-        int64_t expected_above = i == 0 ? -1 : m.bands[m.bands.size() - 2].up_to;
+        int64_t expected_above = has_previous ? m.bands[m.bands.size() - 2].up_to : -1;
         YAML::Node from = YamlReader::Optional(node, "from");
         YAML::Node above = YamlReader::Optional(node, "above");
         if (from.IsDefined() && above.IsDefined()) {
@@ -367,7 +371,7 @@ class PlanParser {
         if (auto f = r_.Integer(from, "from", 0)) starts_above = *f - 1;
         if (auto a = r_.Integer(above, "above", 0)) starts_above = *a;
         if (starts_above) {
-            std::string prev_end = i == 0 ? "0" : std::to_string(expected_above);
+            std::string prev_end = has_previous ? std::to_string(expected_above) : "0";
             if (*starts_above > expected_above) {
                 r_.Error(from.IsDefined() ? from : above,
                          "gap between bands " + prev_end + " and " + std::to_string(*starts_above) + " of model " +
@@ -379,7 +383,7 @@ class PlanParser {
                              std::to_string(*starts_above + 1) + " but the band before it ends at " + prev_end);
             }
         }
-        if (i > 0 && band.up_to <= expected_above) {
+        if (has_previous && band.up_to <= expected_above) {
             r_.Error(up, "band " + std::to_string(i + 1) + " of model " + Quote(m.name) + " ends at " +
                              std::to_string(band.up_to) + ", not above the band before it (" +
                              std::to_string(expected_above) + "); list bands from the smallest up");

@@ -231,6 +231,20 @@ TEST(RateExamples, ContractTermsFromTheExampleSubscriptions) {
     EXPECT_EQ(invoices[0].amount_due, "0.84");
 }
 
+TEST(RateExamples, ExplicitPeriodKeepsOnlyItsEvents) {
+    // From the cut-over to the end of September: ds-0007 and ds-0008 only.
+    std::string out =
+        RateJson("deepseek.yaml", "deepseek.jsonl", 0, "--from 2025-09-05T16:00:00Z --to 2025-10-01T00:00:00Z");
+    auto invoices = Parse(out);
+    ASSERT_EQ(invoices.size(), 1u);
+    EXPECT_EQ(invoices[0].period, "2025-09-05T16:00:00Z/2025-10-01T00:00:00Z");
+    for (const auto& [key, amount] : invoices[0].lines) {
+        EXPECT_NE(key.find("@2025-09-v3.1"), std::string::npos) << key;
+    }
+    EXPECT_EQ(invoices[0].total, "3.59");  // 0.56 + 0.84 + 0.50 + 0.01 + 1.68
+    EXPECT_NE(out.find("\"outside_period\":6"), std::string::npos) << out;
+}
+
 TEST(RateExamples, TableOutputAndUsageErrors) {
     Result table = RunTally("rate --plan " + Path("deploy/plans/deepseek.yaml") + " --events " +
                             Path("deploy/events/deepseek.jsonl"));

@@ -87,6 +87,18 @@ TEST(PlanYaml, OverlappingAndUnorderedBands) {
     EXPECT_TRUE(Has(open_middle, "only the last band may be open-ended")) << Dump(open_middle);
 }
 
+// Found by fuzz_plan: a malformed band followed by a good one crashed the
+// bounds check, which looked for a previous band that was never parsed.
+TEST(PlanYaml, MalformedBandBeforeAGoodOneIsReportedNotACrash) {
+    auto p = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - up17
+          - up_to: 256000
+            rates: {input: "0.6", output: "6"}
+)");
+    EXPECT_TRUE(Has(p, "a band must be a mapping")) << Dump(p);
+}
+
 TEST(PlanYaml, ContiguousBandsWithExplicitLowerBoundsAreFine) {
     auto p = Problems(std::string(kHead) + R"(      m:
         bands:

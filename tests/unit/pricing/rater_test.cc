@@ -110,6 +110,36 @@ TEST_F(RaterTest, DeepseekCutOverPicksTheVersionInForceAtTheEventTime) {
     EXPECT_NE(early.reason.find("no version in force"), std::string::npos);
 }
 
+TEST(RaterZones, WindowInItsOwnZoneAndPeriodInThePlanZone) {
+    // DeepSeek's night discount as Beijing time: 00:30-08:30 Asia/Shanghai,
+    // in a plan billed in UTC months.
+    Catalog catalog = testing::MustCatalog({R"(
+plan: z
+versions:
+  - version: v1
+    effective_from: 2025-01-01T00:00:00Z
+    currency: USD
+    time_zone: UTC
+    models:
+      m:
+        rates: {input: "0.27", output: "1.10"}
+        windows:
+          - {name: night, time_zone: Asia/Shanghai, start: "00:30", end: "08:30", multiplier: "0.5"}
+)"});
+    Rater rater(catalog, {}, "z", {});
+    std::vector<RatedPart> parts;
+    auto window_at = [&](const char* t) {
+        EXPECT_EQ(rater.Classify(MakeEvent({.time = t, .input = 1}), &parts).status, RateStatus::kRated);
+        return parts.at(0).key.cell.window;
+    };
+    EXPECT_EQ(window_at("2025-09-30T16:29:59Z"), kNone);  // 00:29:59 in Beijing
+    EXPECT_EQ(window_at("2025-09-30T16:30:00Z"), 0);      // 00:30 in Beijing
+    EXPECT_EQ(parts.at(0).key.period, MonthId(2025, 9));  // still September in UTC
+    EXPECT_EQ(window_at("2025-10-01T00:29:59Z"), 0);      // 08:29:59 in Beijing
+    EXPECT_EQ(window_at("2025-10-01T00:30:00Z"), kNone);  // 08:30 in Beijing
+    EXPECT_EQ(parts.at(0).key.period, MonthId(2025, 10));
+}
+
 TEST_F(RaterTest, BatchWithFullCacheRateKeepsTheCacheHitPrice) {
     RatedPart p =
         One("doubao", {.model = "doubao-seed-1.6", .input = 10000, .output = 300, .cached = 4000, .batch = true});
