@@ -57,6 +57,11 @@ subscriptions:
     minimum_commitment: "2000"
     grants:
       - {name: prepaid, amount: "2500", expires: 2026-01-01T00:00:00Z}
+  - customer: beta
+    plan: tiers
+    grants:
+      - {name: late, amount: "100", expires: 2026-01-01T00:00:00Z}
+      - {name: early, amount: "200", expires: 2025-12-01T00:00:00Z}
 )";
 
 class InvoiceTest : public ::testing::Test {
@@ -169,6 +174,25 @@ TEST_F(InvoiceTest, ContractTermsApplyInTheDeclaredOrder) {
     ASSERT_EQ(dec.grants.size(), 1u);
     EXPECT_EQ(dec.grants[0].amount.ToString(2), "380.00");
     EXPECT_EQ(dec.amount_due.ToString(2), "1740.00");
+}
+
+TEST_F(InvoiceTest, GrantsPayEarliestExpiryFirstAndNotAfterExpiry) {
+    Rater rater(catalog_, subscriptions_, "tiers", {});
+    rater.Add(MakeEvent({.customer = "beta", .model = "c", .time = "2025-11-03T01:00:00Z", .input = 150}));
+    rater.Add(MakeEvent({.customer = "beta", .model = "c", .time = "2025-12-03T01:00:00Z", .input = 150}));
+    auto invoices = PriceRollups(catalog_, subscriptions_, "tiers", {}, rater.Rollups());
+    ASSERT_EQ(invoices.size(), 2u);
+    // November: 50 free, 100 paid + 6 % tax = 106, all paid by "early".
+    ASSERT_EQ(invoices[0].grants.size(), 1u);
+    EXPECT_EQ(invoices[0].grants[0].name, "early");
+    EXPECT_EQ(invoices[0].grants[0].amount.ToString(2), "106.00");
+    EXPECT_EQ(invoices[0].amount_due.ToString(2), "0.00");
+    // December: "early" still has 94 but has expired; "late" pays its 100.
+    ASSERT_EQ(invoices[1].grants.size(), 1u);
+    EXPECT_EQ(invoices[1].grants[0].name, "late");
+    EXPECT_EQ(invoices[1].grants[0].amount.ToString(2), "100.00");
+    EXPECT_EQ(invoices[1].total.ToString(2), "106.00");
+    EXPECT_EQ(invoices[1].amount_due.ToString(2), "6.00");
 }
 
 TEST_F(InvoiceTest, PeriodCrossingAVersionChangeBillsEachPartAtItsOwnVersion) {

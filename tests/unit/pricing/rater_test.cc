@@ -163,6 +163,23 @@ TEST_F(RaterTest, BatchDiscountStacksOnCacheHitsAndWrites) {
     EXPECT_EQ(Rate("feature", p, kUnitCacheWrite1h), "10/1000");
 }
 
+TEST_F(RaterTest, CacheWritesSplitByLifetimeAndAreAllPartOfThePrompt) {
+    RatedPart p =
+        One("feature",
+            {.model = "stack", .input = 1000, .output = 10, .cached = 300, .cache_write = 200, .cache_write_1h = 100});
+    EXPECT_EQ(p.quantities[kUnitInput], 400);
+    EXPECT_EQ(p.quantities[kUnitCachedInput], 300);
+    EXPECT_EQ(p.quantities[kUnitCacheWrite], 200);
+    EXPECT_EQ(p.quantities[kUnitCacheWrite1h], 100);
+    EXPECT_EQ(Rate("feature", p, kUnitCacheWrite), "12.5/1000");
+    EXPECT_EQ(Rate("feature", p, kUnitCacheWrite1h), "20/1000");
+    // A plan without cache-write prices bills them as input.
+    RatedPart d = One("doubao", {.model = "doubao-seed-1.6", .input = 1000, .output = 300, .cache_write = 100});
+    EXPECT_EQ(d.quantities[kUnitCacheWrite], 100);
+    EXPECT_EQ(Rate("doubao", d, kUnitCacheWrite), "0.8/1000000");
+    EXPECT_EQ(Rate("doubao", d, kUnitCacheWrite1h), "0.8/1000000");
+}
+
 TEST_F(RaterTest, OwnBatchRatesReplaceAndUnpricedUnitsKeepOnlineRates) {
     RatedPart p = One("feature", {.model = "own-batch", .input = 10, .output = 10, .batch = true});
     EXPECT_EQ(Rate("feature", p, kUnitInput), "0.3/1000");

@@ -50,6 +50,8 @@ Event MakeEvent(const EventSpec& s) {
     e.reasoning_tokens = s.reasoning;
     e.batch = s.batch;
     e.thinking = s.thinking;
+    e.cache_write_tokens = s.cache_write;
+    e.cache_write_1h_tokens = s.cache_write_1h;
     return e;
 }
 

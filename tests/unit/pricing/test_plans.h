@@ -27,6 +27,8 @@ struct EventSpec {
     int64_t reasoning = 0;
     bool batch = false;
     bool thinking = false;
+    int64_t cache_write = 0;
+    int64_t cache_write_1h = 0;
 };
 Event MakeEvent(const EventSpec& spec);
 
