@@ -64,9 +64,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (outcome.status == tally::RateStatus::kRated) {
             int64_t input = 0;
             for (const auto& p : parts) {
-                input += p.quantities[tally::kUnitInput] + p.quantities[tally::kUnitCachedInput];
+                input += p.quantities[tally::kUnitInput] + p.quantities[tally::kUnitCachedInput] +
+                         p.quantities[tally::kUnitCacheWrite] + p.quantities[tally::kUnitCacheWrite1h];
             }
-            TALLY_ASSERT(input == e.input_tokens);
+            TALLY_ASSERT(input == e.input_tokens);  // every prompt token is billed once
         }
     } catch (const tally::OverflowError&) {
         // Counts near 2^63 overflow a sum: reported, never wrapped.
