@@ -107,16 +107,7 @@ class PlanParser {
         YAML::Node commitment = YamlReader::Optional(node, "minimum_commitment");
         if (auto d = r_.NonNegative(commitment, "minimum_commitment")) v.minimum_commitment = *d;
         custom_units_.clear();
-        YAML::Node custom = YamlReader::Optional(node, "custom_units");
-        if (custom.IsDefined()) {
-            if (!custom.IsSequence()) {
-                r_.Error(custom, "custom_units must be a list of unit names");
-            } else {
-                for (const auto& u : custom) {
-                    if (auto name = r_.Text(u, "custom unit")) custom_units_.push_back(*name);
-                }
-            }
-        }
+        r_.TextList(YamlReader::Optional(node, "custom_units"), "custom_units", &custom_units_);
         YAML::Node models = r_.Required(node, "models", "version " + v.id);
         if (models.IsDefined()) {
             if (!models.IsMap() || models.size() == 0) {
@@ -454,7 +445,7 @@ class PlanParser {
         if (!r_.ExpectMap(node, "a tier rule")) return;
         r_.CheckKeys(node, "a tier rule", {"name", "models", "units", "aggregate", "mode", "tiers"});
         if (auto n = r_.Text(r_.Required(node, "name", "a tier rule"), "name")) rule.name = *n;
-        ParseNameList(YamlReader::Optional(node, "models"), "models", &rule.models);
+        r_.TextList(YamlReader::Optional(node, "models"), "models", &rule.models);
         ParseUnitList(YamlReader::Optional(node, "units"), &rule.units);
         if (auto i =
                 r_.Choice(YamlReader::Optional(node, "aggregate"), "aggregate", {"per_model_and_unit", "per_model"})) {
@@ -508,17 +499,6 @@ class PlanParser {
         v->tiers.push_back(std::move(rule));
     }
 
-    void ParseNameList(const YAML::Node& node, std::string_view what, std::vector<std::string>* out) {
-        if (!node.IsDefined()) return;
-        if (!node.IsSequence()) {
-            r_.Error(node, std::string(what) + " must be a list");
-            return;
-        }
-        for (const auto& n : node) {
-            if (auto t = r_.Text(n, what)) out->push_back(*t);
-        }
-    }
-
     void ParseUnitList(const YAML::Node& node, std::vector<UnitId>* out) {
         if (!node.IsDefined()) return;
         if (!node.IsSequence()) {
@@ -557,16 +537,7 @@ void PlanParser::ParseFreeQuotas(const YAML::Node& node, YamlReader& r, UnitTabl
         if (!r.ExpectMap(q, "a free quota")) continue;
         r.CheckKeys(q, "a free quota", {"name", "models", "units", "tokens"});
         if (auto n = r.Text(r.Required(q, "name", "a free quota"), "name")) quota.name = *n;
-        YAML::Node models = YamlReader::Optional(q, "models");
-        if (models.IsDefined()) {
-            if (!models.IsSequence()) {
-                r.Error(models, "models must be a list");
-            } else {
-                for (const auto& m : models) {
-                    if (auto t = r.Text(m, "model")) quota.models.push_back(*t);
-                }
-            }
-        }
+        r.TextList(YamlReader::Optional(q, "models"), "models", &quota.models);
         YAML::Node unit_list = YamlReader::Optional(q, "units");
         if (unit_list.IsDefined()) {
             if (!unit_list.IsSequence()) {

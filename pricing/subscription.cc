@@ -17,17 +17,6 @@ namespace {
 
 using internal::YamlReader;
 
-void ParseModels(YamlReader& r, const YAML::Node& node, std::vector<std::string>* out) {
-    if (!node.IsDefined()) return;
-    if (!node.IsSequence()) {
-        r.Error(node, "models must be a list of model names");
-        return;
-    }
-    for (const auto& m : node) {
-        if (auto t = r.Text(m, "model")) out->push_back(*t);
-    }
-}
-
 std::optional<Decimal> Percent(YamlReader& r, const YAML::Node& node) {
     auto d = r.NonNegative(node, "percent");
     if (d && *d > Decimal::FromInt(100)) {
@@ -57,7 +46,7 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
             r.CheckKeys(d, "a discount", {"name", "percent", "models"});
             if (auto n = r.Text(r.Required(d, "name", "a discount"), "name")) pd.name = *n;
             if (auto p = Percent(r, r.Required(d, "percent", "discount '" + pd.name + "'"))) pd.percent = *p;
-            ParseModels(r, YamlReader::Optional(d, "models"), &pd.models);
+            r.TextList(YamlReader::Optional(d, "models"), "models", &pd.models);
             s.discounts.push_back(std::move(pd));
         }
     }
@@ -83,7 +72,7 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
                 r.Error(cap, "a cap only makes sense on a percent coupon; an amount coupon is its own cap");
             }
             YAML::Node models = YamlReader::Optional(c, "models");
-            ParseModels(r, models, &coupon.models);
+            r.TextList(models, "models", &coupon.models);
             if (models.IsDefined() && amount.IsDefined()) {
                 r.Error(models, "an amount coupon applies to the whole invoice; limit models on percent coupons");
             }

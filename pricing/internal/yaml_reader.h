@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pricing/decimal.h"
 #include "pricing/diagnostic.h"
@@ -85,6 +86,18 @@ class YamlReader {
             return std::nullopt;
         }
         return node.Scalar();
+    }
+
+    // A list of single values (model names, unit names). Absent: nothing.
+    void TextList(const YAML::Node& node, std::string_view what, std::vector<std::string>* out) {
+        if (!node.IsDefined()) return;
+        if (!node.IsSequence()) {
+            Error(node, std::string(what) + " must be a list");
+            return;
+        }
+        for (const auto& item : node) {
+            if (auto t = Text(item, what)) out->push_back(*t);
+        }
     }
 
     std::optional<Decimal> Number(const YAML::Node& node, std::string_view what) {
