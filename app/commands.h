@@ -27,6 +27,11 @@ struct RateOptions {
 };
 
 int RunRate(const RateOptions& options, std::ostream& out, std::ostream& err);
+int RunMigrate(const std::string& database_url_flag, std::ostream& out, std::ostream& err);
+// The database URL from the flag, else TALLY_DATABASE_URL, else "".
+std::string DatabaseUrl(const std::string& flag);
+// A connection URL with its password replaced by ***, for logs and errors.
+std::string MaskSecret(const std::string& url);
 int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
 
 // Reads a whole file; false with a message in *error when it cannot.

@@ -54,6 +54,18 @@ int main(int argc, char** argv) {
     validate_cmd->add_option("files", validate_files, "Plan YAML files")->required();
     validate_cmd->footer(kValidateExamples);
 
+    std::string database_url;
+    auto* migrate_cmd = app.add_subcommand("migrate", "Apply the ledger's schema migrations to PostgreSQL");
+    migrate_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    migrate_cmd->footer(R"(
+Examples:
+  tally migrate --database-url postgresql://tally@127.0.0.1:55432/tally
+  TALLY_DATABASE_URL=postgresql://tally@127.0.0.1:55432/tally tally migrate
+
+Applies the numbered migrations in sql/ (embedded in this binary) that the
+database does not have yet, each in its own transaction. Running it again
+changes nothing.)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -63,6 +75,7 @@ int main(int argc, char** argv) {
     try {
         if (*rate_cmd) return tally::RunRate(rate, std::cout, std::cerr);
         if (*validate_cmd) return tally::RunPlanValidate(validate_files, std::cout, std::cerr);
+        if (*migrate_cmd) return tally::RunMigrate(database_url, std::cout, std::cerr);
     } catch (const std::exception& e) {
         std::cerr << "tally: " << e.what() << "\n";
         return tally::kExitFailure;
