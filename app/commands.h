@@ -27,6 +27,30 @@ struct RateOptions {
 };
 
 int RunRate(const RateOptions& options, std::ostream& out, std::ostream& err);
+
+struct DevKafkaOptions {
+    int brokers = 3;
+    std::vector<std::string> topics = {"usage:6"};  // NAME:PARTITIONS
+    std::string bootstrap_file;                     // written once the cluster is up
+    std::string control_fifo;                       // fault-injection commands
+};
+int RunDevKafka(const DevKafkaOptions& options, std::ostream& out, std::ostream& err);
+
+struct ProduceOptions {
+    std::string brokers, bootstrap_file;
+    std::string topic = "usage";
+    std::string file;       // JSON lines, or:
+    int64_t synthetic = 0;  // this many synthetic events
+    int customers = 100;
+    std::vector<std::string> models = {"doubao-seed-1.6", "doubao-seed-1.6-flash"};
+    uint64_t seed = 1;
+    std::string duplicates = "0", malformed = "0";  // fractions
+    std::string start;                              // RFC 3339; default 2025-11-03T00:00Z
+    int64_t span_seconds = 3600;
+    int64_t rate = 0;  // messages per second; 0: as fast as possible
+    std::string compression = "lz4";
+};
+int RunProduce(const ProduceOptions& options, std::ostream& out, std::ostream& err);
 int RunMigrate(const std::string& database_url_flag, std::ostream& out, std::ostream& err);
 // The database URL from the flag, else TALLY_DATABASE_URL, else "".
 std::string DatabaseUrl(const std::string& flag);

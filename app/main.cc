@@ -66,6 +66,44 @@ Applies the numbered migrations in sql/ (embedded in this binary) that the
 database does not have yet, each in its own transaction. Running it again
 changes nothing.)");
 
+    tally::DevKafkaOptions dev;
+    auto* dev_cmd = app.add_subcommand("dev-kafka", "Run a development Kafka cluster (librdkafka's mock brokers)");
+    dev_cmd->add_option("--brokers", dev.brokers, "Number of brokers (default 3)");
+    dev_cmd->add_option("--topic", dev.topics, "Topic to create as NAME:PARTITIONS (repeatable; default usage:6)");
+    dev_cmd->add_option("--bootstrap-file", dev.bootstrap_file, "Write the bootstrap servers here once up");
+    dev_cmd->add_option("--control", dev.control_fifo,
+                        "Create this FIFO and read fault commands from it: down N, up N, "
+                        "err API_KEY COUNT CODE, leader TOPIC PARTITION BROKER, topic NAME PARTITIONS");
+    dev_cmd->footer(R"(
+Examples:
+  tally dev-kafka --bootstrap-file /tmp/kafka.boot &
+  tally dev-kafka --brokers 3 --topic usage:6 --topic usage-dlq:1 --control /tmp/kafka.ctl
+  echo "down 2" > /tmp/kafka.ctl
+
+A real Kafka-protocol cluster on loopback ports, in memory, for development
+and tests (it keeps about 5 MiB per partition). Production uses real Kafka.)");
+
+    tally::ProduceOptions produce;
+    auto* produce_cmd = app.add_subcommand("produce", "Send events to a Kafka topic, keyed by customer");
+    produce_cmd->add_option("--brokers", produce.brokers, "Bootstrap servers (default: $TALLY_KAFKA_BROKERS)");
+    produce_cmd->add_option("--bootstrap-file", produce.bootstrap_file, "Read the bootstrap servers from this file");
+    produce_cmd->add_option("--topic", produce.topic, "Topic (default usage)");
+    produce_cmd->add_option("--file", produce.file, "Events, one JSON per line")->check(CLI::ExistingFile);
+    produce_cmd->add_option("--synthetic", produce.synthetic, "Send this many synthetic events instead");
+    produce_cmd->add_option("--customers", produce.customers, "Synthetic: number of customers (default 100)");
+    produce_cmd->add_option("--models", produce.models, "Synthetic: models to use")->delimiter(',');
+    produce_cmd->add_option("--seed", produce.seed, "Synthetic: random seed (default 1)");
+    produce_cmd->add_option("--duplicates", produce.duplicates, "Synthetic: fraction re-sent as duplicates, e.g. 0.01");
+    produce_cmd->add_option("--malformed", produce.malformed, "Synthetic: fraction of malformed messages, e.g. 0.01");
+    produce_cmd->add_option("--start", produce.start, "Synthetic: time of the first event (RFC 3339)");
+    produce_cmd->add_option("--span", produce.span_seconds, "Synthetic: seconds the events spread over (default 3600)");
+    produce_cmd->add_option("--rate", produce.rate, "Messages per second (default: as fast as possible)");
+    produce_cmd->add_option("--compression", produce.compression, "none, gzip, snappy, lz4 (default) or zstd");
+    produce_cmd->footer(R"(
+Examples:
+  tally produce --bootstrap-file /tmp/kafka.boot --file deploy/events/doubao.jsonl
+  tally produce --brokers 127.0.0.1:9092 --synthetic 2000000 --customers 1000                 --models doubao-seed-1.6,deepseek-chat --duplicates 0.01 --malformed 0.01 --rate 200000)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -76,6 +114,8 @@ changes nothing.)");
         if (*rate_cmd) return tally::RunRate(rate, std::cout, std::cerr);
         if (*validate_cmd) return tally::RunPlanValidate(validate_files, std::cout, std::cerr);
         if (*migrate_cmd) return tally::RunMigrate(database_url, std::cout, std::cerr);
+        if (*dev_cmd) return tally::RunDevKafka(dev, std::cout, std::cerr);
+        if (*produce_cmd) return tally::RunProduce(produce, std::cout, std::cerr);
     } catch (const std::exception& e) {
         std::cerr << "tally: " << e.what() << "\n";
         return tally::kExitFailure;

@@ -1,0 +1,216 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "app/commands.h"
+#include "ingest/dev_broker.h"
+#include "ingest/event_decoder.h"
+#include "ingest/producer.h"
+#include "ingest/synthetic.h"
+#include "pricing/decimal.h"
+
+namespace tally {
+
+namespace {
+
+// Writes `text` to `path` atomically (write a temporary file, rename it), so
+// a reader polling for the file never sees it half written.
+bool WriteFileAtomically(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << text << "\n";
+        if (!out) return false;
+    }
+    return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::optional<int64_t> PerMillion(const std::string& fraction) {
+    auto d = Decimal::Parse(fraction);
+    if (!d || d->is_negative() || *d > Decimal::FromInt(1)) return std::nullopt;
+    return static_cast<int64_t>(d->MulInt(1'000'000).raw() / Decimal::kOne);
+}
+
+}  // namespace
+
+int RunDevKafka(const DevKafkaOptions& o, std::ostream& out, std::ostream& err) {
+    DevBrokerOptions options;
+    options.brokers = o.brokers;
+    options.replication = o.brokers;
+    for (const auto& spec : o.topics) {
+        auto colon = spec.rfind(':');
+        int partitions = 0;
+        try {
+            partitions = colon == std::string::npos ? 0 : std::stoi(spec.substr(colon + 1));
+        } catch (const std::exception&) {
+        }
+        if (colon == std::string::npos || colon == 0 || partitions < 1 || partitions > 1024) {
+            err << "tally dev-kafka: --topic takes NAME:PARTITIONS (1..1024), not '" << spec << "'\n";
+            return kExitUsage;
+        }
+        options.topics.emplace_back(spec.substr(0, colon), partitions);
+    }
+    // Block the stop signals before librdkafka starts its threads, so that
+    // only this thread receives them, in sigtimedwait below.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+    DevBroker broker(options);
+    const std::string bootstrap = broker.bootstrap_servers();
+    out << "dev Kafka cluster: " << o.brokers << " brokers at " << bootstrap << "; topics:";
+    for (const auto& [name, partitions] : options.topics) out << " " << name << "(" << partitions << ")";
+    out << "\nstop with SIGTERM or Ctrl-C" << std::endl;
+    if (!o.bootstrap_file.empty() && !WriteFileAtomically(o.bootstrap_file, bootstrap)) {
+        err << "tally dev-kafka: cannot write " << o.bootstrap_file << "\n";
+        return kExitFailure;
+    }
+    int control = -1;
+    if (!o.control_fifo.empty()) {
+        unlink(o.control_fifo.c_str());
+        if (mkfifo(o.control_fifo.c_str(), 0600) != 0 ||
+            (control = open(o.control_fifo.c_str(), O_RDWR | O_NONBLOCK)) < 0) {
+            err << "tally dev-kafka: cannot create the control FIFO " << o.control_fifo << ": " << std::strerror(errno)
+                << "\n";
+            return kExitFailure;
+        }
+    }
+    std::string pending;
+    for (;;) {
+        timespec tick{0, 100'000'000};
+        int sig = sigtimedwait(&stop, nullptr, &tick);
+        if (sig == SIGINT || sig == SIGTERM) break;
+        if (control < 0) continue;
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(control, buf, sizeof buf)) > 0) pending.append(buf, static_cast<size_t>(n));
+        for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+            std::string line = pending.substr(0, nl);
+            pending.erase(0, nl + 1);
+            if (line.empty()) continue;
+            std::string problem = broker.Control(line);
+            err << "dev-kafka control: " << line << (problem.empty() ? ": done" : ": " + problem) << std::endl;
+        }
+    }
+    if (control >= 0) {
+        close(control);
+        unlink(o.control_fifo.c_str());
+    }
+    if (!o.bootstrap_file.empty()) std::remove(o.bootstrap_file.c_str());
+    out << "dev Kafka cluster stopped" << std::endl;
+    return kExitOk;
+}
+
+int RunProduce(const ProduceOptions& o, std::ostream& out, std::ostream& err) {
+    std::string brokers = o.brokers;
+    if (brokers.empty() && !o.bootstrap_file.empty()) {
+        std::ifstream in(o.bootstrap_file);
+        std::getline(in, brokers);
+    }
+    if (brokers.empty()) {
+        if (const char* env = std::getenv("TALLY_KAFKA_BROKERS")) brokers = env;
+    }
+    if (brokers.empty()) {
+        err << "tally produce: no brokers: give --brokers, --bootstrap-file or TALLY_KAFKA_BROKERS\n";
+        return kExitUsage;
+    }
+    if (o.file.empty() == (o.synthetic <= 0)) {
+        err << "tally produce: give either --file EVENTS.jsonl or --synthetic N\n";
+        return kExitUsage;
+    }
+    SyntheticOptions syn;
+    if (o.synthetic > 0) {
+        auto dup = PerMillion(o.duplicates);
+        auto bad = PerMillion(o.malformed);
+        if (!dup || !bad) {
+            err << "tally produce: --duplicates and --malformed are fractions from 0 to 1, like 0.01\n";
+            return kExitUsage;
+        }
+        syn.count = o.synthetic;
+        syn.customers = o.customers;
+        syn.models = o.models;
+        syn.seed = o.seed;
+        syn.duplicates_per_million = *dup;
+        syn.malformed_per_million = *bad;
+        syn.span_ms = o.span_seconds * 1000;
+        if (!o.start.empty()) {
+            auto t = ParseRfc3339(o.start);
+            if (!t) {
+                err << "tally produce: --start must be an RFC 3339 instant\n";
+                return kExitUsage;
+            }
+            syn.start = *t;
+        }
+        if (syn.customers < 1 || syn.models.empty() || syn.span_ms < 0) {
+            err << "tally produce: --customers must be at least 1 and --models not empty\n";
+            return kExitUsage;
+        }
+    }
+    ProducerOptions po;
+    po.brokers = brokers;
+    po.topic = o.topic;
+    po.compression = o.compression;
+    EventProducer producer(po);
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    int64_t malformed = 0;
+    auto pace = [&](int64_t sent) {
+        if (o.rate <= 0 || sent % 256 != 0) return;
+        auto due = t0 + std::chrono::microseconds(sent * 1'000'000 / o.rate);
+        if (due > Clock::now()) std::this_thread::sleep_until(due);
+        producer.Poll();
+    };
+    std::string json, key;
+    if (o.synthetic > 0) {
+        SyntheticEvents gen(syn);
+        bool bad = false;
+        while (gen.Next(&json, &key, &bad)) {
+            producer.Send(key, json);
+            malformed += bad ? 1 : 0;
+            pace(producer.stats().sent);
+        }
+    } else {
+        std::ifstream in(o.file, std::ios::binary);
+        if (!in) {
+            err << "tally produce: cannot open " << o.file << "\n";
+            return kExitFailure;
+        }
+        EventDecoder decoder;
+        Event event;
+        std::string reason;
+        while (std::getline(in, json)) {
+            if (!json.empty() && json.back() == '\r') json.pop_back();
+            if (json.find_first_not_of(" \t") == std::string::npos) continue;
+            // Key by customer; a line that does not decode is still sent (the
+            // consumer makes it a dead letter), with an empty key.
+            bool ok = decoder.Decode(json, &event, &reason);
+            malformed += ok ? 0 : 1;
+            producer.Send(ok ? event.subject : std::string(), json);
+            pace(producer.stats().sent);
+        }
+    }
+    ProduceStats s = producer.Finish(60'000);
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    out << "sent " << s.sent << " messages to " << o.topic << " (" << malformed
+        << " malformed on purpose or in the file)"
+        << ", delivered " << s.delivered << ", failed " << s.failed << ", "
+        << static_cast<int64_t>(static_cast<double>(s.sent) / (seconds > 0 ? seconds : 1)) << " messages/s\n";
+    if (s.failed > 0 || s.delivered != s.sent) {
+        err << "tally produce: " << (s.sent - s.delivered) << " messages were not delivered"
+            << (s.last_error.empty() ? "" : ": " + s.last_error) << "\n";
+        return kExitFailure;
+    }
+    return kExitOk;
+}
+
+}  // namespace tally
