@@ -56,6 +56,13 @@ int RunMigrate(const std::string& database_url_flag, std::ostream& out, std::ost
 std::string DatabaseUrl(const std::string& flag);
 // A connection URL with its password replaced by ***, for logs and errors.
 std::string MaskSecret(const std::string& url);
+int RunPlanPublish(const std::vector<std::string>& files, const std::string& database_url, std::ostream& out,
+                   std::ostream& err);
+int RunCustomerAdd(const std::string& id, const std::string& name, const std::string& database_url,
+                   std::ostream& out, std::ostream& err);
+int RunSubscribe(const std::string& id, const std::string& plan, const std::string& from,
+                 const std::string& terms_file, const std::string& database_url, std::ostream& out,
+                 std::ostream& err);
 int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
 
 // Reads a whole file; false with a message in *error when it cannot.

@@ -53,8 +53,42 @@ int main(int argc, char** argv) {
     auto* validate_cmd = plan_cmd->add_subcommand("validate", "Check plan files and report every problem");
     validate_cmd->add_option("files", validate_files, "Plan YAML files")->required();
     validate_cmd->footer(kValidateExamples);
-
+    std::vector<std::string> publish_files;
     std::string database_url;
+    auto* publish_cmd =
+        plan_cmd->add_subcommand("publish", "Validate plan files and store their versions in the ledger");
+    publish_cmd->add_option("files", publish_files, "Plan YAML files")->required()->check(CLI::ExistingFile);
+    publish_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    publish_cmd->footer(R"(
+Examples:
+  tally plan publish deploy/plans/*.yaml
+
+A version already published with the same body is left alone; a version
+published with a different body is refused (versions are immutable: add a new
+version with a later effective_from).)");
+
+    auto* customer_cmd = app.add_subcommand("customer", "Work with customers");
+    customer_cmd->require_subcommand(1);
+    std::string customer_id, customer_name;
+    auto* customer_add_cmd = customer_cmd->add_subcommand("add", "Add a customer (or rename one)");
+    customer_add_cmd->add_option("id", customer_id, "Customer id: the subject of its events")->required();
+    customer_add_cmd->add_option("--name", customer_name, "Name for people; any UTF-8");
+    customer_add_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    customer_add_cmd->footer("\nExample:\n  tally customer add cust_42 --name \"华东智能科技有限公司\"");
+
+    std::string subscribe_plan, subscribe_from = "2000-01-01T00:00:00Z", subscribe_terms;
+    auto* subscribe_cmd = app.add_subcommand("subscribe", "Put a customer on a published plan, with contract terms");
+    subscribe_cmd->add_option("id", customer_id, "Customer id")->required();
+    subscribe_cmd->add_option("--plan", subscribe_plan, "Published plan name")->required();
+    subscribe_cmd->add_option("--from", subscribe_from, "From this instant on (RFC 3339; default: always)");
+    subscribe_cmd
+        ->add_option("--terms", subscribe_terms,
+                     "YAML file with contract terms: discounts, coupons, minimum_commitment, grants, "
+                     "free_quotas (docs/plan-format.md)")
+        ->check(CLI::ExistingFile);
+    subscribe_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    subscribe_cmd->footer("\nExample:\n  tally subscribe cust_42 --plan doubao-seed-1.6 --terms contract-cust_42.yaml");
+
     auto* migrate_cmd = app.add_subcommand("migrate", "Apply the ledger's schema migrations to PostgreSQL");
     migrate_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
     migrate_cmd->footer(R"(
@@ -113,6 +147,13 @@ Examples:
     try {
         if (*rate_cmd) return tally::RunRate(rate, std::cout, std::cerr);
         if (*validate_cmd) return tally::RunPlanValidate(validate_files, std::cout, std::cerr);
+        if (*publish_cmd) return tally::RunPlanPublish(publish_files, database_url, std::cout, std::cerr);
+        if (*customer_add_cmd)
+            return tally::RunCustomerAdd(customer_id, customer_name, database_url, std::cout, std::cerr);
+        if (*subscribe_cmd) {
+            return tally::RunSubscribe(customer_id, subscribe_plan, subscribe_from, subscribe_terms, database_url,
+                                       std::cout, std::cerr);
+        }
         if (*migrate_cmd) return tally::RunMigrate(database_url, std::cout, std::cerr);
         if (*dev_cmd) return tally::RunDevKafka(dev, std::cout, std::cerr);
         if (*produce_cmd) return tally::RunProduce(produce, std::cout, std::cerr);

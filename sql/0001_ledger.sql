@@ -43,13 +43,14 @@ CREATE TABLE subscriptions (
     PRIMARY KEY (customer_id, valid_from)
 );
 
--- Durable dedup: (source, id) identifies a call. payload_sha256 tells a
--- duplicate (same bytes) from a conflict (same key, other payload).
+-- Durable dedup: (source, id) identifies a call. payload_hash (128 bits of
+-- the message bytes) tells a duplicate (same bytes) from a conflict (same
+-- key, other payload).
 CREATE TABLE event_keys (
     source          text NOT NULL,
     id              text NOT NULL,
     customer_id     text NOT NULL,
-    payload_sha256  bytea NOT NULL,
+    payload_hash    text NOT NULL,
     event_time      timestamptz NOT NULL,
     accepted_at     timestamptz NOT NULL,
     PRIMARY KEY (source, id)
@@ -67,7 +68,7 @@ CREATE TABLE events (
     kafka_topic  text NOT NULL,
     kafka_partition integer NOT NULL,
     kafka_offset bigint NOT NULL,
-    payload      bytea NOT NULL
+    payload      text NOT NULL          -- the accepted message, valid UTF-8 JSON
 ) PARTITION BY RANGE (accepted_at);
 CREATE INDEX events_customer_time ON events (customer_id, event_time);
 
@@ -125,4 +126,10 @@ CREATE TABLE offset_gaps (
     skipped_at      timestamptz NOT NULL DEFAULT now(),
     skipped_by      text NOT NULL,
     PRIMARY KEY (consumer_group, topic, kafka_partition, from_offset)
+);
+
+-- A plan's display name (may be Chinese), as in its latest published file.
+CREATE TABLE plan_names (
+    plan  text PRIMARY KEY,
+    name  text NOT NULL
 );

@@ -1,0 +1,81 @@
+#include <iostream>
+
+#include "app/commands.h"
+#include "ledger/store.h"
+
+namespace tally {
+
+namespace {
+
+// Runs `body` against the ledger, turning failures into exit codes.
+template <typename Body>
+int WithStore(const char* command, const std::string& url_flag, std::ostream& err, Body body) {
+    const std::string url = DatabaseUrl(url_flag);
+    if (url.empty()) {
+        err << "tally " << command << ": no database: give --database-url or set TALLY_DATABASE_URL\n";
+        return kExitUsage;
+    }
+    try {
+        ledger::Store store(url);
+        return body(store);
+    } catch (const ledger::LedgerError& e) {
+        err << "tally " << command << ": " << e.what() << "\n";
+    } catch (const std::exception& e) {
+        std::string what = e.what();
+        while (!what.empty() && what.back() == '\n') what.pop_back();
+        err << "tally " << command << ": " << MaskSecret(url) << ": " << what << "\n";
+    }
+    return kExitFailure;
+}
+
+}  // namespace
+
+int RunPlanPublish(const std::vector<std::string>& files, const std::string& url, std::ostream& out,
+                   std::ostream& err) {
+    return WithStore("plan publish", url, err, [&](ledger::Store& store) {
+        int failures = 0;
+        for (const auto& file : files) {
+            std::string text, error;
+            if (!ReadFile(file, &text, &error)) {
+                err << "tally: " << error << "\n";
+                ++failures;
+                continue;
+            }
+            Diagnostics diagnostics;
+            auto r = store.PublishPlan(text, file, &diagnostics);
+            for (const auto& d : diagnostics) err << d.ToString() << "\n";
+            if (!r) {
+                ++failures;
+                continue;
+            }
+            out << file << ": plan " << r->plan << ": " << r->published.size() << " published, " << r->unchanged.size()
+                << " already published\n";
+        }
+        return failures == 0 ? kExitOk : kExitFailure;
+    });
+}
+
+int RunCustomerAdd(const std::string& id, const std::string& name, const std::string& url, std::ostream& out,
+                   std::ostream& err) {
+    return WithStore("customer add", url, err, [&](ledger::Store& store) {
+        store.AddCustomer(id, name);
+        out << "customer " << id << (name.empty() ? "" : " (" + name + ")") << " added\n";
+        return kExitOk;
+    });
+}
+
+int RunSubscribe(const std::string& id, const std::string& plan, const std::string& from, const std::string& terms_file,
+                 const std::string& url, std::ostream& out, std::ostream& err) {
+    std::string terms, error;
+    if (!terms_file.empty() && !ReadFile(terms_file, &terms, &error)) {
+        err << "tally: " << error << "\n";
+        return kExitFailure;
+    }
+    return WithStore("subscribe", url, err, [&](ledger::Store& store) {
+        store.Subscribe(id, plan, from, terms);
+        out << "customer " << id << " is on plan " << plan << " from " << from << "\n";
+        return kExitOk;
+    });
+}
+
+}  // namespace tally

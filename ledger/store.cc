@@ -1,0 +1,178 @@
+#include "ledger/store.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <map>
+#include <pqxx/pqxx>
+
+#include "pricing/assert.h"
+#include "pricing/plan_yaml.h"
+
+namespace tally::ledger {
+
+namespace {
+
+std::string YamlText(const YAML::Node& node) {
+    YAML::Emitter out;
+    out << node;
+    return out.c_str();
+}
+
+// Rebuilds a plan file from its stored version bodies.
+std::string PlanText(const std::string& plan, const std::string& display_name,
+                     const std::vector<std::string>& version_bodies) {
+    YAML::Node root;
+    root["plan"] = plan;
+    root["name"] = display_name;
+    for (const auto& body : version_bodies) root["versions"].push_back(YAML::Load(body));
+    return YamlText(root);
+}
+
+}  // namespace
+
+struct Store::Impl {
+    explicit Impl(const std::string& url) : conn(url) {}
+    pqxx::connection conn;
+};
+
+Store::Store(const std::string& database_url) : impl_(std::make_unique<Impl>(database_url)) {}
+Store::~Store() = default;
+
+std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::string_view file_name,
+                                                Diagnostics* diagnostics) {
+    UnitTable units;
+    auto plan = ParsePlan(yaml, file_name, &units, diagnostics);
+    if (!plan) return std::nullopt;
+    YAML::Node root = YAML::Load(std::string(yaml));
+    YAML::Node versions = root["versions"];
+    TALLY_ASSERT(versions.IsSequence());
+    TALLY_ASSERT(versions.size() == plan->versions.size());
+    PublishResult result;
+    result.plan = plan->name;
+    pqxx::work tx(impl_->conn);
+    for (size_t i = 0; i < plan->versions.size(); ++i) {
+        const PlanVersion& v = plan->versions[i];
+        const std::string body = YamlText(versions[i]);
+        const std::string until = v.effective_until ? FormatRfc3339(*v.effective_until) : std::string();
+        pqxx::result existing = tx.exec_params(
+            "SELECT body_sha256 = encode(sha256(convert_to($3, 'UTF8')), 'hex') FROM plan_versions "
+            "WHERE plan = $1 AND version = $2",
+            plan->name, v.id, body);
+        if (!existing.empty()) {
+            if (!existing[0][0].as<bool>()) {
+                throw LedgerError("plan " + plan->name + " version " + v.id +
+                                  " is already published with different prices; versions are immutable, so publish "
+                                  "the change as a new version with a later effective_from");
+            }
+            result.unchanged.push_back(v.id);
+            continue;
+        }
+        tx.exec_params0(
+            "INSERT INTO plan_versions (plan, version, effective_from, effective_until, currency, body, body_sha256) "
+            "VALUES ($1, $2, $3, NULLIF($4, '')::timestamptz, $5, $6, encode(sha256(convert_to($6, 'UTF8')), 'hex'))",
+            plan->name, v.id, FormatRfc3339(v.effective_from), until, std::string(v.currency.code()), body);
+        result.published.push_back(v.id);
+    }
+    tx.exec_params0(
+        "INSERT INTO plan_names (plan, name) VALUES ($1, $2) ON CONFLICT (plan) DO UPDATE SET name = EXCLUDED.name",
+        plan->name, plan->display_name);
+    tx.commit();
+    return result;
+}
+
+void Store::AddCustomer(const std::string& customer_id, const std::string& name) {
+    if (customer_id.empty()) throw LedgerError("a customer id cannot be empty");
+    pqxx::work tx(impl_->conn);
+    tx.exec_params0(
+        "INSERT INTO customers (customer_id, name) VALUES ($1, $2) "
+        "ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name",
+        customer_id, name);
+    tx.commit();
+}
+
+void Store::Subscribe(const std::string& customer_id, const std::string& plan, const std::string& valid_from,
+                      const std::string& terms_yaml) {
+    if (!ParseRfc3339(valid_from)) throw LedgerError("--from must be an RFC 3339 instant, not '" + valid_from + "'");
+    StoredCatalog current = Load();
+    if (current.customers.count(customer_id) == 0) {
+        throw LedgerError("no customer '" + customer_id + "'; add it first with: tally customer add " + customer_id);
+    }
+    if (current.catalog.PlanIndex(plan) < 0) {
+        throw LedgerError("no published plan '" + plan + "'; publish it first with: tally plan publish FILE");
+    }
+    // Validate the terms as a subscription under the stored plans.
+    YAML::Node sub;
+    try {
+        sub = terms_yaml.empty() ? YAML::Node(YAML::NodeType::Map) : YAML::Load(terms_yaml);
+    } catch (const YAML::Exception& e) {
+        throw LedgerError("the contract terms are not valid YAML: " + e.msg);
+    }
+    if (!sub.IsMap()) throw LedgerError("the contract terms must be a mapping (discounts:, coupons:, ...)");
+    for (const char* reserved : {"customer", "plan", "name"}) {
+        if (sub[reserved]) throw LedgerError(std::string("the contract terms cannot set '") + reserved + "'");
+    }
+    sub["customer"] = customer_id;
+    sub["plan"] = plan;
+    YAML::Node doc;
+    doc["subscriptions"].push_back(sub);
+    Diagnostics d;
+    if (!ParseSubscriptions(YamlText(doc), "terms", &current.catalog, &d)) {
+        std::string all;
+        for (const auto& x : d) all += "\n  " + x.message;
+        throw LedgerError("the contract terms are not valid:" + all);
+    }
+    pqxx::work tx(impl_->conn);
+    tx.exec_params0(
+        "INSERT INTO subscriptions (customer_id, valid_from, plan, terms) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (customer_id, valid_from) DO UPDATE SET plan = EXCLUDED.plan, terms = EXCLUDED.terms",
+        customer_id, valid_from, plan, terms_yaml);
+    tx.commit();
+}
+
+StoredCatalog Store::Load() {
+    StoredCatalog out;
+    pqxx::work tx(impl_->conn);
+    std::map<std::string, std::vector<std::string>> bodies;  // plan -> version bodies in order
+    for (const auto& row : tx.exec("SELECT plan, body FROM plan_versions ORDER BY plan, effective_from")) {
+        bodies[row[0].as<std::string>()].push_back(row[1].as<std::string>());
+    }
+    std::map<std::string, std::string> names;
+    for (const auto& row : tx.exec("SELECT plan, name FROM plan_names")) {
+        names[row[0].as<std::string>()] = row[1].as<std::string>();
+    }
+    for (const auto& [plan, versions] : bodies) {
+        Diagnostics d;
+        const std::string text = PlanText(plan, names.count(plan) ? names[plan] : plan, versions);
+        auto parsed = ParsePlan(text, "stored plan " + plan, &out.catalog.units, &d);
+        if (!parsed) {
+            throw LedgerError("stored plan " + plan +
+                              " no longer validates: " + (d.empty() ? std::string("?") : d.front().message));
+        }
+        out.catalog.plans.push_back(std::move(*parsed));
+    }
+    for (const auto& row : tx.exec("SELECT customer_id FROM customers")) out.customers.insert(row[0].as<std::string>());
+    // Each customer's latest subscription, as one subscriptions document.
+    YAML::Node doc;
+    doc["subscriptions"] = YAML::Node(YAML::NodeType::Sequence);
+    for (const auto& row :
+         tx.exec("SELECT DISTINCT ON (s.customer_id) s.customer_id, c.name, s.plan, s.terms FROM subscriptions s "
+                 "JOIN customers c USING (customer_id) ORDER BY s.customer_id, s.valid_from DESC")) {
+        YAML::Node sub =
+            row[3].as<std::string>().empty() ? YAML::Node(YAML::NodeType::Map) : YAML::Load(row[3].as<std::string>());
+        sub["customer"] = row[0].as<std::string>();
+        sub["name"] = row[1].as<std::string>();
+        sub["plan"] = row[2].as<std::string>();
+        doc["subscriptions"].push_back(sub);
+    }
+    tx.commit();
+    Diagnostics d;
+    auto subs = ParseSubscriptions(YamlText(doc), "stored subscriptions", &out.catalog, &d);
+    if (!subs) {
+        throw LedgerError("stored subscriptions do not validate: " +
+                          (d.empty() ? std::string("?") : d.front().message));
+    }
+    out.subscriptions = std::move(*subs);
+    return out;
+}
+
+}  // namespace tally::ledger
