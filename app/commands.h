@@ -56,13 +56,29 @@ int RunMigrate(const std::string& database_url_flag, std::ostream& out, std::ost
 std::string DatabaseUrl(const std::string& flag);
 // A connection URL with its password replaced by ***, for logs and errors.
 std::string MaskSecret(const std::string& url);
+struct ConsumeOptions {
+    std::string brokers, bootstrap_file, database_url;
+    std::string group = "tally";
+    std::string topic = "usage";
+    int batch_max = 20000;
+    int linger_ms = 200;
+    int session_timeout_ms = 6000;
+    bool archive = true;
+    int dedup_days = 35;
+    int archive_days = 400;
+    int metrics_port = 0;      // 0: no metrics endpoint
+    int exit_when_idle_s = 0;  // 0: run until stopped
+    std::string log_level = "info";
+    std::string log_format = "text";
+};
+int RunConsume(const ConsumeOptions& options, std::ostream& out, std::ostream& err);
+
 int RunPlanPublish(const std::vector<std::string>& files, const std::string& database_url, std::ostream& out,
                    std::ostream& err);
-int RunCustomerAdd(const std::string& id, const std::string& name, const std::string& database_url,
-                   std::ostream& out, std::ostream& err);
-int RunSubscribe(const std::string& id, const std::string& plan, const std::string& from,
-                 const std::string& terms_file, const std::string& database_url, std::ostream& out,
-                 std::ostream& err);
+int RunCustomerAdd(const std::string& id, const std::string& name, const std::string& database_url, std::ostream& out,
+                   std::ostream& err);
+int RunSubscribe(const std::string& id, const std::string& plan, const std::string& from, const std::string& terms_file,
+                 const std::string& database_url, std::ostream& out, std::ostream& err);
 int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
 
 // Reads a whole file; false with a message in *error when it cannot.

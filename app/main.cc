@@ -138,6 +138,36 @@ Examples:
   tally produce --bootstrap-file /tmp/kafka.boot --file deploy/events/doubao.jsonl
   tally produce --brokers 127.0.0.1:9092 --synthetic 2000000 --customers 1000                 --models doubao-seed-1.6,deepseek-chat --duplicates 0.01 --malformed 0.01 --rate 200000)");
 
+    tally::ConsumeOptions consume;
+    auto* consume_cmd =
+        app.add_subcommand("consume", "Bill events from Kafka into the PostgreSQL ledger, exactly once");
+    consume_cmd->add_option("--brokers", consume.brokers, "Bootstrap servers (default: $TALLY_KAFKA_BROKERS)");
+    consume_cmd->add_option("--bootstrap-file", consume.bootstrap_file, "Read the bootstrap servers from this file");
+    consume_cmd->add_option("--database-url", consume.database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    consume_cmd->add_option("--group", consume.group, "Consumer group (default tally)");
+    consume_cmd->add_option("--topic", consume.topic, "Topic (default usage)");
+    consume_cmd->add_option("--batch-size", consume.batch_max, "Messages per batch at most (default 20000)");
+    consume_cmd->add_option("--linger-ms", consume.linger_ms, "Wait at most this long to fill a batch (default 200)");
+    consume_cmd->add_option("--session-timeout-ms", consume.session_timeout_ms, "Group session timeout (default 6000)");
+    consume_cmd->add_option("--archive", consume.archive, "Keep the raw accepted events (default true)");
+    consume_cmd->add_option("--dedup-days", consume.dedup_days, "Days (source, id) keys are kept (default 35)");
+    consume_cmd->add_option("--archive-days", consume.archive_days, "Days the archive is kept (default 400)");
+    consume_cmd->add_option("--metrics-port", consume.metrics_port,
+                            "Serve Prometheus metrics on 127.0.0.1:PORT/metrics");
+    consume_cmd->add_option("--exit-when-idle", consume.exit_when_idle_s,
+                            "Exit after this many seconds with nothing left to consume (for scripts and tests)");
+    consume_cmd->add_option("--log-level", consume.log_level, "info (default), warn or error");
+    consume_cmd->add_option("--log-format", consume.log_format, "text (default) or json");
+    consume_cmd->footer(R"(
+Examples:
+  tally consume --bootstrap-file /tmp/kafka.boot --database-url postgresql://tally@127.0.0.1:55432/tally
+  TALLY_KAFKA_BROKERS=kafka1:9092 TALLY_DATABASE_URL=... tally consume --group billing --metrics-port 9464
+
+Each batch is one PostgreSQL transaction: dedup on (source, id), hourly
+rollups, the raw events, dead letters and the partition offsets. On
+assignment each partition resumes from the offset stored in PostgreSQL.
+SIGTERM or Ctrl-C finishes the current batch and exits 0.)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -154,6 +184,7 @@ Examples:
             return tally::RunSubscribe(customer_id, subscribe_plan, subscribe_from, subscribe_terms, database_url,
                                        std::cout, std::cerr);
         }
+        if (*consume_cmd) return tally::RunConsume(consume, std::cout, std::cerr);
         if (*migrate_cmd) return tally::RunMigrate(database_url, std::cout, std::cerr);
         if (*dev_cmd) return tally::RunDevKafka(dev, std::cout, std::cerr);
         if (*produce_cmd) return tally::RunProduce(produce, std::cout, std::cerr);

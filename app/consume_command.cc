@@ -1,0 +1,434 @@
+// `tally consume`: Kafka consumer group -> rating -> one PostgreSQL
+// transaction per batch (ledger/batch_writer.h). Wiring only: the pieces
+// live in ingest/, pricing/ and ledger/.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <pqxx/pqxx>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "app/commands.h"
+#include "ingest/consumer.h"
+#include "ingest/event_decoder.h"
+#include "ingest/payload_hash.h"
+#include "ledger/batch_writer.h"
+#include "ledger/store.h"
+#include "pricing/rater.h"
+
+namespace tally {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnStopSignal(int) {
+    g_stop.store(true);
+}
+
+using Clock = std::chrono::steady_clock;
+
+// Counters for the Prometheus endpoint.
+struct Metrics {
+    std::atomic<int64_t> consumed{0}, accepted{0}, duplicates{0}, batches{0};
+    std::atomic<int64_t> batch_micros_total{0};
+    std::mutex mu;
+    std::map<std::string, int64_t> dead_letters;  // by reason code
+    std::map<int32_t, int64_t> lag;
+    std::map<int32_t, bool> stopped;
+
+    std::string Render() {
+        std::ostringstream out;
+        out << "# TYPE tally_events_consumed_total counter\ntally_events_consumed_total " << consumed << "\n"
+            << "# TYPE tally_events_accepted_total counter\ntally_events_accepted_total " << accepted << "\n"
+            << "# TYPE tally_events_duplicate_total counter\ntally_events_duplicate_total " << duplicates << "\n"
+            << "# TYPE tally_batch_seconds summary\ntally_batch_seconds_count " << batches << "\n"
+            << "tally_batch_seconds_sum " << batch_micros_total / 1'000'000 << "." << (batch_micros_total % 1'000'000)
+            << "\n# TYPE tally_dead_letters_total counter\n";
+        std::lock_guard<std::mutex> lock(mu);
+        for (const auto& [reason, n] : dead_letters)
+            out << "tally_dead_letters_total{reason=\"" << reason << "\"} " << n << "\n";
+        out << "# TYPE tally_consumer_lag gauge\n";
+        for (const auto& [p, n] : lag) out << "tally_consumer_lag{partition=\"" << p << "\"} " << n << "\n";
+        out << "# TYPE tally_partition_stopped gauge\n";
+        for (const auto& [p, s] : stopped)
+            out << "tally_partition_stopped{partition=\"" << p << "\"} " << (s ? 1 : 0) << "\n";
+        return out.str();
+    }
+};
+
+// A minimal HTTP/1.0 server for GET /metrics on 127.0.0.1:port.
+class MetricsServer {
+   public:
+    MetricsServer(int port, Metrics* metrics) : metrics_(metrics) {
+        fd_ = socket(AF_INET, SOCK_STREAM, 0);
+        int one = 1;
+        setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(static_cast<uint16_t>(port));
+        if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd_, 16) != 0) {
+            throw std::runtime_error("cannot listen on 127.0.0.1:" + std::to_string(port) + " for metrics");
+        }
+        thread_ = std::thread([this] { Serve(); });
+    }
+    ~MetricsServer() {
+        shutdown(fd_, SHUT_RDWR);
+        close(fd_);
+        thread_.join();
+    }
+
+   private:
+    void Serve() {
+        for (;;) {
+            int c = accept(fd_, nullptr, nullptr);
+            if (c < 0) return;
+            char buf[1024];
+            ssize_t n = read(c, buf, sizeof buf);
+            std::string req(buf, n > 0 ? static_cast<size_t>(n) : 0);
+            std::string body = req.rfind("GET /metrics", 0) == 0 ? metrics_->Render() : "see /metrics\n";
+            std::string head =
+                std::string(req.rfind("GET /metrics", 0) == 0 ? "HTTP/1.0 200 OK" : "HTTP/1.0 404 Not Found") +
+                "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " + std::to_string(body.size()) +
+                "\r\n\r\n";
+            std::string all = head + body;
+            ssize_t written = write(c, all.data(), all.size());
+            (void)written;
+            close(c);
+        }
+    }
+    int fd_ = -1;
+    Metrics* metrics_;
+    std::thread thread_;
+};
+
+void Log(const ConsumeOptions& o, const std::string& level, const std::string& message) {
+    if (o.log_level == "error" && level != "error") return;
+    if (o.log_level == "warn" && level == "info") return;
+    auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    if (o.log_format == "json") {
+        std::cerr << "{\"time\":\"" << FormatRfc3339(now) << "\",\"level\":\"" << level << "\",\"msg\":\"";
+        for (char ch : message) {
+            if (ch == '"' || ch == '\\') std::cerr << '\\';
+            if (ch != '\n') std::cerr << ch;
+        }
+        std::cerr << "\"}" << std::endl;
+    } else {
+        std::cerr << FormatRfc3339(now) << " " << level << " " << message << std::endl;
+    }
+}
+
+// Calls `fn` until it succeeds or a stop is asked, reconnecting with backoff
+// when PostgreSQL is unreachable. Returns false when stopped.
+template <typename Fn>
+bool WithRetry(const ConsumeOptions& o, const char* what, Fn fn) {
+    int delay_ms = 100;
+    for (;;) {
+        try {
+            fn();
+            return true;
+        } catch (const ledger::FenceError&) {
+            throw;
+        } catch (const pqxx::broken_connection& e) {
+            Log(o, "warn", std::string(what) + ": PostgreSQL unreachable, retrying: " + e.what());
+        } catch (const pqxx::in_doubt_error& e) {
+            Log(o, "warn", std::string(what) + ": commit in doubt, checking: " + e.what());
+        } catch (const pqxx::sql_error& e) {
+            // A server restarting answers with admin_shutdown / cannot_connect_now.
+            Log(o, "warn", std::string(what) + ": " + e.what());
+        }
+        if (g_stop.load()) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+        delay_ms = std::min(delay_ms * 2, 5000);
+    }
+}
+
+}  // namespace
+
+int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
+    const std::string url = DatabaseUrl(o.database_url);
+    std::string brokers = o.brokers;
+    if (brokers.empty() && !o.bootstrap_file.empty()) {
+        std::ifstream in(o.bootstrap_file);
+        std::getline(in, brokers);
+    }
+    if (brokers.empty()) {
+        if (const char* env = std::getenv("TALLY_KAFKA_BROKERS")) brokers = env;
+    }
+    if (url.empty() || brokers.empty()) {
+        err << "tally consume: needs a database (--database-url or TALLY_DATABASE_URL) and brokers (--brokers, "
+               "--bootstrap-file or TALLY_KAFKA_BROKERS)\n";
+        return kExitUsage;
+    }
+    struct sigaction sa {};
+    sa.sa_handler = OnStopSignal;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    g_stop.store(false);
+
+    std::unique_ptr<ledger::BatchWriter> writer;
+    std::unique_ptr<ledger::Store> store;
+    ledger::StoredCatalog catalog;
+    if (!WithRetry(o, "connecting", [&] {
+            writer = std::make_unique<ledger::BatchWriter>(url, o.group, o.topic);
+            store = std::make_unique<ledger::Store>(url);
+            catalog = store->Load();
+        })) {
+        return kExitOk;
+    }
+    if (catalog.catalog.plans.empty()) {
+        err << "tally consume: no published plans; run tally plan publish first\n";
+        return kExitFailure;
+    }
+    auto reload = [&] {
+        WithRetry(o, "loading plans", [&] {
+            try {
+                catalog = store->Load();
+            } catch (const pqxx::broken_connection&) {
+                store = std::make_unique<ledger::Store>(url);
+                throw;
+            }
+        });
+    };
+    auto subscription_of = [&] {
+        std::unordered_map<std::string, const Subscription*> m;
+        for (const auto& s : catalog.subscriptions) m[s.customer] = &s;
+        return m;
+    };
+    auto subs = subscription_of();
+
+    Metrics metrics;
+    std::unique_ptr<MetricsServer> server;
+    if (o.metrics_port > 0) server = std::make_unique<MetricsServer>(o.metrics_port, &metrics);
+
+    OffsetLookup lookup = [&](const std::vector<int32_t>& parts) {
+        std::map<int32_t, int64_t> stored;
+        WithRetry(o, "reading offsets", [&] {
+            try {
+                stored = writer->StoredOffsets(parts);
+            } catch (const pqxx::broken_connection&) {
+                writer->Reconnect();
+                throw;
+            }
+        });
+        std::string list;
+        for (int32_t p : parts) {
+            list += " " + std::to_string(p) + "@" + (stored.count(p) ? std::to_string(stored[p]) : "start");
+        }
+        Log(o, "info", "assigned partitions (resuming from the ledger's offsets):" + list);
+        return stored;
+    };
+    ConsumerOptions co;
+    co.brokers = brokers;
+    co.group = o.group;
+    co.topic = o.topic;
+    co.batch_max = o.batch_max;
+    co.linger_ms = o.linger_ms;
+    co.session_timeout_ms = o.session_timeout_ms;
+    KafkaConsumer consumer(co, lookup);
+    Log(o, "info", "consuming " + o.topic + " as group " + o.group + " from " + brokers + " into " + MaskSecret(url));
+
+    EventDecoder decoder;
+    Event event;
+    std::string reason;
+    auto last_reload = Clock::now();
+    auto idle_since = Clock::now();
+    auto last_log = Clock::now();
+    int64_t total_accepted = 0;
+    while (!g_stop.load()) {
+        std::vector<RawMessage> batch = consumer.PollBatch(g_stop);
+        if (Clock::now() - last_reload > std::chrono::seconds(30)) {
+            reload();
+            subs = subscription_of();
+            last_reload = Clock::now();
+        }
+        {
+            auto lag = consumer.Lag();
+            auto parts = consumer.Partitions();
+            std::lock_guard<std::mutex> lock(metrics.mu);
+            metrics.lag = lag;
+            for (const auto& [p, st] : parts) metrics.stopped[p] = st.stopped;
+        }
+        if (batch.empty()) {
+            if (o.exit_when_idle_s > 0 && Clock::now() - idle_since > std::chrono::seconds(o.exit_when_idle_s)) {
+                auto lag = consumer.Lag();
+                bool caught_up = !lag.empty();
+                for (const auto& [p, n] : lag) caught_up = caught_up && n == 0;
+                if (caught_up) break;
+            }
+            continue;
+        }
+        idle_since = Clock::now();
+        const auto t0 = Clock::now();
+        metrics.consumed += static_cast<int64_t>(batch.size());
+
+        // Decode, check the customer, dedup within the batch, classify.
+        std::optional<Rater> rater;
+        rater.emplace(catalog.catalog, catalog.subscriptions, catalog.catalog.plans.front().name, PeriodRule{});
+        ledger::BatchInput input;
+        input.archive = o.archive;
+        std::vector<std::vector<RatedPart>> parts_of_key;
+        std::unordered_map<std::string, size_t> key_index;  // source \x1f id -> index in input.keys
+        std::map<std::string, int64_t> dead_by_reason;
+        bool reloaded_for_unknown = false;
+        int64_t in_batch_duplicates = 0;
+        std::vector<RatedPart> parts;
+        for (const RawMessage& m : batch) {
+            auto dead = [&](const char* code, const std::string& why) {
+                input.dead_letters.push_back({m.partition, m.offset, code, why, m.payload});
+                ++dead_by_reason[code];
+            };
+            if (!decoder.Decode(m.payload, &event, &reason)) {
+                dead("invalid", reason);
+                continue;
+            }
+            if (catalog.customers.count(event.subject) == 0 && !reloaded_for_unknown) {
+                reload();  // a customer added a moment ago
+                subs = subscription_of();
+                rater.emplace(catalog.catalog, catalog.subscriptions, catalog.catalog.plans.front().name, PeriodRule{});
+                reloaded_for_unknown = true;
+            }
+            if (catalog.customers.count(event.subject) == 0) {
+                dead("unknown_customer", "unknown customer '" + event.subject + "': add it with tally customer add");
+                continue;
+            }
+            if (subs.count(event.subject) == 0) {
+                dead("no_subscription", "customer '" + event.subject + "' is on no plan: tally subscribe");
+                continue;
+            }
+            std::string hash = PayloadHash(m.payload);
+            std::string dedup_key = event.source + '\x1f' + event.id;
+            auto seen = key_index.find(dedup_key);
+            if (seen != key_index.end()) {
+                if (input.keys[seen->second].payload_hash == hash) {
+                    ++in_batch_duplicates;
+                } else {
+                    dead("conflict", "(source, id) = (" + event.source + ", " + event.id +
+                                         ") appears twice in a batch with different payloads");
+                }
+                continue;
+            }
+            RateOutcome outcome = rater->Classify(event, &parts);
+            if (outcome.status != RateStatus::kRated) {
+                dead("unpriced", outcome.reason);
+                continue;
+            }
+            key_index.emplace(dedup_key, input.keys.size());
+            input.keys.push_back({event.source, event.id, event.subject, hash, FormatRfc3339(event.time), m.partition,
+                                  m.offset, m.payload});
+            parts_of_key.push_back(parts);
+        }
+        // Offsets: from where this consumer found each partition to after its last message.
+        std::map<int32_t, int64_t> next;
+        for (const RawMessage& m : batch) next[m.partition] = std::max(next[m.partition], m.offset + 1);
+        auto states = consumer.Partitions();
+        for (const auto& [p, n] : next) input.offsets.push_back({p, states.count(p) ? states[p].next_offset : -1, n});
+
+        auto rollups_of_new = [&](const std::vector<ledger::KeyOutcome>& outcomes) {
+            std::vector<ledger::RollupOut> rows;
+            // Re-key the parts by customer name: parts carry the batch Rater's indices.
+            std::map<std::string, std::vector<RatedPart>> by_customer;
+            for (size_t i = 0; i < outcomes.size(); ++i) {
+                if (outcomes[i] != ledger::KeyOutcome::kNew) continue;
+                auto& list = by_customer[input.keys[i].customer];
+                for (RatedPart part : parts_of_key[i]) {
+                    part.key.cell.customer = 0;
+                    list.push_back(part);
+                }
+            }
+            std::vector<Rollup> rollups;
+            for (const auto& [customer, list] : by_customer) {
+                for (const RatedPart& part : list) {
+                    Rollup r;
+                    r.customer = customer;
+                    r.cell = part.key.cell;
+                    r.period = part.key.period;
+                    r.hour = part.key.hour;
+                    r.quantities = part.quantities;
+                    r.calls = 1;
+                    rollups.push_back(r);
+                }
+            }
+            CanonicalizeRollups(&rollups);
+            for (const Rollup& r : rollups) {
+                const Plan& plan = catalog.catalog.plans[r.cell.plan];
+                const PlanVersion& v = plan.versions[r.cell.version];
+                for (size_t u = 0; u < kMaxUnits; ++u) {
+                    if (r.quantities[u] == 0) continue;
+                    ledger::RollupOut row;
+                    row.customer = r.customer;
+                    row.period = r.period;
+                    row.hour = r.hour;
+                    row.plan = plan.name;
+                    row.version = v.id;
+                    row.model = v.models[r.cell.model].name;
+                    row.band = r.cell.band;
+                    row.condition = r.cell.condition == kNone ? int16_t{-1} : int16_t{r.cell.condition};
+                    row.time_window = r.cell.window == kNone ? int16_t{-1} : int16_t{r.cell.window};
+                    row.flags = r.cell.flags;
+                    row.unit = catalog.catalog.units.Name(static_cast<UnitId>(u));
+                    row.quantity = r.quantities[u];
+                    row.calls = r.calls;
+                    rows.push_back(std::move(row));
+                }
+            }
+            return rows;
+        };
+
+        ledger::BatchResult result;
+        bool fenced = false;
+        bool done = WithRetry(o, "storing a batch", [&] {
+            try {
+                result = writer->Commit(input, rollups_of_new);
+            } catch (const ledger::FenceError& f) {
+                Log(o, "warn", std::string(f.what()) + "; re-reading their offsets");
+                consumer.Resync(f.partitions);
+                fenced = true;
+            } catch (const pqxx::broken_connection&) {
+                writer->Reconnect();
+                throw;
+            } catch (const pqxx::in_doubt_error&) {
+                writer->Reconnect();
+                throw;
+            }
+        });
+        if (!done) break;  // stopping while PostgreSQL is away: the batch is not stored, nothing is lost
+        if (fenced) continue;
+        consumer.Stored(next);
+        total_accepted += result.accepted;
+        metrics.accepted += result.accepted;
+        metrics.duplicates += result.duplicates + in_batch_duplicates;
+        metrics.batches += 1;
+        metrics.batch_micros_total += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+        {
+            std::lock_guard<std::mutex> lock(metrics.mu);
+            for (const auto& [code, n] : dead_by_reason) metrics.dead_letters[code] += n;
+            if (result.conflicts > 0) metrics.dead_letters["conflict"] += result.conflicts;
+        }
+        if (Clock::now() - last_log > std::chrono::seconds(5)) {
+            Log(o, "info",
+                "billed " + std::to_string(total_accepted) + " events so far; consumed " +
+                    std::to_string(metrics.consumed.load()));
+            last_log = Clock::now();
+        }
+    }
+    consumer.Close();
+    out << "consumed " << metrics.consumed.load() << " messages: " << metrics.accepted.load() << " billed, "
+        << metrics.duplicates.load() << " duplicates, ";
+    int64_t dead_total = 0;
+    for (const auto& [code, n] : metrics.dead_letters) dead_total += n;
+    out << dead_total << " dead letters\n";
+    return kExitOk;
+}
+
+}  // namespace tally

@@ -1,0 +1,105 @@
+// The write side of `tally consume`: one PostgreSQL transaction per batch
+// that fences the partition offsets, deduplicates on (source, id), adds the
+// batch's rollups, archives the accepted events, stores dead letters and
+// advances the offsets. Either all of it happens or none of it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ledger/migrations.h"
+
+namespace tally::ledger {
+
+struct KeyRow {
+    std::string source, id, customer;
+    std::string payload_hash;  // 32 hex digits
+    std::string event_time;    // RFC 3339
+    int32_t partition = 0;
+    int64_t offset = 0;
+    std::string_view payload;  // the raw message; must outlive Commit
+};
+
+enum class KeyOutcome : uint8_t { kNew, kDuplicate, kConflict };
+
+struct DeadLetterRow {
+    int32_t partition = 0;
+    int64_t offset = 0;
+    std::string reason_code;  // invalid, unknown_customer, no_subscription, unpriced, conflict
+    std::string reason;
+    std::string_view raw;
+};
+
+struct RollupOut {
+    std::string customer;
+    int32_t period = 0;
+    int32_t hour = 0;
+    std::string plan, version, model;
+    int16_t band = 0, condition = -1, time_window = -1, flags = 0;
+    std::string unit;
+    int64_t quantity = 0;
+    int64_t calls = 0;
+};
+
+struct OffsetAdvance {
+    int32_t partition = 0;
+    int64_t expected = -1;  // the stored next offset this batch started from; -1: none stored
+    int64_t next = 0;       // the next offset after this batch
+};
+
+struct BatchInput {
+    std::vector<KeyRow> keys;  // decoded, priceable events; unique (source, id) within the batch
+    std::vector<DeadLetterRow> dead_letters;
+    std::vector<OffsetAdvance> offsets;
+    bool archive = true;
+};
+
+struct BatchResult {
+    int64_t accepted = 0;    // new events, billed
+    int64_t duplicates = 0;  // seen before with the same payload
+    int64_t conflicts = 0;   // seen before with another payload: dead letters
+    int64_t dead_letters = 0;
+    bool already_stored = false;  // a retried batch whose commit had in fact succeeded
+};
+
+// Another consumer stored offsets for these partitions since this one read
+// them: the batch is not written; re-read the offsets and go on.
+struct FenceError : LedgerError {
+    FenceError(const std::string& what, std::vector<int32_t> parts) : LedgerError(what), partitions(std::move(parts)) {}
+    std::vector<int32_t> partitions;
+};
+
+// Given which keys are new, the rollups of the new events.
+using RollupsOfNew = std::function<std::vector<RollupOut>(const std::vector<KeyOutcome>&)>;
+
+class BatchWriter {
+   public:
+    BatchWriter(const std::string& database_url, std::string group, std::string topic);  // connects
+    ~BatchWriter();
+    BatchWriter(const BatchWriter&) = delete;
+    BatchWriter& operator=(const BatchWriter&) = delete;
+
+    // Stored next offsets of these partitions (absent: none stored).
+    std::map<int32_t, int64_t> StoredOffsets(const std::vector<int32_t>& partitions);
+
+    // Writes one batch in one transaction. Throws FenceError (nothing
+    // written), or a connection error (then call Reconnect and Commit again:
+    // a batch whose commit did succeed is recognised by its offsets).
+    BatchResult Commit(const BatchInput& input, const RollupsOfNew& rollups_of_new);
+
+    void Reconnect();
+    // Deletes dedup keys older than `days`; drops archive partitions older
+    // than `archive_days`. Returns the number of keys deleted.
+    int64_t Expire(int days, int archive_days);
+
+   private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tally::ledger
