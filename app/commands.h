@@ -49,6 +49,7 @@ struct ProduceOptions {
     int64_t span_seconds = 3600;
     int64_t rate = 0;  // messages per second; 0: as fast as possible
     std::string compression = "lz4";
+    std::string output;  // write the messages to this file instead of sending them
 };
 int RunProduce(const ProduceOptions& options, std::ostream& out, std::ostream& err);
 int RunMigrate(const std::string& database_url_flag, std::ostream& out, std::ostream& err);
@@ -73,10 +74,20 @@ struct ConsumeOptions {
 };
 int RunConsume(const ConsumeOptions& options, std::ostream& out, std::ostream& err);
 
+struct UsageOptions {
+    std::string database_url;
+    std::string customer;  // empty: all
+    std::string period;    // YYYY-MM, "all", or empty for this month (UTC)
+    std::string format = "table";
+};
+int RunUsage(const UsageOptions& options, std::ostream& out, std::ostream& err);
+
 int RunPlanPublish(const std::vector<std::string>& files, const std::string& database_url, std::ostream& out,
                    std::ostream& err);
 int RunCustomerAdd(const std::string& id, const std::string& name, const std::string& database_url, std::ostream& out,
                    std::ostream& err);
+int RunCustomerImport(const std::string& file, const std::string& from, const std::string& database_url,
+                      std::ostream& out, std::ostream& err);
 int RunSubscribe(const std::string& id, const std::string& plan, const std::string& from, const std::string& terms_file,
                  const std::string& database_url, std::ostream& out, std::ostream& err);
 int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err);

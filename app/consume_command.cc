@@ -190,16 +190,7 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         err << "tally consume: no published plans; run tally plan publish first\n";
         return kExitFailure;
     }
-    auto reload = [&] {
-        WithRetry(o, "loading plans", [&] {
-            try {
-                catalog = store->Load();
-            } catch (const pqxx::broken_connection&) {
-                store = std::make_unique<ledger::Store>(url);
-                throw;
-            }
-        });
-    };
+    auto reload = [&] { WithRetry(o, "loading plans", [&] { catalog = store->Load(); }); };
     auto subscription_of = [&] {
         std::unordered_map<std::string, const Subscription*> m;
         for (const auto& s : catalog.subscriptions) m[s.customer] = &s;

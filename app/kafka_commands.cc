@@ -120,7 +120,7 @@ int RunProduce(const ProduceOptions& o, std::ostream& out, std::ostream& err) {
     if (brokers.empty()) {
         if (const char* env = std::getenv("TALLY_KAFKA_BROKERS")) brokers = env;
     }
-    if (brokers.empty()) {
+    if (brokers.empty() && o.output.empty()) {
         err << "tally produce: no brokers: give --brokers, --bootstrap-file or TALLY_KAFKA_BROKERS\n";
         return kExitUsage;
     }
@@ -155,6 +155,28 @@ int RunProduce(const ProduceOptions& o, std::ostream& out, std::ostream& err) {
             err << "tally produce: --customers must be at least 1 and --models not empty\n";
             return kExitUsage;
         }
+    }
+    if (!o.output.empty()) {  // write the messages to a file instead
+        if (o.synthetic <= 0) {
+            err << "tally produce: --output goes with --synthetic\n";
+            return kExitUsage;
+        }
+        std::ofstream file(o.output, std::ios::trunc);
+        SyntheticEvents gen(syn);
+        std::string json, key;
+        bool bad = false;
+        int64_t n = 0, bad_count = 0;
+        while (gen.Next(&json, &key, &bad)) {
+            file << json << "\n";
+            ++n;
+            bad_count += bad ? 1 : 0;
+        }
+        if (!file) {
+            err << "tally produce: cannot write " << o.output << "\n";
+            return kExitFailure;
+        }
+        out << "wrote " << n << " messages to " << o.output << " (" << bad_count << " malformed on purpose)\n";
+        return kExitOk;
     }
     ProducerOptions po;
     po.brokers = brokers;

@@ -78,4 +78,21 @@ int RunSubscribe(const std::string& id, const std::string& plan, const std::stri
     });
 }
 
+int RunCustomerImport(const std::string& file, const std::string& from, const std::string& url, std::ostream& out,
+                      std::ostream& err) {
+    std::string text, error;
+    if (!ReadFile(file, &text, &error)) {
+        err << "tally: " << error << "\n";
+        return kExitFailure;
+    }
+    return WithStore("customer import", url, err, [&](ledger::Store& store) {
+        Diagnostics diagnostics;
+        auto n = store.ImportSubscriptions(text, file, from, &diagnostics);
+        for (const auto& d : diagnostics) err << d.ToString() << "\n";
+        if (!n) return kExitFailure;
+        out << file << ": " << *n << " customers with their plans and contract terms\n";
+        return kExitOk;
+    });
+}
+
 }  // namespace tally

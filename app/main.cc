@@ -76,6 +76,16 @@ version with a later effective_from).)");
     customer_add_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
     customer_add_cmd->footer("\nExample:\n  tally customer add cust_42 --name \"华东智能科技有限公司\"");
 
+    std::string import_file, import_from = "2000-01-01T00:00:00Z";
+    auto* customer_import_cmd = customer_cmd->add_subcommand(
+        "import", "Add the customers of a subscriptions file with plans and contract terms");
+    customer_import_cmd->add_option("file", import_file, "Subscriptions YAML (as for tally rate --subscriptions)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    customer_import_cmd->add_option("--from", import_from, "Subscriptions valid from (RFC 3339; default: always)");
+    customer_import_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    customer_import_cmd->footer("\nExample:\n  tally customer import deploy/subscriptions.yaml");
+
     std::string subscribe_plan, subscribe_from = "2000-01-01T00:00:00Z", subscribe_terms;
     auto* subscribe_cmd = app.add_subcommand("subscribe", "Put a customer on a published plan, with contract terms");
     subscribe_cmd->add_option("id", customer_id, "Customer id")->required();
@@ -133,6 +143,7 @@ and tests (it keeps about 5 MiB per partition). Production uses real Kafka.)");
     produce_cmd->add_option("--span", produce.span_seconds, "Synthetic: seconds the events spread over (default 3600)");
     produce_cmd->add_option("--rate", produce.rate, "Messages per second (default: as fast as possible)");
     produce_cmd->add_option("--compression", produce.compression, "none, gzip, snappy, lz4 (default) or zstd");
+    produce_cmd->add_option("--output", produce.output, "Synthetic: write the messages to this file, send nothing");
     produce_cmd->footer(R"(
 Examples:
   tally produce --bootstrap-file /tmp/kafka.boot --file deploy/events/doubao.jsonl
@@ -168,6 +179,17 @@ rollups, the raw events, dead letters and the partition offsets. On
 assignment each partition resumes from the offset stored in PostgreSQL.
 SIGTERM or Ctrl-C finishes the current batch and exits 0.)");
 
+    tally::UsageOptions usage;
+    auto* usage_cmd = app.add_subcommand("usage", "Each customer's usage and cost so far, from the ledger's rollups");
+    usage_cmd->add_option("--database-url", usage.database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    usage_cmd->add_option("--customer", usage.customer, "Only this customer");
+    usage_cmd->add_option("--period", usage.period, "Billing month YYYY-MM, or all (default: this month)");
+    usage_cmd->add_option("--format", usage.format, "table (default) or json");
+    usage_cmd->footer(R"(
+Examples:
+  tally usage
+  tally usage --period 2025-11 --customer cust_42 --format json)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -180,10 +202,14 @@ SIGTERM or Ctrl-C finishes the current batch and exits 0.)");
         if (*publish_cmd) return tally::RunPlanPublish(publish_files, database_url, std::cout, std::cerr);
         if (*customer_add_cmd)
             return tally::RunCustomerAdd(customer_id, customer_name, database_url, std::cout, std::cerr);
+        if (*customer_import_cmd) {
+            return tally::RunCustomerImport(import_file, import_from, database_url, std::cout, std::cerr);
+        }
         if (*subscribe_cmd) {
             return tally::RunSubscribe(customer_id, subscribe_plan, subscribe_from, subscribe_terms, database_url,
                                        std::cout, std::cerr);
         }
+        if (*usage_cmd) return tally::RunUsage(usage, std::cout, std::cerr);
         if (*consume_cmd) return tally::RunConsume(consume, std::cout, std::cerr);
         if (*migrate_cmd) return tally::RunMigrate(database_url, std::cout, std::cerr);
         if (*dev_cmd) return tally::RunDevKafka(dev, std::cout, std::cerr);

@@ -134,6 +134,10 @@ void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices,
         Table(out, totals, {false, true});
         out << "\n";
     }
+    if (stats.lines == 0) {  // priced from the ledger's rollups, not from a file
+        out << stats.rated << " calls priced\n";
+        return;
+    }
     out << stats.lines << " event lines: " << stats.rated << " rated, " << stats.rejected << " rejected";
     if (stats.outside_period > 0) out << ", " << stats.outside_period << " outside the period";
     if (stats.other_customers > 0) out << ", " << stats.other_customers << " of other customers";

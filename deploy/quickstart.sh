@@ -1,28 +1,54 @@
 #!/usr/bin/env bash
-# The main job on the bundled example data: installs dependencies, builds,
-# checks the example price plans, and prices the example call events of every
-# customer under its plan and contract terms, printing one invoice per
-# customer and month.
+# The main job on the bundled example data, end to end: installs and builds,
+# starts a local PostgreSQL and the dev Kafka cluster, creates the ledger,
+# publishes the example price plans, adds the example customers with their
+# contract terms, produces the example call events to Kafka, bills them with
+# `tally consume`, and prints each customer's usage and cost with
+# `tally usage`. Everything runs on this machine and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 bash deploy/build.sh
-echo
-echo "== tally plan validate deploy/plans/*.yaml"
-./build/tally plan validate deploy/plans/*.yaml
-echo
-echo "== tally rate (example events under the example plans and subscriptions)"
-set +e
-./build/tally rate \
-  --plan deploy/plans/doubao-seed-1.6.yaml --plan deploy/plans/deepseek.yaml \
-  --plan deploy/plans/gemini-2.5-pro.yaml --plan deploy/plans/qwen-plus.yaml \
-  --subscriptions deploy/subscriptions.yaml \
-  --events deploy/events/doubao.jsonl --events deploy/events/deepseek.jsonl \
-  --events deploy/events/gemini.jsonl --events deploy/events/qwen.jsonl
-code=$?
-set -e
-# Exit code 3 means some example lines were rejected, which the examples do
-# on purpose (a truncated line, a prompt above the top band, ...).
-if [ $code -ne 0 ] && [ $code -ne 3 ]; then exit $code; fi
-echo
-echo "The same as JSON: add --format json. Rejected lines are listed with their file, line and reason."
+tally=./build/tally
+work=$(mktemp -d /tmp/tally-quickstart.XXXXXX)
+chmod 755 "$work"
+stop() {
+  [ -n "${broker:-}" ] && kill "$broker" 2>/dev/null && wait "$broker" 2>/dev/null
+  bash deploy/pg-local.sh stop "$work/pg" || true
+  rm -rf "$work"
+}
+trap stop EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "local PostgreSQL"
+export TALLY_DATABASE_URL=$(bash deploy/pg-local.sh start "$work/pg" "${TALLY_QUICKSTART_PG_PORT:-55432}")
+echo "$TALLY_DATABASE_URL"
+
+step "dev Kafka cluster (3 brokers, topic usage with 6 partitions)"
+"$tally" dev-kafka --brokers 3 --topic usage:6 --bootstrap-file "$work/kafka.boot" >"$work/kafka.log" 2>&1 &
+broker=$!
+for _ in $(seq 100); do [ -s "$work/kafka.boot" ] && break; sleep 0.1; done
+cat "$work/kafka.boot"
+
+step "tally migrate"
+"$tally" migrate
+step "tally plan publish deploy/plans/*.yaml"
+"$tally" plan publish deploy/plans/*.yaml
+step "tally customer import deploy/subscriptions.yaml"
+"$tally" customer import deploy/subscriptions.yaml
+
+step "tally produce (the example events; a few are bad on purpose)"
+for f in deploy/events/*.jsonl; do
+  "$tally" produce --bootstrap-file "$work/kafka.boot" --file "$f"
+done
+
+step "tally consume (exits once it has billed everything)"
+"$tally" consume --bootstrap-file "$work/kafka.boot" --exit-when-idle 3 --log-level warn
+
+step "dead letters (kept with their reason and raw bytes)"
+/usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -c \
+  "SELECT kafka_partition AS partition, kafka_offset AS offset, reason_code, left(reason, 90) AS reason FROM dead_letters ORDER BY 1, 2"
+
+step "tally usage --period all"
+"$tally" usage --period all

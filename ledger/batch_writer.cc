@@ -38,10 +38,21 @@ struct BatchWriter::Impl {
     std::unique_ptr<pqxx::connection> conn;
     std::set<std::string> archive_days;  // partitions known to exist
 
+    // The connection, connecting first when there is none (after Reconnect,
+    // or when the last attempt failed); throws when PostgreSQL is away.
+    pqxx::connection& Conn() {
+        if (!conn || !conn->is_open()) {
+            conn.reset();
+            conn = std::make_unique<pqxx::connection>(url);
+            archive_days.clear();
+        }
+        return *conn;
+    }
+
     void EnsureArchivePartition(const std::string& day, const std::string& next_day) {
         if (archive_days.count(day) != 0) return;
         std::string name = "events_" + day.substr(0, 4) + day.substr(5, 2) + day.substr(8, 2);
-        pqxx::work tx(*conn);
+        pqxx::work tx(Conn());
         tx.exec0("CREATE TABLE IF NOT EXISTS " + name + " PARTITION OF events FOR VALUES FROM ('" + day + "') TO ('" +
                  next_day + "')");
         tx.commit();
@@ -54,20 +65,19 @@ BatchWriter::BatchWriter(const std::string& url, std::string group, std::string 
     impl_->url = url;
     impl_->group = std::move(group);
     impl_->topic = std::move(topic);
-    impl_->conn = std::make_unique<pqxx::connection>(url);
+    impl_->Conn();
 }
 
 BatchWriter::~BatchWriter() = default;
 
 void BatchWriter::Reconnect() {
-    impl_->conn.reset();
-    impl_->conn = std::make_unique<pqxx::connection>(impl_->url);
+    impl_->conn.reset();  // the next use connects again
     impl_->archive_days.clear();
 }
 
 std::map<int32_t, int64_t> BatchWriter::StoredOffsets(const std::vector<int32_t>& partitions) {
     std::map<int32_t, int64_t> out;
-    pqxx::work tx(*impl_->conn);
+    pqxx::work tx(impl_->Conn());
     for (const auto& row : tx.exec_params(
              "SELECT kafka_partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
              impl_->group, impl_->topic)) {
@@ -94,7 +104,7 @@ BatchResult BatchWriter::Commit(const BatchInput& in, const RollupsOfNew& rollup
     }();
     if (in.archive && !in.keys.empty()) impl_->EnsureArchivePartition(DayText(now), DayText(now + 86400));
 
-    pqxx::work tx(*impl_->conn);
+    pqxx::work tx(impl_->Conn());
     // 1. Fence: every partition must still be where this consumer found it.
     std::vector<int32_t> lost;
     bool all_already = !in.offsets.empty();
@@ -229,7 +239,7 @@ BatchResult BatchWriter::Commit(const BatchInput& in, const RollupsOfNew& rollup
 }
 
 int64_t BatchWriter::Expire(int days, int archive_days) {
-    pqxx::work tx(*impl_->conn);
+    pqxx::work tx(impl_->Conn());
     pqxx::result r =
         tx.exec_params("DELETE FROM event_keys WHERE accepted_at < now() - make_interval(days => $1)", days);
     const auto deleted = static_cast<int64_t>(r.affected_rows());

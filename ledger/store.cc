@@ -31,8 +31,17 @@ std::string PlanText(const std::string& plan, const std::string& display_name,
 }  // namespace
 
 struct Store::Impl {
-    explicit Impl(const std::string& url) : conn(url) {}
-    pqxx::connection conn;
+    explicit Impl(std::string u) : url(std::move(u)) { Conn(); }
+    // Connects again when the connection was lost (PostgreSQL restarted).
+    pqxx::connection& Conn() {
+        if (!conn || !conn->is_open()) {
+            conn.reset();
+            conn = std::make_unique<pqxx::connection>(url);
+        }
+        return *conn;
+    }
+    std::string url;
+    std::unique_ptr<pqxx::connection> conn;
 };
 
 Store::Store(const std::string& database_url) : impl_(std::make_unique<Impl>(database_url)) {}
@@ -49,7 +58,7 @@ std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::stri
     TALLY_ASSERT(versions.size() == plan->versions.size());
     PublishResult result;
     result.plan = plan->name;
-    pqxx::work tx(impl_->conn);
+    pqxx::work tx(impl_->Conn());
     for (size_t i = 0; i < plan->versions.size(); ++i) {
         const PlanVersion& v = plan->versions[i];
         const std::string body = YamlText(versions[i]);
@@ -82,7 +91,7 @@ std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::stri
 
 void Store::AddCustomer(const std::string& customer_id, const std::string& name) {
     if (customer_id.empty()) throw LedgerError("a customer id cannot be empty");
-    pqxx::work tx(impl_->conn);
+    pqxx::work tx(impl_->Conn());
     tx.exec_params0(
         "INSERT INTO customers (customer_id, name) VALUES ($1, $2) "
         "ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name",
@@ -121,7 +130,7 @@ void Store::Subscribe(const std::string& customer_id, const std::string& plan, c
         for (const auto& x : d) all += "\n  " + x.message;
         throw LedgerError("the contract terms are not valid:" + all);
     }
-    pqxx::work tx(impl_->conn);
+    pqxx::work tx(impl_->Conn());
     tx.exec_params0(
         "INSERT INTO subscriptions (customer_id, valid_from, plan, terms) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (customer_id, valid_from) DO UPDATE SET plan = EXCLUDED.plan, terms = EXCLUDED.terms",
@@ -129,9 +138,48 @@ void Store::Subscribe(const std::string& customer_id, const std::string& plan, c
     tx.commit();
 }
 
+std::optional<size_t> Store::ImportSubscriptions(std::string_view yaml, std::string_view file_name,
+                                                 const std::string& valid_from, Diagnostics* diagnostics) {
+    if (!ParseRfc3339(valid_from)) throw LedgerError("--from must be an RFC 3339 instant, not '" + valid_from + "'");
+    StoredCatalog current = Load();
+    auto subs = ParseSubscriptions(yaml, file_name, &current.catalog, diagnostics);
+    if (!subs) return std::nullopt;
+    YAML::Node root = YAML::Load(std::string(yaml));
+    YAML::Node list = root["subscriptions"];
+    TALLY_ASSERT(list.IsSequence());
+    TALLY_ASSERT(list.size() == subs->size());
+    pqxx::work tx(impl_->Conn());
+    for (size_t i = 0; i < subs->size(); ++i) {
+        const Subscription& s = (*subs)[i];
+        YAML::Node terms = YAML::Clone(list[i]);
+        terms.remove("customer");
+        terms.remove("name");
+        terms.remove("plan");
+        tx.exec_params0(
+            "INSERT INTO customers (customer_id, name) VALUES ($1, $2) "
+            "ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name",
+            s.customer, s.customer_name);
+        tx.exec_params0(
+            "INSERT INTO subscriptions (customer_id, valid_from, plan, terms) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (customer_id, valid_from) DO UPDATE SET plan = EXCLUDED.plan, terms = EXCLUDED.terms",
+            s.customer, valid_from, s.plan, terms.size() == 0 ? std::string() : YamlText(terms));
+    }
+    tx.commit();
+    return subs->size();
+}
+
 StoredCatalog Store::Load() {
+    try {
+        return LoadOnce();
+    } catch (const pqxx::broken_connection&) {
+        impl_->conn.reset();  // connect again next time
+        throw;
+    }
+}
+
+StoredCatalog Store::LoadOnce() {
     StoredCatalog out;
-    pqxx::work tx(impl_->conn);
+    pqxx::work tx(impl_->Conn());
     std::map<std::string, std::vector<std::string>> bodies;  // plan -> version bodies in order
     for (const auto& row : tx.exec("SELECT plan, body FROM plan_versions ORDER BY plan, effective_from")) {
         bodies[row[0].as<std::string>()].push_back(row[1].as<std::string>());
@@ -172,6 +220,34 @@ StoredCatalog Store::Load() {
                           (d.empty() ? std::string("?") : d.front().message));
     }
     out.subscriptions = std::move(*subs);
+    return out;
+}
+
+std::vector<Store::RollupRecord> Store::LoadRollups(const std::string& customer, int32_t period) {
+    std::vector<RollupRecord> out;
+    pqxx::work tx(impl_->Conn());
+    for (const auto& row : tx.exec_params(
+             "SELECT customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, "
+             "quantity, calls FROM rollups WHERE ($1 = '' OR customer_id = $1) AND ($2 < 0 OR period = $2) "
+             "ORDER BY customer_id, period, hour",
+             customer, period)) {
+        RollupRecord r;
+        r.customer = row[0].as<std::string>();
+        r.period = row[1].as<int32_t>();
+        r.hour = row[2].as<int32_t>();
+        r.plan = row[3].as<std::string>();
+        r.version = row[4].as<std::string>();
+        r.model = row[5].as<std::string>();
+        r.band = row[6].as<int16_t>();
+        r.condition = row[7].as<int16_t>();
+        r.time_window = row[8].as<int16_t>();
+        r.flags = row[9].as<int16_t>();
+        r.unit = row[10].as<std::string>();
+        r.quantity = row[11].as<int64_t>();
+        r.calls = row[12].as<int64_t>();
+        out.push_back(std::move(r));
+    }
+    tx.commit();
     return out;
 }
 

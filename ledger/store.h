@@ -53,11 +53,31 @@ class Store {
     void Subscribe(const std::string& customer_id, const std::string& plan, const std::string& valid_from_rfc3339,
                    const std::string& terms_yaml);
 
+    // Adds every customer of a subscriptions file (docs/plan-format.md) with
+    // its name, plan and contract terms, valid from `valid_from`. All or
+    // nothing: the file is validated against the published plans first.
+    // Returns the number of customers; nullopt with diagnostics if invalid.
+    std::optional<size_t> ImportSubscriptions(std::string_view yaml, std::string_view file_name,
+                                              const std::string& valid_from, Diagnostics* diagnostics);
+
     // Loads every published plan, each customer's latest subscription and
     // the set of customers.
     StoredCatalog Load();
 
+    // Stored rollup rows (one per unit), optionally of one customer and one
+    // billing period (month id; -1 for all).
+    struct RollupRecord {
+        std::string customer;
+        int32_t period = 0, hour = 0;
+        std::string plan, version, model;
+        int16_t band = 0, condition = -1, time_window = -1, flags = 0;
+        std::string unit;
+        int64_t quantity = 0, calls = 0;
+    };
+    std::vector<RollupRecord> LoadRollups(const std::string& customer, int32_t period);
+
    private:
+    StoredCatalog LoadOnce();
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# End to end, with the real pieces: the dev Kafka cluster, a real PostgreSQL
+# (the pg fixture), and `tally` processes. Each scenario produces synthetic
+# events (1 % duplicates, 1 % malformed) to its own topic and database,
+# consumes them under some fault, and then checks that
+#   - the invoices priced from the ledger's rollups (tally usage) equal
+#     `tally rate` on the same unique events, to the last digit, and
+#   - every malformed message is a dead letter.
+# Usage: consume_e2e.sh TALLY SOURCE_DIR PG_STATE [SCENARIO...]
+set -euo pipefail
+tally=$1 src=$2 state=$3
+shift 3
+scenarios=("${@:-clean crash pg_restart rebalance broker_faults}")
+read -r pgdir server < "$state"
+port=${server##*:}; port=${port%%/*}
+psql=/usr/lib/postgresql/15/bin/psql
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$tally" dev-kafka --brokers 3 --topic clean:6 --topic crash:6 --topic pg_restart:6 --topic rebalance:6 \
+  --topic broker_faults:6 --bootstrap-file "$work/boot" --control "$work/ctl" >"$work/dev.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/boot" ] && break; sleep 0.1; done
+[ -s "$work/boot" ] || fail "dev-kafka did not start"
+
+subs="$work/subs.yaml"
+echo "subscriptions:" >"$subs"
+for i in $(seq 0 9); do printf '  - {customer: cust_%d, name: "客户 %d", plan: doubao-seed-1.6}\n' "$i" "$i" >>"$subs"; done
+
+setup() {  # name seed count
+  local name=$1 seed=$2 count=$3
+  "$psql" "$server" -qc "DROP DATABASE IF EXISTS e2e_$name WITH (FORCE)" -c "CREATE DATABASE e2e_$name" >/dev/null
+  export TALLY_DATABASE_URL=${server%/*}/e2e_$name
+  "$tally" migrate >/dev/null
+  "$tally" plan publish "$src/deploy/plans/doubao-seed-1.6.yaml" >/dev/null
+  for i in $(seq 0 9); do
+    "$tally" customer add "cust_$i" --name "客户 $i" >/dev/null
+    "$tally" subscribe "cust_$i" --plan doubao-seed-1.6 >/dev/null
+  done
+  "$tally" produce --synthetic "$count" --customers 10 --models doubao-seed-1.6,doubao-seed-1.6-flash \
+    --duplicates 0.01 --malformed 0.01 --seed "$seed" --span 172800 --output "$work/$name.jsonl" >/dev/null
+}
+
+consume() {  # name extra-args...: in the foreground
+  local name=$1
+  shift
+  "$tally" consume --bootstrap-file "$work/boot" --topic "$name" --group "g-$name" --batch-size 2000 --linger-ms 100 "$@"
+}
+
+start_consumer() {  # name log extra-args...: in the background; its pid in $consumer
+  local name=$1 log=$2
+  shift 2
+  "$tally" consume --bootstrap-file "$work/boot" --topic "$name" --group "g-$name" --batch-size 2000 \
+    --linger-ms 100 "$@" >"$log" 2>&1 &
+  consumer=$!
+  pids+=("$consumer")
+}
+
+check() {  # name
+  local name=$1
+  awk '!seen[$0]++' "$work/$name.jsonl" >"$work/$name.unique.jsonl"
+  set +e
+  "$tally" rate --format json --plan "$src/deploy/plans/doubao-seed-1.6.yaml" --subscriptions "$subs" \
+    --events "$work/$name.unique.jsonl" >"$work/$name.rate.json"
+  local rc=$?
+  set -e
+  [ $rc -eq 0 ] || [ $rc -eq 3 ] || fail "$name: tally rate exited $rc"
+  "$tally" usage --period all --format json >"$work/$name.usage.json" || fail "$name: tally usage failed"
+  local rate usage
+  rate=$(cat "$work/$name.rate.json"); rate=${rate%%\],\"rejected\"*}
+  usage=$(cat "$work/$name.usage.json"); usage=${usage%%\],\"rejected\"*}
+  [ ${#rate} -gt 1000 ] || fail "$name: tally rate priced nothing"
+  if [ "$rate" != "$usage" ]; then
+    diff <(tr '{' '\n' <<<"$rate") <(tr '{' '\n' <<<"$usage") | head -20
+    fail "$name: the ledger's invoices differ from tally rate"
+  fi
+  local rejected dead
+  rejected=$(grep -o '"line":' "$work/$name.rate.json" | wc -l)
+  dead=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(*) FROM dead_letters")
+  [ "$rejected" -eq "$dead" ] || fail "$name: $rejected malformed messages but $dead dead letters"
+  local total
+  total=$(grep -o '"total":"[0-9.]*"' "$work/$name.usage.json" | head -1)
+  echo "ok: $name: invoices equal to tally rate ($total ...), $dead dead letters"
+}
+
+for scenario in ${scenarios[@]}; do
+  case "$scenario" in
+    clean)
+      setup clean 11 6000
+      "$tally" produce --bootstrap-file "$work/boot" --topic clean --file "$work/clean.jsonl" >/dev/null
+      consume clean --exit-when-idle 3 >"$work/clean.log" 2>&1 || fail "clean: consume failed: $(tail "$work/clean.log")"
+      check clean
+      ;;
+    crash)
+      setup crash 12 20000
+      "$tally" produce --bootstrap-file "$work/boot" --topic crash --file "$work/crash.jsonl" --rate 1000 >/dev/null &
+      producer=$!
+      pids+=($producer)
+      billed_before=()
+      for k in 1 2 3 4 5 6; do
+        start_consumer crash "$work/crash.$k.log"
+        c=$consumer
+        # Kill it at a random moment after it has its partitions and is billing.
+        for _ in $(seq 150); do grep -q "assigned partitions" "$work/crash.$k.log" && break; sleep 0.1; done
+        sleep "0.$(( RANDOM % 9 + 1 ))"
+        kill -9 "$c" 2>/dev/null || true
+        wait "$c" 2>/dev/null || true
+        billed_before+=("$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(*) FROM event_keys")")
+      done
+      echo "crash: billed after each kill -9: ${billed_before[*]}"
+      [ "${billed_before[-1]}" -gt 0 ] || fail "crash: nothing was billed before the kills"
+      wait "$producer"
+      consume crash --exit-when-idle 3 >"$work/crash.final.log" 2>&1 || fail "crash: the last consume failed"
+      check crash
+      ;;
+    pg_restart)
+      setup pg_restart 13 20000
+      "$tally" produce --bootstrap-file "$work/boot" --topic pg_restart --file "$work/pg_restart.jsonl" --rate 4000 \
+        >/dev/null &
+      pids+=($!)
+      start_consumer pg_restart "$work/pg_restart.log" --exit-when-idle 4
+      c=$consumer
+      sleep 2
+      bash "$src/deploy/pg-local.sh" stop "$pgdir"
+      sleep 2
+      bash "$src/deploy/pg-local.sh" start "$pgdir" "$port" >/dev/null
+      wait "$c" || fail "pg_restart: consume failed: $(tail "$work/pg_restart.log")"
+      grep -q "PostgreSQL unreachable\|retrying\|terminating\|admin" "$work/pg_restart.log" \
+        || echo "note: the consumer did not hit the restart (no retry logged)"
+      consume pg_restart --exit-when-idle 3 >>"$work/pg_restart.log" 2>&1
+      check pg_restart
+      ;;
+    rebalance)
+      setup rebalance 14 16000
+      "$tally" produce --bootstrap-file "$work/boot" --topic rebalance --file "$work/rebalance.jsonl" --rate 1000 \
+        >/dev/null &
+      producer=$!
+      pids+=($producer)
+      start_consumer rebalance "$work/rebalance.a.log"
+      a=$consumer
+      sleep 4
+      start_consumer rebalance "$work/rebalance.b.log" --exit-when-idle 30
+      b=$consumer
+      sleep 8
+      kill -9 "$a"
+      wait "$b" || fail "rebalance: consumer b failed"
+      grep -q "assigned partitions" "$work/rebalance.b.log" || fail "rebalance: b never got partitions"
+      taken=$( (grep "assigned partitions" "$work/rebalance.b.log" || true) | grep -oE " [0-9]+@" | sort -u | wc -l)
+      [ "$taken" -eq 6 ] || fail "rebalance: b took over $taken of 6 partitions: $(grep assigned "$work/rebalance.b.log")"
+      wait "$producer"
+      consume rebalance --exit-when-idle 3 >>"$work/rebalance.b.log" 2>&1
+      check rebalance
+      ;;
+    broker_faults)
+      setup broker_faults 15 16000
+      "$tally" produce --bootstrap-file "$work/boot" --topic broker_faults --file "$work/broker_faults.jsonl" \
+        --rate 4000 >/dev/null &
+      pids+=($!)
+      start_consumer broker_faults "$work/broker_faults.log" --exit-when-idle 6
+      c=$consumer
+      sleep 1.5
+      echo "err 1 5 6" >"$work/ctl"     # Fetch: NOT_LEADER_FOR_PARTITION x5
+      echo "err 3 3 7" >"$work/ctl"     # Metadata: REQUEST_TIMED_OUT x3
+      sleep 1
+      echo "down 2" >"$work/ctl"
+      sleep 2
+      echo "up 2" >"$work/ctl"
+      wait "$c" || fail "broker_faults: consume failed"
+      consume broker_faults --exit-when-idle 3 >>"$work/broker_faults.log" 2>&1
+      grep -q "control: down 2: done" "$work/dev.log" || fail "broker_faults: the fault was not injected"
+      check broker_faults
+      ;;
+    *) fail "unknown scenario $scenario" ;;
+  esac
+done
+echo "consume end-to-end: all scenarios passed"
