@@ -69,6 +69,7 @@ struct ConsumeOptions {
     int archive_days = 400;
     int metrics_port = 0;      // 0: no metrics endpoint
     int exit_when_idle_s = 0;  // 0: run until stopped
+    bool discard = false;      // benchmark ceiling: read and drop, store nothing
     std::string log_level = "info";
     std::string log_format = "text";
 };

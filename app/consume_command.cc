@@ -232,12 +232,31 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
     EventDecoder decoder;
     Event event;
     std::string reason;
+    auto last_expire = Clock::now() - std::chrono::hours(1);
     auto last_reload = Clock::now();
     auto idle_since = Clock::now();
     auto last_log = Clock::now();
     int64_t total_accepted = 0;
+    double poll_s = 0, rate_s = 0, store_s = 0;  // where the time goes, for the summary
+    auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
     while (!g_stop.load()) {
+        const auto poll_start = Clock::now();
         std::vector<RawMessage> batch = consumer.PollBatch(g_stop);
+        if (!batch.empty()) poll_s += seconds_since(poll_start);
+        if (Clock::now() - last_expire > std::chrono::minutes(10)) {
+            // Dedup keys past the window and archive days past retention.
+            WithRetry(o, "expiring old dedup keys", [&] {
+                try {
+                    int64_t n = writer->Expire(o.dedup_days, o.archive_days);
+                    if (n > 0) Log(o, "info", "expired " + std::to_string(n) + " dedup keys older than " +
+                                                  std::to_string(o.dedup_days) + " days");
+                } catch (const pqxx::broken_connection&) {
+                    writer->Reconnect();
+                    throw;
+                }
+            });
+            last_expire = Clock::now();
+        }
         if (Clock::now() - last_reload > std::chrono::seconds(30)) {
             reload();
             subs = subscription_of();
@@ -262,6 +281,12 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         idle_since = Clock::now();
         const auto t0 = Clock::now();
         metrics.consumed += static_cast<int64_t>(batch.size());
+        if (o.discard) {  // the ceiling of reading the topic; offsets stay in memory
+            std::map<int32_t, int64_t> read;
+            for (const RawMessage& m : batch) read[m.partition] = std::max(read[m.partition], m.offset + 1);
+            consumer.Stored(read);
+            continue;
+        }
 
         // Decode, check the customer, dedup within the batch, classify.
         std::optional<Rater> rater;
@@ -376,6 +401,8 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             return rows;
         };
 
+        rate_s += seconds_since(t0);
+        const auto store_start = Clock::now();
         ledger::BatchResult result;
         bool fenced = false;
         bool done = WithRetry(o, "storing a batch", [&] {
@@ -394,6 +421,7 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             }
         });
         if (!done) break;  // stopping while PostgreSQL is away: the batch is not stored, nothing is lost
+        store_s += seconds_since(store_start);
         if (fenced) continue;
         consumer.Stored(next);
         total_accepted += result.accepted;
@@ -418,7 +446,14 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         << metrics.duplicates.load() << " duplicates, ";
     int64_t dead_total = 0;
     for (const auto& [code, n] : metrics.dead_letters) dead_total += n;
-    out << dead_total << " dead letters\n";
+    out << dead_total << " dead letters";
+    if (metrics.batches > 0) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, " (%lld batches; seconds polling %.2f, decoding and rating %.2f, storing %.2f)",
+                      static_cast<long long>(metrics.batches.load()), poll_s, rate_s, store_s);
+        out << buf;
+    }
+    out << "\n";
     return kExitOk;
 }
 

@@ -3,6 +3,8 @@
 #include <date/date.h>
 #include <date/tz.h>
 
+#include <cstdio>
+
 #include "pricing/assert.h"
 
 namespace tally {
@@ -70,11 +72,29 @@ std::optional<Instant> ParseRfc3339(std::string_view s) {
 }
 
 std::string FormatRfc3339(Instant t) {
-    auto ms = t.time_since_epoch().count() % 1000;
-    if (ms == 0) {
-        return date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(t));
+    // By hand: date::format goes through iostreams and locales, which is
+    // far too slow for the consumer's per-event path.
+    const int64_t total_ms = t.time_since_epoch().count();
+    int64_t ms = total_ms % 1000;
+    int64_t secs = total_ms / 1000;
+    if (ms < 0) {
+        ms += 1000;
+        secs -= 1;
     }
-    return date::format("%FT%TZ", t);
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    const int64_t sod = secs - days * 86400;
+    date::year_month_day ymd{date::sys_days(date::days(days))};
+    char buf[32];
+    int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
+                          static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                          static_cast<int>(sod / 3600), static_cast<int>(sod / 60 % 60), static_cast<int>(sod % 60));
+    std::string out(buf, static_cast<size_t>(n));
+    if (ms != 0) {
+        char frac[8];
+        std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms));
+        out += frac;
+    }
+    return out + "Z";
 }
 
 const date::time_zone* FindZone(std::string_view name) {
