@@ -74,6 +74,8 @@ struct ConsumeOptions {
     std::string log_format = "text";
 };
 int RunConsume(const ConsumeOptions& options, std::ostream& out, std::ostream& err);
+int RunSkipGap(const ConsumeOptions& options, int32_t partition, const std::string& by, std::ostream& out,
+               std::ostream& err);
 
 struct UsageOptions {
     std::string database_url;

@@ -248,8 +248,10 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             WithRetry(o, "expiring old dedup keys", [&] {
                 try {
                     int64_t n = writer->Expire(o.dedup_days, o.archive_days);
-                    if (n > 0) Log(o, "info", "expired " + std::to_string(n) + " dedup keys older than " +
-                                                  std::to_string(o.dedup_days) + " days");
+                    if (n > 0)
+                        Log(o, "info",
+                            "expired " + std::to_string(n) + " dedup keys older than " + std::to_string(o.dedup_days) +
+                                " days");
                 } catch (const pqxx::broken_connection&) {
                     writer->Reconnect();
                     throw;
@@ -271,10 +273,13 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         }
         if (batch.empty()) {
             if (o.exit_when_idle_s > 0 && Clock::now() - idle_since > std::chrono::seconds(o.exit_when_idle_s)) {
+                // Done when every partition is caught up or stopped (a stopped
+                // one waits for an operator: the exit code says so).
                 auto lag = consumer.Lag();
-                bool caught_up = !lag.empty();
-                for (const auto& [p, n] : lag) caught_up = caught_up && n == 0;
-                if (caught_up) break;
+                auto parts = consumer.Partitions();
+                bool done = !lag.empty();
+                for (const auto& [p, n] : lag) done = done && (n == 0 || parts[p].stopped);
+                if (done) break;
             }
             continue;
         }
@@ -441,6 +446,8 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             last_log = Clock::now();
         }
     }
+    int stopped = 0;
+    for (const auto& [p, st] : consumer.Partitions()) stopped += st.stopped ? 1 : 0;
     consumer.Close();
     out << "consumed " << metrics.consumed.load() << " messages: " << metrics.accepted.load() << " billed, "
         << metrics.duplicates.load() << " duplicates, ";
@@ -454,7 +461,45 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         out << buf;
     }
     out << "\n";
+    if (stopped > 0) {
+        err << "tally consume: " << stopped << " partition(s) stopped: their stored offsets are no longer on the "
+            << "broker (see tally offsets skip-gap)\n";
+        return kExitFailure;
+    }
     return kExitOk;
+}
+
+int RunSkipGap(const ConsumeOptions& o, int32_t partition, const std::string& by, std::ostream& out,
+               std::ostream& err) {
+    const std::string url = DatabaseUrl(o.database_url);
+    std::string brokers = o.brokers;
+    if (brokers.empty() && !o.bootstrap_file.empty()) {
+        std::ifstream in(o.bootstrap_file);
+        std::getline(in, brokers);
+    }
+    if (brokers.empty()) {
+        if (const char* env = std::getenv("TALLY_KAFKA_BROKERS")) brokers = env;
+    }
+    if (url.empty() || brokers.empty() || by.empty()) {
+        err << "tally offsets skip-gap: needs a database, brokers, and --by NAME (who decided)\n";
+        return kExitUsage;
+    }
+    try {
+        auto [low, high] = QueryWatermarks(brokers, o.topic, partition);
+        ledger::BatchWriter writer(url, o.group, o.topic);
+        auto gap = writer.SkipGap(partition, low, by);
+        if (!gap) {
+            out << "nothing to skip: the stored offset of " << o.topic << " partition " << partition
+                << " is still on the broker (earliest " << low << ", next " << high << ")\n";
+            return kExitOk;
+        }
+        out << "skipped offsets " << gap->first << " to " << gap->second - 1 << " of " << o.topic << " partition "
+            << partition << " for group " << o.group << "; recorded in offset_gaps. Restart the consumer.\n";
+        return kExitOk;
+    } catch (const std::exception& e) {
+        err << "tally offsets skip-gap: " << e.what() << "\n";
+        return kExitFailure;
+    }
 }
 
 }  // namespace tally

@@ -181,6 +181,22 @@ rollups, the raw events, dead letters and the partition offsets. On
 assignment each partition resumes from the offset stored in PostgreSQL.
 SIGTERM or Ctrl-C finishes the current batch and exits 0.)");
 
+    tally::ConsumeOptions gap;
+    int32_t gap_partition = -1;
+    std::string gap_by;
+    auto* offsets_cmd = app.add_subcommand("offsets", "Operator commands for the consumer's stored offsets");
+    offsets_cmd->require_subcommand(1);
+    auto* skip_cmd = offsets_cmd->add_subcommand(
+        "skip-gap", "After events were lost to retention: resume a stopped partition at the broker's earliest offset");
+    skip_cmd->add_option("--partition", gap_partition, "Partition")->required();
+    skip_cmd->add_option("--by", gap_by, "Who decided (recorded in offset_gaps)")->required();
+    skip_cmd->add_option("--group", gap.group, "Consumer group (default tally)");
+    skip_cmd->add_option("--topic", gap.topic, "Topic (default usage)");
+    skip_cmd->add_option("--brokers", gap.brokers, "Bootstrap servers (default: $TALLY_KAFKA_BROKERS)");
+    skip_cmd->add_option("--bootstrap-file", gap.bootstrap_file, "Read the bootstrap servers from this file");
+    skip_cmd->add_option("--database-url", gap.database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    skip_cmd->footer("\nExample:\n  tally offsets skip-gap --group billing --topic usage --partition 3 --by alice");
+
     tally::UsageOptions usage;
     auto* usage_cmd = app.add_subcommand("usage", "Each customer's usage and cost so far, from the ledger's rollups");
     usage_cmd->add_option("--database-url", usage.database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
@@ -211,6 +227,7 @@ Examples:
             return tally::RunSubscribe(customer_id, subscribe_plan, subscribe_from, subscribe_terms, database_url,
                                        std::cout, std::cerr);
         }
+        if (*skip_cmd) return tally::RunSkipGap(gap, gap_partition, gap_by, std::cout, std::cerr);
         if (*usage_cmd) return tally::RunUsage(usage, std::cout, std::cerr);
         if (*consume_cmd) return tally::RunConsume(consume, std::cout, std::cerr);
         if (*migrate_cmd) return tally::RunMigrate(database_url, std::cout, std::cerr);

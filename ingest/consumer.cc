@@ -212,4 +212,19 @@ void KafkaConsumer::Close() {
     impl_->handle.reset();
 }
 
+std::pair<int64_t, int64_t> QueryWatermarks(const std::string& brokers, const std::string& topic, int32_t partition) {
+    kafka::ConfPtr conf = kafka::MakeConf({{kafka::kBootstrapServers, brokers}});
+    char err[512];
+    kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
+    if (!rk) throw kafka::KafkaError(std::string("cannot create a Kafka client: ") + err);
+    conf.release();
+    int64_t low = 0, high = 0;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), partition, &low, &high, 10000);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        throw kafka::KafkaError("cannot read the offsets of " + topic + " partition " + std::to_string(partition) +
+                                ": " + rd_kafka_err2str(e));
+    }
+    return {low, high};
+}
+
 }  // namespace tally

@@ -71,4 +71,7 @@ class KafkaConsumer {
     std::unique_ptr<Impl> impl_;
 };
 
+// The earliest and the next offset a partition has on the brokers.
+std::pair<int64_t, int64_t> QueryWatermarks(const std::string& brokers, const std::string& topic, int32_t partition);
+
 }  // namespace tally

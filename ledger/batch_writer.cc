@@ -161,18 +161,17 @@ BatchResult BatchWriter::Commit(const BatchInput& in, const RollupsOfNew& rollup
         // so the lookups below go through its primary key.
         tx.exec0("ANALYZE batch_keys");
         std::unordered_set<std::string> inserted;  // source \x1f id
-        for (const auto& row : tx.exec_params(
-                 "INSERT INTO event_keys (source, id, customer_id, payload_hash, event_time, accepted_at) "
-                 "SELECT source, id, customer_id, payload_hash, event_time, $1 FROM batch_keys "
-                 "ON CONFLICT (source, id) DO NOTHING RETURNING source, id",
-                 accepted_at)) {
+        for (const auto& row :
+             tx.exec_params("INSERT INTO event_keys (source, id, customer_id, payload_hash, event_time, accepted_at) "
+                            "SELECT source, id, customer_id, payload_hash, event_time, $1 FROM batch_keys "
+                            "ON CONFLICT (source, id) DO NOTHING RETURNING source, id",
+                            accepted_at)) {
             inserted.insert(row[0].as<std::string>() + '\x1f' + row[1].as<std::string>());
         }
         mark("insert keys");
         std::vector<uint8_t> same_payload(in.keys.size(), 0);
-        for (const auto& row : tx.exec(
-                 "SELECT b.idx, k.payload_hash = b.payload_hash FROM batch_keys b "
-                 "JOIN event_keys k ON k.source = b.source AND k.id = b.id")) {
+        for (const auto& row : tx.exec("SELECT b.idx, k.payload_hash = b.payload_hash FROM batch_keys b "
+                                       "JOIN event_keys k ON k.source = b.source AND k.id = b.id")) {
             const auto idx = static_cast<size_t>(row[0].as<int>());
             TALLY_ASSERT(idx < same_payload.size());
             same_payload[idx] = row[1].as<bool>() ? 1 : 2;
@@ -265,6 +264,28 @@ BatchResult BatchWriter::Commit(const BatchInput& in, const RollupsOfNew& rollup
     tx.commit();
     mark("commit");
     return result;
+}
+
+std::optional<std::pair<int64_t, int64_t>> BatchWriter::SkipGap(int32_t partition, int64_t earliest,
+                                                                const std::string& by) {
+    pqxx::work tx(impl_->Conn());
+    pqxx::result r = tx.exec_params(
+        "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 "
+        "FOR UPDATE",
+        impl_->group, impl_->topic, partition);
+    const int64_t stored = r.empty() ? 0 : r[0][0].as<int64_t>();
+    if (stored >= earliest) return std::nullopt;
+    tx.exec_params0(
+        "INSERT INTO offset_gaps (consumer_group, topic, kafka_partition, from_offset, to_offset, skipped_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        impl_->group, impl_->topic, partition, stored, earliest, by);
+    tx.exec_params0(
+        "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, "
+        "updated_at = now()",
+        impl_->group, impl_->topic, partition, earliest);
+    tx.commit();
+    return std::make_pair(stored, earliest);
 }
 
 int64_t BatchWriter::Expire(int days, int archive_days) {

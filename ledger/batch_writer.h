@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,6 +94,13 @@ class BatchWriter {
     BatchResult Commit(const BatchInput& input, const RollupsOfNew& rollups_of_new);
 
     void Reconnect();
+
+    // Operator's decision after events were lost to retention: moves the
+    // stored offset of `partition` up to `earliest_on_broker` and records
+    // the gap (from, to, who) in offset_gaps, in one transaction. Returns the
+    // skipped range, or nullopt when the stored offset is still on the broker.
+    std::optional<std::pair<int64_t, int64_t>> SkipGap(int32_t partition, int64_t earliest_on_broker,
+                                                       const std::string& by);
     // Deletes dedup keys older than `days`; drops archive partitions older
     // than `archive_days`. Returns the number of keys deleted.
     int64_t Expire(int days, int archive_days);

@@ -10,7 +10,7 @@
 set -euo pipefail
 tally=$1 src=$2 state=$3
 shift 3
-scenarios=("${@:-clean crash pg_restart rebalance broker_faults}")
+scenarios=("${@:-clean crash pg_restart rebalance broker_faults retention_gap}")
 read -r pgdir server < "$state"
 port=${server##*:}; port=${port%%/*}
 psql=/usr/lib/postgresql/15/bin/psql
@@ -24,7 +24,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 "$tally" dev-kafka --brokers 3 --topic clean:6 --topic crash:6 --topic pg_restart:6 --topic rebalance:6 \
-  --topic broker_faults:6 --bootstrap-file "$work/boot" --control "$work/ctl" >"$work/dev.log" 2>&1 &
+  --topic broker_faults:6 --topic retention_gap:1 --bootstrap-file "$work/boot" --control "$work/ctl" >"$work/dev.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/boot" ] && break; sleep 0.1; done
 [ -s "$work/boot" ] || fail "dev-kafka did not start"
@@ -175,6 +175,31 @@ for scenario in ${scenarios[@]}; do
       consume broker_faults --exit-when-idle 3 >>"$work/broker_faults.log" 2>&1
       grep -q "control: down 2: done" "$work/dev.log" || fail "broker_faults: the fault was not injected"
       check broker_faults
+      ;;
+    retention_gap)
+      # Events lost to retention before they were billed: the partition stops,
+      # an operator skips the gap, and it is recorded.
+      setup retention_gap 16 1000
+      "$tally" produce --bootstrap-file "$work/boot" --topic retention_gap --file "$work/retention_gap.jsonl" >/dev/null
+      consume retention_gap --exit-when-idle 2 >"$work/retention_gap.log" 2>&1 || fail "retention_gap: first consume"
+      # ~16 MB uncompressed into one partition: the dev broker keeps 5 MiB.
+      "$tally" produce --bootstrap-file "$work/boot" --topic retention_gap --synthetic 50000 --customers 10 \
+        --seed 99 --compression none >/dev/null
+      set +e
+      consume retention_gap --exit-when-idle 2 >>"$work/retention_gap.log" 2>&1
+      rc=$?
+      set -e
+      [ $rc -eq 1 ] || fail "retention_gap: consume should stop the partition and exit 1, exited $rc"
+      grep -q "is no longer on the broker" "$work/retention_gap.log" || fail "retention_gap: no clear error"
+      "$tally" offsets skip-gap --bootstrap-file "$work/boot" --topic retention_gap --group g-retention_gap \
+        --partition 0 --by e2e-test | tee -a "$work/retention_gap.log" | grep -q "skipped offsets" \
+        || fail "retention_gap: skip-gap did nothing"
+      consume retention_gap --exit-when-idle 2 >>"$work/retention_gap.log" 2>&1 || fail "retention_gap: consume after skip"
+      gaps=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(*) FROM offset_gaps WHERE skipped_by = 'e2e-test'")
+      [ "$gaps" -eq 1 ] || fail "retention_gap: the gap was not recorded"
+      billed=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(*) FROM event_keys")
+      [ "$billed" -gt 1000 ] && [ "$billed" -lt 50000 ] || fail "retention_gap: billed $billed"
+      echo "ok: retention_gap: stopped with a clear error, gap skipped by an operator and recorded, $billed billed"
       ;;
     *) fail "unknown scenario $scenario" ;;
   esac
