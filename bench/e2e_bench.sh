@@ -43,11 +43,12 @@ run() {  # topic label consume-args...
   # per partition on 64 partitions), then time the consumer alone.
   "$tally" produce --bootstrap-file "$work/boot" --topic "$topic" --synthetic "$events" --customers 1000 \
     --models doubao-seed-1.6,doubao-seed-1.6-flash --seed "$RANDOM$RANDOM" --compression zstd \
-    >"$work/$topic.produce" 2>&1
-  local producer=$!
+    >"$work/$topic.produce" 2>&1 || { echo "produce failed:"; tail -5 "$work/$topic.produce"; exit 1; }
+  echo "   produced: $(cat "$work/$topic.produce")"
   local t0=$(date +%s.%N)
   "$tally" consume --bootstrap-file "$work/boot" --topic "$topic" --group "bench-$topic" --batch-size 50000 \
-    --linger-ms 500 --exit-when-idle 3 --log-level warn "$@" >"$work/$topic.out" 2>"$work/$topic.err"; grep "^batch" "$work/$topic.err" | head -${TRACE_LINES:-0}
+    --linger-ms 500 --exit-when-idle 3 --log-level warn "$@" >"$work/$topic.out" 2>"$work/$topic.err" \
+    || { echo "consume failed:"; tail -5 "$work/$topic.err"; exit 1; }
   local t1=$(date +%s.%N)
   local n
   n=$(grep -o "consumed [0-9]*" "$work/$topic.out" | grep -o "[0-9]*")
