@@ -111,7 +111,8 @@ BatchResult BatchWriter::Commit(const BatchInput& in, const RollupsOfNew& rollup
     auto mark = [&](const char* what) {
         if (std::getenv("TALLY_TRACE_BATCH") == nullptr) return;
         auto now2 = std::chrono::steady_clock::now();
-        std::fprintf(stderr, "batch %s %.3f s\n", what, std::chrono::duration<double>(now2 - tp).count());
+        const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now2 - tp).count();
+        std::fprintf(stderr, "batch %s %lld us\n", what, static_cast<long long>(micros));
         tp = now2;
     };
     pqxx::work tx(impl_->Conn());
