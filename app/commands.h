@@ -55,6 +55,9 @@ int RunProduce(const ProduceOptions& options, std::ostream& out, std::ostream& e
 int RunMigrate(const std::string& database_url_flag, std::ostream& out, std::ostream& err);
 // The database URL from the flag, else TALLY_DATABASE_URL, else "".
 std::string DatabaseUrl(const std::string& flag);
+// Kafka bootstrap servers from the flag, else the first line of the
+// bootstrap file, else TALLY_KAFKA_BROKERS, else "".
+std::string KafkaBrokers(const std::string& flag, const std::string& bootstrap_file);
 // A connection URL with its password replaced by ***, for logs and errors.
 std::string MaskSecret(const std::string& url);
 struct ConsumeOptions {

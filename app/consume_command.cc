@@ -157,14 +157,7 @@ bool WithRetry(const ConsumeOptions& o, const char* what, Fn fn) {
 
 int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
     const std::string url = DatabaseUrl(o.database_url);
-    std::string brokers = o.brokers;
-    if (brokers.empty() && !o.bootstrap_file.empty()) {
-        std::ifstream in(o.bootstrap_file);
-        std::getline(in, brokers);
-    }
-    if (brokers.empty()) {
-        if (const char* env = std::getenv("TALLY_KAFKA_BROKERS")) brokers = env;
-    }
+    const std::string brokers = KafkaBrokers(o.brokers, o.bootstrap_file);
     if (url.empty() || brokers.empty()) {
         err << "tally consume: needs a database (--database-url or TALLY_DATABASE_URL) and brokers (--brokers, "
                "--bootstrap-file or TALLY_KAFKA_BROKERS)\n";
@@ -472,14 +465,7 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
 int RunSkipGap(const ConsumeOptions& o, int32_t partition, const std::string& by, std::ostream& out,
                std::ostream& err) {
     const std::string url = DatabaseUrl(o.database_url);
-    std::string brokers = o.brokers;
-    if (brokers.empty() && !o.bootstrap_file.empty()) {
-        std::ifstream in(o.bootstrap_file);
-        std::getline(in, brokers);
-    }
-    if (brokers.empty()) {
-        if (const char* env = std::getenv("TALLY_KAFKA_BROKERS")) brokers = env;
-    }
+    const std::string brokers = KafkaBrokers(o.brokers, o.bootstrap_file);
     if (url.empty() || brokers.empty() || by.empty()) {
         err << "tally offsets skip-gap: needs a database, brokers, and --by NAME (who decided)\n";
         return kExitUsage;

@@ -112,14 +112,7 @@ int RunDevKafka(const DevKafkaOptions& o, std::ostream& out, std::ostream& err) 
 }
 
 int RunProduce(const ProduceOptions& o, std::ostream& out, std::ostream& err) {
-    std::string brokers = o.brokers;
-    if (brokers.empty() && !o.bootstrap_file.empty()) {
-        std::ifstream in(o.bootstrap_file);
-        std::getline(in, brokers);
-    }
-    if (brokers.empty()) {
-        if (const char* env = std::getenv("TALLY_KAFKA_BROKERS")) brokers = env;
-    }
+    const std::string brokers = KafkaBrokers(o.brokers, o.bootstrap_file);
     if (brokers.empty() && o.output.empty()) {
         err << "tally produce: no brokers: give --brokers, --bootstrap-file or TALLY_KAFKA_BROKERS\n";
         return kExitUsage;

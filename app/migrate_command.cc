@@ -1,24 +1,10 @@
 #include <cstdlib>
 #include <iostream>
-#include <regex>
 
 #include "app/commands.h"
 #include "ledger/migrations.h"
 
 namespace tally {
-
-std::string MaskSecret(const std::string& url) {
-    // postgresql://user:secret@host/db -> postgresql://user:***@host/db; password=... likewise.
-    static const std::regex kUserInfo(R"((://[^:/@]*):[^@/]*@)");
-    static const std::regex kKeyword(R"((password=)\S+)");
-    return std::regex_replace(std::regex_replace(url, kUserInfo, "$1:***@"), kKeyword, "$1***");
-}
-
-std::string DatabaseUrl(const std::string& flag) {
-    if (!flag.empty()) return flag;
-    if (const char* env = std::getenv("TALLY_DATABASE_URL")) return env;
-    return "";
-}
 
 int RunMigrate(const std::string& database_url_flag, std::ostream& out, std::ostream& err) {
     const std::string url = DatabaseUrl(database_url_flag);
