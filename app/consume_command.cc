@@ -227,6 +227,9 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
     std::string reason;
     auto last_expire = Clock::now() - std::chrono::hours(1);
     auto last_reload = Clock::now();
+    // A stream of events from an unknown customer must not reload the plans
+    // for every batch: a newly added customer is picked up within 2 s.
+    auto last_unknown_reload = Clock::now() - std::chrono::seconds(10);
     auto idle_since = Clock::now();
     auto last_log = Clock::now();
     int64_t total_accepted = 0;
@@ -294,7 +297,7 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         std::vector<std::vector<RatedPart>> parts_of_key;
         std::unordered_map<std::string, size_t> key_index;  // source \x1f id -> index in input.keys
         std::map<std::string, int64_t> dead_by_reason;
-        bool reloaded_for_unknown = false;
+        bool reloaded_for_unknown = false;  // at most once a batch, and every 2 s at most
         int64_t in_batch_duplicates = 0;
         std::vector<RatedPart> parts;
         for (const RawMessage& m : batch) {
@@ -306,11 +309,13 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
                 dead("invalid", reason);
                 continue;
             }
-            if (catalog.customers.count(event.subject) == 0 && !reloaded_for_unknown) {
+            if (catalog.customers.count(event.subject) == 0 && !reloaded_for_unknown &&
+                Clock::now() - last_unknown_reload > std::chrono::seconds(2)) {
                 reload();  // a customer added a moment ago
                 subs = subscription_of();
                 rater.emplace(catalog.catalog, catalog.subscriptions, catalog.catalog.plans.front().name, PeriodRule{});
                 reloaded_for_unknown = true;
+                last_unknown_reload = Clock::now();
             }
             if (catalog.customers.count(event.subject) == 0) {
                 dead("unknown_customer", "unknown customer '" + event.subject + "': add it with tally customer add");
