@@ -153,6 +153,45 @@ bool WithRetry(const ConsumeOptions& o, const char* what, Fn fn) {
     }
 }
 
+// For --exit-when-idle --discard (offsets stay in memory): is every assigned
+// partition read to its end?
+bool CaughtUp(KafkaConsumer& consumer) {
+    auto lag = consumer.Lag();
+    auto parts = consumer.Partitions();
+    bool done = !lag.empty();
+    for (const auto& [p, n] : lag) done = done && (n == 0 || parts[p].stopped);
+    return done;
+}
+
+// For --exit-when-idle: is every partition of the topic stored in the ledger
+// up to the brokers' end (or stopped here)?
+bool TopicBilled(const ConsumeOptions& o, KafkaConsumer& consumer, ledger::BatchWriter& writer) {
+    std::map<int32_t, int64_t> ends = consumer.TopicEnds();
+    if (ends.empty()) return false;
+    std::vector<int32_t> all;
+    for (const auto& [p, end] : ends) all.push_back(p);
+    std::map<int32_t, int64_t> stored;
+    if (!WithRetry(o, "reading offsets", [&] {
+            try {
+                stored = writer.StoredOffsets(all);
+            } catch (const pqxx::broken_connection&) {
+                writer.Reconnect();
+                throw;
+            }
+        })) {
+        return true;  // stopping
+    }
+    auto mine = consumer.Partitions();
+    for (const auto& [p, end] : ends) {
+        auto it = stored.find(p);
+        const int64_t at = it == stored.end() ? 0 : it->second;
+        auto own = mine.find(p);
+        if (own != mine.end() && own->second.stopped) continue;
+        if (at < end) return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
@@ -269,13 +308,13 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         }
         if (batch.empty()) {
             if (o.exit_when_idle_s > 0 && Clock::now() - idle_since > std::chrono::seconds(o.exit_when_idle_s)) {
-                // Done when every partition is caught up or stopped (a stopped
-                // one waits for an operator: the exit code says so).
-                auto lag = consumer.Lag();
-                auto parts = consumer.Partitions();
-                bool done = !lag.empty();
-                for (const auto& [p, n] : lag) done = done && (n == 0 || parts[p].stopped);
-                if (done) break;
+                // Done when the ledger holds every partition of the topic up
+                // to its end, whoever consumed it, or the partition is ours
+                // and stopped (it waits for an operator: the exit code says
+                // so). Partitions still held by a crashed member of the group
+                // are waited for: they come to us when its session expires.
+                if (o.discard ? CaughtUp(consumer) : TopicBilled(o, consumer, *writer)) break;
+                idle_since = Clock::now() - std::chrono::seconds(o.exit_when_idle_s) + std::chrono::seconds(1);
             }
             continue;
         }

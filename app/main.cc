@@ -166,7 +166,8 @@ Examples:
     consume_cmd->add_option("--metrics-port", consume.metrics_port,
                             "Serve Prometheus metrics on 127.0.0.1:PORT/metrics");
     consume_cmd->add_option("--exit-when-idle", consume.exit_when_idle_s,
-                            "Exit after this many seconds with nothing left to consume (for scripts and tests)");
+                            "Exit once every partition of the topic is billed in the ledger to its end and nothing "
+                            "arrived for this many seconds (for scripts and tests)");
     consume_cmd->add_flag("--discard", consume.discard,
                           "Benchmarks only: read messages and drop them, storing nothing (the Kafka ceiling)");
     consume_cmd->add_option("--log-level", consume.log_level, "info (default), warn or error");

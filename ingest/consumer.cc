@@ -206,6 +206,30 @@ std::map<int32_t, int64_t> KafkaConsumer::Lag() {
     return lag;
 }
 
+std::map<int32_t, int64_t> KafkaConsumer::TopicEnds() {
+    std::map<int32_t, int64_t> ends;
+    kafka::TopicPtr topic(rd_kafka_topic_new(impl_->handle.get(), impl_->options.topic.c_str(), nullptr));
+    const rd_kafka_metadata_t* md = nullptr;
+    if (!topic || rd_kafka_metadata(impl_->handle.get(), 0, topic.get(), &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return ends;
+    }
+    for (int t = 0; t < md->topic_cnt; ++t) {
+        if (md->topics[t].err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+        for (int i = 0; i < md->topics[t].partition_cnt; ++i) {
+            const int32_t p = md->topics[t].partitions[i].id;
+            int64_t low = 0, high = 0;
+            if (rd_kafka_query_watermark_offsets(impl_->handle.get(), impl_->options.topic.c_str(), p, &low, &high,
+                                                 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                rd_kafka_metadata_destroy(md);
+                return {};
+            }
+            ends[p] = high;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return ends;
+}
+
 void KafkaConsumer::Close() {
     if (!impl_->handle) return;
     rd_kafka_consumer_close(impl_->handle.get());

@@ -63,6 +63,9 @@ class KafkaConsumer {
     std::map<int32_t, PartitionState> Partitions();
     // Lag per assigned partition (high watermark - next offset), refreshed.
     std::map<int32_t, int64_t> Lag();
+    // The next offset (high watermark) of every partition of the topic,
+    // assigned here or not, asked of the brokers; empty when they cannot say.
+    std::map<int32_t, int64_t> TopicEnds();
     void Close();
 
     struct Impl;  // opaque; public only for librdkafka's rebalance callback

@@ -23,8 +23,12 @@ struct ConfDeleter {
 struct HandleDeleter {
     void operator()(rd_kafka_t* p) const { rd_kafka_destroy(p); }
 };
+struct TopicDeleter {
+    void operator()(rd_kafka_topic_t* p) const { rd_kafka_topic_destroy(p); }
+};
 using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
 using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
+using TopicPtr = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
 
 // Configuration keys Tally sets, named once.
 inline constexpr const char* kBootstrapServers = "bootstrap.servers";
