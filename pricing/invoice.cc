@@ -464,8 +464,8 @@ std::optional<Rate> CellRate(const ModelPricing& m, const CellKey& cell, UnitId 
 std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
                                   const std::string& default_plan, const PeriodRule& period,
                                   const std::vector<Rollup>& rollups) {
-    std::unordered_map<std::string, const Subscription*> subs;
-    for (const auto& s : subscriptions) subs.emplace(s.customer, &s);
+    std::unordered_map<std::string, std::vector<const Subscription*>> subs;
+    for (const auto& s : subscriptions) subs[s.customer].push_back(&s);
     const Plan* fallback = catalog.FindPlan(default_plan);
     TALLY_ASSERT(fallback != nullptr);
 
@@ -473,24 +473,51 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
     size_t i = 0;
     while (i < rollups.size()) {
         const std::string& customer = rollups[i].customer;
-        CustomerContext ctx;
         auto it = subs.find(customer);
-        ctx.subscription = it == subs.end() ? nullptr : it->second;
-        ctx.plan = ctx.subscription != nullptr ? catalog.FindPlan(ctx.subscription->plan) : fallback;
-        TALLY_ASSERT(ctx.plan != nullptr);
-        if (ctx.subscription != nullptr) {
-            for (const auto& g : ctx.subscription->grants) ctx.grant_balances.push_back(g.amount);
-            for (const auto& c : ctx.subscription->coupons) ctx.coupon_balances.push_back(c.amount.value_or(Decimal()));
-        }
+        // The subscription that put the customer on `plan` for calls up to
+        // `until`: the latest such one in force by then (else the first).
+        auto subscription_for = [&](const Plan& plan, Instant until) -> const Subscription* {
+            if (it == subs.end()) return nullptr;
+            const Subscription* best = nullptr;
+            const Subscription* first = nullptr;
+            for (const Subscription* s : it->second) {
+                if (s->plan != plan.name) continue;
+                const Instant from = s->from.value_or(Instant::min());
+                if (first == nullptr || from < first->from.value_or(Instant::min())) first = s;
+                if (from < until && (best == nullptr || from > best->from.value_or(Instant::min()))) best = s;
+            }
+            return best != nullptr ? best : first;
+        };
+        // Coupon and grant balances run on per subscription, across periods.
+        std::map<const Subscription*, CustomerContext> contexts;
         while (i < rollups.size() && rollups[i].customer == customer) {
-            std::vector<const Rollup*> rows;
+            // A period's calls under each plan the customer was on in it.
+            std::map<uint16_t, std::vector<const Rollup*>> by_plan;
             int32_t p = rollups[i].period;
             for (; i < rollups.size() && rollups[i].customer == customer && rollups[i].period == p; ++i) {
+                auto& rows = by_plan[rollups[i].cell.plan];
                 TALLY_ASSERT(rows.empty() || rows.back()->hour <= rollups[i].hour);
                 rows.push_back(&rollups[i]);
             }
-            PeriodPricer pricer(catalog, period, &ctx);
-            invoices.push_back(pricer.Price(rows));
+            for (const auto& [plan_index, rows] : by_plan) {
+                TALLY_ASSERT(plan_index < catalog.plans.size());
+                const Plan& plan = catalog.plans[plan_index];
+                const Instant until{std::chrono::hours(rows.back()->hour + 1)};
+                const Subscription* sub = subscription_for(plan, until);
+                auto [ctx_it, fresh] = contexts.try_emplace(sub);
+                CustomerContext& ctx = ctx_it->second;
+                if (fresh) {
+                    ctx.subscription = sub;
+                    ctx.plan = sub != nullptr ? catalog.FindPlan(sub->plan) : &plan;
+                    TALLY_ASSERT(ctx.plan != nullptr);
+                    if (sub != nullptr) {
+                        for (const auto& g : sub->grants) ctx.grant_balances.push_back(g.amount);
+                        for (const auto& c : sub->coupons) ctx.coupon_balances.push_back(c.amount.value_or(Decimal()));
+                    }
+                }
+                PeriodPricer pricer(catalog, period, &ctx);
+                invoices.push_back(pricer.Price(rows));
+            }
         }
     }
     return invoices;

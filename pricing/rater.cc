@@ -85,21 +85,27 @@ Rater::Rater(const Catalog& catalog, const std::vector<Subscription>& subscripti
     TALLY_ASSERT(default_plan_ >= 0);
     for (const auto& s : subscriptions) {
         TALLY_ASSERT(catalog_.PlanIndex(s.plan) >= 0);
-        subscriptions_.emplace(s.customer, &s);
+        subscriptions_[s.customer].push_back(&s);
     }
     scratch_.reserve(kMaxBands);
 }
 
 uint32_t Rater::CustomerIndex(const std::string& subject) {
     const uint32_t index = customers_.Intern(subject);
-    if (index == customer_subs_.size()) {  // first seen
+    if (index == customer_terms_.size()) {  // first seen
+        std::vector<Term> terms;
         auto sub = subscriptions_.find(subject);
-        const Subscription* s = sub == subscriptions_.end() ? nullptr : sub->second;
-        customer_subs_.push_back(s);
-        int plan = s != nullptr ? catalog_.PlanIndex(s->plan) : default_plan_;
-        customer_plans_.push_back(static_cast<uint16_t>(plan));
+        if (sub == subscriptions_.end()) {
+            terms.push_back({Instant::min(), static_cast<uint16_t>(default_plan_)});
+        } else {
+            for (const Subscription* s : sub->second) {
+                terms.push_back({s->from.value_or(Instant::min()), static_cast<uint16_t>(catalog_.PlanIndex(s->plan))});
+            }
+            std::sort(terms.begin(), terms.end(), [](const Term& a, const Term& b) { return a.from > b.from; });
+        }
+        customer_terms_.push_back(std::move(terms));
     }
-    TALLY_ASSERT(index < customer_subs_.size());
+    TALLY_ASSERT(index < customer_terms_.size());
     return index;
 }
 
@@ -132,7 +138,19 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
         return {RateStatus::kOutsidePeriod, {}};
     }
     uint32_t customer = CustomerIndex(e.subject);
-    uint16_t plan_index = customer_plans_[customer];
+    const std::vector<Term>& terms = customer_terms_[customer];
+    const Term* term = nullptr;
+    for (const Term& t : terms) {  // latest first
+        if (t.from <= e.time) {
+            term = &t;
+            break;
+        }
+    }
+    if (term == nullptr) {
+        return Reject("customer " + e.subject + " has no subscription in force at " + FormatRfc3339(e.time) +
+                      " (the first is from " + FormatRfc3339(terms.back().from) + ")");
+    }
+    const uint16_t plan_index = term->plan;
     const Plan& plan = catalog_.plans[plan_index];
     int version_index = plan.VersionIndexAt(e.time);
     if (version_index < 0) {

@@ -141,8 +141,6 @@ class Rater {
     size_t row_count() const { return rollups_.size(); }
 
     const std::string& CustomerId(uint32_t index) const { return customers_.Get(index); }
-    const Subscription* CustomerSubscription(uint32_t index) const { return customer_subs_[index]; }
-    uint16_t CustomerPlan(uint32_t index) const { return customer_plans_[index]; }
     const Catalog& catalog() const { return catalog_; }
     const PeriodRule& period_rule() const { return period_; }
 
@@ -151,14 +149,18 @@ class Rater {
     ZoneClock& Clock(const date::time_zone* zone);
 
     const Catalog& catalog_;
-    std::unordered_map<std::string, const Subscription*> subscriptions_;
+    std::unordered_map<std::string, std::vector<const Subscription*>> subscriptions_;  // by `from`
     int default_plan_ = -1;
     std::string default_plan_name_;
     PeriodRule period_;
 
     internal::StringIndex customers_;
-    std::vector<const Subscription*> customer_subs_;
-    std::vector<uint16_t> customer_plans_;
+    // Per interned customer, the plans it is on, latest first.
+    struct Term {
+        Instant from;
+        uint16_t plan;
+    };
+    std::vector<std::vector<Term>> customer_terms_;
 
     std::vector<std::pair<const date::time_zone*, ZoneClock>> clocks_;
     std::vector<RatedPart> scratch_;

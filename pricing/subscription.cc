@@ -28,10 +28,12 @@ std::optional<Decimal> Percent(YamlReader& r, const YAML::Node& node) {
 
 Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
     Subscription s;
-    r.CheckKeys(node, "a subscription",
-                {"customer", "name", "plan", "discounts", "coupons", "minimum_commitment", "grants", "free_quotas"});
+    r.CheckKeys(
+        node, "a subscription",
+        {"customer", "name", "from", "plan", "discounts", "coupons", "minimum_commitment", "grants", "free_quotas"});
     if (auto c = r.Text(r.Required(node, "customer", "a subscription"), "customer")) s.customer = *c;
     if (auto n = r.Text(YamlReader::Optional(node, "name"), "name")) s.customer_name = *n;
+    s.from = r.Time(YamlReader::Optional(node, "from"), "from");
     YAML::Node plan = r.Required(node, "plan", "subscription of " + s.customer);
     if (auto p = r.Text(plan, "plan")) {
         s.plan = *p;
@@ -115,12 +117,14 @@ std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view tex
         r.CheckKeys(root, "a subscriptions file", {"subscriptions"});
         YAML::Node list = r.Required(root, "subscriptions", "a subscriptions file");
         if (list.IsDefined() && !list.IsSequence()) r.Error(list, "subscriptions must be a list");
-        std::set<std::string> seen;
+        std::set<std::pair<std::string, Instant>> seen;
         for (const auto& node : list.IsSequence() ? list : YAML::Node()) {
             if (!r.ExpectMap(node, "a subscription")) continue;
             Subscription s = ParseOne(r, node, catalog);
-            if (!seen.insert(s.customer).second) {
-                r.Error(node, "customer '" + s.customer + "' has two subscriptions in this file");
+            if (!seen.insert({s.customer, s.from.value_or(Instant::min())}).second) {
+                r.Error(node, "customer '" + s.customer + "' has two subscriptions from the same instant" +
+                                  (s.from ? " (" + FormatRfc3339(*s.from) + ")" : std::string(" (always)")) +
+                                  ": give each its own 'from'");
             }
             out.push_back(std::move(s));
         }

@@ -34,9 +34,13 @@ struct Grant {
     std::optional<Instant> expires;  // pays invoices of periods that start before this
 };
 
+// A customer may have several, each from its own instant on: a call is rated
+// under the one in force at the call's time (the latest `from` at or before
+// it). A customer's calls before its first subscription have no price.
 struct Subscription {
     std::string customer;
     std::string customer_name;
+    std::optional<Instant> from;  // absent: since always
     std::string plan;
     std::vector<PercentDiscount> discounts;
     std::vector<Coupon> coupons;
@@ -45,7 +49,8 @@ struct Subscription {
     std::vector<FreeQuota> free_quotas;  // in addition to the plan's
 };
 
-// Parses a subscriptions file. Plans named must be in `catalog`.
+// Parses a subscriptions file. Plans named must be in `catalog`; two
+// subscriptions of one customer need different `from` instants.
 std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view text, std::string_view file_name,
                                                             Catalog* catalog, Diagnostics* diagnostics);
 

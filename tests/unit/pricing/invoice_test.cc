@@ -57,6 +57,12 @@ subscriptions:
     minimum_commitment: "2000"
     grants:
       - {name: prepaid, amount: "2500", expires: 2026-01-01T00:00:00Z}
+  - customer: gamma
+    plan: tiers
+    from: 2025-11-01T00:00:00Z
+  - customer: gamma
+    plan: deepseek
+    from: 2025-11-15T00:00:00+08:00
   - customer: beta
     plan: tiers
     grants:
@@ -209,6 +215,31 @@ TEST_F(InvoiceTest, PeriodCrossingAVersionChangeBillsEachPartAtItsOwnVersion) {
     EXPECT_EQ(inv.lines[1].plan_version, "v2");
     EXPECT_EQ(inv.lines[1].amount.ToString(), "0.56");
     EXPECT_EQ(inv.total.ToString(2), "0.83");
+}
+
+TEST_F(InvoiceTest, ACallIsRatedUnderTheSubscriptionInForceAtItsTime) {
+    Rater rater(catalog_, subscriptions_, "tiers", {});
+    auto add = [&](const char* model, const char* time, int64_t input) {
+        return rater.Add(MakeEvent({.customer = "gamma", .model = model, .time = time, .input = input}));
+    };
+    EXPECT_EQ(add("a", "2025-11-03T00:00:00Z", 10).status, RateStatus::kRated);
+    // The last minute on tiers, the first on deepseek (from is inclusive).
+    EXPECT_EQ(add("a", "2025-11-14T15:59:59Z", 5).status, RateStatus::kRated);
+    EXPECT_EQ(add("deepseek-chat", "2025-11-14T16:00:00Z", 1'000'000).status, RateStatus::kRated);
+    // On deepseek, model a has no price; before the first subscription nothing has.
+    RateOutcome late_a = add("a", "2025-11-20T00:00:00Z", 1);
+    EXPECT_EQ(late_a.status, RateStatus::kRejected);
+    RateOutcome early = add("a", "2025-10-31T23:59:59Z", 1);
+    EXPECT_EQ(early.status, RateStatus::kRejected);
+    EXPECT_NE(early.reason.find("no subscription in force at 2025-10-31T23:59:59Z"), std::string::npos) << early.reason;
+
+    // One invoice per plan the customer was on in the month, each in its currency.
+    auto invoices = PriceRollups(catalog_, subscriptions_, "tiers", {}, rater.Rollups());
+    ASSERT_EQ(invoices.size(), 2u);
+    EXPECT_EQ(invoices[0].plan, "tiers");
+    EXPECT_EQ(invoices[0].subtotal.ToString(2), "15.00");  // 15 input at 1
+    EXPECT_EQ(invoices[1].plan, "deepseek");
+    EXPECT_EQ(invoices[1].subtotal.ToString(2), "0.56");  // 1M input at 0.56 (version v2)
 }
 
 TEST(InvoiceRounding, EachLineRoundsOnceWithThePlanMode) {

@@ -246,7 +246,29 @@ TEST(Subscriptions, ValidatesPlansPercentsAndCoupons) {
     EXPECT_NE(all.find("percent must be between 0 and 100"), std::string::npos) << all;
     EXPECT_NE(all.find("needs either percent or amount, not both"), std::string::npos) << all;
     EXPECT_NE(all.find("a cap only makes sense on a percent coupon"), std::string::npos) << all;
-    EXPECT_NE(all.find("customer 'b' has two subscriptions"), std::string::npos) << all;
+    EXPECT_NE(all.find("customer 'b' has two subscriptions from the same instant (always)"), std::string::npos) << all;
+}
+
+TEST(Subscriptions, ACustomerMayChangePlanAtAnInstant) {
+    Catalog catalog = testing::MustCatalog({testing::kDoubaoPlan, testing::kDeepseekPlan});
+    Diagnostics d;
+    auto subs = ParseSubscriptions(R"(subscriptions:
+  - {customer: a, plan: doubao}
+  - {customer: a, plan: deepseek, from: "2025-11-15T00:00:00+08:00"}
+  - {customer: b, plan: doubao, from: "2025-11-01T00:00:00Z"}
+  - {customer: b, plan: deepseek, from: "2025-11-01T08:00:00+08:00"}
+  - {customer: c, plan: doubao, from: "the 1st"}
+)",
+                                   "s.yaml", &catalog, &d);
+    EXPECT_FALSE(subs.has_value());
+    std::string all;
+    for (const auto& x : d) all += x.ToString() + "\n";
+    EXPECT_NE(all.find("s.yaml:5:5: error: customer 'b' has two subscriptions from the same instant "
+                       "(2025-11-01T00:00:00Z)"),
+              std::string::npos)
+        << all;
+    EXPECT_NE(all.find("s.yaml:6:"), std::string::npos) << all;  // from: not an instant
+    EXPECT_EQ(all.find("customer 'a'"), std::string::npos) << all;
 }
 
 }  // namespace
