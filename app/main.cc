@@ -82,7 +82,8 @@ version with a later effective_from).)");
     customer_import_cmd->add_option("file", import_file, "Subscriptions YAML (as for tally rate --subscriptions)")
         ->required()
         ->check(CLI::ExistingFile);
-    customer_import_cmd->add_option("--from", import_from, "Subscriptions valid from (RFC 3339; default: always)");
+    customer_import_cmd->add_option(
+        "--from", import_from, "Subscriptions without a from: of their own start then (RFC 3339; default: always)");
     customer_import_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
     customer_import_cmd->footer("\nExample:\n  tally customer import deploy/subscriptions.yaml");
 

@@ -10,6 +10,7 @@ PACKAGES=(
   libcli11-dev libboost1.81-dev
   libgtest-dev libgmock-dev
   libpqxx-dev librdkafka-dev postgresql-15   # the ledger and the Kafka consumer
+  libssl-dev                               # SHA-256 (dedup keys)
 )
 
 missing=()

@@ -19,6 +19,10 @@ as_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# Throwaway settings: no fsync (a crash of this machine loses the cluster),
+# room for the dedup index in memory, checkpoints far apart.
+PG_LOCAL_OPTS=${PG_LOCAL_OPTS:--c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min}
+
 case "$cmd" in
   start)
     if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dir"; fi
@@ -28,7 +32,7 @@ case "$cmd" in
     fi
     if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
       as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off $PG_LOCAL_OPTS" start >/dev/null \
         || { cat "$dir/server.log" >&2; exit 1; }
     fi
     if ! "$bin/psql" -h 127.0.0.1 -p "$port" -U tally -d postgres -tAc \

@@ -1,12 +1,14 @@
 #include "ledger/batch_writer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <pqxx/pqxx>
 #include <set>
-#include <unordered_set>
+#include <tuple>
+#include <unordered_map>
 
 #include "pricing/assert.h"
 
@@ -34,6 +36,21 @@ std::string Hex(std::string_view bytes) {
     return out;
 }
 
+std::string Hex32(const Fingerprint& f) {
+    static const char* kDigits = "0123456789abcdef";
+    std::string out(32, '0');
+    for (size_t i = 0; i < f.size(); ++i) {
+        out[2 * i] = kDigits[f[i] >> 4];
+        out[2 * i + 1] = kDigits[f[i] & 15];
+    }
+    return out;
+}
+
+constexpr char kRecordSeparator = '\x1e';
+
+// pg_advisory lock key of FoldDeltas ("tallyfld").
+constexpr int64_t kFoldLock = 0x74616c6c79666c64;
+
 }  // namespace
 
 struct BatchWriter::Impl {
@@ -54,10 +71,10 @@ struct BatchWriter::Impl {
 
     void EnsureArchivePartition(const std::string& day, const std::string& next_day) {
         if (archive_days.count(day) != 0) return;
-        std::string name = "events_" + day.substr(0, 4) + day.substr(5, 2) + day.substr(8, 2);
+        std::string name = "event_archive_" + day.substr(0, 4) + day.substr(5, 2) + day.substr(8, 2);
         pqxx::work tx(Conn());
-        tx.exec0("CREATE TABLE IF NOT EXISTS " + name + " PARTITION OF events FOR VALUES FROM ('" + day + "') TO ('" +
-                 next_day + "')");
+        tx.exec0("CREATE TABLE IF NOT EXISTS " + name + " PARTITION OF event_archive FOR VALUES FROM ('" + day +
+                 "') TO ('" + next_day + "')");
         tx.commit();
         archive_days.insert(day);
     }
@@ -96,20 +113,33 @@ std::map<int32_t, int64_t> BatchWriter::StoredOffsets(const std::vector<int32_t>
 }
 
 BatchResult BatchWriter::Commit(const BatchInput& in, const RollupsOfNew& rollups_of_new) {
+    // A call billed by another consumer between this batch's dedup lookup and
+    // its insert (the same call on two partitions) fails the insert on the
+    // primary key; the batch is then written again and finds it billed.
+    for (int attempt = 1;; ++attempt) {
+        try {
+            return CommitOnce(in, rollups_of_new);
+        } catch (const pqxx::unique_violation&) {
+            if (attempt == 3) throw;
+        }
+    }
+}
+
+BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& rollups_of_new) {
     BatchResult result;
     const std::time_t now = std::time(nullptr);
-    const std::string accepted_at = DayText(now) + "T" + [&] {
-        std::tm tm{};
-        gmtime_r(&now, &tm);
-        char buf[16];
-        std::strftime(buf, sizeof buf, "%H:%M:%SZ", &tm);
-        return std::string(buf);
-    }();
-    if (in.archive && !in.keys.empty()) impl_->EnsureArchivePartition(DayText(now), DayText(now + 86400));
+    if (in.archive && !in.keys.empty()) {
+        // accepted_at is the server's now(): yesterday to tomorrow by this
+        // machine's clock covers a skew between the two around midnight.
+        for (std::time_t day = now - 86400; day <= now + 86400; day += 86400) {
+            impl_->EnsureArchivePartition(DayText(day), DayText(day + 86400));
+        }
+    }
 
     auto tp = std::chrono::steady_clock::now();
+    const bool trace = std::getenv("TALLY_TRACE_BATCH") != nullptr;
     auto mark = [&](const char* what) {
-        if (std::getenv("TALLY_TRACE_BATCH") == nullptr) return;
+        if (!trace) return;
         auto now2 = std::chrono::steady_clock::now();
         const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now2 - tp).count();
         std::fprintf(stderr, "batch %s %lld us\n", what, static_cast<long long>(micros));
@@ -117,18 +147,28 @@ BatchResult BatchWriter::Commit(const BatchInput& in, const RollupsOfNew& rollup
     };
     pqxx::work tx(impl_->Conn());
     // 1. Fence: every partition must still be where this consumer found it.
+    // The rows are locked in partition order, so two consumers never deadlock.
+    std::string partitions = "{";
+    for (const OffsetAdvance& a : in.offsets) {
+        if (partitions.size() > 1) partitions += ',';
+        partitions += std::to_string(a.partition);
+    }
+    partitions += '}';
+    std::map<int32_t, int64_t> stored;
+    for (const auto& row : tx.exec_params(
+             "SELECT kafka_partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2 "
+             "AND kafka_partition = ANY($3::integer[]) ORDER BY kafka_partition FOR UPDATE",
+             impl_->group, impl_->topic, partitions)) {
+        stored[row[0].as<int32_t>()] = row[1].as<int64_t>();
+    }
     std::vector<int32_t> lost;
     bool all_already = !in.offsets.empty();
     for (const OffsetAdvance& a : in.offsets) {
-        pqxx::result r = tx.exec_params(
-            "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = "
-            "$3 "
-            "FOR UPDATE",
-            impl_->group, impl_->topic, a.partition);
-        const int64_t stored = r.empty() ? -1 : r[0][0].as<int64_t>();
-        if (stored == a.next) continue;  // this very batch was stored before (a retried commit)
+        auto it = stored.find(a.partition);
+        const int64_t at = it == stored.end() ? -1 : it->second;
+        if (at == a.next) continue;  // this very batch was stored before (a retried commit)
         all_already = false;
-        if (stored != a.expected) lost.push_back(a.partition);
+        if (at != a.expected) lost.push_back(a.partition);
     }
     if (all_already) {
         result.already_stored = true;
@@ -141,130 +181,173 @@ BatchResult BatchWriter::Commit(const BatchInput& in, const RollupsOfNew& rollup
     }
 
     mark("fence");
-    // 2. Dedup against the durable keys.
+    // 2. Dedup: look the batch's keys up, then insert the new ones. The keys
+    // are unique within the batch (the consumer drops repeats).
     std::vector<KeyOutcome> outcomes(in.keys.size(), KeyOutcome::kNew);
     if (!in.keys.empty()) {
-        tx.exec0(
-            "CREATE TEMP TABLE batch_keys (idx integer, source text, id text, customer_id text, payload_hash text, "
-            "event_time timestamptz) ON COMMIT DROP");
-        {
-            pqxx::stream_to s(
-                tx, "batch_keys",
-                std::vector<std::string>{"idx", "source", "id", "customer_id", "payload_hash", "event_time"});
-            for (size_t i = 0; i < in.keys.size(); ++i) {
-                const KeyRow& k = in.keys[i];
-                s << std::make_tuple(static_cast<int>(i), k.source, k.id, k.customer, k.payload_hash, k.event_time);
-            }
-            s.complete();
+        // In key order: the index is walked, and filled, from left to right.
+        std::vector<size_t> order(in.keys.size());
+        for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return in.keys[a].key < in.keys[b].key; });
+        std::unordered_map<std::string, size_t> index;  // Hex32(key) -> position in the batch
+        index.reserve(in.keys.size());
+        std::string list = "{";
+        list.reserve(in.keys.size() * 33 + 2);
+        for (size_t i : order) {
+            std::string hex = Hex32(in.keys[i].key);
+            if (list.size() > 1) list += ',';
+            list += hex;
+            index.emplace(std::move(hex), i);
         }
-        mark("copy keys");
-        // Statistics for the planner: the batch is small next to event_keys,
-        // so the lookups below go through its primary key.
-        tx.exec0("ANALYZE batch_keys");
-        std::unordered_set<std::string> inserted;  // source \x1f id
+        list += '}';
         for (const auto& row :
-             tx.exec_params("INSERT INTO event_keys (source, id, customer_id, payload_hash, event_time, accepted_at) "
-                            "SELECT source, id, customer_id, payload_hash, event_time, $1 FROM batch_keys "
-                            "ON CONFLICT (source, id) DO NOTHING RETURNING source, id",
-                            accepted_at)) {
-            inserted.insert(row[0].as<std::string>() + '\x1f' + row[1].as<std::string>());
+             tx.exec_params("SELECT replace(event_key::text, '-', ''), replace(payload_hash::text, '-', '') "
+                            "FROM event_keys WHERE event_key = ANY($1::uuid[])",
+                            list)) {
+            auto it = index.find(row[0].as<std::string>());
+            TALLY_ASSERT(it != index.end());
+            const size_t i = it->second;
+            outcomes[i] = row[1].as<std::string>() == Hex32(in.keys[i].payload_hash) ? KeyOutcome::kDuplicate
+                                                                                     : KeyOutcome::kConflict;
         }
-        mark("insert keys");
-        std::vector<uint8_t> same_payload(in.keys.size(), 0);
-        for (const auto& row : tx.exec("SELECT b.idx, k.payload_hash = b.payload_hash FROM batch_keys b "
-                                       "JOIN event_keys k ON k.source = b.source AND k.id = b.id")) {
-            const auto idx = static_cast<size_t>(row[0].as<int>());
-            TALLY_ASSERT(idx < same_payload.size());
-            same_payload[idx] = row[1].as<bool>() ? 1 : 2;
-        }
-        for (size_t i = 0; i < in.keys.size(); ++i) {
-            const KeyRow& k = in.keys[i];
-            TALLY_ASSERT(same_payload[i] != 0);  // every key is stored now: inserted, or there before
-            if (inserted.count(k.source + '\x1f' + k.id) != 0) {
-                outcomes[i] = KeyOutcome::kNew;
-                ++result.accepted;
-            } else if (same_payload[i] == 1) {
-                outcomes[i] = KeyOutcome::kDuplicate;
-                ++result.duplicates;
-            } else {
-                outcomes[i] = KeyOutcome::kConflict;
-                ++result.conflicts;
+        mark("dedup lookup");
+        pqxx::stream_to s(tx, "event_keys", std::vector<std::string>{"event_key", "payload_hash"});
+        for (size_t i : order) {
+            switch (outcomes[i]) {
+                case KeyOutcome::kNew:
+                    ++result.accepted;
+                    s << std::make_tuple(Hex32(in.keys[i].key), Hex32(in.keys[i].payload_hash));
+                    break;
+                case KeyOutcome::kDuplicate: ++result.duplicates; break;
+                case KeyOutcome::kConflict: ++result.conflicts; break;
             }
         }
+        s.complete();
     }
 
-    mark("dedup");
+    mark("dedup insert");
     // 3. Rollups of the new events, added to the stored ones.
     std::vector<RollupOut> rollups = rollups_of_new(outcomes);
     mark("rollups computed");
+    if (trace) std::fprintf(stderr, "rows keys %zu rollups %zu\n", in.keys.size(), rollups.size());
     if (!rollups.empty()) {
-        tx.exec0("CREATE TEMP TABLE batch_rollups (LIKE rollups) ON COMMIT DROP");
-        {
-            pqxx::stream_to s(
-                tx, "batch_rollups",
-                std::vector<std::string>{"customer_id", "period", "hour", "plan", "version", "model", "band",
-                                         "condition", "time_window", "flags", "unit", "quantity", "calls"});
-            for (const RollupOut& r : rollups) {
-                s << std::make_tuple(r.customer, r.period, r.hour, r.plan, r.version, r.model, r.band, r.condition,
-                                     r.time_window, r.flags, r.unit, r.quantity, r.calls);
-            }
-            s.complete();
+        pqxx::stream_to s(tx, "rollup_deltas",
+                          std::vector<std::string>{"customer_id", "period", "hour", "plan", "version", "model", "band",
+                                                   "condition", "time_window", "flags", "unit", "quantity", "calls"});
+        for (const RollupOut& r : rollups) {
+            s << std::make_tuple(r.customer, r.period, r.hour, r.plan, r.version, r.model, r.band, r.condition,
+                                 r.time_window, r.flags, r.unit, r.quantity, r.calls);
         }
-        tx.exec0(
-            "INSERT INTO rollups AS u SELECT * FROM batch_rollups "
-            "ON CONFLICT (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit) "
-            "DO UPDATE SET quantity = u.quantity + EXCLUDED.quantity, calls = u.calls + EXCLUDED.calls");
+        s.complete();
+        result.rollup_deltas = static_cast<int64_t>(rollups.size());
     }
 
     mark("rollups stored");
-    // 4. The archive of accepted events.
+    // 4. The archive of accepted events: one row per customer, partition and
+    // UTC day of event time.
     if (in.archive && result.accepted > 0) {
-        pqxx::stream_to s(tx, "events",
-                          std::vector<std::string>{"customer_id", "source", "id", "event_time", "accepted_at",
-                                                   "kafka_topic", "kafka_partition", "kafka_offset", "payload"});
+        struct Segment {
+            Instant first = Instant::max(), last = Instant::min();
+            std::string offsets = "{";
+            std::string payloads;
+        };
+        std::map<std::tuple<std::string_view, int32_t, int64_t>, Segment> segments;
         for (size_t i = 0; i < in.keys.size(); ++i) {
             if (outcomes[i] != KeyOutcome::kNew) continue;
             const KeyRow& k = in.keys[i];
-            s << std::make_tuple(k.customer, k.source, k.id, k.event_time, accepted_at, impl_->topic, k.partition,
-                                 k.offset, std::string(k.payload));
+            const int64_t day = std::chrono::floor<std::chrono::days>(k.event_time).time_since_epoch().count();
+            Segment& seg = segments[{k.customer, k.partition, day}];
+            if (!seg.payloads.empty() || seg.offsets.size() > 1) {
+                seg.offsets += ',';
+                seg.payloads += kRecordSeparator;
+            }
+            seg.offsets += std::to_string(k.offset);
+            seg.payloads.append(k.payload);
+            seg.first = std::min(seg.first, k.event_time);
+            seg.last = std::max(seg.last, k.event_time);
+        }
+        pqxx::stream_to s(tx, "event_archive",
+                          std::vector<std::string>{"customer_id", "first_event_time", "last_event_time", "kafka_topic",
+                                                   "kafka_partition", "kafka_offsets", "payloads"});
+        for (auto& [where, seg] : segments) {
+            seg.offsets += '}';
+            s << std::make_tuple(std::string(std::get<0>(where)), FormatRfc3339(seg.first), FormatRfc3339(seg.last),
+                                 impl_->topic, std::get<1>(where), seg.offsets, seg.payloads);
         }
         s.complete();
     }
 
     mark("archive");
     // 5. Dead letters: the batch's own, and conflicts found just now.
-    auto dead_letter = [&](int32_t partition, int64_t offset, const std::string& code, const std::string& reason,
-                           std::string_view raw) {
-        tx.exec_params0(
-            "INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, reason_code, reason, raw) "
-            "VALUES ($1, $2, $3, $4, $5, decode(substr($6, 3), 'hex')) "
-            "ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING",
-            impl_->topic, partition, offset, code, reason, Hex(raw));
-        ++result.dead_letters;
-    };
-    for (const DeadLetterRow& d : in.dead_letters) dead_letter(d.partition, d.offset, d.reason_code, d.reason, d.raw);
+    std::vector<DeadLetterRow> conflicts;
     for (size_t i = 0; i < in.keys.size(); ++i) {
         if (outcomes[i] != KeyOutcome::kConflict) continue;
         const KeyRow& k = in.keys[i];
-        dead_letter(k.partition, k.offset, "conflict",
-                    "(source, id) = (" + k.source + ", " + k.id +
-                        ") was already billed with a different payload; the same call must not change",
-                    k.payload);
+        conflicts.push_back({k.partition, k.offset, "conflict",
+                             "(source, id) = (" + k.source + ", " + k.id +
+                                 ") was already billed with a different payload; the same call must not change",
+                             k.payload});
+    }
+    if (!in.dead_letters.empty() || !conflicts.empty()) {
+        tx.exec0(
+            "CREATE TEMP TABLE batch_dead_letters (kafka_partition integer, kafka_offset bigint, reason_code text, "
+            "reason text, raw bytea) ON COMMIT DROP");
+        {
+            pqxx::stream_to s(
+                tx, "batch_dead_letters",
+                std::vector<std::string>{"kafka_partition", "kafka_offset", "reason_code", "reason", "raw"});
+            for (const std::vector<DeadLetterRow>* list :
+                 {&in.dead_letters, static_cast<const std::vector<DeadLetterRow>*>(&conflicts)}) {
+                for (const DeadLetterRow& d : *list) {
+                    s << std::make_tuple(d.partition, d.offset, d.reason_code, d.reason, Hex(d.raw));
+                }
+            }
+            s.complete();
+        }
+        result.dead_letters += static_cast<int64_t>(
+            tx.exec_params0(
+                  "INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, reason_code, "
+                  "reason, raw) SELECT $1, kafka_partition, kafka_offset, reason_code, reason, raw "
+                  "FROM batch_dead_letters ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING",
+                  impl_->topic)
+                .affected_rows());
     }
 
     // 6. Offsets, in the same transaction as everything they produced.
+    std::string nexts = "{";
     for (const OffsetAdvance& a : in.offsets) {
-        tx.exec_params0(
-            "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset) VALUES ($1, $2, $3, "
-            "$4) "
-            "ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, "
-            "updated_at = now()",
-            impl_->group, impl_->topic, a.partition, a.next);
+        if (nexts.size() > 1) nexts += ',';
+        nexts += std::to_string(a.next);
     }
+    nexts += '}';
+    tx.exec_params0(
+        "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset) "
+        "SELECT $1, $2, p, n FROM unnest($3::integer[], $4::bigint[]) AS t (p, n) "
+        "ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, "
+        "updated_at = now()",
+        impl_->group, impl_->topic, partitions, nexts);
     mark("offsets");
     tx.commit();
     mark("commit");
     return result;
+}
+
+int64_t BatchWriter::FoldDeltas() {
+    pqxx::work tx(impl_->Conn());
+    // One folder at a time; another consumer folding now will take these too.
+    if (!tx.exec1("SELECT pg_try_advisory_xact_lock(" + std::to_string(kFoldLock) + ")")[0].as<bool>()) return 0;
+    // Sorted, so the rows of rollups are locked in one order by everyone.
+    pqxx::result r = tx.exec0(
+        "WITH moved AS (DELETE FROM rollup_deltas RETURNING *) "
+        "INSERT INTO rollups AS u "
+        "SELECT customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, "
+        "sum(quantity), sum(calls) FROM moved "
+        "GROUP BY customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit "
+        "ORDER BY customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit "
+        "ON CONFLICT (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit) "
+        "DO UPDATE SET quantity = u.quantity + EXCLUDED.quantity, calls = u.calls + EXCLUDED.calls");
+    tx.commit();
+    return static_cast<int64_t>(r.affected_rows());
 }
 
 std::optional<std::pair<int64_t, int64_t>> BatchWriter::SkipGap(int32_t partition, int64_t earliest,
@@ -296,8 +379,8 @@ int64_t BatchWriter::Expire(int days, int archive_days) {
     const auto deleted = static_cast<int64_t>(r.affected_rows());
     for (const auto& row :
          tx.exec_params("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events' "
-                        "AND c.relname < 'events_' || to_char(now() - make_interval(days => $1), 'YYYYMMDD')",
+                        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'event_archive' "
+                        "AND c.relname < 'event_archive_' || to_char(now() - make_interval(days => $1), 'YYYYMMDD')",
                         archive_days)) {
         tx.exec0("DROP TABLE " + row[0].as<std::string>());
     }

@@ -1,9 +1,10 @@
 // The write side of `tally consume`: one PostgreSQL transaction per batch
-// that fences the partition offsets, deduplicates on (source, id), adds the
-// batch's rollups, archives the accepted events, stores dead letters and
-// advances the offsets. Either all of it happens or none of it.
+// that fences the partition offsets, deduplicates on (source, id), appends
+// the batch's rollups (folded into the rollups table every few seconds), archives the accepted events, stores dead
+// letters and advances the offsets. Either all of it happens or none of it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -14,13 +15,19 @@
 #include <vector>
 
 #include "ledger/migrations.h"
+#include "pricing/time.h"
 
 namespace tally::ledger {
 
+// 16 bytes: a call's identity (dedup key) or its payload's hash.
+using Fingerprint = std::array<uint8_t, 16>;
+
 struct KeyRow {
-    std::string source, id, customer;
-    std::string payload_hash;  // 32 hex digits
-    std::string event_time;    // RFC 3339
+    Fingerprint key;           // DedupKey(source, id): ingest/event_key.h
+    Fingerprint payload_hash;  // PayloadHash(payload)
+    std::string source, id;    // for the reason of a conflict
+    std::string customer;
+    Instant event_time;
     int32_t partition = 0;
     int64_t offset = 0;
     std::string_view payload;  // the raw message; must outlive Commit
@@ -54,7 +61,7 @@ struct OffsetAdvance {
 };
 
 struct BatchInput {
-    std::vector<KeyRow> keys;  // decoded, priceable events; unique (source, id) within the batch
+    std::vector<KeyRow> keys;  // decoded, priceable events; unique keys within the batch
     std::vector<DeadLetterRow> dead_letters;
     std::vector<OffsetAdvance> offsets;
     bool archive = true;
@@ -65,6 +72,7 @@ struct BatchResult {
     int64_t duplicates = 0;  // seen before with the same payload
     int64_t conflicts = 0;   // seen before with another payload: dead letters
     int64_t dead_letters = 0;
+    int64_t rollup_deltas = 0;    // rows appended to rollup_deltas
     bool already_stored = false;  // a retried batch whose commit had in fact succeeded
 };
 
@@ -75,7 +83,7 @@ struct FenceError : LedgerError {
     std::vector<int32_t> partitions;
 };
 
-// Given which keys are new, the rollups of the new events.
+// Given which keys are new, the rollups of the new events, one row per key.
 using RollupsOfNew = std::function<std::vector<RollupOut>(const std::vector<KeyOutcome>&)>;
 
 class BatchWriter {
@@ -95,6 +103,11 @@ class BatchWriter {
 
     void Reconnect();
 
+    // Moves the rows of rollup_deltas into rollups (summed by key), in one
+    // transaction; usage_rollups reads the same before and after. Returns
+    // the number of rollups rows written, 0 when another consumer is folding.
+    int64_t FoldDeltas();
+
     // Operator's decision after events were lost to retention: moves the
     // stored offset of `partition` up to `earliest_on_broker` and records
     // the gap (from, to, who) in offset_gaps, in one transaction. Returns the
@@ -106,6 +119,7 @@ class BatchWriter {
     int64_t Expire(int days, int archive_days);
 
    private:
+    BatchResult CommitOnce(const BatchInput& input, const RollupsOfNew& rollups_of_new);
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

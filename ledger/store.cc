@@ -117,7 +117,7 @@ void Store::Subscribe(const std::string& customer_id, const std::string& plan, c
         throw LedgerError("the contract terms are not valid YAML: " + e.msg);
     }
     if (!sub.IsMap()) throw LedgerError("the contract terms must be a mapping (discounts:, coupons:, ...)");
-    for (const char* reserved : {"customer", "plan", "name"}) {
+    for (const char* reserved : {"customer", "plan", "name", "from"}) {
         if (sub[reserved]) throw LedgerError(std::string("the contract terms cannot set '") + reserved + "'");
     }
     sub["customer"] = customer_id;
@@ -155,6 +155,9 @@ std::optional<size_t> Store::ImportSubscriptions(std::string_view yaml, std::str
         terms.remove("customer");
         terms.remove("name");
         terms.remove("plan");
+        terms.remove("from");
+        // A subscription's own `from` wins over --from.
+        const std::string from = s.from ? FormatRfc3339(*s.from) : valid_from;
         tx.exec_params0(
             "INSERT INTO customers (customer_id, name) VALUES ($1, $2) "
             "ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name",
@@ -162,7 +165,7 @@ std::optional<size_t> Store::ImportSubscriptions(std::string_view yaml, std::str
         tx.exec_params0(
             "INSERT INTO subscriptions (customer_id, valid_from, plan, terms) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (customer_id, valid_from) DO UPDATE SET plan = EXCLUDED.plan, terms = EXCLUDED.terms",
-            s.customer, valid_from, s.plan, terms.size() == 0 ? std::string() : YamlText(terms));
+            s.customer, from, s.plan, terms.size() == 0 ? std::string() : YamlText(terms));
     }
     tx.commit();
     return subs->size();
@@ -199,16 +202,19 @@ StoredCatalog Store::LoadOnce() {
         out.catalog.plans.push_back(std::move(*parsed));
     }
     for (const auto& row : tx.exec("SELECT customer_id FROM customers")) out.customers.insert(row[0].as<std::string>());
-    // Each customer's latest subscription, as one subscriptions document.
+    // Every subscription of every customer, each from its instant on, as
+    // one subscriptions document.
     YAML::Node doc;
     doc["subscriptions"] = YAML::Node(YAML::NodeType::Sequence);
     for (const auto& row :
-         tx.exec("SELECT DISTINCT ON (s.customer_id) s.customer_id, c.name, s.plan, s.terms FROM subscriptions s "
-                 "JOIN customers c USING (customer_id) ORDER BY s.customer_id, s.valid_from DESC")) {
+         tx.exec("SELECT s.customer_id, c.name, s.plan, s.terms, "
+                 "to_char(s.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM subscriptions s "
+                 "JOIN customers c USING (customer_id) ORDER BY s.customer_id, s.valid_from")) {
         YAML::Node sub =
             row[3].as<std::string>().empty() ? YAML::Node(YAML::NodeType::Map) : YAML::Load(row[3].as<std::string>());
         sub["customer"] = row[0].as<std::string>();
         sub["name"] = row[1].as<std::string>();
+        sub["from"] = row[4].as<std::string>();
         sub["plan"] = row[2].as<std::string>();
         doc["subscriptions"].push_back(sub);
     }
@@ -228,7 +234,7 @@ std::vector<Store::RollupRecord> Store::LoadRollups(const std::string& customer,
     pqxx::work tx(impl_->Conn());
     for (const auto& row : tx.exec_params(
              "SELECT customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, "
-             "quantity, calls FROM rollups WHERE ($1 = '' OR customer_id = $1) AND ($2 < 0 OR period = $2) "
+             "quantity, calls FROM usage_rollups WHERE ($1 = '' OR customer_id = $1) AND ($2 < 0 OR period = $2) "
              "ORDER BY customer_id, period, hour",
              customer, period)) {
         RollupRecord r;

@@ -84,6 +84,10 @@ check() {  # name
   rejected=$(grep -o '"line":' "$work/$name.rate.json" | wc -l)
   dead=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(*) FROM dead_letters")
   [ "$rejected" -eq "$dead" ] || fail "$name: $rejected malformed messages but $dead dead letters"
+  local keys archived
+  keys=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(*) FROM event_keys")
+  archived=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(DISTINCT payload) FROM archived_events")
+  [ "$keys" -eq "$archived" ] || fail "$name: $keys events billed but $archived distinct ones archived"
   local total
   total=$(grep -o '"total":"[0-9.]*"' "$work/$name.usage.json" | head -1)
   echo "ok: $name: invoices equal to tally rate ($total ...), $dead dead letters"

@@ -4,38 +4,10 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
-#include <fstream>
-#include <random>
+#include "tests/ledger/ledger_db.h"
 
 namespace tally::ledger {
 namespace {
-
-std::string ServerUrl() {
-    const char* state = std::getenv("TALLY_TEST_PG_STATE");
-    std::ifstream in(state != nullptr ? state : "");
-    std::string dir, url;
-    in >> dir >> url;
-    return url;
-}
-
-// A database of its own for each test, dropped afterwards.
-class LedgerDb : public ::testing::Test {
-   protected:
-    void SetUp() override {
-        server_ = ServerUrl();
-        ASSERT_FALSE(server_.empty()) << "no test PostgreSQL (TALLY_TEST_PG_STATE)";
-        name_ = "t_" + std::to_string(std::random_device{}());
-        pqxx::connection admin(server_);
-        pqxx::nontransaction(admin).exec0("CREATE DATABASE " + name_);
-        url_ = server_.substr(0, server_.rfind('/') + 1) + name_;
-    }
-    void TearDown() override {
-        if (name_.empty()) return;
-        pqxx::connection admin(server_);
-        pqxx::nontransaction(admin).exec0("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
-    }
-    std::string server_, name_, url_;
-};
 
 TEST_F(LedgerDb, MigrateAppliesEverythingOnceAndThenNothing) {
     MigrateResult first = Migrate(url_);
@@ -46,7 +18,7 @@ TEST_F(LedgerDb, MigrateAppliesEverythingOnceAndThenNothing) {
     EXPECT_EQ(second.present.size(), Migrations().size());
     pqxx::connection c(url_);
     pqxx::work tx(c);
-    for (const char* table : {"customers", "plan_versions", "subscriptions", "event_keys", "events", "rollups",
+    for (const char* table : {"customers", "plan_versions", "subscriptions", "event_keys", "event_archive", "rollups",
                               "consumer_offsets", "dead_letters", "offset_gaps"}) {
         EXPECT_EQ(tx.exec_params1("SELECT count(*) FROM pg_tables WHERE tablename = $1", table)[0].as<int>(), 1)
             << table;

@@ -1,0 +1,36 @@
+// The two fingerprints `tally consume` keeps of every billed call:
+//  - DedupKey(source, id): the call's identity, 16 bytes (the first half of
+//    SHA-256 over the length-prefixed source and the id). Stored as a uuid
+//    primary key: narrow, fixed width, cheap to index. A cryptographic hash,
+//    so no one can make a new call look like an old one by choosing its id.
+//  - PayloadHash(bytes): tells a retry (the same bytes again) from a conflict
+//    (same identity, other bytes). Only ever compared between messages with
+//    the same DedupKey, so a fast 128-bit hash is enough.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace tally {
+
+using Fingerprint = std::array<uint8_t, 16>;
+
+Fingerprint DedupKey(std::string_view source, std::string_view id);
+Fingerprint PayloadHash(std::string_view bytes);
+
+// Fingerprints are uniformly distributed already: the first 8 bytes are a hash.
+struct FingerprintHash {
+    size_t operator()(const Fingerprint& f) const {
+        size_t h;
+        std::memcpy(&h, f.data(), sizeof h);
+        return h;
+    }
+};
+
+// 32 lowercase hex digits (PostgreSQL reads it as a uuid).
+std::string HexOf(const Fingerprint& f);
+
+}  // namespace tally
