@@ -371,8 +371,11 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
                 dead("invalid", reason);
                 continue;
             }
-            if (m.payload.find('\x1e') != std::string::npos) {  // the archive's record separator
-                dead("invalid", "the message contains the control character 0x1E, which JSON does not allow");
+            // JSON allows neither byte; the archive separates messages with 0x1E
+            // and PostgreSQL text cannot hold NUL.
+            if (const size_t bad = m.payload.find_first_of(std::string_view("\x1e\0", 2)); bad != std::string::npos) {
+                dead("invalid", std::string("the message contains the control character ") +
+                                    (m.payload[bad] == 0 ? "NUL" : "0x1E") + ", which JSON does not allow");
                 continue;
             }
             if (catalog.customers.count(event.subject) == 0 && !reloaded_for_unknown &&

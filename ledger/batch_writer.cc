@@ -10,6 +10,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "ledger/copy_rows.h"
 #include "pricing/assert.h"
 
 namespace tally::ledger {
@@ -211,18 +212,18 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
                                                                                      : KeyOutcome::kConflict;
         }
         mark("dedup lookup");
-        pqxx::stream_to s(tx, "event_keys", std::vector<std::string>{"event_key", "payload_hash"});
+        CopyRows s(tx, "event_keys", {"event_key", "payload_hash"});
         for (size_t i : order) {
             switch (outcomes[i]) {
                 case KeyOutcome::kNew:
                     ++result.accepted;
-                    s << std::make_tuple(Hex32(in.keys[i].key), Hex32(in.keys[i].payload_hash));
+                    s.Text(Hex32(in.keys[i].key)).Text(Hex32(in.keys[i].payload_hash)).EndRow();
                     break;
                 case KeyOutcome::kDuplicate: ++result.duplicates; break;
                 case KeyOutcome::kConflict: ++result.conflicts; break;
             }
         }
-        s.complete();
+        s.Complete();
     }
 
     mark("dedup insert");
@@ -231,14 +232,14 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
     mark("rollups computed");
     if (trace) std::fprintf(stderr, "rows keys %zu rollups %zu\n", in.keys.size(), rollups.size());
     if (!rollups.empty()) {
-        pqxx::stream_to s(tx, "rollup_deltas",
-                          std::vector<std::string>{"customer_id", "period", "hour", "plan", "version", "model", "band",
-                                                   "condition", "time_window", "flags", "unit", "quantity", "calls"});
+        CopyRows s(tx, "rollup_deltas",
+                   {"customer_id", "period", "hour", "plan", "version", "model", "band", "condition", "time_window",
+                    "flags", "unit", "quantity", "calls"});
         for (const RollupOut& r : rollups) {
-            s << std::make_tuple(r.customer, r.period, r.hour, r.plan, r.version, r.model, r.band, r.condition,
-                                 r.time_window, r.flags, r.unit, r.quantity, r.calls);
+            s.Text(r.customer).Int(r.period).Int(r.hour).Text(r.plan).Text(r.version).Text(r.model).Int(r.band);
+            s.Int(r.condition).Int(r.time_window).Int(r.flags).Text(r.unit).Int(r.quantity).Int(r.calls).EndRow();
         }
-        s.complete();
+        s.Complete();
         result.rollup_deltas = static_cast<int64_t>(rollups.size());
     }
 
@@ -266,15 +267,15 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
             seg.first = std::min(seg.first, k.event_time);
             seg.last = std::max(seg.last, k.event_time);
         }
-        pqxx::stream_to s(tx, "event_archive",
-                          std::vector<std::string>{"customer_id", "first_event_time", "last_event_time", "kafka_topic",
-                                                   "kafka_partition", "kafka_offsets", "payloads"});
+        CopyRows s(tx, "event_archive",
+                   {"customer_id", "first_event_time", "last_event_time", "kafka_topic", "kafka_partition",
+                    "kafka_offsets", "payloads"});
         for (auto& [where, seg] : segments) {
             seg.offsets += '}';
-            s << std::make_tuple(std::string(std::get<0>(where)), FormatRfc3339(seg.first), FormatRfc3339(seg.last),
-                                 impl_->topic, std::get<1>(where), seg.offsets, seg.payloads);
+            s.Text(std::get<0>(where)).Text(FormatRfc3339(seg.first)).Text(FormatRfc3339(seg.last)).Text(impl_->topic);
+            s.Int(std::get<1>(where)).Text(seg.offsets).Text(seg.payloads).EndRow();
         }
-        s.complete();
+        s.Complete();
     }
 
     mark("archive");
@@ -293,16 +294,14 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
             "CREATE TEMP TABLE batch_dead_letters (kafka_partition integer, kafka_offset bigint, reason_code text, "
             "reason text, raw bytea) ON COMMIT DROP");
         {
-            pqxx::stream_to s(
-                tx, "batch_dead_letters",
-                std::vector<std::string>{"kafka_partition", "kafka_offset", "reason_code", "reason", "raw"});
+            CopyRows s(tx, "batch_dead_letters", {"kafka_partition", "kafka_offset", "reason_code", "reason", "raw"});
             for (const std::vector<DeadLetterRow>* list :
                  {&in.dead_letters, static_cast<const std::vector<DeadLetterRow>*>(&conflicts)}) {
                 for (const DeadLetterRow& d : *list) {
-                    s << std::make_tuple(d.partition, d.offset, d.reason_code, d.reason, Hex(d.raw));
+                    s.Int(d.partition).Int(d.offset).Text(d.reason_code).Text(d.reason).Text(Hex(d.raw)).EndRow();
                 }
             }
-            s.complete();
+            s.Complete();
         }
         result.dead_letters += static_cast<int64_t>(
             tx.exec_params0(
