@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -192,6 +193,99 @@ bool TopicBilled(const ConsumeOptions& o, KafkaConsumer& consumer, ledger::Batch
     return true;
 }
 
+// One batch, read and rated, on its way to the ledger: everything storing
+// it needs, owned, so the next batch can be read and rated meanwhile.
+struct Job {
+    std::vector<RawMessage> batch;  // input.keys and dead letters view these bytes
+    ledger::BatchInput input;
+    std::vector<std::vector<RatedPart>> parts_of_key;  // per input.keys
+    std::shared_ptr<const ledger::StoredCatalog> cat;  // the catalog it was rated with
+    std::map<int32_t, int64_t> next;                   // next offset per partition after it
+    std::map<std::string, int64_t> dead_by_reason;
+    int64_t in_batch_duplicates = 0;
+    Clock::time_point t0;
+};
+
+struct JobOutcome {
+    enum Status { kStored, kFenced, kStopped } status = kStored;
+    ledger::BatchResult result;
+    std::string fence_message;
+    double seconds = 0;
+};
+
+// The rollup rows of the batch's new events (names, not the Rater's indices).
+std::vector<ledger::RollupOut> RollupRowsOfNew(const Job& job, const std::vector<ledger::KeyOutcome>& outcomes) {
+    const Catalog& catalog = job.cat->catalog;
+    std::vector<Rollup> rollups;
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+        if (outcomes[i] != ledger::KeyOutcome::kNew) continue;
+        for (const RatedPart& part : job.parts_of_key[i]) {
+            Rollup r;
+            r.customer = job.input.keys[i].customer;
+            r.cell = part.key.cell;
+            r.cell.customer = 0;
+            r.period = part.key.period;
+            r.hour = part.key.hour;
+            r.quantities = part.quantities;
+            r.calls = 1;
+            rollups.push_back(r);
+        }
+    }
+    CanonicalizeRollups(&rollups);
+    std::vector<ledger::RollupOut> rows;
+    for (const Rollup& r : rollups) {
+        const Plan& plan = catalog.plans[r.cell.plan];
+        const PlanVersion& v = plan.versions[r.cell.version];
+        for (size_t u = 0; u < kMaxUnits; ++u) {
+            if (r.quantities[u] == 0) continue;
+            ledger::RollupOut row;
+            row.customer = r.customer;
+            row.period = r.period;
+            row.hour = r.hour;
+            row.plan = plan.name;
+            row.version = v.id;
+            row.model = v.models[r.cell.model].name;
+            row.band = r.cell.band;
+            row.condition = r.cell.condition == kNone ? int16_t{-1} : int16_t{r.cell.condition};
+            row.time_window = r.cell.window == kNone ? int16_t{-1} : int16_t{r.cell.window};
+            row.flags = r.cell.flags;
+            row.unit = catalog.units.Name(static_cast<UnitId>(u));
+            row.quantity = r.quantities[u];
+            row.calls = r.calls;
+            rows.push_back(std::move(row));
+        }
+    }
+    return rows;
+}
+
+// Stores one batch in one transaction, retrying while PostgreSQL is away.
+// Runs on its own thread with its own connection.
+JobOutcome StoreBatch(const ConsumeOptions& o, ledger::BatchWriter& writer, const Job& job) {
+    JobOutcome out;
+    const auto start = Clock::now();
+    auto rollups_of_new = [&job](const std::vector<ledger::KeyOutcome>& outcomes) {
+        return RollupRowsOfNew(job, outcomes);
+    };
+    const bool done = WithRetry(o, "storing a batch", [&] {
+        try {
+            out.result = writer.Commit(job.input, rollups_of_new);
+            out.status = JobOutcome::kStored;
+        } catch (const ledger::FenceError& f) {
+            out.status = JobOutcome::kFenced;
+            out.fence_message = f.what();
+        } catch (const pqxx::broken_connection&) {
+            writer.Reconnect();
+            throw;
+        } catch (const pqxx::in_doubt_error&) {
+            writer.Reconnect();
+            throw;
+        }
+    });
+    if (!done) out.status = JobOutcome::kStopped;
+    out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return out;
+}
+
 }  // namespace
 
 int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
@@ -210,22 +304,28 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
 
     std::unique_ptr<ledger::BatchWriter> writer;
     std::unique_ptr<ledger::Store> store;
-    ledger::StoredCatalog catalog;
+    // The batch being stored uses `writer` on its own thread; everything else
+    // that reads or writes the ledger uses `side`, a second connection.
+    std::unique_ptr<ledger::BatchWriter> side;
+    std::shared_ptr<const ledger::StoredCatalog> cat;  // a stored batch keeps the one it was rated with
     if (!WithRetry(o, "connecting", [&] {
             writer = std::make_unique<ledger::BatchWriter>(url, o.group, o.topic);
+            side = std::make_unique<ledger::BatchWriter>(url, o.group, o.topic);
             store = std::make_unique<ledger::Store>(url);
-            catalog = store->Load();
+            cat = std::make_shared<const ledger::StoredCatalog>(store->Load());
         })) {
         return kExitOk;
     }
-    if (catalog.catalog.plans.empty()) {
+    if (cat->catalog.plans.empty()) {
         err << "tally consume: no published plans; run tally plan publish first\n";
         return kExitFailure;
     }
-    auto reload = [&] { WithRetry(o, "loading plans", [&] { catalog = store->Load(); }); };
+    auto reload = [&] {
+        WithRetry(o, "loading plans", [&] { cat = std::make_shared<const ledger::StoredCatalog>(store->Load()); });
+    };
     auto subscription_of = [&] {
         std::unordered_map<std::string, const Subscription*> m;
-        for (const auto& s : catalog.subscriptions) m[s.customer] = &s;
+        for (const auto& s : cat->subscriptions) m[s.customer] = &s;
         return m;
     };
     auto subs = subscription_of();
@@ -234,13 +334,17 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
     std::unique_ptr<MetricsServer> server;
     if (o.metrics_port > 0) server = std::make_unique<MetricsServer>(o.metrics_port, &metrics);
 
+    // Next offsets after the batches handed to storing; forgotten for a
+    // partition when it is (re)assigned or re-read from the ledger's offsets.
+    std::map<int32_t, int64_t> pending_next;
     OffsetLookup lookup = [&](const std::vector<int32_t>& parts) {
+        for (int32_t p : parts) pending_next.erase(p);
         std::map<int32_t, int64_t> stored;
         WithRetry(o, "reading offsets", [&] {
             try {
-                stored = writer->StoredOffsets(parts);
+                stored = side->StoredOffsets(parts);
             } catch (const pqxx::broken_connection&) {
-                writer->Reconnect();
+                side->Reconnect();
                 throw;
             }
         });
@@ -282,16 +386,62 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
     auto fold = [&] {
         WithRetry(o, "folding rollups", [&] {
             try {
-                writer->FoldDeltas();
+                side->FoldDeltas();
             } catch (const pqxx::broken_connection&) {
-                writer->Reconnect();
+                side->Reconnect();
                 throw;
             }
         });
         unfolded = 0;
         last_fold = Clock::now();
     };
-    while (!g_stop.load()) {
+    // The batch being stored while the next one is read and rated.
+    std::shared_ptr<Job> inflight_job;
+    std::future<JobOutcome> inflight;
+    bool stopping = false;
+    // Waits for the batch being stored and takes its outcome in. False when
+    // it was not stored (fenced: its partitions are read again; stopped).
+    auto finish = [&]() -> bool {
+        if (!inflight.valid()) return true;
+        JobOutcome done = inflight.get();
+        std::shared_ptr<Job> job = std::move(inflight_job);
+        store_s += done.seconds;
+        if (done.status == JobOutcome::kStopped) {
+            stopping = true;  // PostgreSQL away while stopping: the batch is not stored, nothing is lost
+            return false;
+        }
+        if (done.status == JobOutcome::kFenced) {
+            Log(o, "warn", done.fence_message + "; re-reading their offsets");
+            std::vector<int32_t> again;
+            for (const auto& [p, n] : job->next) again.push_back(p);
+            consumer.Resync(again);
+            pending_next.clear();
+            return false;
+        }
+        const ledger::BatchResult& result = done.result;
+        consumer.Stored(job->next);
+        last_stored = Clock::now();
+        unfolded += result.rollup_deltas;
+        total_accepted += result.accepted;
+        metrics.accepted += result.accepted;
+        metrics.duplicates += result.duplicates + job->in_batch_duplicates;
+        metrics.batches += 1;
+        metrics.batch_micros_total +=
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - job->t0).count();
+        {
+            std::lock_guard<std::mutex> lock(metrics.mu);
+            for (const auto& [code, n] : job->dead_by_reason) metrics.dead_letters[code] += n;
+            if (result.conflicts > 0) metrics.dead_letters["conflict"] += result.conflicts;
+        }
+        if (Clock::now() - last_log > std::chrono::seconds(5)) {
+            Log(o, "info",
+                "billed " + std::to_string(total_accepted) + " events so far; consumed " +
+                    std::to_string(metrics.consumed.load()));
+            last_log = Clock::now();
+        }
+        return true;
+    };
+    while (!g_stop.load() && !stopping) {
         const auto poll_start = Clock::now();
         std::vector<RawMessage> batch = consumer.PollBatch(g_stop);
         if (!batch.empty()) poll_s += seconds_since(poll_start);
@@ -299,13 +449,13 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             // Dedup keys past the window and archive days past retention.
             WithRetry(o, "expiring old dedup keys", [&] {
                 try {
-                    int64_t n = writer->Expire(o.dedup_days, o.archive_days);
+                    int64_t n = side->Expire(o.dedup_days, o.archive_days);
                     if (n > 0)
                         Log(o, "info",
                             "expired " + std::to_string(n) + " dedup keys older than " + std::to_string(o.dedup_days) +
                                 " days");
                 } catch (const pqxx::broken_connection&) {
-                    writer->Reconnect();
+                    side->Reconnect();
                     throw;
                 }
             });
@@ -327,13 +477,14 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             for (const auto& [p, st] : parts) metrics.stopped[p] = st.stopped;
         }
         if (batch.empty()) {
+            finish();
             if (o.exit_when_idle_s > 0 && Clock::now() - idle_since > std::chrono::seconds(o.exit_when_idle_s)) {
                 // Done when the ledger holds every partition of the topic up
                 // to its end, whoever consumed it, or the partition is ours
                 // and stopped (it waits for an operator: the exit code says
                 // so). Partitions still held by a crashed member of the group
                 // are waited for: they come to us when its session expires.
-                if (o.discard ? CaughtUp(consumer) : TopicBilled(o, consumer, *writer)) break;
+                if (o.discard ? CaughtUp(consumer) : TopicBilled(o, consumer, *side)) break;
                 idle_since = Clock::now() - std::chrono::seconds(o.exit_when_idle_s) + std::chrono::seconds(1);
             }
             continue;
@@ -352,20 +503,22 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         }
 
         // Decode, check the customer, dedup within the batch, classify.
-        std::optional<Rater> rater;
-        rater.emplace(catalog.catalog, catalog.subscriptions, catalog.catalog.plans.front().name, PeriodRule{});
-        ledger::BatchInput input;
+        auto job = std::make_shared<Job>();
+        job->batch = std::move(batch);
+        job->t0 = t0;
+        ledger::BatchInput& input = job->input;
         input.archive = o.archive;
-        std::vector<std::vector<RatedPart>> parts_of_key;
+        std::optional<Rater> rater;
+        rater.emplace(cat->catalog, cat->subscriptions, cat->catalog.plans.front().name, PeriodRule{});
         std::unordered_map<Fingerprint, size_t, FingerprintHash> key_index;  // dedup key -> index in input.keys
-        std::map<std::string, int64_t> dead_by_reason;
+
         bool reloaded_for_unknown = false;  // at most once a batch, and every 2 s at most
-        int64_t in_batch_duplicates = 0;
+
         std::vector<RatedPart> parts;
-        for (const RawMessage& m : batch) {
+        for (const RawMessage& m : job->batch) {
             auto dead = [&](const char* code, const std::string& why) {
                 input.dead_letters.push_back({m.partition, m.offset, code, why, m.payload});
-                ++dead_by_reason[code];
+                ++job->dead_by_reason[code];
             };
             if (!decoder.Decode(m.payload, &event, &reason)) {
                 dead("invalid", reason);
@@ -378,15 +531,15 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
                                     (m.payload[bad] == 0 ? "NUL" : "0x1E") + ", which JSON does not allow");
                 continue;
             }
-            if (catalog.customers.count(event.subject) == 0 && !reloaded_for_unknown &&
+            if (cat->customers.count(event.subject) == 0 && !reloaded_for_unknown &&
                 Clock::now() - last_unknown_reload > std::chrono::seconds(2)) {
                 reload();  // a customer added a moment ago
                 subs = subscription_of();
-                rater.emplace(catalog.catalog, catalog.subscriptions, catalog.catalog.plans.front().name, PeriodRule{});
+                rater.emplace(cat->catalog, cat->subscriptions, cat->catalog.plans.front().name, PeriodRule{});
                 reloaded_for_unknown = true;
                 last_unknown_reload = Clock::now();
             }
-            if (catalog.customers.count(event.subject) == 0) {
+            if (cat->customers.count(event.subject) == 0) {
                 dead("unknown_customer", "unknown customer '" + event.subject + "': add it with tally customer add");
                 continue;
             }
@@ -399,7 +552,7 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             auto seen = key_index.find(key);
             if (seen != key_index.end()) {
                 if (input.keys[seen->second].payload_hash == hash) {
-                    ++in_batch_duplicates;
+                    ++job->in_batch_duplicates;
                 } else {
                     dead("conflict", "(source, id) = (" + event.source + ", " + event.id +
                                          ") appears twice in a batch with different payloads");
@@ -414,107 +567,36 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             key_index.emplace(key, input.keys.size());
             input.keys.push_back(
                 {key, hash, event.source, event.id, event.subject, event.time, m.partition, m.offset, m.payload});
-            parts_of_key.push_back(parts);
+            job->parts_of_key.push_back(parts);
         }
-        // Offsets: from where this consumer found each partition to after its last message.
-        std::map<int32_t, int64_t> next;
-        for (const RawMessage& m : batch) next[m.partition] = std::max(next[m.partition], m.offset + 1);
+        job->cat = cat;  // after any reload above: the catalog the batch was rated with
+        // Offsets: from where the batch before left each partition (stored,
+        // or being stored) to after this batch's last message.
+        for (const RawMessage& m : job->batch) job->next[m.partition] = std::max(job->next[m.partition], m.offset + 1);
         auto states = consumer.Partitions();
-        for (const auto& [p, n] : next) input.offsets.push_back({p, states.count(p) ? states[p].next_offset : -1, n});
-
-        auto rollups_of_new = [&](const std::vector<ledger::KeyOutcome>& outcomes) {
-            std::vector<ledger::RollupOut> rows;
-            // Re-key the parts by customer name: parts carry the batch Rater's indices.
-            std::map<std::string, std::vector<RatedPart>> by_customer;
-            for (size_t i = 0; i < outcomes.size(); ++i) {
-                if (outcomes[i] != ledger::KeyOutcome::kNew) continue;
-                auto& list = by_customer[input.keys[i].customer];
-                for (RatedPart part : parts_of_key[i]) {
-                    part.key.cell.customer = 0;
-                    list.push_back(part);
-                }
-            }
-            std::vector<Rollup> rollups;
-            for (const auto& [customer, list] : by_customer) {
-                for (const RatedPart& part : list) {
-                    Rollup r;
-                    r.customer = customer;
-                    r.cell = part.key.cell;
-                    r.period = part.key.period;
-                    r.hour = part.key.hour;
-                    r.quantities = part.quantities;
-                    r.calls = 1;
-                    rollups.push_back(r);
-                }
-            }
-            CanonicalizeRollups(&rollups);
-            for (const Rollup& r : rollups) {
-                const Plan& plan = catalog.catalog.plans[r.cell.plan];
-                const PlanVersion& v = plan.versions[r.cell.version];
-                for (size_t u = 0; u < kMaxUnits; ++u) {
-                    if (r.quantities[u] == 0) continue;
-                    ledger::RollupOut row;
-                    row.customer = r.customer;
-                    row.period = r.period;
-                    row.hour = r.hour;
-                    row.plan = plan.name;
-                    row.version = v.id;
-                    row.model = v.models[r.cell.model].name;
-                    row.band = r.cell.band;
-                    row.condition = r.cell.condition == kNone ? int16_t{-1} : int16_t{r.cell.condition};
-                    row.time_window = r.cell.window == kNone ? int16_t{-1} : int16_t{r.cell.window};
-                    row.flags = r.cell.flags;
-                    row.unit = catalog.catalog.units.Name(static_cast<UnitId>(u));
-                    row.quantity = r.quantities[u];
-                    row.calls = r.calls;
-                    rows.push_back(std::move(row));
-                }
-            }
-            return rows;
-        };
+        for (const auto& [p, n] : job->next) {
+            auto pending = pending_next.find(p);
+            const int64_t from = pending != pending_next.end() ? pending->second
+                                 : states.count(p)             ? states[p].next_offset
+                                                               : -1;
+            input.offsets.push_back({p, from, n});
+        }
 
         rate_s += seconds_since(t0);
-        const auto store_start = Clock::now();
-        ledger::BatchResult result;
-        bool fenced = false;
-        bool done = WithRetry(o, "storing a batch", [&] {
-            try {
-                result = writer->Commit(input, rollups_of_new);
-            } catch (const ledger::FenceError& f) {
-                Log(o, "warn", std::string(f.what()) + "; re-reading their offsets");
-                consumer.Resync(f.partitions);
-                fenced = true;
-            } catch (const pqxx::broken_connection&) {
-                writer->Reconnect();
-                throw;
-            } catch (const pqxx::in_doubt_error&) {
-                writer->Reconnect();
-                throw;
+        // Hand the batch to storing once the one before is stored.
+        if (!finish()) {
+            if (!stopping) {  // the batch before lost its partitions' race: read this one's again too
+                std::vector<int32_t> again;
+                for (const auto& [p, n] : job->next) again.push_back(p);
+                consumer.Resync(again);
             }
-        });
-        if (!done) break;  // stopping while PostgreSQL is away: the batch is not stored, nothing is lost
-        store_s += seconds_since(store_start);
-        if (fenced) continue;
-        consumer.Stored(next);
-        last_stored = Clock::now();
-        unfolded += result.rollup_deltas;
-        total_accepted += result.accepted;
-        metrics.accepted += result.accepted;
-        metrics.duplicates += result.duplicates + in_batch_duplicates;
-        metrics.batches += 1;
-        metrics.batch_micros_total += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-        {
-            std::lock_guard<std::mutex> lock(metrics.mu);
-            for (const auto& [code, n] : dead_by_reason) metrics.dead_letters[code] += n;
-            if (result.conflicts > 0) metrics.dead_letters["conflict"] += result.conflicts;
+            continue;
         }
-        if (Clock::now() - last_log > std::chrono::seconds(5)) {
-            Log(o, "info",
-                "billed " + std::to_string(total_accepted) + " events so far; consumed " +
-                    std::to_string(metrics.consumed.load()));
-            last_log = Clock::now();
-        }
+        for (const auto& [p, n] : job->next) pending_next[p] = n;
+        inflight_job = job;
+        inflight = std::async(std::launch::async, [&o, &writer, job] { return StoreBatch(o, *writer, *job); });
     }
+    finish();
     if (unfolded > 0) fold();  // not needed for correctness: keeps rollup_deltas short
     int stopped = 0;
     for (const auto& [p, st] : consumer.Partitions()) stopped += st.stopped ? 1 : 0;
