@@ -201,6 +201,10 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
             index.emplace(std::move(hex), i);
         }
         list += '}';
+        // Probes of the primary key, whatever the table's size: the planner
+        // would rather scan a table of a few million keys whole and hash the
+        // batch, a cost that grows with every key kept.
+        tx.exec0("SET LOCAL enable_seqscan = off");
         for (const auto& row :
              tx.exec_params("SELECT replace(event_key::text, '-', ''), replace(payload_hash::text, '-', '') "
                             "FROM event_keys WHERE event_key = ANY($1::uuid[])",
@@ -211,6 +215,7 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
             outcomes[i] = row[1].as<std::string>() == Hex32(in.keys[i].payload_hash) ? KeyOutcome::kDuplicate
                                                                                      : KeyOutcome::kConflict;
         }
+        tx.exec0("SET LOCAL enable_seqscan = on");
         mark("dedup lookup");
         CopyRows s(tx, "event_keys", {"event_key", "payload_hash"});
         for (size_t i : order) {
