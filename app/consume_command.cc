@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -461,7 +462,7 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             });
             last_expire = Clock::now();
         }
-        if (unfolded > 0 && (Clock::now() - last_fold > std::chrono::seconds(10) || unfolded > 2'000'000)) {
+        if (unfolded > 0 && (Clock::now() - last_fold > std::chrono::seconds(30) || unfolded > 5'000'000)) {
             fold();
         }
         if (Clock::now() - last_reload > std::chrono::seconds(30)) {
@@ -526,9 +527,10 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             }
             // JSON allows neither byte; the archive separates messages with 0x1E
             // and PostgreSQL text cannot hold NUL.
-            if (const size_t bad = m.payload.find_first_of(std::string_view("\x1e\0", 2)); bad != std::string::npos) {
+            const bool has_nul = std::memchr(m.payload.data(), 0, m.payload.size()) != nullptr;
+            if (has_nul || std::memchr(m.payload.data(), 0x1e, m.payload.size()) != nullptr) {
                 dead("invalid", std::string("the message contains the control character ") +
-                                    (m.payload[bad] == 0 ? "NUL" : "0x1E") + ", which JSON does not allow");
+                                    (has_nul ? "NUL" : "0x1E") + ", which JSON does not allow");
                 continue;
             }
             if (cat->customers.count(event.subject) == 0 && !reloaded_for_unknown &&
