@@ -55,14 +55,4 @@ Fingerprint PayloadHash(std::string_view s) {
     return out;
 }
 
-std::string HexOf(const Fingerprint& f) {
-    static const char* kDigits = "0123456789abcdef";
-    std::string out(32, '0');
-    for (size_t i = 0; i < f.size(); ++i) {
-        out[2 * i] = kDigits[f[i] >> 4];
-        out[2 * i + 1] = kDigits[f[i] & 15];
-    }
-    return out;
-}
-
 }  // namespace tally

@@ -30,7 +30,4 @@ struct FingerprintHash {
     }
 };
 
-// 32 lowercase hex digits (PostgreSQL reads it as a uuid).
-std::string HexOf(const Fingerprint& f);
-
 }  // namespace tally
