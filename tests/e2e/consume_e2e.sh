@@ -29,20 +29,32 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$work/boot" ] && break; sleep 0.1; done
 [ -s "$work/boot" ] || fail "dev-kafka did not start"
 
+# cust_0 and cust_1 move to another plan half way through the events (which
+# span 2025-11-03 and -04): their calls are rated under the plan in force at
+# each call's time, and their November gives one invoice per plan.
+plan="$src/deploy/plans/doubao-seed-1.6.yaml"
+promo="$work/promo.yaml"
+sed 's/^plan: doubao-seed-1.6$/plan: doubao-seed-1.6-promo/' "$plan" >"$promo"
+switch=2025-11-04T00:00:00Z
 subs="$work/subs.yaml"
 echo "subscriptions:" >"$subs"
 for i in $(seq 0 9); do printf '  - {customer: cust_%d, name: "客户 %d", plan: doubao-seed-1.6}\n' "$i" "$i" >>"$subs"; done
+for i in 0 1; do
+  printf '  - {customer: cust_%d, name: "客户 %d", plan: doubao-seed-1.6-promo, from: "%s"}\n' "$i" "$i" "$switch" >>"$subs"
+done
 
 setup() {  # name seed count
   local name=$1 seed=$2 count=$3
   "$psql" "$server" -qc "DROP DATABASE IF EXISTS e2e_$name WITH (FORCE)" -c "CREATE DATABASE e2e_$name" >/dev/null
   export TALLY_DATABASE_URL=${server%/*}/e2e_$name
   "$tally" migrate >/dev/null
-  "$tally" plan publish "$src/deploy/plans/doubao-seed-1.6.yaml" >/dev/null
+  "$tally" plan publish "$plan" >/dev/null
+  "$tally" plan publish "$promo" >/dev/null
   for i in $(seq 0 9); do
     "$tally" customer add "cust_$i" --name "客户 $i" >/dev/null
     "$tally" subscribe "cust_$i" --plan doubao-seed-1.6 >/dev/null
   done
+  for i in 0 1; do "$tally" subscribe "cust_$i" --plan doubao-seed-1.6-promo --from "$switch" >/dev/null; done
   "$tally" produce --synthetic "$count" --customers 10 --models doubao-seed-1.6,doubao-seed-1.6-flash \
     --duplicates 0.01 --malformed 0.01 --seed "$seed" --span 172800 --output "$work/$name.jsonl" >/dev/null
 }
@@ -66,7 +78,7 @@ check() {  # name
   local name=$1
   awk '!seen[$0]++' "$work/$name.jsonl" >"$work/$name.unique.jsonl"
   set +e
-  "$tally" rate --format json --plan "$src/deploy/plans/doubao-seed-1.6.yaml" --subscriptions "$subs" \
+  "$tally" rate --format json --plan "$plan" --plan "$promo" --subscriptions "$subs" \
     --events "$work/$name.unique.jsonl" >"$work/$name.rate.json"
   local rc=$?
   set -e
@@ -76,6 +88,8 @@ check() {  # name
   rate=$(cat "$work/$name.rate.json"); rate=${rate%%\],\"rejected\"*}
   usage=$(cat "$work/$name.usage.json"); usage=${usage%%\],\"rejected\"*}
   [ ${#rate} -gt 1000 ] || fail "$name: tally rate priced nothing"
+  [ "$(grep -o '"customer":"cust_0","customer_name":"[^"]*","plan":"doubao-seed-1.6[-a-z]*"' <<<"$rate" | sort -u | wc -l)" -eq 2 ] \
+    || fail "$name: cust_0 changed plan on $switch but has no invoice under each plan"
   if [ "$rate" != "$usage" ]; then
     diff <(tr '{' '\n' <<<"$rate") <(tr '{' '\n' <<<"$usage") | head -20
     fail "$name: the ledger's invoices differ from tally rate"
