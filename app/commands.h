@@ -65,6 +65,7 @@ struct ConsumeOptions {
     std::string group = "tally";
     std::string topic = "usage";
     int batch_max = 20000;
+    int store_connections = 1;  // batches stored in parallel, split by partition
     int linger_ms = 200;
     int session_timeout_ms = 6000;
     bool archive = true;

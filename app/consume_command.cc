@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -197,7 +197,7 @@ bool TopicBilled(const ConsumeOptions& o, KafkaConsumer& consumer, ledger::Batch
 // One batch, read and rated, on its way to the ledger: everything storing
 // it needs, owned, so the next batch can be read and rated meanwhile.
 struct Job {
-    std::vector<RawMessage> batch;  // input.keys and dead letters view these bytes
+    std::shared_ptr<const std::vector<RawMessage>> batch;  // input.keys and dead letters view these bytes
     ledger::BatchInput input;
     std::vector<std::vector<RatedPart>> parts_of_key;  // per input.keys
     std::shared_ptr<const ledger::StoredCatalog> cat;  // the catalog it was rated with
@@ -287,6 +287,40 @@ JobOutcome StoreBatch(const ConsumeOptions& o, ledger::BatchWriter& writer, cons
     return out;
 }
 
+// The batch's share of each storing connection: partition p goes to
+// connection p mod n. Null where a connection gets no partition. The counts
+// of the whole batch (dead letters by reason, duplicates within it, its
+// start) go with the first share. Takes the keys out of `job`.
+std::vector<std::shared_ptr<Job>> SplitByPartition(Job& job, size_t n) {
+    std::vector<std::shared_ptr<Job>> shares(n);
+    auto share_of = [&](int32_t partition) -> Job& {
+        auto& s = shares[static_cast<size_t>(partition) % n];
+        if (!s) {
+            s = std::make_shared<Job>();
+            s->batch = job.batch;
+            s->cat = job.cat;
+            s->t0 = job.t0;
+            s->input.archive = job.input.archive;
+        }
+        return *s;
+    };
+    for (size_t i = 0; i < job.input.keys.size(); ++i) {
+        Job& s = share_of(job.input.keys[i].partition);
+        s.input.keys.push_back(std::move(job.input.keys[i]));
+        s.parts_of_key.push_back(std::move(job.parts_of_key[i]));
+    }
+    for (const auto& d : job.input.dead_letters) share_of(d.partition).input.dead_letters.push_back(d);
+    for (const auto& a : job.input.offsets) share_of(a.partition).input.offsets.push_back(a);
+    for (const auto& [p, next] : job.next) share_of(p).next[p] = next;
+    for (auto& s : shares) {
+        if (!s) continue;
+        s->dead_by_reason = job.dead_by_reason;
+        s->in_batch_duplicates = job.in_batch_duplicates;
+        break;
+    }
+    return shares;
+}
+
 }  // namespace
 
 int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
@@ -303,14 +337,18 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
     sigaction(SIGTERM, &sa, nullptr);
     g_stop.store(false);
 
-    std::unique_ptr<ledger::BatchWriter> writer;
+    std::vector<std::unique_ptr<ledger::BatchWriter>> writers;  // one per storing connection
     std::unique_ptr<ledger::Store> store;
-    // The batch being stored uses `writer` on its own thread; everything else
-    // that reads or writes the ledger uses `side`, a second connection.
+    // A batch is stored by `writers`, each on its own thread and connection,
+    // each its share of the partitions in its own transaction; everything
+    // else that reads or writes the ledger uses `side`, one more connection.
     std::unique_ptr<ledger::BatchWriter> side;
     std::shared_ptr<const ledger::StoredCatalog> cat;  // a stored batch keeps the one it was rated with
     if (!WithRetry(o, "connecting", [&] {
-            writer = std::make_unique<ledger::BatchWriter>(url, o.group, o.topic);
+            writers.clear();
+            for (int i = 0; i < o.store_connections; ++i) {
+                writers.push_back(std::make_unique<ledger::BatchWriter>(url, o.group, o.topic));
+            }
             side = std::make_unique<ledger::BatchWriter>(url, o.group, o.topic);
             store = std::make_unique<ledger::Store>(url);
             cat = std::make_shared<const ledger::StoredCatalog>(store->Load());
@@ -396,42 +434,19 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         unfolded = 0;
         last_fold = Clock::now();
     };
-    // The batch being stored while the next one is read and rated.
-    std::shared_ptr<Job> inflight_job;
-    std::future<JobOutcome> inflight;
-    bool stopping = false;
-    // Waits for the batch being stored and takes its outcome in. False when
-    // it was not stored (fenced: its partitions are read again; stopped).
-    auto finish = [&]() -> bool {
-        if (!inflight.valid()) return true;
-        JobOutcome done = inflight.get();
-        std::shared_ptr<Job> job = std::move(inflight_job);
-        store_s += done.seconds;
-        if (done.status == JobOutcome::kStopped) {
-            stopping = true;  // PostgreSQL away while stopping: the batch is not stored, nothing is lost
-            return false;
-        }
-        if (done.status == JobOutcome::kFenced) {
-            Log(o, "warn", done.fence_message + "; re-reading their offsets");
-            std::vector<int32_t> again;
-            for (const auto& [p, n] : job->next) again.push_back(p);
-            consumer.Resync(again);
-            pending_next.clear();
-            return false;
-        }
-        const ledger::BatchResult& result = done.result;
-        consumer.Stored(job->next);
+    auto TakeStored = [&](const Job& job, const ledger::BatchResult& result) {
+        consumer.Stored(job.next);
         last_stored = Clock::now();
         unfolded += result.rollup_deltas;
         total_accepted += result.accepted;
         metrics.accepted += result.accepted;
-        metrics.duplicates += result.duplicates + job->in_batch_duplicates;
+        metrics.duplicates += result.duplicates + job.in_batch_duplicates;
         metrics.batches += 1;
         metrics.batch_micros_total +=
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - job->t0).count();
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - job.t0).count();
         {
             std::lock_guard<std::mutex> lock(metrics.mu);
-            for (const auto& [code, n] : job->dead_by_reason) metrics.dead_letters[code] += n;
+            for (const auto& [code, n] : job.dead_by_reason) metrics.dead_letters[code] += n;
             if (result.conflicts > 0) metrics.dead_letters["conflict"] += result.conflicts;
         }
         if (Clock::now() - last_log > std::chrono::seconds(5)) {
@@ -440,8 +455,37 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
                     std::to_string(metrics.consumed.load()));
             last_log = Clock::now();
         }
-        return true;
     };
+    // The batch being stored (in parts) while the next one is read and rated.
+    std::vector<std::pair<std::shared_ptr<Job>, std::future<JobOutcome>>> inflight;
+    bool stopping = false;
+    // Waits for the batch being stored and takes its outcome in. False when
+    // some part was not stored (fenced: its partitions are read again; stopped).
+    auto finish = [&]() -> bool {
+        bool all_stored = true;
+        for (auto& [job, future] : inflight) {
+            JobOutcome done = future.get();
+            store_s += done.seconds;
+            if (done.status == JobOutcome::kStopped) {
+                stopping = true;  // PostgreSQL away while stopping: the part is not stored, nothing is lost
+                all_stored = false;
+                continue;
+            }
+            if (done.status == JobOutcome::kFenced) {
+                Log(o, "warn", done.fence_message + "; re-reading their offsets");
+                std::vector<int32_t> again;
+                for (const auto& [p, n] : job->next) again.push_back(p);
+                consumer.Resync(again);
+                pending_next.clear();
+                all_stored = false;
+                continue;
+            }
+            TakeStored(*job, done.result);
+        }
+        inflight.clear();
+        return all_stored;
+    };
+
     while (!g_stop.load() && !stopping) {
         const auto poll_start = Clock::now();
         std::vector<RawMessage> batch = consumer.PollBatch(g_stop);
@@ -505,7 +549,7 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
 
         // Decode, check the customer, dedup within the batch, classify.
         auto job = std::make_shared<Job>();
-        job->batch = std::move(batch);
+        job->batch = std::make_shared<const std::vector<RawMessage>>(std::move(batch));
         job->t0 = t0;
         ledger::BatchInput& input = job->input;
         input.archive = o.archive;
@@ -516,7 +560,7 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         bool reloaded_for_unknown = false;  // at most once a batch, and every 2 s at most
 
         std::vector<RatedPart> parts;
-        for (const RawMessage& m : job->batch) {
+        for (const RawMessage& m : *job->batch) {
             auto dead = [&](const char* code, const std::string& why) {
                 input.dead_letters.push_back({m.partition, m.offset, code, why, m.payload});
                 ++job->dead_by_reason[code];
@@ -574,7 +618,7 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         job->cat = cat;  // after any reload above: the catalog the batch was rated with
         // Offsets: from where the batch before left each partition (stored,
         // or being stored) to after this batch's last message.
-        for (const RawMessage& m : job->batch) job->next[m.partition] = std::max(job->next[m.partition], m.offset + 1);
+        for (const RawMessage& m : *job->batch) job->next[m.partition] = std::max(job->next[m.partition], m.offset + 1);
         auto states = consumer.Partitions();
         for (const auto& [p, n] : job->next) {
             auto pending = pending_next.find(p);
@@ -595,8 +639,14 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
             continue;
         }
         for (const auto& [p, n] : job->next) pending_next[p] = n;
-        inflight_job = job;
-        inflight = std::async(std::launch::async, [&o, &writer, job] { return StoreBatch(o, *writer, *job); });
+        std::vector<std::shared_ptr<Job>> shares = SplitByPartition(*job, writers.size());
+        for (size_t w = 0; w < shares.size(); ++w) {
+            if (!shares[w]) continue;
+            ledger::BatchWriter* writer = writers[w].get();
+            std::shared_ptr<Job> share = shares[w];
+            inflight.emplace_back(
+                share, std::async(std::launch::async, [&o, writer, share] { return StoreBatch(o, *writer, *share); }));
+        }
     }
     finish();
     if (unfolded > 0) fold();  // not needed for correctness: keeps rollup_deltas short

@@ -159,6 +159,11 @@ Examples:
     consume_cmd->add_option("--group", consume.group, "Consumer group (default tally)");
     consume_cmd->add_option("--topic", consume.topic, "Topic (default usage)");
     consume_cmd->add_option("--batch-size", consume.batch_max, "Messages per batch at most (default 20000)");
+    consume_cmd
+        ->add_option("--store-connections", consume.store_connections,
+                     "PostgreSQL connections storing a batch in parallel, each its share of the partitions, each in "
+                     "its own transaction (default 1)")
+        ->check(CLI::Range(1, 16));
     consume_cmd->add_option("--linger-ms", consume.linger_ms, "Wait at most this long to fill a batch (default 200)");
     consume_cmd->add_option("--session-timeout-ms", consume.session_timeout_ms, "Group session timeout (default 6000)");
     consume_cmd->add_option("--archive", consume.archive, "Keep the raw accepted events (default true)");

@@ -114,13 +114,16 @@ std::map<int32_t, int64_t> BatchWriter::StoredOffsets(const std::vector<int32_t>
 }
 
 BatchResult BatchWriter::Commit(const BatchInput& in, const RollupsOfNew& rollups_of_new) {
-    // A call billed by another consumer between this batch's dedup lookup and
-    // its insert (the same call on two partitions) fails the insert on the
-    // primary key; the batch is then written again and finds it billed.
+    // A call billed by another transaction between this batch's dedup lookup
+    // and its insert (the same call on two partitions, stored by two
+    // consumers or two connections of one) fails the insert on the primary
+    // key; the batch is then written again and finds it billed.
     for (int attempt = 1;; ++attempt) {
         try {
             return CommitOnce(in, rollups_of_new);
         } catch (const pqxx::unique_violation&) {
+            if (attempt == 3) throw;
+        } catch (const pqxx::deadlock_detected&) {  // keys are inserted in order; defensive
             if (attempt == 3) throw;
         }
     }

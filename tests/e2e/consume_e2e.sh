@@ -6,6 +6,8 @@
 #   - the invoices priced from the ledger's rollups (tally usage) equal
 #     `tally rate` on the same unique events, to the last digit, and
 #   - every malformed message is a dead letter.
+# crash, pg_restart and broker_faults store with several connections at once
+# (--store-connections), the others with one.
 # Usage: consume_e2e.sh TALLY SOURCE_DIR PG_STATE [SCENARIO...]
 set -euo pipefail
 tally=$1 src=$2 state=$3
@@ -122,7 +124,7 @@ for scenario in ${scenarios[@]}; do
       pids+=($producer)
       billed_before=()
       for k in 1 2 3 4 5 6; do
-        start_consumer crash "$work/crash.$k.log"
+        start_consumer crash "$work/crash.$k.log" --store-connections 2
         c=$consumer
         # Kill it at a random moment after it has its partitions and is billing.
         for _ in $(seq 150); do grep -q "assigned partitions" "$work/crash.$k.log" && break; sleep 0.1; done
@@ -142,7 +144,7 @@ for scenario in ${scenarios[@]}; do
       "$tally" produce --bootstrap-file "$work/boot" --topic pg_restart --file "$work/pg_restart.jsonl" --rate 4000 \
         >/dev/null &
       pids+=($!)
-      start_consumer pg_restart "$work/pg_restart.log" --exit-when-idle 4
+      start_consumer pg_restart "$work/pg_restart.log" --exit-when-idle 4 --store-connections 3
       c=$consumer
       sleep 2
       bash "$src/deploy/pg-local.sh" stop "$pgdir"
@@ -180,7 +182,7 @@ for scenario in ${scenarios[@]}; do
       "$tally" produce --bootstrap-file "$work/boot" --topic broker_faults --file "$work/broker_faults.jsonl" \
         --rate 4000 >/dev/null &
       pids+=($!)
-      start_consumer broker_faults "$work/broker_faults.log" --exit-when-idle 6
+      start_consumer broker_faults "$work/broker_faults.log" --exit-when-idle 6 --store-connections 2
       c=$consumer
       sleep 1.5
       echo "err 1 5 6" >"$work/ctl"     # Fetch: NOT_LEADER_FOR_PARTITION x5
