@@ -434,7 +434,7 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         unfolded = 0;
         last_fold = Clock::now();
     };
-    auto TakeStored = [&](const Job& job, const ledger::BatchResult& result) {
+    auto take_stored = [&](const Job& job, const ledger::BatchResult& result) {
         consumer.Stored(job.next);
         last_stored = Clock::now();
         unfolded += result.rollup_deltas;
@@ -463,9 +463,10 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
     // some part was not stored (fenced: its partitions are read again; stopped).
     auto finish = [&]() -> bool {
         bool all_stored = true;
+        double longest = 0;  // the shares are stored at the same time
         for (auto& [job, future] : inflight) {
             JobOutcome done = future.get();
-            store_s += done.seconds;
+            longest = std::max(longest, done.seconds);
             if (done.status == JobOutcome::kStopped) {
                 stopping = true;  // PostgreSQL away while stopping: the part is not stored, nothing is lost
                 all_stored = false;
@@ -480,8 +481,9 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
                 all_stored = false;
                 continue;
             }
-            TakeStored(*job, done.result);
+            take_stored(*job, done.result);
         }
+        store_s += longest;
         inflight.clear();
         return all_stored;
     };
