@@ -423,9 +423,14 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
     int64_t unfolded = 0;
     auto last_fold = Clock::now();
     auto fold = [&] {
+        const auto start = Clock::now();
         WithRetry(o, "folding rollups", [&] {
             try {
-                side->FoldDeltas();
+                const int64_t rows = side->FoldDeltas();
+                char buf[128];
+                std::snprintf(buf, sizeof buf, "folded the rollup deltas into %lld rollups rows in %.2f s",
+                              static_cast<long long>(rows), seconds_since(start));
+                Log(o, "info", buf);
             } catch (const pqxx::broken_connection&) {
                 side->Reconnect();
                 throw;
