@@ -90,7 +90,7 @@ int RunCustomerImport(const std::string& file, const std::string& from, const st
         auto n = store.ImportSubscriptions(text, file, from, &diagnostics);
         for (const auto& d : diagnostics) err << d.ToString() << "\n";
         if (!n) return kExitFailure;
-        out << file << ": " << *n << " customers with their plans and contract terms\n";
+        out << file << ": " << *n << " subscriptions (customers, plans and contract terms)\n";
         return kExitOk;
     });
 }

@@ -93,7 +93,12 @@ int RunUsage(const UsageOptions& o, std::ostream& out, std::ostream& err) {
         if (o.format == "json") {
             WriteInvoicesJson(out, invoices, {}, stats);
         } else {
-            if (invoices.empty()) out << "no usage" << (period >= 0 ? " in " + o.period : std::string()) << "\n";
+            if (invoices.empty() && period < 0) out << "no usage\n";
+            if (invoices.empty() && period >= 0) {
+                char month[16];
+                std::snprintf(month, sizeof month, "%04d-%02d", MonthIdYear(period), MonthIdMonth(period));
+                out << "no usage in " << month << "\n";
+            }
             WriteInvoicesTable(out, invoices, {}, stats);
         }
         if (skipped > 0) {
