@@ -2,6 +2,7 @@
 // 0 ok, 1 failure, 2 usage error, 3 partial (some input rejected).
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -101,6 +102,11 @@ int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, st
 
 // Reads a whole file; false with a message in *error when it cannot.
 bool ReadFile(const std::string& path, std::string* text, std::string* error);
+// Reads each file and hands its text to `use`, which returns false when the
+// file failed (having said why on err); a file that cannot be read is
+// reported here. Returns how many files failed.
+int ForEachFile(const std::vector<std::string>& files, std::ostream& err,
+                const std::function<bool(const std::string& file, const std::string& text)>& use);
 // Loads and validates plan files into a catalog; prints every diagnostic.
 std::optional<Catalog> LoadCatalog(const std::vector<std::string>& files, std::ostream& err);
 

@@ -33,24 +33,15 @@ int WithStore(const char* command, const std::string& url_flag, std::ostream& er
 int RunPlanPublish(const std::vector<std::string>& files, const std::string& url, std::ostream& out,
                    std::ostream& err) {
     return WithStore("plan publish", url, err, [&](ledger::Store& store) {
-        int failures = 0;
-        for (const auto& file : files) {
-            std::string text, error;
-            if (!ReadFile(file, &text, &error)) {
-                err << "tally: " << error << "\n";
-                ++failures;
-                continue;
-            }
+        const int failures = ForEachFile(files, err, [&](const std::string& file, const std::string& text) {
             Diagnostics diagnostics;
             auto r = store.PublishPlan(text, file, &diagnostics);
             for (const auto& d : diagnostics) err << d.ToString() << "\n";
-            if (!r) {
-                ++failures;
-                continue;
-            }
+            if (!r) return false;
             out << file << ": plan " << r->plan << ": " << r->published.size() << " published, " << r->unchanged.size()
                 << " already published\n";
-        }
+            return true;
+        });
         return failures == 0 ? kExitOk : kExitFailure;
     });
 }

@@ -23,43 +23,41 @@ bool ReadFile(const std::string& path, std::string* text, std::string* error) {
     return true;
 }
 
-std::optional<Catalog> LoadCatalog(const std::vector<std::string>& files, std::ostream& err) {
-    Catalog catalog;
-    bool ok = true;
-    for (const auto& file : files) {
-        std::string text, error;
-        if (!ReadFile(file, &text, &error)) {
-            err << "tally: " << error << "\n";
-            ok = false;
-            continue;
-        }
-        Diagnostics diagnostics;
-        auto plan = ParsePlan(text, file, &catalog.units, &diagnostics);
-        for (const auto& d : diagnostics) err << d.ToString() << "\n";
-        if (!plan) {
-            ok = false;
-            continue;
-        }
-        if (catalog.PlanIndex(plan->name) >= 0) {
-            err << file << ": error: a plan called '" << plan->name << "' was already loaded from another file\n";
-            ok = false;
-            continue;
-        }
-        catalog.plans.push_back(std::move(*plan));
-    }
-    if (!ok) return std::nullopt;
-    return catalog;
-}
-
-int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err) {
+int ForEachFile(const std::vector<std::string>& files, std::ostream& err,
+                const std::function<bool(const std::string& file, const std::string& text)>& use) {
     int failures = 0;
     for (const auto& file : files) {
         std::string text, error;
         if (!ReadFile(file, &text, &error)) {
             err << "tally: " << error << "\n";
             ++failures;
-            continue;
+        } else if (!use(file, text)) {
+            ++failures;
         }
+    }
+    return failures;
+}
+
+std::optional<Catalog> LoadCatalog(const std::vector<std::string>& files, std::ostream& err) {
+    Catalog catalog;
+    const int failures = ForEachFile(files, err, [&](const std::string& file, const std::string& text) {
+        Diagnostics diagnostics;
+        auto plan = ParsePlan(text, file, &catalog.units, &diagnostics);
+        for (const auto& d : diagnostics) err << d.ToString() << "\n";
+        if (!plan) return false;
+        if (catalog.PlanIndex(plan->name) >= 0) {
+            err << file << ": error: a plan called '" << plan->name << "' was already loaded from another file\n";
+            return false;
+        }
+        catalog.plans.push_back(std::move(*plan));
+        return true;
+    });
+    if (failures > 0) return std::nullopt;
+    return catalog;
+}
+
+int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err) {
+    const int failures = ForEachFile(files, err, [&](const std::string& file, const std::string& text) {
         UnitTable units;
         Diagnostics diagnostics;
         auto plan = ParsePlan(text, file, &units, &diagnostics);
@@ -67,8 +65,7 @@ int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, st
         if (!plan) {
             err << file << ": " << diagnostics.size() << (diagnostics.size() == 1 ? " problem" : " problems")
                 << "; the plan cannot be used until they are fixed\n";
-            ++failures;
-            continue;
+            return false;
         }
         size_t models = 0;
         for (const auto& v : plan->versions) models += v.models.size();
@@ -80,7 +77,8 @@ int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, st
             if (v.effective_until) out << " until " << FormatRfc3339(*v.effective_until);
         }
         out << "), " << models << " model prices\n";
-    }
+        return true;
+    });
     return failures == 0 ? kExitOk : kExitFailure;
 }
 
