@@ -193,15 +193,16 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
         std::vector<size_t> order(in.keys.size());
         for (size_t i = 0; i < order.size(); ++i) order[i] = i;
         std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return in.keys[a].key < in.keys[b].key; });
-        std::unordered_map<std::string, size_t> index;  // Hex32(key) -> position in the batch
+        std::vector<std::string> hex(in.keys.size());        // Hex32(key), for the lookup and the COPY
+        std::unordered_map<std::string_view, size_t> index;  // hex -> position in the batch
         index.reserve(in.keys.size());
         std::string list = "{";
         list.reserve(in.keys.size() * 33 + 2);
         for (size_t i : order) {
-            std::string hex = Hex32(in.keys[i].key);
+            hex[i] = Hex32(in.keys[i].key);
             if (list.size() > 1) list += ',';
-            list += hex;
-            index.emplace(std::move(hex), i);
+            list += hex[i];
+            index.emplace(hex[i], i);
         }
         list += '}';
         // Probes of the primary key, whatever the table's size: the planner
@@ -212,7 +213,7 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
              tx.exec_params("SELECT replace(event_key::text, '-', ''), replace(payload_hash::text, '-', '') "
                             "FROM event_keys WHERE event_key = ANY($1::uuid[])",
                             list)) {
-            auto it = index.find(row[0].as<std::string>());
+            auto it = index.find(std::string_view(row[0].c_str(), row[0].size()));
             TALLY_ASSERT(it != index.end());
             const size_t i = it->second;
             outcomes[i] = row[1].as<std::string>() == Hex32(in.keys[i].payload_hash) ? KeyOutcome::kDuplicate
@@ -225,7 +226,7 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
             switch (outcomes[i]) {
                 case KeyOutcome::kNew:
                     ++result.accepted;
-                    s.Text(Hex32(in.keys[i].key)).Text(Hex32(in.keys[i].payload_hash)).EndRow();
+                    s.Text(hex[i]).Text(Hex32(in.keys[i].payload_hash)).EndRow();
                     break;
                 case KeyOutcome::kDuplicate: ++result.duplicates; break;
                 case KeyOutcome::kConflict: ++result.conflicts; break;

@@ -466,8 +466,9 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                                   const std::vector<Rollup>& rollups) {
     std::unordered_map<std::string, std::vector<const Subscription*>> subs;
     for (const auto& s : subscriptions) subs[s.customer].push_back(&s);
-    const Plan* fallback = catalog.FindPlan(default_plan);
-    TALLY_ASSERT(fallback != nullptr);
+    // Customers without a subscription were rated on default_plan: their
+    // rollups carry it, as every rollup carries its own plan.
+    TALLY_ASSERT(catalog.FindPlan(default_plan) != nullptr);
 
     std::vector<Invoice> invoices;
     size_t i = 0;
