@@ -426,10 +426,11 @@ int RunConsume(const ConsumeOptions& o, std::ostream& out, std::ostream& err) {
         const auto start = Clock::now();
         WithRetry(o, "folding rollups", [&] {
             try {
-                const int64_t rows = side->FoldDeltas();
-                char buf[128];
-                std::snprintf(buf, sizeof buf, "folded the rollup deltas into %lld rollups rows in %.2f s",
-                              static_cast<long long>(rows), seconds_since(start));
+                const ledger::BatchWriter::Fold done = side->FoldDeltas();
+                char buf[160];
+                std::snprintf(buf, sizeof buf, "folded %lld rollup delta rows into %lld rollups rows in %.2f s",
+                              static_cast<long long>(done.deltas), static_cast<long long>(done.rollups),
+                              seconds_since(start));
                 Log(o, "info", buf);
             } catch (const pqxx::broken_connection&) {
                 side->Reconnect();

@@ -47,7 +47,7 @@ run() {  # topic label consume-args...
   echo "   produced: $(cat "$work/$topic.produce")"
   local t0=$(date +%s.%N)
   "$tally" consume --bootstrap-file "$work/boot" --topic "$topic" --group "bench-$topic" --batch-size "${BATCH:-50000}" \
-    --linger-ms 500 --exit-when-idle 3 --log-level warn "$@" >"$work/$topic.out" 2>"$work/$topic.err" \
+    --linger-ms 500 --exit-when-idle 3 --log-level info "$@" >"$work/$topic.out" 2>"$work/$topic.err" \
     || { echo "consume failed:"; tail -5 "$work/$topic.err"; exit 1; }
   local t1=$(date +%s.%N)
   local n busy
@@ -57,6 +57,7 @@ run() {  # topic label consume-args...
   printf '%-34s %9d messages: %8.0f events/s from the first batch to the last (%.2f s); %8.0f events/s wall clock (%.2f s, with joining the group)\n' \
     "$label" "$n" "$(echo "$n / $busy" | bc -l)" "$busy" "$(echo "$n / $secs" | bc -l)" "$secs"
   echo "     $(cat "$work/$topic.out")"
+  grep -o "folded .*" "$work/$topic.err" | sed 's/^/     /' || true  # the fold at the end (and any every 30 s)
   if [ -n "${TALLY_TRACE_BATCH:-}" ]; then  # mean milliseconds per batch of each phase of the transaction
     awk '/^batch / { n = $(NF - 1); $1 = ""; $NF = ""; $(NF - 1) = ""; sum[$0] += n; cnt[$0]++ }
          END { for (k in sum) printf "     %-24s %8.1f ms per batch\n", k, sum[k] / cnt[k] / 1000 }' "$work/$topic.err"

@@ -340,10 +340,10 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
     return result;
 }
 
-int64_t BatchWriter::FoldDeltas() {
+BatchWriter::Fold BatchWriter::FoldDeltas() {
     pqxx::work tx(impl_->Conn());
     // One folder at a time; another consumer folding now will take these too.
-    if (!tx.exec1("SELECT pg_try_advisory_xact_lock(" + std::to_string(kFoldLock) + ")")[0].as<bool>()) return 0;
+    if (!tx.exec1("SELECT pg_try_advisory_xact_lock(" + std::to_string(kFoldLock) + ")")[0].as<bool>()) return {};
     // The deltas are read whole and emptied with TRUNCATE, not deleted row
     // by row (which cost more than the upserts it saves). The exclusive
     // lock waits for the batches writing deltas now and holds new ones back
@@ -352,6 +352,8 @@ int64_t BatchWriter::FoldDeltas() {
     // a READ COMMITTED transaction: TRUNCATE is not MVCC-safe for a
     // REPEATABLE READ snapshot taken before it).
     tx.exec0("LOCK TABLE rollup_deltas IN ACCESS EXCLUSIVE MODE");
+    Fold fold;
+    fold.deltas = tx.exec1("SELECT count(*) FROM rollup_deltas")[0].as<int64_t>();
     // Sorted, so the rows of rollups are locked in one order by everyone.
     pqxx::result r = tx.exec0(
         "INSERT INTO rollups AS u "
@@ -363,7 +365,8 @@ int64_t BatchWriter::FoldDeltas() {
         "DO UPDATE SET quantity = u.quantity + EXCLUDED.quantity, calls = u.calls + EXCLUDED.calls");
     tx.exec0("TRUNCATE rollup_deltas");
     tx.commit();
-    return static_cast<int64_t>(r.affected_rows());
+    fold.rollups = static_cast<int64_t>(r.affected_rows());
+    return fold;
 }
 
 std::optional<std::pair<int64_t, int64_t>> BatchWriter::SkipGap(int32_t partition, int64_t earliest,

@@ -104,9 +104,13 @@ class BatchWriter {
     void Reconnect();
 
     // Moves the rows of rollup_deltas into rollups (summed by key), in one
-    // transaction; usage_rollups reads the same before and after. Returns
-    // the number of rollups rows written, 0 when another consumer is folding.
-    int64_t FoldDeltas();
+    // transaction; usage_rollups reads the same before and after. Both
+    // counts are 0 when another consumer is folding.
+    struct Fold {
+        int64_t deltas = 0;   // rows taken from rollup_deltas
+        int64_t rollups = 0;  // rollups rows written (inserted or added to)
+    };
+    Fold FoldDeltas();
 
     // Operator's decision after events were lost to retention: moves the
     // stored offset of `partition` up to `earliest_on_broker` and records

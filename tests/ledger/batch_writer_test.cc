@@ -125,7 +125,7 @@ TEST_F(BatchWriterTest, FoldingMovesTheDeltasIntoRollupsAndUsageStaysTheSame) {
         ++offset;
         writer_->Commit(in, OneRowPerNew(in));
         if (id == 3) {
-            EXPECT_EQ(writer_->FoldDeltas(), 2);  // c1 and c2, one hour each
+            EXPECT_EQ(writer_->FoldDeltas().rollups, 2);  // c1 and c2, one hour each
         }
     }
     const std::string usage =
@@ -138,12 +138,14 @@ TEST_F(BatchWriterTest, FoldingMovesTheDeltasIntoRollupsAndUsageStaysTheSame) {
     };
     EXPECT_EQ(text(usage), "c1:400:4 c2:200:2");
     EXPECT_EQ(Count("SELECT count(*) FROM rollup_deltas"), 3);
-    EXPECT_EQ(writer_->FoldDeltas(), 2);
+    const BatchWriter::Fold second = writer_->FoldDeltas();
+    EXPECT_EQ(second.deltas, 3);   // batches 4, 5, 6
+    EXPECT_EQ(second.rollups, 2);  // added to c1's and c2's rows
     EXPECT_EQ(Count("SELECT count(*) FROM rollup_deltas"), 0);
     EXPECT_EQ(text(usage), "c1:400:4 c2:200:2");
     EXPECT_EQ(text("SELECT string_agg(customer_id || ':' || quantity, ' ' ORDER BY customer_id) FROM rollups"),
               "c1:400 c2:200");
-    EXPECT_EQ(writer_->FoldDeltas(), 0);  // nothing left
+    EXPECT_EQ(writer_->FoldDeltas().deltas, 0);  // nothing left
 }
 
 TEST_F(BatchWriterTest, ArchiveGivesBackEveryAcceptedMessageWithItsOffset) {
