@@ -6,7 +6,7 @@
 #include <set>
 
 #include "ingest/kafka.h"
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally {
 

@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "ingest/kafka.h"  // rdkafka.h, which rdkafka_mock.h needs first
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 // clang-format off
 #include <librdkafka/rdkafka_mock.h>

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally {
 

@@ -14,20 +14,11 @@
 #include <string>
 #include <string_view>
 
-namespace tally {
+#include "base/fingerprint.h"
 
-using Fingerprint = std::array<uint8_t, 16>;
+namespace tally {
 
 Fingerprint DedupKey(std::string_view source, std::string_view id);
 Fingerprint PayloadHash(std::string_view bytes);
-
-// Fingerprints are uniformly distributed already: the first 8 bytes are a hash.
-struct FingerprintHash {
-    size_t operator()(const Fingerprint& f) const {
-        size_t h;
-        std::memcpy(&h, f.data(), sizeof h);
-        return h;
-    }
-};
 
 }  // namespace tally

@@ -1,7 +1,7 @@
 #include "ingest/producer.h"
 
 #include "ingest/kafka.h"
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally {
 

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally {
 

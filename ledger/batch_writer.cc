@@ -11,7 +11,7 @@
 #include <unordered_map>
 
 #include "ledger/copy_rows.h"
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally::ledger {
 

@@ -14,13 +14,13 @@
 #include <string_view>
 #include <vector>
 
+#include "base/fingerprint.h"
 #include "ledger/migrations.h"
 #include "pricing/time.h"
 
 namespace tally::ledger {
 
-// 16 bytes: a call's identity (dedup key) or its payload's hash.
-using Fingerprint = std::array<uint8_t, 16>;
+using tally::Fingerprint;  // a call's identity (dedup key) or its payload's hash
 
 struct KeyRow {
     Fingerprint key;           // DedupKey(source, id): ingest/event_key.h

@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally::ledger {
 

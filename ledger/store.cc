@@ -5,7 +5,7 @@
 #include <map>
 #include <pqxx/pqxx>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 #include "pricing/plan_yaml.h"
 
 namespace tally::ledger {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally {
 

@@ -15,10 +15,9 @@
 #include <string>
 #include <string_view>
 
-namespace tally {
+#include "base/int128.h"
 
-__extension__ typedef __int128 int128;  // GCC and clang; __extension__ keeps -Wpedantic quiet
-__extension__ typedef unsigned __int128 uint128;
+namespace tally {
 
 struct OverflowError : std::overflow_error {
     using std::overflow_error::overflow_error;

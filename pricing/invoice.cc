@@ -7,7 +7,7 @@
 
 #include <date/date.h>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally {
 

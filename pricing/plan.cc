@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally {
 

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 #include "pricing/internal/yaml_reader.h"
 
 namespace tally {

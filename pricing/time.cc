@@ -5,7 +5,7 @@
 
 #include <cstdio>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 
 namespace tally::internal {
 

@@ -4,7 +4,7 @@
 #include <string_view>
 
 #include "ingest/event_decoder.h"
-#include "pricing/assert.h"
+#include "base/assert.h"
 #include "pricing/plan_yaml.h"
 #include "pricing/rater.h"
 

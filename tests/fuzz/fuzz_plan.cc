@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "pricing/assert.h"
+#include "base/assert.h"
 #include "pricing/invoice.h"
 #include "pricing/plan_yaml.h"
 #include "pricing/rater.h"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Dependency direction of DESIGN.md, checked on the sources (the link graph
-# in CMakeLists.txt is the other half): pricing includes nothing of ours and
-# no I/O library; ingest and ledger never include each other; nothing
-# includes app/.
+# in CMakeLists.txt is the other half): base includes nothing of ours; pricing
+# only base, and no I/O library; ingest and ledger never include each other;
+# nothing includes app/.
 set -u
 root=${1:?usage: check_layers.sh SOURCE_DIR}
 cd "$root" || exit 2
@@ -16,6 +16,7 @@ check() {  # dir, forbidden regex, why
         fail=1
     fi
 }
+check base '#include [<"](pricing|ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "base depends on nothing of ours"
 check pricing '#include [<"](ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "pricing depends on nothing of ours and does no I/O"
 [ -d ingest ] && check ingest '#include [<"](ledger|app)/' "ingest sees pricing only"
 [ -d ledger ] && check ledger '#include [<"](ingest|app)/' "ledger sees pricing only"
