@@ -24,8 +24,8 @@ int32_t HourOf(Instant t) {
     return static_cast<int32_t>(h);
 }
 
-RateOutcome Reject(std::string reason) {
-    return {RateStatus::kRejected, std::move(reason)};
+RateOutcome Reject(RejectReason code, std::string reason) {
+    return {RateStatus::kRejected, code, std::move(reason)};
 }
 
 }  // namespace
@@ -122,20 +122,20 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     // The decoder guarantees these; a caller that builds events by hand may not.
     if (e.input_tokens < 0 || e.output_tokens < 0 || e.cached_input_tokens < 0 || e.cache_write_tokens < 0 ||
         e.cache_write_1h_tokens < 0 || e.reasoning_tokens < 0) {
-        return Reject("a token count is negative");
+        return Reject(RejectReason::kInvalid, "a token count is negative");
     }
     int64_t uncached = e.input_tokens - e.cached_input_tokens - e.cache_write_tokens - e.cache_write_1h_tokens;
     if (uncached < 0) {
-        return Reject("cached_input_tokens + cache_write_tokens exceed input_tokens (" +
+        return Reject(RejectReason::kInvalid, "cached_input_tokens + cache_write_tokens exceed input_tokens (" +
                       std::to_string(e.input_tokens) + ")");
     }
     if (e.reasoning_tokens > e.output_tokens) {
-        return Reject("reasoning_tokens (" + std::to_string(e.reasoning_tokens) + ") exceed output_tokens (" +
+        return Reject(RejectReason::kInvalid, "reasoning_tokens (" + std::to_string(e.reasoning_tokens) + ") exceed output_tokens (" +
                       std::to_string(e.output_tokens) + ")");
     }
 
     if (!period_.monthly() && (e.time < *period_.from || (period_.to && e.time >= *period_.to))) {
-        return {RateStatus::kOutsidePeriod, {}};
+        return {RateStatus::kOutsidePeriod, RejectReason::kInvalid, {}};
     }
     uint32_t customer = CustomerIndex(e.subject);
     const std::vector<Term>& terms = customer_terms_[customer];
@@ -147,14 +147,14 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
         }
     }
     if (term == nullptr) {
-        return Reject("customer " + e.subject + " has no subscription in force at " + FormatRfc3339(e.time) +
+        return Reject(RejectReason::kNoSubscription, "customer " + e.subject + " has no subscription in force at " + FormatRfc3339(e.time) +
                       " (the first is from " + FormatRfc3339(terms.back().from) + ")");
     }
     const uint16_t plan_index = term->plan;
     const Plan& plan = catalog_.plans[plan_index];
     int version_index = plan.VersionIndexAt(e.time);
     if (version_index < 0) {
-        return Reject("plan " + plan.name + " has no version in force at " + FormatRfc3339(e.time));
+        return Reject(RejectReason::kNoPlanVersion, "plan " + plan.name + " has no version in force at " + FormatRfc3339(e.time));
     }
     const PlanVersion& v = plan.versions[static_cast<size_t>(version_index)];
     // A version prices a handful of models: a scan comparing lengths first
@@ -172,7 +172,7 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
         found = mi->second;
     }
     if (found < 0) {
-        return Reject("model '" + e.model + "' has no price in plan " + plan.name + " version " + v.id);
+        return Reject(RejectReason::kUnknownModel, "model '" + e.model + "' has no price in plan " + plan.name + " version " + v.id);
     }
     const auto model_index = static_cast<uint16_t>(found);
     const ModelPricing& m = v.models[model_index];
@@ -214,11 +214,16 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     } else {
         q[kUnitOutput] = e.output_tokens;
     }
+    // Extra units the catalog knows are kept even where this model does
+    // not price them: the invoice shows them as unpriced quantity. Other
+    // numeric fields (ttft_ms, ...) describe the call and are not units.
     for (const auto& extra : e.extras) {
         auto id = catalog_.units.Find(extra.name);
-        if (id && *id >= kNumStdUnits && (m.priced_units & (1u << *id)) != 0) {
-            if (extra.value < 0) return Reject(extra.name + " is negative");
-            q[*id] = CheckedAdd(q[*id], extra.value);
+        if (id && *id >= kNumStdUnits) {
+            if (extra.value < 0) return Reject(RejectReason::kInvalid, extra.name + " is negative");
+            if (__builtin_add_overflow(q[*id], extra.value, &q[*id])) {
+                return Reject(RejectReason::kOverflow, "the counts of " + extra.name + " exceed 2^63-1");
+            }
         }
     }
 
@@ -228,7 +233,7 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     while (band < m.bands.size() && selector > m.bands[band].up_to) ++band;
     if (band == m.bands.size()) {
         if (m.above_top == AboveTop::kReject) {
-            return Reject("the prompt has " + std::to_string(selector) +
+            return Reject(RejectReason::kAboveTopBand, "the prompt has " + std::to_string(selector) +
                           (m.band_by == BandBy::kPrompt ? "" : " uncached") +
                           " input tokens, above the top band of model " + m.name + " (" +
                           std::to_string(m.bands.back().up_to) + ")");
@@ -293,23 +298,15 @@ void Rater::AddParts(const std::vector<RatedPart>& parts, int64_t calls) {
     for (size_t i = 0; i < parts.size(); ++i) {
         const RatedPart& p = parts[i];
         RollupRow& row = rollups_.FindOrInsert(p.key);
-        // A call has quantities in a few units only: add those. Check every
-        // sum before storing any, so a row is never left half-added.
+        // A call has quantities in a few units only: add those.
         Quantities& q = row.quantities;
         uint32_t units = 0;
         for (size_t u = 0; u < kMaxUnits; ++u) units |= (p.quantities[u] != 0 ? 1u : 0u) << u;
         for (uint32_t m = units; m != 0; m &= m - 1) {
             const auto u = static_cast<size_t>(__builtin_ctz(m));
-            int64_t unused;
-            if (__builtin_add_overflow(q[u], p.quantities[u], &unused)) {
-                throw OverflowError("quantity overflow in a rollup row: the sum of counts exceeds 2^63-1");
-            }
+            q[u] = SaturatingAdd(q[u], p.quantities[u]);
         }
-        for (uint32_t m = units; m != 0; m &= m - 1) {
-            const auto u = static_cast<size_t>(__builtin_ctz(m));
-            q[u] += p.quantities[u];
-        }
-        if (i == parts.size() - 1) row.calls = CheckedAdd(row.calls, calls);  // a call counts once
+        if (i == parts.size() - 1) row.calls = SaturatingAdd(row.calls, calls);  // a call counts once
     }
 }
 
@@ -348,9 +345,9 @@ void CanonicalizeRollups(std::vector<Rollup>* rollups) {
     for (auto& r : *rollups) {
         if (!merged.empty() && same(merged.back(), r)) {
             for (size_t u = 0; u < kMaxUnits; ++u) {
-                merged.back().quantities[u] = CheckedAdd(merged.back().quantities[u], r.quantities[u]);
+                merged.back().quantities[u] = SaturatingAdd(merged.back().quantities[u], r.quantities[u]);
             }
-            merged.back().calls = CheckedAdd(merged.back().calls, r.calls);
+            merged.back().calls = SaturatingAdd(merged.back().calls, r.calls);
         } else {
             merged.push_back(std::move(r));
         }

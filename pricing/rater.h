@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/reject_reason.h"
 #include "pricing/event.h"
 #include "pricing/internal/string_index.h"
 #include "pricing/plan.h"
@@ -57,6 +58,18 @@ struct RollupKeyHash {
 
 using Quantities = std::array<int64_t, kMaxUnits>;
 
+// Quantities and call counts are summed saturating at 2^63-1: a sum that
+// reaches it has overflowed, and the invoice it belongs to is reported as
+// not priced (never a wrapped number, never an exception that stops a run).
+// The ledger's fold and its usage_rollups view saturate the same way, so
+// both paths agree even then. Saturating addition of non-negative numbers
+// is associative: the order and batching of events cannot change a sum.
+inline constexpr int64_t kQuantitySaturated = INT64_MAX;
+inline int64_t SaturatingAdd(int64_t a, int64_t b) {
+    int64_t sum = 0;
+    return __builtin_add_overflow(a, b, &sum) ? kQuantitySaturated : sum;
+}
+
 struct RollupRow {
     RollupKey key;
     Quantities quantities{};
@@ -90,7 +103,8 @@ enum class RateStatus : uint8_t { kRated, kRejected, kOutsidePeriod };
 
 struct RateOutcome {
     RateStatus status = RateStatus::kRated;
-    std::string reason;  // for kRejected: a sentence naming the field and value
+    RejectReason code = RejectReason::kInvalid;  // for kRejected
+    std::string reason;                          // for kRejected: a sentence naming the field and value
 };
 
 // One part of a rated call: graduated band pricing splits a call into one
@@ -133,7 +147,7 @@ class Rater {
     // Classifies and adds to the rollups.
     RateOutcome Add(const Event& event);
     // Adds already-classified parts (the rollups of another Rater on the
-    // same catalog and customers, e.g. another batch).
+    // same catalog and customers, e.g. another batch). Sums saturate.
     void AddParts(const std::vector<RatedPart>& parts, int64_t calls);
 
     // Rollups in canonical order (see CanonicalizeRollups).

@@ -1,0 +1,104 @@
+#include "pricing/rollup_records.h"
+
+#include <map>
+#include <tuple>
+
+#include "base/assert.h"
+
+namespace tally {
+
+std::vector<RollupRecord> ToRecords(const Catalog& catalog, const std::vector<Rollup>& rollups) {
+    std::vector<RollupRecord> out;
+    out.reserve(rollups.size() * 3);
+    for (const Rollup& r : rollups) {
+        TALLY_ASSERT(r.cell.plan < catalog.plans.size());
+        const Plan& plan = catalog.plans[r.cell.plan];
+        TALLY_ASSERT(r.cell.version < plan.versions.size());
+        const PlanVersion& v = plan.versions[r.cell.version];
+        TALLY_ASSERT(r.cell.model < v.models.size());
+        RollupRecord base;
+        base.customer = r.customer;
+        base.period = r.period;
+        base.hour = r.hour;
+        base.plan = plan.name;
+        base.version = v.id;
+        base.model = v.models[r.cell.model].name;
+        base.band = r.cell.band;
+        base.condition = r.cell.condition == kNone ? int16_t{-1} : int16_t{r.cell.condition};
+        base.time_window = r.cell.window == kNone ? int16_t{-1} : int16_t{r.cell.window};
+        base.flags = r.cell.flags;
+        RollupRecord calls = base;
+        calls.unit = kCallsUnit;
+        calls.calls = r.calls;
+        out.push_back(std::move(calls));
+        for (size_t u = 0; u < kMaxUnits; ++u) {
+            if (r.quantities[u] == 0) continue;
+            RollupRecord rec = base;
+            rec.unit = catalog.units.Name(static_cast<UnitId>(u));
+            TALLY_ASSERT(!rec.unit.empty());
+            rec.quantity = r.quantities[u];
+            out.push_back(std::move(rec));
+        }
+    }
+    return out;
+}
+
+RecordsRead FromRecords(const Catalog& catalog, const std::vector<RollupRecord>& records) {
+    RecordsRead read;
+    using CellOf = std::tuple<std::string, int32_t, int32_t, uint16_t, uint16_t, uint16_t, int16_t, int16_t, int16_t,
+                              int16_t>;
+    std::map<CellOf, Rollup> cells;
+    for (const RollupRecord& rec : records) {
+        const int plan = catalog.PlanIndex(rec.plan);
+        int version = -1, model = -1;
+        if (plan >= 0) {
+            const Plan& p = catalog.plans[static_cast<size_t>(plan)];
+            for (size_t i = 0; i < p.versions.size(); ++i) {
+                if (p.versions[i].id == rec.version) version = static_cast<int>(i);
+            }
+            if (version >= 0) {
+                const PlanVersion& v = p.versions[static_cast<size_t>(version)];
+                auto it = v.model_index.find(rec.model);
+                if (it != v.model_index.end()) model = it->second;
+            }
+        }
+        std::optional<UnitId> unit;
+        const bool calls_record = rec.unit == kCallsUnit;
+        if (!calls_record) unit = catalog.units.Find(rec.unit);
+        const bool cell_ok = rec.band >= 0 && rec.band < static_cast<int16_t>(kMaxBands) && rec.condition >= -1 &&
+                             rec.condition < 0xff && rec.time_window >= -1 && rec.time_window < 0xff &&
+                             rec.flags >= 0 && rec.flags <= (kFlagBatch | kFlagThinking);
+        if (plan < 0 || version < 0 || model < 0 || (!calls_record && !unit) || !cell_ok) {
+            ++read.unresolved;
+            continue;
+        }
+        const auto key = std::make_tuple(rec.customer, rec.period, rec.hour, static_cast<uint16_t>(plan),
+                                         static_cast<uint16_t>(version), static_cast<uint16_t>(model), rec.band,
+                                         rec.condition, rec.time_window, rec.flags);
+        auto [it, fresh] = cells.try_emplace(key);
+        Rollup& roll = it->second;
+        if (fresh) {
+            roll.customer = rec.customer;
+            roll.period = rec.period;
+            roll.hour = rec.hour;
+            roll.cell.plan = static_cast<uint16_t>(plan);
+            roll.cell.version = static_cast<uint16_t>(version);
+            roll.cell.model = static_cast<uint16_t>(model);
+            roll.cell.band = static_cast<uint8_t>(rec.band);
+            roll.cell.condition = rec.condition < 0 ? kNone : static_cast<uint8_t>(rec.condition);
+            roll.cell.window = rec.time_window < 0 ? kNone : static_cast<uint8_t>(rec.time_window);
+            roll.cell.flags = static_cast<uint8_t>(rec.flags);
+        }
+        if (calls_record) {
+            roll.calls = SaturatingAdd(roll.calls, rec.calls);
+        } else {
+            roll.quantities[*unit] = SaturatingAdd(roll.quantities[*unit], rec.quantity);
+        }
+    }
+    read.rollups.reserve(cells.size());
+    for (auto& [key, r] : cells) read.rollups.push_back(std::move(r));
+    CanonicalizeRollups(&read.rollups);
+    return read;
+}
+
+}  // namespace tally

@@ -1,0 +1,48 @@
+// The one conversion between rollups as the rater makes them (indices into a
+// Catalog) and rollups as the ledger stores them (names), both ways. The
+// consumer writes ToRecords of each batch; `tally usage` (and every later
+// reader) prices FromRecords of what is stored; `tally rate` prices the
+// rater's rollups directly. Equal events give equal invoices on both paths
+// because these two functions are inverse (tests/unit/pricing/rollup_records_test.cc).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pricing/plan.h"
+#include "pricing/rater.h"
+
+namespace tally {
+
+// One stored row: a unit's quantity in one rate cell and hour, or (unit "")
+// the number of calls in that cell and hour. Calls are stored once per cell,
+// so calls with no unit in common still count, and a call with no quantity
+// at all (zero tokens) still makes its invoice (a minimum commitment bills).
+struct RollupRecord {
+    std::string customer;
+    int32_t period = 0;  // billing month id (MonthId) or 0 for an explicit period
+    int32_t hour = 0;    // UTC hours since the epoch
+    std::string plan, version, model;
+    int16_t band = 0, condition = -1, time_window = -1, flags = 0;  // -1: none
+    std::string unit;      // "" for the calls record
+    int64_t quantity = 0;  // 0 on the calls record
+    int64_t calls = 0;     // 0 on unit records
+};
+
+inline constexpr const char* kCallsUnit = "";
+
+// Records of rollups (any order; each rollup gives its calls record and one
+// record per unit with a quantity). Records come out in the rollups' order.
+std::vector<RollupRecord> ToRecords(const Catalog& catalog, const std::vector<Rollup>& rollups);
+
+struct RecordsRead {
+    std::vector<Rollup> rollups;  // canonical (CanonicalizeRollups)
+    int64_t unresolved = 0;       // records naming a plan, version, model or unit the catalog lacks
+};
+
+// Rollups of stored records, summed per cell (saturating, as the ledger's
+// fold does: a sum at kQuantitySaturated marks an overflow).
+RecordsRead FromRecords(const Catalog& catalog, const std::vector<RollupRecord>& records);
+
+}  // namespace tally
