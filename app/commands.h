@@ -74,6 +74,8 @@ struct ConsumeOptions {
     int archive_days = 400;
     int metrics_port = 0;      // 0: no metrics endpoint
     int exit_when_idle_s = 0;  // 0: run until stopped
+    int give_up_after_s = 60;  // with exit_when_idle_s: stop retrying an unreachable ledger or broker
+    int future_skew_s = 86400;  // calls further ahead than this are dead letters (future_time)
     bool discard = false;      // benchmark ceiling: read and drop, store nothing
     std::string log_level = "info";
     std::string log_format = "text";

@@ -174,6 +174,16 @@ Examples:
     consume_cmd->add_option("--exit-when-idle", consume.exit_when_idle_s,
                             "Exit once every partition of the topic is billed in the ledger to its end and nothing "
                             "arrived for this many seconds (for scripts and tests)");
+    consume_cmd
+        ->add_option("--give-up-after", consume.give_up_after_s,
+                     "With --exit-when-idle: exit 1 when PostgreSQL or the brokers stay unreachable this many "
+                     "seconds (default 60; a service without --exit-when-idle retries for as long as it runs)")
+        ->check(CLI::Range(1, 86400));
+    consume_cmd
+        ->add_option("--max-future", consume.future_skew_s,
+                     "Calls whose time is more than this many seconds after the moment they are consumed are dead "
+                     "letters (future_time; default 86400)")
+        ->check(CLI::Range(0, 366 * 86400));
     consume_cmd->add_flag("--discard", consume.discard,
                           "Benchmarks only: read messages and drop them, storing nothing (the Kafka ceiling)");
     consume_cmd->add_option("--log-level", consume.log_level, "info (default), warn or error");
@@ -186,6 +196,9 @@ Examples:
 Each batch is one PostgreSQL transaction: dedup on (source, id), hourly
 rollups, the raw events, dead letters and the partition offsets. On
 assignment each partition resumes from the offset stored in PostgreSQL.
+A message that cannot be billed is a dead letter with its reason. Lost
+connections are retried; a permanent error (schema missing: run tally
+migrate; permission; data refused) exits 1 with what to do.
 SIGTERM or Ctrl-C finishes the current batch and exits 0.)");
 
     tally::ConsumeOptions gap;

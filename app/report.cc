@@ -97,8 +97,14 @@ std::string JsonString(std::string_view s) {
     return out + "\"";
 }
 
-void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices,
-                        const std::vector<RejectedLine>& rejected, const RateRunStats& stats) {
+size_t InvoiceErrors(const std::vector<Invoice>& invoices) {
+    size_t n = 0;
+    for (const Invoice& inv : invoices) n += inv.error.empty() ? 0U : 1U;
+    return n;
+}
+
+void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices, const RunReport& report) {
+    const RateRunStats& stats = report.stats;
     for (const Invoice& inv : invoices) {
         const int d = inv.currency.minor_digits();
         const std::string cur(inv.currency.code());
@@ -111,11 +117,17 @@ void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices,
         out << "\nPeriod " << inv.period << " (" << FormatRfc3339(inv.period_start) << " to "
             << FormatRfc3339(inv.period_end) << ", time zone " << inv.time_zone << ")  " << inv.calls
             << " calls  amounts in " << cur << "\n";
+        if (!inv.error.empty()) {
+            out << "  NOT PRICED: " << inv.error << "\n\n";
+            continue;
+        }
         std::vector<std::vector<std::string>> rows = {
             {"model", "unit", "cell", "tier", "version", "quantity", "rate", "exact amount", "amount"}};
         for (const auto& l : inv.lines) {
-            if (l.kind == LineKind::kUsage || l.kind == LineKind::kFreeQuota) {
-                std::string tier = l.kind == LineKind::kFreeQuota ? "free: " + l.description : l.tier;
+            if (l.kind == LineKind::kUsage || l.kind == LineKind::kFreeQuota || l.kind == LineKind::kUnpriced) {
+                std::string tier = l.kind == LineKind::kFreeQuota  ? "free: " + l.description
+                                   : l.kind == LineKind::kUnpriced ? "unpriced"
+                                                                   : l.tier;
                 rows.push_back({l.model, l.unit, Cell(l), tier, l.plan_version, std::to_string(l.quantity),
                                 RateText(l.rate), l.amount.ToString(d), l.amount_rounded.ToString(d)});
             } else {
@@ -139,14 +151,18 @@ void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices,
         return;
     }
     out << stats.lines << " event lines: " << stats.rated << " rated, " << stats.rejected << " rejected";
+    if (stats.duplicates > 0) out << ", " << stats.duplicates << " duplicates (billed once)";
     if (stats.outside_period > 0) out << ", " << stats.outside_period << " outside the period";
     if (stats.other_customers > 0) out << ", " << stats.other_customers << " of other customers";
     out << "\n";
-    for (const auto& r : rejected) out << "  rejected " << r.file << ":" << r.line << ": " << r.reason << "\n";
+    for (const auto& r : report.rejected) {
+        out << "  rejected " << r.file << ":" << r.line << ": " << r.code << ": " << r.reason << "\n";
+    }
 }
 
-void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices,
-                       const std::vector<RejectedLine>& rejected, const RateRunStats& stats) {
+void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices, const RunReport& report) {
+    const std::vector<RejectedLine>& rejected = report.rejected;
+    const RateRunStats& stats = report.stats;
     auto dec = [](const Decimal& v) { return JsonString(v.ToString()); };
     out << "{\"invoices\":[";
     for (size_t i = 0; i < invoices.size(); ++i) {
@@ -167,7 +183,7 @@ void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices,
         for (size_t k = 0; k < inv.lines.size(); ++k) {
             const InvoiceLine& l = inv.lines[k];
             out << (k > 0 ? "," : "") << "{\"kind\":" << JsonString(LineKindName(l.kind));
-            if (l.kind == LineKind::kUsage || l.kind == LineKind::kFreeQuota) {
+            if (l.kind == LineKind::kUsage || l.kind == LineKind::kFreeQuota || l.kind == LineKind::kUnpriced) {
                 out << ",\"plan_version\":" << JsonString(l.plan_version) << ",\"model\":" << JsonString(l.model)
                     << ",\"unit\":" << JsonString(l.unit) << ",\"band\":" << JsonString(l.band)
                     << ",\"output_condition\":" << JsonString(l.output_condition)
@@ -188,16 +204,25 @@ void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices,
             out << (k > 0 ? "," : "") << "{\"name\":" << JsonString(inv.grants[k].name)
                 << ",\"amount\":" << JsonString(inv.grants[k].amount.ToString(d)) << "}";
         }
-        out << "],\"amount_due\":" << JsonString(inv.amount_due.ToString(d)) << "}";
+        out << "],\"amount_due\":" << JsonString(inv.amount_due.ToString(d));
+        if (!inv.error.empty()) out << ",\"error\":" << JsonString(inv.error);
+        out << "}";
     }
     out << "],\"rejected\":[";
     for (size_t i = 0; i < rejected.size(); ++i) {
         out << (i > 0 ? "," : "") << "{\"file\":" << JsonString(rejected[i].file) << ",\"line\":" << rejected[i].line
-            << ",\"reason\":" << JsonString(rejected[i].reason) << "}";
+            << ",\"code\":" << JsonString(rejected[i].code) << ",\"reason\":" << JsonString(rejected[i].reason)
+            << "}";
+    }
+    out << "],\"duplicates\":[";
+    for (size_t i = 0; i < report.duplicates.size(); ++i) {
+        const DuplicateLine& d = report.duplicates[i];
+        out << (i > 0 ? "," : "") << "{\"file\":" << JsonString(d.file) << ",\"line\":" << d.line
+            << ",\"first_file\":" << JsonString(d.first_file) << ",\"first_line\":" << d.first_line << "}";
     }
     out << "],\"stats\":{\"lines\":" << stats.lines << ",\"rated\":" << stats.rated
         << ",\"rejected\":" << stats.rejected << ",\"outside_period\":" << stats.outside_period
-        << ",\"other_customers\":" << stats.other_customers << "}}\n";
+        << ",\"other_customers\":" << stats.other_customers << ",\"duplicates\":" << stats.duplicates << "}}\n";
 }
 
 }  // namespace tally

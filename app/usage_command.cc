@@ -1,12 +1,11 @@
 #include <chrono>
 #include <iostream>
-#include <map>
-#include <tuple>
 
 #include "app/commands.h"
 #include "app/report.h"
 #include "ledger/store.h"
 #include "pricing/invoice.h"
+#include "pricing/rollup_records.h"
 
 namespace tally {
 
@@ -37,61 +36,18 @@ int RunUsage(const UsageOptions& o, std::ostream& out, std::ostream& err) {
     }
     try {
         ledger::Store store(url);
-        ledger::StoredCatalog cat = store.Load();
+        ingest::CatalogSnapshot cat = store.Load();
         if (cat.catalog.plans.empty()) {
             out << "no plans published yet\n";
             return kExitOk;
         }
-        // Names back to the catalog's indices; units of a cell merge into one rollup.
-        std::map<
-            std::tuple<std::string, int32_t, int32_t, uint16_t, uint16_t, uint16_t, int16_t, int16_t, int16_t, int16_t>,
-            Rollup>
-            cells;
-        int64_t skipped = 0;
-        for (const auto& r : store.LoadRollups(o.customer, period)) {
-            int plan = cat.catalog.PlanIndex(r.plan);
-            int version = -1, model = -1;
-            if (plan >= 0) {
-                const Plan& p = cat.catalog.plans[static_cast<size_t>(plan)];
-                for (size_t i = 0; i < p.versions.size(); ++i) {
-                    if (p.versions[i].id == r.version) version = static_cast<int>(i);
-                }
-                if (version >= 0) {
-                    const PlanVersion& v = p.versions[static_cast<size_t>(version)];
-                    auto it = v.model_index.find(r.model);
-                    if (it != v.model_index.end()) model = it->second;
-                }
-            }
-            auto unit = cat.catalog.units.Find(r.unit);
-            if (plan < 0 || version < 0 || model < 0 || !unit) {
-                ++skipped;
-                continue;
-            }
-            auto key = std::make_tuple(r.customer, r.period, r.hour, static_cast<uint16_t>(plan),
-                                       static_cast<uint16_t>(version), static_cast<uint16_t>(model), r.band,
-                                       r.condition, r.time_window, r.flags);
-            Rollup& roll = cells[key];
-            roll.customer = r.customer;
-            roll.period = r.period;
-            roll.hour = r.hour;
-            roll.cell.plan = static_cast<uint16_t>(plan);
-            roll.cell.version = static_cast<uint16_t>(version);
-            roll.cell.model = static_cast<uint16_t>(model);
-            roll.cell.band = static_cast<uint8_t>(r.band);
-            roll.cell.condition = r.condition < 0 ? kNone : static_cast<uint8_t>(r.condition);
-            roll.cell.window = r.time_window < 0 ? kNone : static_cast<uint8_t>(r.time_window);
-            roll.cell.flags = static_cast<uint8_t>(r.flags);
-            roll.quantities[*unit] += r.quantity;
-            roll.calls = std::max(roll.calls, r.calls);  // every unit row of a cell carries the cell's calls
-        }
-        std::vector<Rollup> rollups;
-        for (auto& [key, r] : cells) rollups.push_back(std::move(r));
-        CanonicalizeRollups(&rollups);
-        auto invoices = PriceRollups(cat.catalog, cat.subscriptions, cat.catalog.plans.front().name, {}, rollups);
-        RateRunStats stats;
-        for (const auto& inv : invoices) stats.rated += inv.calls;
+        // The one conversion from stored records back to rollups (pricing/rollup_records.h).
+        RecordsRead read = FromRecords(cat.catalog, store.LoadRollups(o.customer, period));
+        auto invoices = PriceRollups(cat.catalog, cat.subscriptions, cat.catalog.plans.front().name, {}, read.rollups);
+        RunReport report;
+        for (const auto& inv : invoices) report.stats.rated += inv.calls;
         if (o.format == "json") {
-            WriteInvoicesJson(out, invoices, {}, stats);
+            WriteInvoicesJson(out, invoices, report);
         } else {
             if (invoices.empty() && period < 0) out << "no usage\n";
             if (invoices.empty() && period >= 0) {
@@ -99,16 +55,21 @@ int RunUsage(const UsageOptions& o, std::ostream& out, std::ostream& err) {
                 std::snprintf(month, sizeof month, "%04d-%02d", MonthIdYear(period), MonthIdMonth(period));
                 out << "no usage in " << month << "\n";
             }
-            WriteInvoicesTable(out, invoices, {}, stats);
+            WriteInvoicesTable(out, invoices, report);
         }
-        if (skipped > 0) {
-            err << "tally usage: " << skipped << " rollup rows name a plan, version, model or unit that is not "
+        int exit = kExitOk;
+        if (const size_t unpriced = InvoiceErrors(invoices); unpriced > 0) {
+            err << "tally usage: " << unpriced << " invoice(s) could not be priced (see their error); the rest were\n";
+            exit = kExitPartial;
+        }
+        if (read.unresolved > 0) {
+            err << "tally usage: " << read.unresolved << " rollup rows name a plan, version, model or unit that is not "
                 << "published any more and were left out\n";
-            return kExitPartial;
+            exit = kExitPartial;
         }
-        return kExitOk;
+        return exit;
     } catch (const std::exception& e) {
-        err << "tally usage: " << MaskSecret(url) << ": " << e.what() << "\n";
+        err << "tally usage: " << e.what() << "\n";
         return kExitFailure;
     }
 }

@@ -28,7 +28,7 @@ Resolution Resolve(const Batch& batch, const std::vector<std::optional<Fingerpri
         if (known) {
             if (*stored[i] == k.payload_hash) {
                 r.outcomes[i] = KeyOutcome::kDuplicate;
-                ++r.duplicates;
+                r.duplicates.push_back({k.partition, k.offset, i});
             } else {
                 r.outcomes[i] = KeyOutcome::kConflict;
                 r.conflicts.push_back(ConflictOf(k, k.partition, k.offset, k.payload));
@@ -36,7 +36,7 @@ Resolution Resolve(const Batch& batch, const std::vector<std::optional<Fingerpri
         }
         for (const Repeat& rep : k.repeats) {
             if (rep.payload_hash == billed) {
-                ++r.duplicates;
+                r.duplicates.push_back({rep.partition, rep.offset, i});
             } else {
                 r.conflicts.push_back(ConflictOf(k, rep.partition, rep.offset, rep.payload));
             }

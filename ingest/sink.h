@@ -73,11 +73,18 @@ struct Batch {
 
 enum class KeyOutcome : uint8_t { kNew, kDuplicate, kConflict };
 
+// A message equal to the billed payload of its call: billed once, no dead letter.
+struct Duplicate {
+    int32_t partition = 0;
+    int64_t offset = 0;
+    size_t key = 0;  // index in Batch::keys of its call
+};
+
 // What the ledger's stored keys make of a batch.
 struct Resolution {
-    std::vector<KeyOutcome> outcomes;  // per Batch::keys
+    std::vector<KeyOutcome> outcomes;   // per Batch::keys
     std::vector<DeadLetter> conflicts;  // KeyRows and repeats whose payload differs from the billed one
-    int64_t duplicates = 0;            // KeyRows and repeats equal to the billed payload
+    std::vector<Duplicate> duplicates;  // KeyRows and repeats equal to the billed payload
 };
 
 // `stored[i]` is the payload hash stored for keys[i], or nullopt for a call

@@ -34,10 +34,11 @@ struct LineKey {
     int free_quota = -1;  // index into PeriodPricer::free_names_, or -1
     int tier_rule = -1;   // index into the version's tier rules, or -1
     int tier = kNoTier;
+    bool unpriced = false;  // a unit the model does not price
 
     auto Tie() const {
         return std::tie(version, model, unit, cell.band, cell.condition, cell.window, cell.flags, free_quota, tier_rule,
-                        tier);
+                        tier, unpriced);
     }
     bool operator<(const LineKey& o) const { return Tie() < o.Tie(); }
 };
@@ -96,9 +97,41 @@ class PeriodPricer {
         uint16_t last_version = 0;
         for (const Rollup* r : rows) {
             last_version = std::max(last_version, r->cell.version);
-            inv.calls += r->calls;
+            inv.calls = SaturatingAdd(inv.calls, r->calls);
         }
         SetPeriod(rows.front()->period, plan.versions[last_version], &inv);
+        try {
+            PriceLines(rows, last_version, &inv);
+        } catch (const std::exception& e) {  // PricingError, OverflowError: this invoice only
+            Invoice failed;
+            failed.customer = inv.customer;
+            failed.customer_name = inv.customer_name;
+            failed.plan = inv.plan;
+            failed.period = inv.period;
+            failed.period_start = inv.period_start;
+            failed.period_end = inv.period_end;
+            failed.time_zone = inv.time_zone;
+            failed.currency = inv.currency;
+            failed.calls = inv.calls;
+            failed.error = e.what();
+            return failed;
+        }
+        return inv;
+    }
+
+   private:
+    void PriceLines(const std::vector<const Rollup*>& rows, uint16_t last_version, Invoice* out) {
+        const Plan& plan = *ctx_->plan;
+        Invoice& inv = *out;
+        for (const Rollup* r : rows) {
+            if (r->calls == kQuantitySaturated) throw PricingError("the number of calls overflowed (2^63-1)");
+            for (size_t u = 0; u < kMaxUnits; ++u) {
+                if (r->quantities[u] != kQuantitySaturated) continue;
+                throw PricingError("the quantity of " + catalog_.units.Name(static_cast<UnitId>(u)) + " of model " +
+                                   plan.versions[r->cell.version].models[r->cell.model].name + " in hour " +
+                                   FormatRfc3339(Instant{std::chrono::hours(r->hour)}) + " overflowed (2^63-1)");
+            }
+        }
         // Period terms come from the version in force at the period's end,
         // or, if the plan ended before that, the latest version used.
         const PlanVersion* terms = plan.VersionAt(inv.period_end - std::chrono::milliseconds(1));
@@ -125,10 +158,8 @@ class PeriodPricer {
         }
         ApplyDiscounts(&inv, &net);
         Finish(*terms, &inv);
-        return inv;
     }
 
-   private:
     void SetPeriod(int32_t period, const PlanVersion& v, Invoice* inv) {
         if (!rule_.monthly()) {
             inv->period_start = *rule_.from;
@@ -157,6 +188,12 @@ class PeriodPricer {
             std::vector<const FreeQuota*> quotas = Quotas(v);
             for (size_t u = 0; u < kMaxUnits; ++u) {
                 int64_t q = r.quantities[u];
+                if (q > 0 && u >= kNumStdUnits && (m.priced_units & (1u << u)) == 0) {
+                    LineKey key = BaseKey(r, m, static_cast<UnitId>(u));
+                    key.unpriced = true;
+                    out.push_back({key, q});
+                    continue;  // paid[i][u] stays 0: no quota, no tier, no amount
+                }
                 for (size_t qi = 0; qi < quotas.size() && q > 0; ++qi) {
                     const FreeQuota& quota = *quotas[qi];
                     if (!quota.Applies(m.name, static_cast<UnitId>(u))) continue;
@@ -276,6 +313,11 @@ class PeriodPricer {
         line.batch = (key.cell.flags & kFlagBatch) != 0;
         line.thinking = (key.cell.flags & kFlagThinking) != 0;
         line.quantity = qty;
+        if (key.unpriced) {
+            line.kind = LineKind::kUnpriced;
+            line.description = "not priced by plan " + ctx_->plan->name;
+            return line;  // no rate, amount 0
+        }
         std::optional<Rate> rate = CellRate(m, key.cell, key.unit);
         if (!rate) {
             throw PricingError("plan " + ctx_->plan->name + " version " + v.id + " has no rate for " + line.unit +
@@ -421,6 +463,7 @@ std::string_view LineKindName(LineKind kind) {
         case LineKind::kDiscount: return "discount";
         case LineKind::kCoupon: return "coupon";
         case LineKind::kCommitment: return "commitment";
+        case LineKind::kUnpriced: return "unpriced";
     }
     TALLY_UNREACHABLE();
 }

@@ -16,7 +16,9 @@
 
 namespace tally {
 
-enum class LineKind : uint8_t { kUsage, kFreeQuota, kDiscount, kCoupon, kCommitment };
+// kUnpriced: quantity of a unit the model's plan does not price at all
+// (shown, never billed, never dropped silently).
+enum class LineKind : uint8_t { kUsage, kFreeQuota, kDiscount, kCoupon, kCommitment, kUnpriced };
 std::string_view LineKindName(LineKind kind);
 
 struct InvoiceLine {
@@ -62,6 +64,11 @@ struct Invoice {
     Decimal total;  // subtotal + tax
     std::vector<GrantUse> grants;
     Decimal amount_due;  // total - grants
+    // Not empty when this invoice could not be priced (a plan with no rate
+    // for a unit in some cell, quantities that overflowed): the reason. Its
+    // lines and amounts are then empty. One invoice's problem never stops
+    // the others from being priced.
+    std::string error;
 };
 
 struct PricingError : std::runtime_error {
@@ -69,8 +76,9 @@ struct PricingError : std::runtime_error {
 };
 
 // Prices canonical rollups (CanonicalizeRollups) into one invoice per
-// customer and period, in (customer, period) order. Grants carry their
-// remaining balance from one period of a customer to the next.
+// customer, period and plan, in (customer, period) order. Grants carry their
+// remaining balance from one period of a customer to the next. Never throws
+// on data: an invoice that cannot be priced carries its `error`.
 std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
                                   const std::string& default_plan, const PeriodRule& period,
                                   const std::vector<Rollup>& rollups);

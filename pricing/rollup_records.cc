@@ -27,10 +27,12 @@ std::vector<RollupRecord> ToRecords(const Catalog& catalog, const std::vector<Ro
         base.condition = r.cell.condition == kNone ? int16_t{-1} : int16_t{r.cell.condition};
         base.time_window = r.cell.window == kNone ? int16_t{-1} : int16_t{r.cell.window};
         base.flags = r.cell.flags;
-        RollupRecord calls = base;
-        calls.unit = kCallsUnit;
-        calls.calls = r.calls;
-        out.push_back(std::move(calls));
+        if (r.calls != 0) {  // graduated bands: a call counts in the last cell it reaches only
+            RollupRecord calls = base;
+            calls.unit = kCallsUnit;
+            calls.calls = r.calls;
+            out.push_back(std::move(calls));
+        }
         for (size_t u = 0; u < kMaxUnits; ++u) {
             if (r.quantities[u] == 0) continue;
             RollupRecord rec = base;

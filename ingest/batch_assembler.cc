@@ -1,0 +1,108 @@
+#include "ingest/batch_assembler.h"
+
+#include <cstring>
+
+#include "base/assert.h"
+#include "ingest/event_key.h"
+
+namespace tally::ingest {
+
+BatchAssembler::BatchAssembler(const CatalogSnapshot& snapshot, const std::string& default_plan,
+                               AssemblerOptions options)
+    : snapshot_(snapshot),
+      options_(std::move(options)),
+      rater_(snapshot.catalog, snapshot.subscriptions, default_plan, options_.period) {
+    for (const Subscription& s : snapshot_.subscriptions) subscribed_[s.customer] = true;
+}
+
+AssembledBatch BatchAssembler::Assemble(std::span<const Message> messages) {
+    AssembledBatch out;
+    Batch& batch = out.batch;
+    std::unordered_map<Fingerprint, size_t, FingerprintHash> key_index;  // dedup key -> index in batch.keys
+    std::vector<RatedPart> parts;
+    for (const Message& m : messages) {
+        auto dead = [&](RejectReason reason, std::string detail) {
+            batch.dead_letters.push_back({m.partition, m.offset, reason, std::move(detail), m.payload});
+        };
+        // JSON allows neither byte unescaped; the archive separates messages
+        // with 0x1E and PostgreSQL text cannot hold NUL.
+        const bool has_nul = std::memchr(m.payload.data(), 0, m.payload.size()) != nullptr;
+        if (has_nul || std::memchr(m.payload.data(), 0x1e, m.payload.size()) != nullptr) {
+            dead(RejectReason::kInvalid, std::string("the message contains the control character ") +
+                                             (has_nul ? "NUL" : "0x1E") + ", which JSON does not allow");
+            continue;
+        }
+        if (!decoder_.Decode(m.payload, &event_, &reason_)) {
+            dead(RejectReason::kInvalid, reason_);
+            continue;
+        }
+        if (!options_.only_customer.empty() && event_.subject != options_.only_customer) {
+            ++out.other_customers;
+            continue;
+        }
+        if (options_.known_customers_only) {
+            if (snapshot_.customers.count(event_.subject) == 0) {
+                dead(RejectReason::kUnknownCustomer,
+                     "unknown customer '" + event_.subject + "': add it with tally customer add");
+                continue;
+            }
+            if (subscribed_.count(event_.subject) == 0) {
+                dead(RejectReason::kNoSubscription, "customer '" + event_.subject + "' is on no plan: tally subscribe");
+                continue;
+            }
+        }
+        if (options_.now && event_.time > *options_.now + options_.future_skew) {
+            dead(RejectReason::kFutureTime, "time " + FormatRfc3339(event_.time) + " is more than " +
+                                                std::to_string(options_.future_skew.count() / 1000) +
+                                                " s after the time it was consumed (" + FormatRfc3339(*options_.now) +
+                                                ")");
+            continue;
+        }
+        const Fingerprint key = DedupKey(event_.source, event_.id);
+        const Fingerprint hash = PayloadHash(m.payload);
+        if (auto seen = key_index.find(key); seen != key_index.end()) {
+            batch.keys[seen->second].repeats.push_back({hash, m.partition, m.offset, m.payload});
+            continue;
+        }
+        const RateOutcome outcome = rater_.Classify(event_, &parts);
+        if (outcome.status == RateStatus::kOutsidePeriod) {
+            ++out.outside_period;
+            continue;
+        }
+        if (outcome.status != RateStatus::kRated) {
+            dead(outcome.code, outcome.reason);
+            continue;
+        }
+        key_index.emplace(key, batch.keys.size());
+        batch.keys.push_back(
+            {key, hash, event_.source, event_.id, event_.subject, event_.time, m.partition, m.offset, m.payload, {}});
+        out.parts.push_back(parts);
+    }
+    TALLY_ASSERT(out.parts.size() == batch.keys.size());
+    return out;
+}
+
+std::vector<RollupRecord> NewCallRecords(const Catalog& catalog, const AssembledBatch& assembled,
+                                       const std::vector<KeyOutcome>& outcomes) {
+    TALLY_ASSERT(outcomes.size() == assembled.batch.keys.size());
+    std::vector<Rollup> rollups;
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+        if (outcomes[i] != KeyOutcome::kNew) continue;
+        const std::vector<RatedPart>& parts = assembled.parts[i];
+        for (size_t p = 0; p < parts.size(); ++p) {
+            Rollup r;
+            r.customer = assembled.batch.keys[i].customer;
+            r.cell = parts[p].key.cell;
+            r.cell.customer = 0;
+            r.period = parts[p].key.period;
+            r.hour = parts[p].key.hour;
+            r.quantities = parts[p].quantities;
+            r.calls = p + 1 == parts.size() ? 1 : 0;  // a call counts once: in the cell it reaches
+            rollups.push_back(r);
+        }
+    }
+    CanonicalizeRollups(&rollups);
+    return ToRecords(catalog, rollups);
+}
+
+}  // namespace tally::ingest
