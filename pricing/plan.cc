@@ -122,4 +122,22 @@ std::string_view UnitFallbackName(UnitId unit) {
     return unit < kNumStdUnits ? kStdUnitNames[unit] : std::string_view();
 }
 
+std::optional<UnitId> UnitFallback(UnitId unit) {
+    switch (unit) {
+        case kUnitCachedInput: return kUnitInput;
+        case kUnitCacheWrite: return kUnitInput;
+        case kUnitCacheWrite1h: return kUnitCacheWrite;
+        case kUnitReasoning: return kUnitOutput;
+        default: return std::nullopt;
+    }
+}
+
+bool PricesWithFallback(const RateTable& table, UnitId unit) {
+    TALLY_ASSERT(unit < kMaxUnits);
+    for (std::optional<UnitId> u = unit; u; u = UnitFallback(*u)) {
+        if (table[*u]) return true;
+    }
+    return false;
+}
+
 }  // namespace tally

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 
 #include "base/assert.h"
 #include "pricing/internal/yaml_reader.h"
@@ -23,6 +24,90 @@ bool IsPowerOfTen(int64_t n) {
 
 std::string Quote(std::string_view s) {
     return "'" + std::string(s) + "'";
+}
+
+// The units of priced_units that some cell of band `b` has no rate for. A
+// call lands in one cell: its band, the first output condition it meets (or
+// none), the window it falls in (or none), batch or online when the model
+// prices batch, thinking or not when it prices thinking. CellRate takes a
+// unit's rate from the first of the cell's tables (batch_rates, window,
+// thinking_rates, condition, band) that prices the unit or a unit it falls
+// back to, so a cell prices a unit when any of its tables does.
+uint32_t UnpricedUnits(const ModelPricing& m, size_t b) {
+    TALLY_ASSERT(b < m.bands.size());
+    const Band& band = m.bands[b];
+    const size_t conditions = band.output_conditions.size();
+    const size_t windows = m.windows.size();
+    uint32_t unpriced = 0;
+    // Index `conditions` is "no condition met", `windows` "outside every window".
+    for (size_t c = 0; c <= conditions; ++c) {
+        for (size_t w = 0; w <= windows; ++w) {
+            for (int batch = 0; batch <= (m.batch.priced ? 1 : 0); ++batch) {
+                for (int thinking = 0; thinking <= (m.prices_thinking ? 1 : 0); ++thinking) {
+                    const std::array<const RateTable*, 5> tables = {
+                        batch != 0 ? &band.batch_rates : nullptr,
+                        w < windows ? &m.windows[w].rates : nullptr,
+                        thinking != 0 ? &band.thinking_rates : nullptr,
+                        c < conditions ? &band.output_conditions[c].rates : nullptr,
+                        &band.rates,
+                    };
+                    for (UnitId u = 0; u < kMaxUnits; ++u) {
+                        if ((m.priced_units & (1u << u)) == 0) continue;
+                        bool priced = std::any_of(tables.begin(), tables.end(), [u](const RateTable* t) {
+                            return t != nullptr && PricesWithFallback(*t, u);
+                        });
+                        if (!priced) unpriced |= 1u << u;
+                    }
+                }
+            }
+        }
+    }
+    return unpriced;
+}
+
+// For a diagnostic: where `m` prices `unit` although band `b`'s own rates do
+// not, and which calls of band `b` therefore lack it. Prefers the band's own
+// conditions, batch and thinking rates (they name the calls that have it),
+// then another band, a window, another band's conditions, batch or thinking.
+struct PricedElsewhere {
+    std::string where;    // "in band 0-32000", "for batch calls", ...
+    std::string lacking;  // "", "for online calls", ... (then "in band b")
+};
+
+std::optional<PricedElsewhere> FindWherePriced(const ModelPricing& m, size_t b, UnitId unit) {
+    const bool banded = m.bands.size() > 1;
+    auto in_band = [&](size_t k) { return banded ? " in band " + m.BandLabel(k) : std::string(); };
+    // Tables of band k that add to its rates, with the calls they price.
+    auto features = [&](size_t k, bool same_band) -> std::optional<PricedElsewhere> {
+        const Band& band = m.bands[k];
+        std::string where = same_band ? std::string() : in_band(k);
+        for (const auto& c : band.output_conditions) {
+            if (c.rates[unit]) {
+                return PricedElsewhere{"for outputs up to " + std::to_string(c.up_to) + " tokens" + where,
+                                       "for longer outputs"};
+            }
+        }
+        if (band.batch_rates[unit]) return PricedElsewhere{"for batch calls" + where, "for online calls"};
+        if (band.thinking_rates[unit]) {
+            return PricedElsewhere{"for thinking calls" + where, "for calls without thinking"};
+        }
+        return std::nullopt;
+    };
+    if (auto own = features(b, /*same_band=*/true)) return own;
+    for (size_t k = 0; k < m.bands.size(); ++k) {
+        if (k != b && m.bands[k].rates[unit]) return PricedElsewhere{"in band " + m.BandLabel(k), ""};
+    }
+    for (const Window& w : m.windows) {
+        if (w.rates[unit]) return PricedElsewhere{"in window " + Quote(w.name), "outside it"};
+    }
+    for (size_t k = 0; k < m.bands.size(); ++k) {
+        if (k == b) continue;
+        if (auto other = features(k, /*same_band=*/false)) {
+            other->lacking.clear();  // all of band b lacks it
+            return other;
+        }
+    }
+    return std::nullopt;
 }
 
 class PlanParser {
@@ -116,7 +201,11 @@ class PlanParser {
                 for (auto it = models.begin(); it != models.end(); ++it) {
                     ModelPricing m;
                     m.name = it->first.Scalar();
+                    const int errors_before = r_.errors();
                     ParseModel(it->second, &m);
+                    // A model with problems already has its diagnostics; its
+                    // cells are checked once it parses.
+                    if (r_.errors() == errors_before) CheckEveryCellPrices(it->first, it->second, m);
                     if (v.model_index.count(m.name) != 0) {
                         r_.ErrorAt(it->first.Mark(), "model " + Quote(m.name) + " is priced twice in version " + v.id);
                         continue;
@@ -337,6 +426,38 @@ class PlanParser {
             }
         } else if (has_batch_rates) {
             m->batch.priced = true;
+        }
+    }
+
+    // Refuses a model where a call could land in a cell with no rate for a
+    // unit the model prices: the event would be consumed and then fail to
+    // price. A unit that is free somewhere is written there with a rate of 0.
+    // The diagnostic points at the band that lacks the unit, or at the
+    // model's name when it has no bands list.
+    void CheckEveryCellPrices(const YAML::Node& name, const YAML::Node& node, const ModelPricing& m) {
+        TALLY_ASSERT(!m.bands.empty());
+        YAML::Node bands = YamlReader::Optional(node, "bands");
+        TALLY_ASSERT(!bands.IsDefined() || bands.size() == m.bands.size());
+        for (size_t b = 0; b < m.bands.size(); ++b) {
+            const uint32_t unpriced = UnpricedUnits(m, b);
+            for (UnitId u = 0; u < kMaxUnits; ++u) {
+                if ((unpriced & (1u << u)) == 0) continue;
+                const std::string& unit = units_->Name(u);
+                auto elsewhere = FindWherePriced(m, b, u);
+                TALLY_ASSERT(elsewhere.has_value());  // priced_units has u: some table prices it
+                std::string lacking = elsewhere->lacking;
+                if (m.bands.size() > 1) {
+                    lacking += (lacking.empty() ? "" : " ") + std::string("in band ") + m.BandLabel(b);
+                }
+                std::string message = "model " + Quote(m.name) + " prices " + unit + " " + elsewhere->where +
+                                      " but not " + lacking + " (write " + unit + ": 0 " +
+                                      (bands.IsDefined() ? "there" : "in its rates") + " if it is free)";
+                if (bands.IsDefined()) {
+                    r_.Error(bands[b], std::move(message));
+                } else {
+                    r_.ErrorAt(name.Mark(), std::move(message));
+                }
+            }
         }
     }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "pricing/invoice.h"
+#include "pricing/rater.h"
 #include "pricing/subscription.h"
 #include "test_plans.h"
 
@@ -221,6 +223,161 @@ TEST(PlanYaml, TiersNeedOpenLastTierAndRatesOnlyPerUnit) {
     EXPECT_TRUE(Has(p, "a tier rate needs aggregate: per_model_and_unit")) << Dump(p);
     EXPECT_TRUE(Has(p, "tier bounds must increase")) << Dump(p);
     EXPECT_TRUE(Has(p, "the last tier must be open-ended")) << Dump(p);
+}
+
+// Every cell a call can land in must price every unit the model prices
+// (with CellRate's fallbacks), or billing fails after the event is consumed.
+TEST(PlanYaml, UnitPricedInOneBandOnlyIsRefusedAtTheBandThatLacksIt) {
+    auto p = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 32000
+            rates: {input: "0.8", output: "8", images: "0.002"}
+          - up_to: 128000
+            rates: {input: "1.2", output: "16"}
+          - rates: {input: "2.4", output: "24"}
+)");
+    ASSERT_EQ(p.size(), 2u) << Dump(p);
+    EXPECT_EQ(p[0],
+              "12:13: model 'm' prices images in band 0-32000 but not in band 32001-128000 "
+              "(write images: 0 there if it is free)");
+    EXPECT_EQ(p[1],
+              "14:13: model 'm' prices images in band 0-32000 but not in band 128001+ "
+              "(write images: 0 there if it is free)");
+}
+
+TEST(PlanYaml, AFreeUnitIsWrittenAsZeroAndPricesAtZero) {
+    std::string text = std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 32000
+            rates: {input: "0.8", output: "8", images: "0.002"}
+          - rates: {input: "1.2", output: "16", images: 0}
+)";
+    auto p = Problems(text);
+    EXPECT_TRUE(p.empty()) << Dump(p);
+    Catalog catalog = testing::MustCatalog({text});
+    Rater rater(catalog, {}, "p", {});
+    Event e = testing::MakeEvent({.time = "2025-11-03T12:00:00Z", .input = 50000, .output = 10});
+    e.extras.push_back({"images", 3});
+    ASSERT_EQ(rater.Add(e).status, RateStatus::kRated);
+    auto invoices = PriceRollups(catalog, {}, "p", {}, rater.Rollups());
+    ASSERT_EQ(invoices.size(), 1u);
+    bool images_line = false;
+    for (const auto& line : invoices[0].lines) {
+        if (line.unit != "images") continue;
+        images_line = true;
+        EXPECT_EQ(line.quantity, 3);
+        EXPECT_TRUE(line.amount.is_zero());
+    }
+    EXPECT_TRUE(images_line);
+}
+
+TEST(PlanYaml, WindowTablesFallBackToTheBandButMustNotPriceUnitsAlone) {
+    // Window rates override the band's: a unit the window leaves out takes
+    // the band's rate.
+    auto fine = Problems(std::string(kHead) + R"(      m:
+        rates: {input: "1", output: "2", images: "0.01"}
+        windows:
+          - {name: night, start: "22:00", end: "06:00", rates: {input: "0.5", output: "1"}}
+)");
+    EXPECT_TRUE(fine.empty()) << Dump(fine);
+    // A unit only the window prices has no rate by day.
+    auto p = Problems(std::string(kHead) + R"(      m:
+        rates: {input: "1", output: "2"}
+        windows:
+          - {name: night, start: "22:00", end: "06:00", rates: {input: "0.5", output: "1", images: "0.01"}}
+)");
+    ASSERT_EQ(p.size(), 1u) << Dump(p);
+    EXPECT_EQ(p[0],
+              "8:7: model 'm' prices images in window 'night' but not outside it "
+              "(write images: 0 in its rates if it is free)");
+    auto banded = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 1000
+            rates: {input: "1", output: "2", web_searches: "10"}
+          - rates: {input: "2", output: "4"}
+        windows:
+          - {name: night, start: "22:00", end: "06:00", rates: {web_searches: "5"}}
+)");
+    ASSERT_EQ(banded.size(), 1u) << Dump(banded);
+    EXPECT_EQ(banded[0],
+              "12:13: model 'm' prices web_searches in band 0-1000 but not in band 1001+ "
+              "(write web_searches: 0 there if it is free)");
+}
+
+TEST(PlanYaml, OutputConditionsOverrideTheirBand) {
+    // A condition that overrides only the output rate keeps the band's others.
+    auto fine = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 32000
+            rates: {input: "0.8", output: "8", images: "0.002"}
+            output_conditions:
+              - {up_to: 200, rates: {output: "2"}}
+          - rates: {input: "1.2", output: "16", images: "0.002"}
+)");
+    EXPECT_TRUE(fine.empty()) << Dump(fine);
+    auto p = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 32000
+            rates: {input: "0.8", output: "8"}
+            output_conditions:
+              - {up_to: 200, rates: {output: "2", images: "0.002"}}
+          - rates: {input: "1.2", output: "16", images: "0.002"}
+)");
+    ASSERT_EQ(p.size(), 1u) << Dump(p);
+    EXPECT_EQ(p[0],
+              "10:13: model 'm' prices images for outputs up to 200 tokens but not for longer outputs "
+              "in band 0-32000 (write images: 0 there if it is free)");
+}
+
+TEST(PlanYaml, BatchRatesFallBackToTheBandButMustNotPriceUnitsAlone) {
+    auto fine = Problems(std::string(kHead) + R"(      m:
+        rates: {input: "1", output: "2", tool_calls: "3"}
+        batch_rates: {input: "0.5", output: "1"}
+)");
+    EXPECT_TRUE(fine.empty()) << Dump(fine);
+    auto p = Problems(std::string(kHead) + R"(      m:
+        rates: {input: "1", output: "2"}
+        batch_rates: {input: "0.5", output: "1", tool_calls: "3"}
+)");
+    ASSERT_EQ(p.size(), 1u) << Dump(p);
+    EXPECT_EQ(p[0],
+              "8:7: model 'm' prices tool_calls for batch calls but not for online calls "
+              "(write tool_calls: 0 in its rates if it is free)");
+    // With a batch multiplier, a band without batch_rates is a batch cell too.
+    auto banded = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 1000
+            rates: {input: "1", output: "2"}
+            batch_rates: {input: "0.5", output: "1", tool_calls: "3"}
+          - rates: {input: "2", output: "4", tool_calls: "3"}
+        batch: {multiplier: "0.5"}
+)");
+    ASSERT_EQ(banded.size(), 1u) << Dump(banded);
+    EXPECT_EQ(banded[0],
+              "10:13: model 'm' prices tool_calls for batch calls but not for online calls in band 0-1000 "
+              "(write tool_calls: 0 there if it is free)");
+}
+
+TEST(PlanYaml, ThinkingRatesFallBackToTheBandButMustNotPriceUnitsAlone) {
+    auto fine = Problems(std::string(kHead) + R"(      m:
+        rates: {input: "1", output: "2", reasoning: "3", audio_seconds: "0.1"}
+        thinking_rates: {output: "8"}
+)");
+    EXPECT_TRUE(fine.empty()) << Dump(fine);
+    auto p = Problems(std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 1000
+            rates: {input: "1", output: "2"}
+          - rates: {input: "2", output: "4"}
+            thinking_rates: {output: "8", audio_seconds: "0.1"}
+)");
+    ASSERT_EQ(p.size(), 2u) << Dump(p);
+    EXPECT_EQ(p[0],
+              "10:13: model 'm' prices audio_seconds for thinking calls in band 1001+ but not in band 0-1000 "
+              "(write audio_seconds: 0 there if it is free)");
+    EXPECT_EQ(p[1],
+              "12:13: model 'm' prices audio_seconds for thinking calls but not for calls without thinking "
+              "in band 1001+ (write audio_seconds: 0 there if it is free)");
 }
 
 TEST(Subscriptions, ValidatesPlansPercentsAndCoupons) {
