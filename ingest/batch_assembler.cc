@@ -58,12 +58,9 @@ AssembledBatch BatchAssembler::Assemble(std::span<const Message> messages) {
                                                 ")");
             continue;
         }
-        const Fingerprint key = DedupKey(event_.source, event_.id);
-        const Fingerprint hash = PayloadHash(m.payload);
-        if (auto seen = key_index.find(key); seen != key_index.end()) {
-            batch.keys[seen->second].repeats.push_back({hash, m.partition, m.offset, m.payload});
-            continue;
-        }
+        // Classified before the dedup check, as the ledger does (it looks
+        // the keys of classified calls up): a message that cannot be rated is
+        // that dead letter whether or not its call came earlier.
         const RateOutcome outcome = rater_.Classify(event_, &parts);
         if (outcome.status == RateStatus::kOutsidePeriod) {
             ++out.outside_period;
@@ -71,6 +68,12 @@ AssembledBatch BatchAssembler::Assemble(std::span<const Message> messages) {
         }
         if (outcome.status != RateStatus::kRated) {
             dead(outcome.code, outcome.reason);
+            continue;
+        }
+        const Fingerprint key = DedupKey(event_.source, event_.id);
+        const Fingerprint hash = PayloadHash(m.payload);
+        if (auto seen = key_index.find(key); seen != key_index.end()) {
+            batch.keys[seen->second].repeats.push_back({hash, m.partition, m.offset, m.payload});
             continue;
         }
         key_index.emplace(key, batch.keys.size());

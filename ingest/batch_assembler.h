@@ -2,9 +2,9 @@
 // in, a batch to store out. Per message, in order:
 //   decode (every validation rule of the event format) -> the customer is
 //   known and subscribed -> not further ahead than the allowed clock skew ->
-//   a repeat of a call earlier in the batch? (then it waits for Resolve:
-//   duplicate or conflict against the billed payload) -> classify (rate cells
-//   and quantities) -> a new KeyRow.
+//   classify (rate cells and quantities) -> a repeat of a call earlier in the
+//   batch? (then it waits for Resolve: duplicate or conflict against the
+//   billed payload) -> else a new KeyRow.
 // Whatever a message is, it ends as a KeyRow, a repeat, a dead letter with
 // its reason, or (for `tally rate` only) a count of messages outside the
 // period or of other customers. Nothing here does I/O or throws on input.
