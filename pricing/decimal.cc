@@ -1,6 +1,7 @@
 #include "pricing/decimal.h"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 
 #include "base/assert.h"
@@ -20,6 +21,87 @@ void StripZeros(int128 raw, int128* mantissa, int* zeros) {
         *mantissa /= 10;
         ++*zeros;
     }
+}
+
+// An unsigned 256-bit integer: four 64-bit limbs, least significant first.
+// Only what Mul and PriceOf need: the full product of two 128-bit
+// magnitudes and its division by a 64-bit divisor.
+struct Uint256 {
+    std::array<uint64_t, 4> limbs{};
+};
+
+// |value| as unsigned. Defined for INT128_MIN too: 0 - 2^127 mod 2^128 = 2^127.
+uint128 Magnitude(int128 value) {
+    return value < 0 ? uint128{0} - static_cast<uint128>(value) : static_cast<uint128>(value);
+}
+
+// Schoolbook a * b. Each step fits in 128 bits:
+// (2^64-1)^2 + 2 * (2^64-1) = 2^128 - 1.
+Uint256 MulWide(uint128 a, uint128 b) {
+    const std::array<uint64_t, 2> x = {static_cast<uint64_t>(a), static_cast<uint64_t>(a >> 64)};
+    const std::array<uint64_t, 2> y = {static_cast<uint64_t>(b), static_cast<uint64_t>(b >> 64)};
+    Uint256 product;
+    for (size_t i = 0; i < x.size(); ++i) {
+        uint64_t carry = 0;
+        for (size_t j = 0; j < y.size(); ++j) {
+            const uint128 step = static_cast<uint128>(x[i]) * y[j] + product.limbs[i + j] + carry;
+            product.limbs[i + j] = static_cast<uint64_t>(step);
+            carry = static_cast<uint64_t>(step >> 64);
+        }
+        product.limbs[i + y.size()] = carry;
+    }
+    return product;
+}
+
+// value /= divisor, returning the remainder. Long division one limb at a
+// time: the running remainder is below divisor < 2^64, so each step's
+// dividend fits in 128 bits.
+uint64_t DivRemSmall(Uint256* value, uint64_t divisor) {
+    TALLY_ASSERT(divisor > 0);
+    uint128 remainder = 0;
+    for (size_t i = value->limbs.size(); i-- > 0;) {
+        const uint128 dividend = (remainder << 64) | value->limbs[i];
+        value->limbs[i] = static_cast<uint64_t>(dividend / divisor);
+        remainder = dividend % divisor;
+    }
+    return static_cast<uint64_t>(remainder);
+}
+
+void Increment(Uint256* value) {
+    for (uint64_t& limb : value->limbs) {
+        if (++limb != 0) return;
+    }
+    TALLY_UNREACHABLE();  // callers' quotients are far below 2^256 - 1
+}
+
+// Whether a magnitude whose division left `remainder` (< divisor) moves one
+// unit away from zero. All four modes are symmetric in the sign, so
+// rounding the magnitude and applying the sign afterwards is exact.
+bool RoundsAway(RoundingMode mode, uint64_t remainder, uint64_t divisor, bool quotient_odd) {
+    TALLY_ASSERT(remainder < divisor);
+    if (remainder == 0) return false;
+    const uint64_t rest = divisor - remainder;  // distance to the next multiple
+    switch (mode) {
+        case RoundingMode::kDown: return false;
+        case RoundingMode::kUp: return true;
+        case RoundingMode::kHalfUp: return remainder >= rest;
+        case RoundingMode::kHalfEven: return remainder > rest || (remainder == rest && quotient_odd);
+    }
+    TALLY_UNREACHABLE();
+}
+
+// a * b / divisor, rounded once with `mode`. The product is exact at 256
+// bits; nullopt exactly when the rounded result is outside the int128 range.
+std::optional<int128> MulDivRound(int128 a, int128 b, uint64_t divisor, RoundingMode mode) {
+    const bool negative = (a < 0) != (b < 0);
+    Uint256 quotient = MulWide(Magnitude(a), Magnitude(b));
+    const uint64_t remainder = DivRemSmall(&quotient, divisor);
+    if (RoundsAway(mode, remainder, divisor, (quotient.limbs[0] & 1) != 0)) Increment(&quotient);
+    if (quotient.limbs[2] != 0 || quotient.limbs[3] != 0) return std::nullopt;
+    const uint128 magnitude = (static_cast<uint128>(quotient.limbs[1]) << 64) | quotient.limbs[0];
+    const uint128 magnitude_max = negative ? uint128{1} << 127 : (uint128{1} << 127) - 1;
+    if (magnitude > magnitude_max) return std::nullopt;
+    return negative ? static_cast<int128>(uint128{0} - magnitude) : static_cast<int128>(magnitude);
 }
 
 }  // namespace
@@ -209,29 +291,17 @@ Decimal Decimal::MulInt(int64_t n) const {
     return FromRaw(r);
 }
 
-Decimal Decimal::Mul(Decimal other) const {
-    // a*b/10^18 without a 256-bit product: take the trailing zeros out of
-    // both operands first. a = ma*10^za, b = mb*10^zb, so
-    // a*b/10^18 = ma*mb * 10^(za+zb-18).
-    int128 ma, mb;
-    int za, zb;
-    StripZeros(raw_, &ma, &za);
-    StripZeros(other.raw_, &mb, &zb);
-    if (ma == 0 || mb == 0) return Decimal();
-    int128 product;
-    if (__builtin_mul_overflow(ma, mb, &product)) {
+Decimal Decimal::Mul(Decimal other, RoundingMode mode) const {
+    static_assert(kOne > 0 && static_cast<uint128>(kOne) <= UINT64_MAX, "MulDivRound takes a 64-bit divisor");
+    std::optional<int128> product = MulDivRound(raw_, other.raw_, static_cast<uint64_t>(kOne), mode);
+    if (!product) {
         throw OverflowError("decimal overflow multiplying " + ToString() + " by " + other.ToString());
     }
-    int shift = za + zb - kScale;
-    if (shift >= 0) {
-        int128 r;
-        if (__builtin_mul_overflow(product, Pow10(shift), &r)) {
-            throw OverflowError("decimal overflow multiplying " + ToString() + " by " + other.ToString());
-        }
-        return FromRaw(r);
-    }
-    if (-shift > 38) return Decimal();  // below 10^-18 after rounding
-    return FromRaw(DivRound(product, Pow10(-shift), RoundingMode::kHalfEven));
+    return FromRaw(*product);
+}
+
+Decimal Decimal::Mul(Decimal other) const {
+    return Mul(other, RoundingMode::kHalfEven);
 }
 
 Decimal Decimal::DivInt(int64_t n) const {
@@ -239,13 +309,19 @@ Decimal Decimal::DivInt(int64_t n) const {
     return FromRaw(DivRound(raw_, n, RoundingMode::kHalfEven));
 }
 
-Decimal Decimal::PriceOf(int64_t quantity, int64_t per) const {
+Decimal Decimal::PriceOf(int64_t quantity, int64_t per, RoundingMode mode) const {
     TALLY_ASSERT(per > 0);
     TALLY_ASSERT(quantity >= 0);
-    if (per > 1 && raw_ % per == 0) {
-        return FromRaw(raw_ / per).MulInt(quantity);  // keeps the product small
+    std::optional<int128> price = MulDivRound(raw_, quantity, static_cast<uint64_t>(per), mode);
+    if (!price) {
+        throw OverflowError("decimal overflow pricing " + std::to_string(quantity) + " units at " + ToString() +
+                            " per " + std::to_string(per));
     }
-    return MulInt(quantity).DivInt(per);
+    return FromRaw(*price);
+}
+
+Decimal Decimal::PriceOf(int64_t quantity, int64_t per) const {
+    return PriceOf(quantity, per, RoundingMode::kHalfEven);
 }
 
 Decimal Decimal::Round(int digits, RoundingMode mode) const {
@@ -253,7 +329,12 @@ Decimal Decimal::Round(int digits, RoundingMode mode) const {
     TALLY_ASSERT(digits <= kScale);
     int128 unit = Pow10(kScale - digits);
     int128 q = DivRound(raw_, unit, mode);
-    return FromRaw(q * unit);
+    int128 rounded;
+    if (__builtin_mul_overflow(q, unit, &rounded)) {
+        throw OverflowError("decimal overflow rounding " + ToString() + " to " + std::to_string(digits) + " places " +
+                            std::string(RoundingModeName(mode)));
+    }
+    return FromRaw(rounded);
 }
 
 }  // namespace tally

@@ -73,17 +73,27 @@ class Decimal {
     friend auto operator<=>(Decimal a, Decimal b) = default;
     friend bool operator==(Decimal a, Decimal b) = default;
 
-    // this * n, exact.
+    // this * n, exact. Throws OverflowError when the product does not fit.
     Decimal MulInt(int64_t n) const;
-    // this * other. Exact whenever the result has at most 18 fractional
-    // digits; otherwise rounded half-even at the 18th place.
+    // this * other, computed at double width (256 bits) and rounded once at
+    // the 18th place with `mode`. Exact whenever the true product has at
+    // most 18 fractional digits. Throws OverflowError exactly when the
+    // rounded product is outside the 128-bit range.
+    Decimal Mul(Decimal other, RoundingMode mode) const;
+    // Mul with RoundingMode::kHalfEven.
     Decimal Mul(Decimal other) const;
     // this / n for n > 0, rounded half-even at the 18th place if inexact.
     Decimal DivInt(int64_t n) const;
-    // quantity * this / per: the price of `quantity` units at a rate quoted
-    // per `per` units. Exact for rates with at most 18 - log10(per) places.
+    // quantity * this / per: the price of `quantity` (>= 0) units at a rate
+    // quoted per `per` (> 0) units. The product is taken at double width and
+    // rounded once with `mode`; exact for rates with at most
+    // 18 - log10(per) places. Throws OverflowError exactly when the rounded
+    // price is outside the 128-bit range.
+    Decimal PriceOf(int64_t quantity, int64_t per, RoundingMode mode) const;
+    // PriceOf with RoundingMode::kHalfEven.
     Decimal PriceOf(int64_t quantity, int64_t per) const;
-    // Rounded to `digits` fractional digits (0..18) with `mode`.
+    // Rounded to `digits` fractional digits (0..18) with `mode`. Throws
+    // OverflowError when rounding away from zero leaves the 128-bit range.
     Decimal Round(int digits, RoundingMode mode) const;
 
     static Decimal Min(Decimal a, Decimal b) { return a < b ? a : b; }

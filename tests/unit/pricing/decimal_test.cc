@@ -62,6 +62,63 @@ TEST(Decimal, MulIsExactWhenItFitsAndHalfEvenBelowTheScale) {
     EXPECT_EQ(D("0.000000000000000003").Mul(D("0.5")).ToString(), "0.000000000000000002");
 }
 
+TEST(Decimal, MulAtDoubleWidthDoesNotOverflowFalsely) {
+    // The raws (1.2e22 and 1.1e18) multiply to 1.4e40, beyond 128 bits, but
+    // the product is about 13,870. Exact product, worked out independently
+    // (Python's decimal module at 200 digits):
+    // 13869.212758725172979424527968299765279684.
+    Decimal a = D("12345.123456789012345678");
+    Decimal b = D("1.123456789012345678");
+    EXPECT_EQ(a.Mul(b).ToString(), "13869.212758725172979425");
+    EXPECT_EQ(b.Mul(a).ToString(), "13869.212758725172979425");
+    EXPECT_EQ(a.Mul(b, RoundingMode::kHalfEven).ToString(), "13869.212758725172979425");
+    EXPECT_EQ(a.Mul(b, RoundingMode::kHalfUp).ToString(), "13869.212758725172979425");
+    EXPECT_EQ(a.Mul(b, RoundingMode::kDown).ToString(), "13869.212758725172979424");
+    EXPECT_EQ(a.Mul(b, RoundingMode::kUp).ToString(), "13869.212758725172979425");
+    EXPECT_EQ((-a).Mul(b).ToString(), "-13869.212758725172979425");
+    EXPECT_EQ((-a).Mul(b, RoundingMode::kDown).ToString(), "-13869.212758725172979424");
+}
+
+TEST(Decimal, MulRoundsAnExactTieOnceAtDoubleWidth) {
+    // 12345678901234567890.5 * 3.000000000000000001 =
+    // 37037036703703703683.8456789012345678905: a tie at the 19th place, and
+    // the mantissas alone (1.2e20 * 3e18) do not fit in 128 bits.
+    Decimal a = D("12345678901234567890.5");
+    Decimal b = D("3.000000000000000001");
+    EXPECT_EQ(a.Mul(b).ToString(), "37037036703703703683.84567890123456789");
+    EXPECT_EQ(a.Mul(b, RoundingMode::kHalfUp).ToString(), "37037036703703703683.845678901234567891");
+    EXPECT_EQ((-a).Mul(b).ToString(), "-37037036703703703683.84567890123456789");
+    EXPECT_EQ((-a).Mul(b, RoundingMode::kHalfUp).ToString(), "-37037036703703703683.845678901234567891");
+}
+
+TEST(Decimal, MulOverflowsOnlyOutsideTheRange) {
+    Decimal max = Decimal::FromRaw(static_cast<int128>(~static_cast<uint128>(0) >> 1));
+    Decimal min = Decimal::FromRaw(-max.raw() - 1);
+    Decimal one = Decimal::FromInt(1);
+    EXPECT_EQ(max.Mul(one), max);
+    EXPECT_EQ(min.Mul(one), min);
+    EXPECT_EQ(max.Mul(-one), Decimal::FromRaw(-max.raw()));
+    EXPECT_THROW(min.Mul(-one), OverflowError);  // 2^127 units is one past the maximum
+    EXPECT_THROW(max.Mul(D("1.000000000000000001")), OverflowError);
+    EXPECT_EQ(min.Mul(D("0.5")).raw(), min.raw() / 2);
+}
+
+TEST(Decimal, PriceOfDoesNotOverflowFalselyWhenTheRateIsLarge) {
+    // raw * 3 (3e38) exceeds 128 bits; the price, about 4.3e19, does not.
+    Decimal rate = D("100000000000000000000.000000000000000001");
+    EXPECT_EQ(rate.PriceOf(3, 7).ToString(), "42857142857142857142.857142857142857143");
+    EXPECT_EQ(rate.PriceOf(3, 7, RoundingMode::kDown).ToString(), "42857142857142857142.857142857142857143");
+    EXPECT_EQ(rate.PriceOf(3, 7, RoundingMode::kUp).ToString(), "42857142857142857142.857142857142857144");
+    EXPECT_EQ((-rate).PriceOf(3, 7, RoundingMode::kUp).ToString(), "-42857142857142857142.857142857142857144");
+}
+
+TEST(Decimal, RoundOverflowThrowsInsteadOfWrapping) {
+    Decimal max = Decimal::FromRaw(static_cast<int128>(~static_cast<uint128>(0) >> 1));
+    EXPECT_THROW(max.Round(0, RoundingMode::kUp), OverflowError);
+    EXPECT_THROW(max.Round(2, RoundingMode::kHalfEven), OverflowError);  // ...731.69 is past the maximum
+    EXPECT_EQ(max.Round(0, RoundingMode::kDown).ToString(), "170141183460469231731");
+}
+
 struct RoundCase {
     const char* value;
     RoundingMode mode;
