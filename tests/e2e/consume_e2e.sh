@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # End to end, with the real pieces: the dev Kafka cluster, a real PostgreSQL
 # (the pg fixture), and `tally` processes. Each scenario produces synthetic
-# events (1 % duplicates, 1 % malformed) to its own topic and database,
+# events (1 % duplicates, 1 % malformed) plus crafted ones (a conflicting
+# re-send and an exact copy back to back, two calls of one cell and hour
+# with no unit in common far apart in the stream, a zero-token call of a
+# customer with a minimum commitment) to its own topic and database,
 # consumes them under some fault, and then checks that
 #   - the invoices priced from the ledger's rollups (tally usage) equal
-#     `tally rate` on the same unique events, to the last digit, and
-#   - every malformed message is a dead letter.
+#     `tally rate` on the same file (which dedups as the ledger does) byte
+#     for byte, calls included, and
+#   - the dead letters (reason code and reason) are exactly the lines tally
+#     rate rejects, whatever the batching.
 # crash, pg_restart and broker_faults store with several connections at once
 # (--store-connections), the others with one.
 # Usage: consume_e2e.sh TALLY SOURCE_DIR PG_STATE [SCENARIO...]
@@ -44,6 +49,13 @@ for i in $(seq 0 9); do printf '  - {customer: cust_%d, name: "客户 %d", plan:
 for i in 0 1; do
   printf '  - {customer: cust_%d, name: "客户 %d", plan: doubao-seed-1.6-promo, from: "%s"}\n' "$i" "$i" "$switch" >>"$subs"
 done
+echo '  - {customer: cust_z, plan: doubao-seed-1.6, minimum_commitment: "50"}' >>"$subs"
+echo 'minimum_commitment: "50"' >"$work/terms_z.yaml"
+
+ev() {  # id subject input output
+  printf '{"specversion":"1.0","id":"%s","source":"e2e","type":"llm.call","time":"2025-11-03T10:15:00Z",' "$1"
+  printf '"subject":"%s","data":{"model":"doubao-seed-1.6","input_tokens":%d,"output_tokens":%d}}\n' "$2" "$3" "$4"
+}
 
 setup() {  # name seed count
   local name=$1 seed=$2 count=$3
@@ -57,8 +69,19 @@ setup() {  # name seed count
     "$tally" subscribe "cust_$i" --plan doubao-seed-1.6 >/dev/null
   done
   for i in 0 1; do "$tally" subscribe "cust_$i" --plan doubao-seed-1.6-promo --from "$switch" >/dev/null; done
+  "$tally" customer add cust_z >/dev/null
+  "$tally" subscribe cust_z --plan doubao-seed-1.6 --terms "$work/terms_z.yaml" >/dev/null
   "$tally" produce --synthetic "$count" --customers 10 --models doubao-seed-1.6,doubao-seed-1.6-flash \
-    --duplicates 0.01 --malformed 0.01 --seed "$seed" --span 172800 --output "$work/$name.jsonl" >/dev/null
+    --duplicates 0.01 --malformed 0.01 --seed "$seed" --span 172800 --output "$work/$name.synthetic.jsonl" >/dev/null
+  {
+    ev e2e-o cust_2 1000 100      # billed first
+    ev e2e-in cust_3 100 0        # input only ...
+    cat "$work/$name.synthetic.jsonl"
+    ev e2e-out cust_3 0 50        # ... and output only: same cell and hour, another batch
+    ev e2e-o cust_2 1000 999      # a conflicting re-send of e2e-o
+    ev e2e-o cust_2 1000 100      # and an exact copy, back to back: a duplicate
+    ev e2e-zero cust_z 0 0        # zero tokens: cust_z's invoice is its commitment
+  } >"$work/$name.jsonl"
 }
 
 consume() {  # name extra-args...: in the foreground
@@ -78,10 +101,9 @@ start_consumer() {  # name log extra-args...: in the background; its pid in $con
 
 check() {  # name
   local name=$1
-  awk '!seen[$0]++' "$work/$name.jsonl" >"$work/$name.unique.jsonl"
   set +e
   "$tally" rate --format json --plan "$plan" --plan "$promo" --subscriptions "$subs" \
-    --events "$work/$name.unique.jsonl" >"$work/$name.rate.json"
+    --events "$work/$name.jsonl" >"$work/$name.rate.json"
   local rc=$?
   set -e
   [ $rc -eq 0 ] || [ $rc -eq 3 ] || fail "$name: tally rate exited $rc"
@@ -92,21 +114,33 @@ check() {  # name
   [ ${#rate} -gt 1000 ] || fail "$name: tally rate priced nothing"
   [ "$(grep -o '"customer":"cust_0","customer_name":"[^"]*","plan":"doubao-seed-1.6[-a-z]*"' <<<"$rate" | sort -u | wc -l)" -eq 2 ] \
     || fail "$name: cust_0 changed plan on $switch but has no invoice under each plan"
+  grep -q '"customer":"cust_z".*"description":"minimum commitment 50.00 CNY"' <<<"$rate" \
+    || fail "$name: cust_z's zero-token call did not bill its commitment"
   if [ "$rate" != "$usage" ]; then
     diff <(tr '{' '\n' <<<"$rate") <(tr '{' '\n' <<<"$usage") | head -20
     fail "$name: the ledger's invoices differ from tally rate"
   fi
-  local rejected dead
-  rejected=$(grep -o '"line":' "$work/$name.rate.json" | wc -l)
-  dead=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(*) FROM dead_letters")
-  [ "$rejected" -eq "$dead" ] || fail "$name: $rejected malformed messages but $dead dead letters"
+  # Dead letters: the same codes and reasons as the lines tally rate rejects.
+  python3 -c 'import json, sys
+for r in json.load(open(sys.argv[1]))["rejected"]: print(r["code"] + "|" + r["reason"].replace("\n", " "))' \
+    "$work/$name.rate.json" | sort >"$work/$name.rejected"
+  "$psql" "$TALLY_DATABASE_URL" -tAc "SELECT reason_code || '|' || replace(reason, E'\\n', ' ') FROM dead_letters" \
+    | sort >"$work/$name.dead"
+  local dead conflicts
+  dead=$(wc -l <"$work/$name.dead")
+  conflicts=$(grep -c '^conflict|' "$work/$name.dead" || true)
+  if ! cmp -s "$work/$name.rejected" "$work/$name.dead"; then
+    diff "$work/$name.rejected" "$work/$name.dead" | head -10
+    fail "$name: the dead letters differ from the lines tally rate rejects"
+  fi
+  [ "$conflicts" -ge 1 ] || fail "$name: the conflicting re-send is not a dead letter"
   local keys archived
   keys=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(*) FROM event_keys")
   archived=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(DISTINCT payload) FROM archived_events")
   [ "$keys" -eq "$archived" ] || fail "$name: $keys events billed but $archived distinct ones archived"
   local total
   total=$(grep -o '"total":"[0-9.]*"' "$work/$name.usage.json" | head -1)
-  echo "ok: $name: invoices equal to tally rate ($total ...), $dead dead letters"
+  echo "ok: $name: invoices equal to tally rate ($total ...), $dead dead letters equal to its rejected lines ($conflicts conflicts)"
 }
 
 for scenario in ${scenarios[@]}; do
