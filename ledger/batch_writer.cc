@@ -5,13 +5,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <limits>
 #include <pqxx/pqxx>
 #include <set>
 #include <tuple>
 #include <unordered_map>
 
-#include "ledger/copy_rows.h"
 #include "base/assert.h"
+#include "base/reject_reason.h"
+#include "ledger/connect.h"
+#include "ledger/copy_rows.h"
+#include "ledger/errors.h"
+#include "pricing/rater.h"
 
 namespace tally::ledger {
 
@@ -47,7 +52,50 @@ std::string Hex32(const Fingerprint& f) {
     return out;
 }
 
+Fingerprint FromHex32(std::string_view hex) {
+    TALLY_ASSERT(hex.size() == 32);
+    auto nibble = [](char c) -> uint8_t {
+        if (c >= '0' && c <= '9') return static_cast<uint8_t>(c - '0');
+        TALLY_ASSERT(c >= 'a' && c <= 'f');
+        return static_cast<uint8_t>(c - 'a' + 10);
+    };
+    Fingerprint f{};
+    for (size_t i = 0; i < f.size(); ++i) {
+        f[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+    }
+    return f;
+}
+
 constexpr char kRecordSeparator = '\x1e';
+
+// A batch that loses the race for a call's key to another transaction (the
+// same call on two partitions, stored by two consumers at once) is stored
+// again at once and then finds the call billed; this many times.
+constexpr int kStoreAttemptsMax = 3;
+
+// Sums saturate as pricing's SaturatingAdd does (sql/0002 says why).
+static_assert(kQuantitySaturated == std::numeric_limits<int64_t>::max());
+
+// The fold's statement. Sorted, so the rows of rollups are locked in one
+// order by everyone. Sums saturate at 2^63-1 (computed in numeric, then
+// LEAST), as the view usage_rollups does: a huge count never stops a fold.
+std::string FoldSql() {
+    std::string sql =
+        "INSERT INTO rollups AS u "
+        "SELECT customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, "
+        "LEAST(sum(quantity), {max})::bigint, LEAST(sum(calls), {max})::bigint FROM rollup_deltas "
+        "GROUP BY customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit "
+        "ORDER BY customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit "
+        "ON CONFLICT (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit) "
+        "DO UPDATE SET quantity = LEAST(u.quantity::numeric + EXCLUDED.quantity, {max})::bigint, "
+        "calls = LEAST(u.calls::numeric + EXCLUDED.calls, {max})::bigint";
+    const std::string max = std::to_string(kQuantitySaturated);
+    for (size_t at = sql.find("{max}"); at != std::string::npos; at = sql.find("{max}", at)) {
+        sql.replace(at, 5, max);
+    }
+    TALLY_ASSERT(sql.find('{') == std::string::npos);
+    return sql;
+}
 
 // pg_advisory lock key of FoldDeltas ("tallyfld").
 constexpr int64_t kFoldLock = 0x74616c6c79666c64;
@@ -60,30 +108,58 @@ struct BatchWriter::Impl {
     std::set<std::string> archive_days;  // partitions known to exist
 
     // The connection, connecting first when there is none (after Reconnect,
-    // or when the last attempt failed); throws when PostgreSQL is away.
+    // or when the last attempt failed); throws SinkError (ledger/connect.h).
     pqxx::connection& Conn() {
         if (!conn || !conn->is_open()) {
             conn.reset();
-            conn = std::make_unique<pqxx::connection>(url);
             archive_days.clear();
+            conn = Connect(url);
         }
+        TALLY_ASSERT(conn != nullptr);
         return *conn;
+    }
+
+    void Drop() {
+        conn.reset();
+        archive_days.clear();
+    }
+
+    // Runs `body`, turning every failure into a classified SinkError. A
+    // connection that failed (or may have failed) in the middle of a
+    // transaction is not used again.
+    template <typename Body>
+    auto Guarded(std::string_view what, Body body) -> decltype(body()) {
+        try {
+            return body();
+        } catch (const std::exception& e) {
+            ingest::SinkError error = Classify(e, what);
+            if (error.kind == ingest::SinkErrorKind::kRetry || error.kind == ingest::SinkErrorKind::kInDoubt) Drop();
+            throw error;
+        }
     }
 
     void EnsureArchivePartition(const std::string& day, const std::string& next_day) {
         if (archive_days.count(day) != 0) return;
         std::string name = "event_archive_" + day.substr(0, 4) + day.substr(5, 2) + day.substr(8, 2);
-        pqxx::work tx(Conn());
-        tx.exec0("CREATE TABLE IF NOT EXISTS " + name + " PARTITION OF event_archive FOR VALUES FROM ('" + day +
-                 "') TO ('" + next_day + "')");
-        tx.commit();
+        try {
+            pqxx::work tx(Conn());
+            tx.exec0("CREATE TABLE IF NOT EXISTS " + name + " PARTITION OF event_archive FOR VALUES FROM ('" + day +
+                     "') TO ('" + next_day + "')");
+            tx.commit();
+        } catch (const pqxx::sql_error& e) {
+            // Another consumer created it at the same moment: IF NOT EXISTS
+            // does not cover that race, the catalog's unique index does.
+            if (e.sqlstate() != "23505" && e.sqlstate() != "42P07") throw;
+        }
         archive_days.insert(day);
     }
 };
 
-BatchWriter::BatchWriter(const std::string& url, std::string group, std::string topic)
+BatchWriter::BatchWriter(const std::string& database_url, std::string group, std::string topic)
     : impl_(std::make_unique<Impl>()) {
-    impl_->url = url;
+    TALLY_ASSERT(!group.empty());
+    TALLY_ASSERT(!topic.empty());
+    impl_->url = database_url;
     impl_->group = std::move(group);
     impl_->topic = std::move(topic);
     impl_->Conn();
@@ -92,45 +168,53 @@ BatchWriter::BatchWriter(const std::string& url, std::string group, std::string 
 BatchWriter::~BatchWriter() = default;
 
 void BatchWriter::Reconnect() {
-    impl_->conn.reset();  // the next use connects again
-    impl_->archive_days.clear();
-}
+    impl_->Drop();
+}  // the next use connects again
 
 std::map<int32_t, int64_t> BatchWriter::StoredOffsets(const std::vector<int32_t>& partitions) {
-    std::map<int32_t, int64_t> out;
-    pqxx::work tx(impl_->Conn());
-    for (const auto& row : tx.exec_params(
-             "SELECT kafka_partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
-             impl_->group, impl_->topic)) {
-        out[row[0].as<int32_t>()] = row[1].as<int64_t>();
-    }
-    tx.commit();
-    std::map<int32_t, int64_t> wanted;
-    for (int32_t p : partitions) {
-        auto it = out.find(p);
-        if (it != out.end()) wanted.insert(*it);
-    }
-    return wanted;
-}
-
-BatchResult BatchWriter::Commit(const BatchInput& in, const RollupsOfNew& rollups_of_new) {
-    // A call billed by another transaction between this batch's dedup lookup
-    // and its insert (the same call on two partitions, stored by two
-    // consumers or two connections of one) fails the insert on the primary
-    // key; the batch is then written again and finds it billed.
-    for (int attempt = 1;; ++attempt) {
-        try {
-            return CommitOnce(in, rollups_of_new);
-        } catch (const pqxx::unique_violation&) {
-            if (attempt == 3) throw;
-        } catch (const pqxx::deadlock_detected&) {  // keys are inserted in order; defensive
-            if (attempt == 3) throw;
+    return impl_->Guarded("reading the stored offsets", [&] {
+        std::map<int32_t, int64_t> out;
+        pqxx::work tx(impl_->Conn());
+        for (const auto& row : tx.exec_params(
+                 "SELECT kafka_partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
+                 impl_->group, impl_->topic)) {
+            out[row[0].as<int32_t>()] = row[1].as<int64_t>();
         }
-    }
+        tx.commit();
+        std::map<int32_t, int64_t> wanted;
+        for (int32_t p : partitions) {
+            auto it = out.find(p);
+            if (it != out.end()) wanted.insert(*it);
+        }
+        return wanted;
+    });
 }
 
-BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& rollups_of_new) {
-    BatchResult result;
+ingest::StoreResult BatchWriter::Store(const ingest::Batch& batch, const ingest::RecordsOfNew& records_of_new) {
+    return impl_->Guarded("storing a batch", [&] {
+        // A call billed by another transaction between this batch's dedup
+        // lookup and its insert fails the insert on the primary key; the
+        // batch is then stored again and finds it billed.
+        for (int attempt = 1;; ++attempt) {
+            try {
+                return StoreOnce(batch, records_of_new);
+            } catch (const pqxx::unique_violation& e) {
+                if (std::string_view(e.what()).find("event_keys_pkey") == std::string_view::npos) throw;
+                if (attempt == kStoreAttemptsMax) {
+                    throw ingest::SinkError(ingest::SinkErrorKind::kRetry,
+                                            "storing a batch: its calls were being billed by another transaction " +
+                                                std::to_string(kStoreAttemptsMax) + " times in a row; retry");
+                }
+            } catch (const pqxx::deadlock_detected&) {  // keys are inserted in order; defensive
+                if (attempt == kStoreAttemptsMax) throw;
+            }
+        }
+    });
+}
+
+ingest::StoreResult BatchWriter::StoreOnce(const ingest::Batch& in, const ingest::RecordsOfNew& records_of_new) {
+    using ingest::KeyOutcome;
+    ingest::StoreResult result;
     const std::time_t now = std::time(nullptr);
     if (in.archive && !in.keys.empty()) {
         // accepted_at is the server's now(): yesterday to tomorrow by this
@@ -153,23 +237,23 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
     // 1. Fence: every partition must still be where this consumer found it.
     // The rows are locked in partition order, so two consumers never deadlock.
     std::string partitions = "{";
-    for (const OffsetAdvance& a : in.offsets) {
+    for (const ingest::OffsetAdvance& a : in.offsets) {
         if (partitions.size() > 1) partitions += ',';
         partitions += std::to_string(a.partition);
     }
     partitions += '}';
-    std::map<int32_t, int64_t> stored;
+    std::map<int32_t, int64_t> stored_offsets;
     for (const auto& row : tx.exec_params(
              "SELECT kafka_partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2 "
              "AND kafka_partition = ANY($3::integer[]) ORDER BY kafka_partition FOR UPDATE",
              impl_->group, impl_->topic, partitions)) {
-        stored[row[0].as<int32_t>()] = row[1].as<int64_t>();
+        stored_offsets[row[0].as<int32_t>()] = row[1].as<int64_t>();
     }
     std::vector<int32_t> lost;
     bool all_already = !in.offsets.empty();
-    for (const OffsetAdvance& a : in.offsets) {
-        auto it = stored.find(a.partition);
-        const int64_t at = it == stored.end() ? -1 : it->second;
+    for (const ingest::OffsetAdvance& a : in.offsets) {
+        auto it = stored_offsets.find(a.partition);
+        const int64_t at = it == stored_offsets.end() ? -1 : it->second;
         if (at == a.next) continue;  // this very batch was stored before (a retried commit)
         all_already = false;
         if (at != a.expected) lost.push_back(a.partition);
@@ -181,19 +265,21 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
     if (!lost.empty()) {
         std::string list;
         for (int32_t p : lost) list += (list.empty() ? "" : ", ") + std::to_string(p);
-        throw FenceError("partitions " + list + " were advanced by another consumer", lost);
+        throw ingest::SinkError(ingest::SinkErrorKind::kFenced,
+                                "storing a batch: partitions " + list +
+                                    " were advanced by another consumer; nothing was stored: re-read their offsets",
+                                lost);
     }
 
     mark("fence");
-    // 2. Dedup: look the batch's keys up, then insert the new ones. The keys
-    // are unique within the batch (the consumer drops repeats).
-    std::vector<KeyOutcome> outcomes(in.keys.size(), KeyOutcome::kNew);
+    // 2. Dedup: look the batch's keys up, decide every message of each call
+    // against the billed payload (ingest::Resolve), insert the new keys.
+    std::vector<std::optional<Fingerprint>> stored(in.keys.size());
+    std::vector<size_t> order(in.keys.size());     // in key order: the index is walked, and filled, left to right
+    std::vector<std::string> hex(in.keys.size());  // Hex32(key), for the lookup and the COPY
     if (!in.keys.empty()) {
-        // In key order: the index is walked, and filled, from left to right.
-        std::vector<size_t> order(in.keys.size());
         for (size_t i = 0; i < order.size(); ++i) order[i] = i;
         std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return in.keys[a].key < in.keys[b].key; });
-        std::vector<std::string> hex(in.keys.size());        // Hex32(key), for the lookup and the COPY
         std::unordered_map<std::string_view, size_t> index;  // hex -> position in the batch
         index.reserve(in.keys.size());
         std::string list = "{";
@@ -202,7 +288,8 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
             hex[i] = Hex32(in.keys[i].key);
             if (list.size() > 1) list += ',';
             list += hex[i];
-            index.emplace(hex[i], i);
+            const bool unique = index.emplace(hex[i], i).second;
+            TALLY_ASSERT(unique);  // REQUIRES: one KeyRow per call; later messages are its repeats
         }
         list += '}';
         // Probes of the primary key, whatever the table's size: the planner
@@ -215,41 +302,48 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
                             list)) {
             auto it = index.find(std::string_view(row[0].c_str(), row[0].size()));
             TALLY_ASSERT(it != index.end());
-            const size_t i = it->second;
-            outcomes[i] = row[1].as<std::string>() == Hex32(in.keys[i].payload_hash) ? KeyOutcome::kDuplicate
-                                                                                     : KeyOutcome::kConflict;
+            stored[it->second] = FromHex32(std::string_view(row[1].c_str(), row[1].size()));
         }
         tx.exec0("SET LOCAL enable_seqscan = on");
-        mark("dedup lookup");
+    }
+    mark("dedup lookup");
+    const ingest::Resolution resolution = ingest::Resolve(in, stored);
+    TALLY_ASSERT(resolution.outcomes.size() == in.keys.size());
+    if (!in.keys.empty()) {
         CopyRows s(tx, "event_keys", {"event_key", "payload_hash"});
         for (size_t i : order) {
-            switch (outcomes[i]) {
-                case KeyOutcome::kNew:
-                    ++result.accepted;
-                    s.Text(hex[i]).Text(Hex32(in.keys[i].payload_hash)).EndRow();
-                    break;
-                case KeyOutcome::kDuplicate: ++result.duplicates; break;
-                case KeyOutcome::kConflict: ++result.conflicts; break;
-            }
+            if (resolution.outcomes[i] != KeyOutcome::kNew) continue;
+            TALLY_ASSERT(!stored[i].has_value());
+            ++result.accepted;
+            s.Text(hex[i]).Text(Hex32(in.keys[i].payload_hash)).EndRow();
         }
         s.Complete();
     }
+    result.duplicates = resolution.duplicates;
+    result.conflicts = static_cast<int64_t>(resolution.conflicts.size());
+    size_t messages = in.keys.size();
+    for (const ingest::KeyRow& k : in.keys) messages += k.repeats.size();
+    TALLY_ASSERT(static_cast<size_t>(result.accepted + result.duplicates + result.conflicts) == messages);
 
     mark("dedup insert");
-    // 3. Rollups of the new events, added to the stored ones.
-    std::vector<RollupOut> rollups = rollups_of_new(outcomes);
+    // 3. Rollup records of the new calls, appended to the deltas.
+    const std::vector<RollupRecord> records = records_of_new(resolution.outcomes);
     mark("rollups computed");
-    if (trace) std::fprintf(stderr, "rows keys %zu rollups %zu\n", in.keys.size(), rollups.size());
-    if (!rollups.empty()) {
+    if (trace) std::fprintf(stderr, "rows keys %zu rollups %zu\n", in.keys.size(), records.size());
+    if (!records.empty()) {
         CopyRows s(tx, "rollup_deltas",
                    {"customer_id", "period", "hour", "plan", "version", "model", "band", "condition", "time_window",
                     "flags", "unit", "quantity", "calls"});
-        for (const RollupOut& r : rollups) {
+        for (const RollupRecord& r : records) {
+            // The shape of pricing/rollup_records.h, checked again by the
+            // table (sql/0002): a calls record or a unit record.
+            TALLY_ASSERT(!r.unit.empty() || r.quantity == 0);
+            TALLY_ASSERT(r.unit.empty() || r.calls == 0);
             s.Text(r.customer).Int(r.period).Int(r.hour).Text(r.plan).Text(r.version).Text(r.model).Int(r.band);
             s.Int(r.condition).Int(r.time_window).Int(r.flags).Text(r.unit).Int(r.quantity).Int(r.calls).EndRow();
         }
         s.Complete();
-        result.rollup_deltas = static_cast<int64_t>(rollups.size());
+        result.rollup_deltas = static_cast<int64_t>(records.size());
     }
 
     mark("rollups stored");
@@ -263,8 +357,8 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
         };
         std::map<std::tuple<std::string_view, int32_t, int64_t>, Segment> segments;
         for (size_t i = 0; i < in.keys.size(); ++i) {
-            if (outcomes[i] != KeyOutcome::kNew) continue;
-            const KeyRow& k = in.keys[i];
+            if (resolution.outcomes[i] != KeyOutcome::kNew) continue;
+            const ingest::KeyRow& k = in.keys[i];
             const int64_t day = std::chrono::floor<std::chrono::days>(k.event_time).time_since_epoch().count();
             Segment& seg = segments[{k.customer, k.partition, day}];
             if (!seg.payloads.empty() || seg.offsets.size() > 1) {
@@ -288,26 +382,17 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
     }
 
     mark("archive");
-    // 5. Dead letters: the batch's own, and conflicts found just now.
-    std::vector<DeadLetterRow> conflicts;
-    for (size_t i = 0; i < in.keys.size(); ++i) {
-        if (outcomes[i] != KeyOutcome::kConflict) continue;
-        const KeyRow& k = in.keys[i];
-        conflicts.push_back({k.partition, k.offset, "conflict",
-                             "(source, id) = (" + k.source + ", " + k.id +
-                                 ") was already billed with a different payload; the same call must not change",
-                             k.payload});
-    }
-    if (!in.dead_letters.empty() || !conflicts.empty()) {
+    // 5. Dead letters: the batch's own, and the conflicts found just now.
+    if (!in.dead_letters.empty() || !resolution.conflicts.empty()) {
         tx.exec0(
             "CREATE TEMP TABLE batch_dead_letters (kafka_partition integer, kafka_offset bigint, reason_code text, "
             "reason text, raw bytea) ON COMMIT DROP");
         {
             CopyRows s(tx, "batch_dead_letters", {"kafka_partition", "kafka_offset", "reason_code", "reason", "raw"});
-            for (const std::vector<DeadLetterRow>* list :
-                 {&in.dead_letters, static_cast<const std::vector<DeadLetterRow>*>(&conflicts)}) {
-                for (const DeadLetterRow& d : *list) {
-                    s.Int(d.partition).Int(d.offset).Text(d.reason_code).Text(d.reason).Text(Hex(d.raw)).EndRow();
+            for (const std::vector<ingest::DeadLetter>* list : {&in.dead_letters, &resolution.conflicts}) {
+                for (const ingest::DeadLetter& d : *list) {
+                    s.Int(d.partition).Int(d.offset).Text(RejectReasonCode(d.reason)).Text(d.detail);
+                    s.Text(Hex(d.raw)).EndRow();
                 }
             }
             s.Complete();
@@ -323,7 +408,7 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
 
     // 6. Offsets, in the same transaction as everything they produced.
     std::string nexts = "{";
-    for (const OffsetAdvance& a : in.offsets) {
+    for (const ingest::OffsetAdvance& a : in.offsets) {
         if (nexts.size() > 1) nexts += ',';
         nexts += std::to_string(a.next);
     }
@@ -341,71 +426,73 @@ BatchResult BatchWriter::CommitOnce(const BatchInput& in, const RollupsOfNew& ro
 }
 
 BatchWriter::Fold BatchWriter::FoldDeltas() {
-    pqxx::work tx(impl_->Conn());
-    // One folder at a time; another consumer folding now will take these too.
-    if (!tx.exec1("SELECT pg_try_advisory_xact_lock(" + std::to_string(kFoldLock) + ")")[0].as<bool>()) return {};
-    // The deltas are read whole and emptied with TRUNCATE, not deleted row
-    // by row (which cost more than the upserts it saves). The exclusive
-    // lock waits for the batches writing deltas now and holds new ones back
-    // until the fold commits; a reader of usage_rollups sees the deltas or
-    // their sums in rollups, never both or neither (a single statement, or
-    // a READ COMMITTED transaction: TRUNCATE is not MVCC-safe for a
-    // REPEATABLE READ snapshot taken before it).
-    tx.exec0("LOCK TABLE rollup_deltas IN ACCESS EXCLUSIVE MODE");
-    Fold fold;
-    fold.deltas = tx.exec1("SELECT count(*) FROM rollup_deltas")[0].as<int64_t>();
-    // Sorted, so the rows of rollups are locked in one order by everyone.
-    pqxx::result r = tx.exec0(
-        "INSERT INTO rollups AS u "
-        "SELECT customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, "
-        "sum(quantity), sum(calls) FROM rollup_deltas "
-        "GROUP BY customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit "
-        "ORDER BY customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit "
-        "ON CONFLICT (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit) "
-        "DO UPDATE SET quantity = u.quantity + EXCLUDED.quantity, calls = u.calls + EXCLUDED.calls");
-    tx.exec0("TRUNCATE rollup_deltas");
-    tx.commit();
-    fold.rollups = static_cast<int64_t>(r.affected_rows());
-    return fold;
+    return impl_->Guarded("folding the rollup deltas", [&] {
+        pqxx::work tx(impl_->Conn());
+        // One folder at a time; another consumer folding now will take these too.
+        if (!tx.exec1("SELECT pg_try_advisory_xact_lock(" + std::to_string(kFoldLock) + ")")[0].as<bool>()) {
+            return Fold{};
+        }
+        // The deltas are read whole and emptied with TRUNCATE, not deleted row
+        // by row (which cost more than the upserts it saves). The exclusive
+        // lock waits for the batches writing deltas now and holds new ones back
+        // until the fold commits; a reader of usage_rollups sees the deltas or
+        // their sums in rollups, never both or neither (a single statement, or
+        // a READ COMMITTED transaction: TRUNCATE is not MVCC-safe for a
+        // REPEATABLE READ snapshot taken before it).
+        tx.exec0("LOCK TABLE rollup_deltas IN ACCESS EXCLUSIVE MODE");
+        Fold fold;
+        fold.deltas = tx.exec1("SELECT count(*) FROM rollup_deltas")[0].as<int64_t>();
+        pqxx::result r = tx.exec0(FoldSql());
+        tx.exec0("TRUNCATE rollup_deltas");
+        tx.commit();
+        fold.rollups = static_cast<int64_t>(r.affected_rows());
+        TALLY_ASSERT(fold.rollups <= fold.deltas);
+        return fold;
+    });
 }
 
 std::optional<std::pair<int64_t, int64_t>> BatchWriter::SkipGap(int32_t partition, int64_t earliest,
                                                                 const std::string& by) {
-    pqxx::work tx(impl_->Conn());
-    pqxx::result r = tx.exec_params(
-        "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 "
-        "FOR UPDATE",
-        impl_->group, impl_->topic, partition);
-    const int64_t stored = r.empty() ? 0 : r[0][0].as<int64_t>();
-    if (stored >= earliest) return std::nullopt;
-    tx.exec_params0(
-        "INSERT INTO offset_gaps (consumer_group, topic, kafka_partition, from_offset, to_offset, skipped_by) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        impl_->group, impl_->topic, partition, stored, earliest, by);
-    tx.exec_params0(
-        "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, "
-        "updated_at = now()",
-        impl_->group, impl_->topic, partition, earliest);
-    tx.commit();
-    return std::make_pair(stored, earliest);
+    return impl_->Guarded("skipping a gap", [&]() -> std::optional<std::pair<int64_t, int64_t>> {
+        pqxx::work tx(impl_->Conn());
+        pqxx::result r = tx.exec_params(
+            "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2 "
+            "AND kafka_partition = $3 FOR UPDATE",
+            impl_->group, impl_->topic, partition);
+        const int64_t stored = r.empty() ? 0 : r[0][0].as<int64_t>();
+        if (stored >= earliest) return std::nullopt;
+        tx.exec_params0(
+            "INSERT INTO offset_gaps (consumer_group, topic, kafka_partition, from_offset, to_offset, skipped_by) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            impl_->group, impl_->topic, partition, stored, earliest, by);
+        tx.exec_params0(
+            "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset) "
+            "VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, "
+            "updated_at = now()",
+            impl_->group, impl_->topic, partition, earliest);
+        tx.commit();
+        return std::make_pair(stored, earliest);
+    });
 }
 
-int64_t BatchWriter::Expire(int days, int archive_days) {
-    pqxx::work tx(impl_->Conn());
-    pqxx::result r =
-        tx.exec_params("DELETE FROM event_keys WHERE accepted_at < now() - make_interval(days => $1)", days);
-    const auto deleted = static_cast<int64_t>(r.affected_rows());
-    for (const auto& row :
-         tx.exec_params("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'event_archive' "
-                        "AND c.relname < 'event_archive_' || to_char(now() - make_interval(days => $1), 'YYYYMMDD')",
-                        archive_days)) {
-        tx.exec0("DROP TABLE " + row[0].as<std::string>());
-    }
-    tx.commit();
-    impl_->archive_days.clear();
-    return deleted;
+int64_t BatchWriter::Expire(int dedup_days, int archive_days) {
+    return impl_->Guarded("expiring old keys and archives", [&] {
+        pqxx::work tx(impl_->Conn());
+        pqxx::result r =
+            tx.exec_params("DELETE FROM event_keys WHERE accepted_at < now() - make_interval(days => $1)", dedup_days);
+        const auto deleted = static_cast<int64_t>(r.affected_rows());
+        for (const auto& row : tx.exec_params(
+                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                 "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'event_archive' "
+                 "AND c.relname < 'event_archive_' || to_char(now() - make_interval(days => $1), 'YYYYMMDD')",
+                 archive_days)) {
+            tx.exec0("DROP TABLE " + row[0].as<std::string>());
+        }
+        tx.commit();
+        impl_->archive_days.clear();
+        return deleted;
+    });
 }
 
 }  // namespace tally::ledger

@@ -6,6 +6,8 @@
 #include <pqxx/pqxx>
 
 #include "base/assert.h"
+#include "ledger/connect.h"
+#include "ledger/errors.h"
 #include "pricing/plan_yaml.h"
 
 namespace tally::ledger {
@@ -28,16 +30,36 @@ std::string PlanText(const std::string& plan, const std::string& display_name,
     return YamlText(root);
 }
 
+// Subscriptions are append-only (sql/0002 refuses UPDATE and DELETE):
+// inserts one, or finds the very same one stored from that instant (a
+// command run twice); another plan or terms from that instant is refused.
+void InsertSubscription(pqxx::work& tx, const std::string& customer_id, const std::string& valid_from,
+                        const std::string& plan, const std::string& terms) {
+    const pqxx::result inserted = tx.exec_params(
+        "INSERT INTO subscriptions (customer_id, valid_from, plan, terms) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (customer_id, valid_from) DO NOTHING",
+        customer_id, valid_from, plan, terms);
+    if (inserted.affected_rows() == 1) return;
+    const pqxx::row stored = tx.exec_params1(
+        "SELECT plan, terms FROM subscriptions WHERE customer_id = $1 AND valid_from = $2", customer_id, valid_from);
+    if (stored[0].as<std::string>() == plan && stored[1].as<std::string>() == terms) return;
+    throw LedgerError("customer " + customer_id + " already has a subscription from " + valid_from + " (plan " +
+                      stored[0].as<std::string>() +
+                      "), with other terms; subscriptions are never changed: subscribe again from a later instant");
+}
+
 }  // namespace
 
 struct Store::Impl {
     explicit Impl(std::string u) : url(std::move(u)) { Conn(); }
-    // Connects again when the connection was lost (PostgreSQL restarted).
+    // Connects again when the connection was lost (PostgreSQL restarted);
+    // throws ingest::SinkError (ledger/connect.h).
     pqxx::connection& Conn() {
         if (!conn || !conn->is_open()) {
             conn.reset();
-            conn = std::make_unique<pqxx::connection>(url);
+            conn = Connect(url);
         }
+        TALLY_ASSERT(conn != nullptr);
         return *conn;
     }
     std::string url;
@@ -102,7 +124,7 @@ void Store::AddCustomer(const std::string& customer_id, const std::string& name)
 void Store::Subscribe(const std::string& customer_id, const std::string& plan, const std::string& valid_from,
                       const std::string& terms_yaml) {
     if (!ParseRfc3339(valid_from)) throw LedgerError("--from must be an RFC 3339 instant, not '" + valid_from + "'");
-    StoredCatalog current = Load();
+    ingest::CatalogSnapshot current = LoadOnce();
     if (current.customers.count(customer_id) == 0) {
         throw LedgerError("no customer '" + customer_id + "'; add it first with: tally customer add " + customer_id);
     }
@@ -131,17 +153,14 @@ void Store::Subscribe(const std::string& customer_id, const std::string& plan, c
         throw LedgerError("the contract terms are not valid:" + all);
     }
     pqxx::work tx(impl_->Conn());
-    tx.exec_params0(
-        "INSERT INTO subscriptions (customer_id, valid_from, plan, terms) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (customer_id, valid_from) DO UPDATE SET plan = EXCLUDED.plan, terms = EXCLUDED.terms",
-        customer_id, valid_from, plan, terms_yaml);
+    InsertSubscription(tx, customer_id, valid_from, plan, terms_yaml);
     tx.commit();
 }
 
 std::optional<size_t> Store::ImportSubscriptions(std::string_view yaml, std::string_view file_name,
                                                  const std::string& valid_from, Diagnostics* diagnostics) {
     if (!ParseRfc3339(valid_from)) throw LedgerError("--from must be an RFC 3339 instant, not '" + valid_from + "'");
-    StoredCatalog current = Load();
+    ingest::CatalogSnapshot current = LoadOnce();
     auto subs = ParseSubscriptions(yaml, file_name, &current.catalog, diagnostics);
     if (!subs) return std::nullopt;
     YAML::Node root = YAML::Load(std::string(yaml));
@@ -162,26 +181,24 @@ std::optional<size_t> Store::ImportSubscriptions(std::string_view yaml, std::str
             "INSERT INTO customers (customer_id, name) VALUES ($1, $2) "
             "ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name",
             s.customer, s.customer_name);
-        tx.exec_params0(
-            "INSERT INTO subscriptions (customer_id, valid_from, plan, terms) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (customer_id, valid_from) DO UPDATE SET plan = EXCLUDED.plan, terms = EXCLUDED.terms",
-            s.customer, from, s.plan, terms.size() == 0 ? std::string() : YamlText(terms));
+        InsertSubscription(tx, s.customer, from, s.plan, terms.size() == 0 ? std::string() : YamlText(terms));
     }
     tx.commit();
     return subs->size();
 }
 
-StoredCatalog Store::Load() {
+ingest::CatalogSnapshot Store::Load() {
     try {
         return LoadOnce();
-    } catch (const pqxx::broken_connection&) {
-        impl_->conn.reset();  // connect again next time
-        throw;
+    } catch (const std::exception& e) {
+        ingest::SinkError error = Classify(e, "loading plans, customers and subscriptions");
+        if (error.kind != ingest::SinkErrorKind::kFatal) impl_->conn.reset();  // connect again next time
+        throw error;
     }
 }
 
-StoredCatalog Store::LoadOnce() {
-    StoredCatalog out;
+ingest::CatalogSnapshot Store::LoadOnce() {
+    ingest::CatalogSnapshot out;
     pqxx::work tx(impl_->Conn());
     std::map<std::string, std::vector<std::string>> bodies;  // plan -> version bodies in order
     for (const auto& row : tx.exec("SELECT plan, body FROM plan_versions ORDER BY plan, effective_from")) {
@@ -229,13 +246,13 @@ StoredCatalog Store::LoadOnce() {
     return out;
 }
 
-std::vector<Store::RollupRecord> Store::LoadRollups(const std::string& customer, int32_t period) {
+std::vector<RollupRecord> Store::LoadRollups(const std::string& customer, int32_t period) {
     std::vector<RollupRecord> out;
     pqxx::work tx(impl_->Conn());
     for (const auto& row : tx.exec_params(
              "SELECT customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, "
              "quantity, calls FROM usage_rollups WHERE ($1 = '' OR customer_id = $1) AND ($2 < 0 OR period = $2) "
-             "ORDER BY customer_id, period, hour",
+             "ORDER BY customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit",
              customer, period)) {
         RollupRecord r;
         r.customer = row[0].as<std::string>();
@@ -251,6 +268,9 @@ std::vector<Store::RollupRecord> Store::LoadRollups(const std::string& customer,
         r.unit = row[10].as<std::string>();
         r.quantity = row[11].as<int64_t>();
         r.calls = row[12].as<int64_t>();
+        // The shape the tables check (sql/0002), checked again as it is read.
+        TALLY_ASSERT(!r.unit.empty() || r.quantity == 0);
+        TALLY_ASSERT(r.unit.empty() || r.calls == 0);
         out.push_back(std::move(r));
     }
     tx.commit();

@@ -1,17 +1,30 @@
 // The batch transaction of `tally consume` against a real PostgreSQL: dedup
-// (duplicate vs conflict), the offset fence, a retried commit, rollups adding
-// up, the archive giving back every accepted message byte for byte, and dead
-// letters keeping bytes that are not text.
+// (duplicate vs conflict, repeats within a batch decided against the billed
+// payload), the offset fence, a retried commit, rollups adding up (calls
+// rows, saturating sums), the archive giving back every accepted message
+// byte for byte, and dead letters keeping bytes that are not text.
 #include "ledger/batch_writer.h"
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <pqxx/pqxx>
 
+#include "ledger/migrations.h"
 #include "tests/ledger/ledger_db.h"
 
 namespace tally::ledger {
 namespace {
+
+using ingest::Batch;
+using ingest::DeadLetter;
+using ingest::KeyOutcome;
+using ingest::KeyRow;
+using ingest::RecordsOfNew;
+using ingest::Repeat;
+using ingest::SinkError;
+using ingest::SinkErrorKind;
+using ingest::StoreResult;
 
 Fingerprint Print(uint8_t a, uint8_t b = 0) {
     Fingerprint f{};
@@ -44,28 +57,45 @@ KeyRow Key(Messages& m, uint8_t id, uint8_t payload, const std::string& customer
     return k;
 }
 
-// 100 input tokens per new event in hour 7, one row per customer (rollup
-// rows are unique by key).
-RollupsOfNew OneRowPerNew(const BatchInput& in) {
+RollupRecord Cell(const std::string& customer, const std::string& unit, int64_t quantity, int64_t calls) {
+    RollupRecord r;
+    r.customer = customer;
+    r.period = 24310;
+    r.hour = 7;
+    r.plan = "p";
+    r.version = "v1";
+    r.model = "m";
+    r.unit = unit;
+    r.quantity = quantity;
+    r.calls = calls;
+    return r;
+}
+
+// 100 input tokens per new event in hour 7: per customer a calls record and
+// an input record (records are unique by key within a batch, as ToRecords
+// makes them).
+RecordsOfNew OneCallPerNew(const Batch& in) {
     return [&in](const std::vector<KeyOutcome>& outcomes) {
-        std::map<std::string, RollupOut> rows;
+        std::map<std::string, std::pair<RollupRecord, RollupRecord>> cells;
         for (size_t i = 0; i < outcomes.size(); ++i) {
             if (outcomes[i] != KeyOutcome::kNew) continue;
-            RollupOut& r = rows[in.keys[i].customer];
-            r.customer = in.keys[i].customer;
-            r.period = 24310;
-            r.hour = 7;
-            r.plan = "p";
-            r.version = "v1";
-            r.model = "m";
-            r.unit = "input";
-            r.quantity += 100;
-            r.calls += 1;
+            const std::string& customer = in.keys[i].customer;
+            auto [it, fresh] = cells.try_emplace(customer, Cell(customer, "", 0, 0), Cell(customer, "input", 0, 0));
+            it->second.first.calls += 1;
+            it->second.second.quantity += 100;
         }
-        std::vector<RollupOut> out;
-        for (auto& [customer, r] : rows) out.push_back(r);
+        std::vector<RollupRecord> out;
+        for (auto& [customer, records] : cells) {
+            out.push_back(records.first);
+            out.push_back(records.second);
+        }
         return out;
     };
+}
+
+// The records of one batch, whatever the outcomes.
+RecordsOfNew Fixed(std::vector<RollupRecord> records) {
+    return [records](const std::vector<KeyOutcome>&) { return records; };
 }
 
 class BatchWriterTest : public LedgerDb {
@@ -73,6 +103,15 @@ class BatchWriterTest : public LedgerDb {
     void SetUp() override {
         LedgerDb::SetUp();
         Migrate(url_);
+        {  // what the records name (rollups has foreign keys to them)
+            pqxx::connection c(url_);
+            pqxx::work tx(c);
+            tx.exec0(
+                "INSERT INTO customers (customer_id) VALUES ('c1'), ('c2');"
+                "INSERT INTO plan_versions (plan, version, effective_from, currency, body, body_sha256) "
+                "VALUES ('p', 'v1', '2025-01-01Z', 'CNY', 'plan: p', 'x')");
+            tx.commit();
+        }
         writer_ = std::make_unique<BatchWriter>(url_, "g", "usage");
     }
     int64_t Count(const std::string& sql) {
@@ -80,27 +119,32 @@ class BatchWriterTest : public LedgerDb {
         pqxx::work tx(c);
         return tx.exec1(sql)[0].as<int64_t>();
     }
+    std::string Text(const std::string& sql) {
+        pqxx::connection c(url_);
+        pqxx::work tx(c);
+        return tx.exec1(sql)[0].as<std::string>();
+    }
     std::unique_ptr<BatchWriter> writer_;
     Messages m_;
 };
 
 TEST_F(BatchWriterTest, NewEventsAreBilledOnceRetriesAreDuplicatesChangedOnesAreConflicts) {
-    BatchInput first;
+    Batch first;
     first.keys = {Key(m_, 1, 1, "c1", 0, 0, R"({"id":"id-1"})"), Key(m_, 2, 2, "c1", 0, 1, R"({"id":"id-2"})"),
                   Key(m_, 3, 3, "c2", 1, 0, R"({"id":"id-3"})")};
     first.offsets = {{0, -1, 2}, {1, -1, 1}};
-    BatchResult r1 = writer_->Commit(first, OneRowPerNew(first));
+    StoreResult r1 = writer_->Store(first, OneCallPerNew(first));
     EXPECT_EQ(r1.accepted, 3);
     EXPECT_EQ(r1.duplicates, 0);
     EXPECT_EQ(r1.conflicts, 0);
 
     // id 1 again with the same bytes (a producer retry), id 3 with other
     // bytes (a conflict), id 4 new.
-    BatchInput second;
+    Batch second;
     second.keys = {Key(m_, 1, 1, "c1", 0, 2, R"({"id":"id-1"})"), Key(m_, 3, 9, "c2", 1, 1, R"({"id":"id-3","x":1})"),
                    Key(m_, 4, 4, "c1", 0, 3, R"({"id":"id-4"})")};
     second.offsets = {{0, 2, 4}, {1, 1, 2}};
-    BatchResult r2 = writer_->Commit(second, OneRowPerNew(second));
+    StoreResult r2 = writer_->Store(second, OneCallPerNew(second));
     EXPECT_EQ(r2.accepted, 1);
     EXPECT_EQ(r2.duplicates, 1);
     EXPECT_EQ(r2.conflicts, 1);
@@ -119,31 +163,27 @@ TEST_F(BatchWriterTest, NewEventsAreBilledOnceRetriesAreDuplicatesChangedOnesAre
 TEST_F(BatchWriterTest, FoldingMovesTheDeltasIntoRollupsAndUsageStaysTheSame) {
     int64_t offset = 0;
     for (uint8_t id = 1; id <= 6; ++id) {  // six batches: c1 gets 4 calls, c2 gets 2
-        BatchInput in;
+        Batch in;
         in.keys = {Key(m_, id, id, id % 3 == 0 ? "c2" : "c1", 0, offset, "{}")};
         in.offsets = {{0, offset == 0 ? -1 : offset, offset + 1}};
         ++offset;
-        writer_->Commit(in, OneRowPerNew(in));
+        writer_->Store(in, OneCallPerNew(in));
         if (id == 3) {
-            EXPECT_EQ(writer_->FoldDeltas().rollups, 2);  // c1 and c2, one hour each
+            EXPECT_EQ(writer_->FoldDeltas().rollups, 4);  // c1 and c2, one hour each: calls and input
         }
     }
     const std::string usage =
-        "SELECT string_agg(customer_id || ':' || quantity || ':' || calls, ' ' ORDER BY customer_id) "
-        "FROM usage_rollups";
-    auto text = [&](const std::string& sql) {
-        pqxx::connection c(url_);
-        pqxx::work tx(c);
-        return tx.exec1(sql)[0].as<std::string>();
-    };
-    EXPECT_EQ(text(usage), "c1:400:4 c2:200:2");
-    EXPECT_EQ(Count("SELECT count(*) FROM rollup_deltas"), 3);
+        "SELECT string_agg(customer_id || ':' || unit || ':' || quantity || ':' || calls, ' ' "
+        "ORDER BY customer_id, unit) FROM usage_rollups";
+    EXPECT_EQ(Text(usage), "c1::0:4 c1:input:400:0 c2::0:2 c2:input:200:0");
+    EXPECT_EQ(Count("SELECT count(*) FROM rollup_deltas"), 6);
     const BatchWriter::Fold second = writer_->FoldDeltas();
-    EXPECT_EQ(second.deltas, 3);   // batches 4, 5, 6
-    EXPECT_EQ(second.rollups, 2);  // added to c1's and c2's rows
+    EXPECT_EQ(second.deltas, 6);   // batches 4, 5, 6
+    EXPECT_EQ(second.rollups, 4);  // added to c1's and c2's rows
     EXPECT_EQ(Count("SELECT count(*) FROM rollup_deltas"), 0);
-    EXPECT_EQ(text(usage), "c1:400:4 c2:200:2");
-    EXPECT_EQ(text("SELECT string_agg(customer_id || ':' || quantity, ' ' ORDER BY customer_id) FROM rollups"),
+    EXPECT_EQ(Text(usage), "c1::0:4 c1:input:400:0 c2::0:2 c2:input:200:0");
+    EXPECT_EQ(Text("SELECT string_agg(customer_id || ':' || quantity, ' ' ORDER BY customer_id) FROM rollups "
+                   "WHERE unit = 'input'"),
               "c1:400 c2:200");
     EXPECT_EQ(writer_->FoldDeltas().deltas, 0);  // nothing left
 }
@@ -151,12 +191,12 @@ TEST_F(BatchWriterTest, FoldingMovesTheDeltasIntoRollupsAndUsageStaysTheSame) {
 TEST_F(BatchWriterTest, ArchiveGivesBackEveryAcceptedMessageWithItsOffset) {
     // Bytes the COPY text format must escape, and a Chinese name.
     const std::string tricky = "{\"name\":\"客户\\t\\\\ \\\"q\\\"\",\n \"id\":\"id-2\"}";
-    BatchInput in;
+    Batch in;
     in.keys = {Key(m_, 1, 1, "c1", 0, 5, R"({"id":"id-1"})"), Key(m_, 2, 2, "c1", 0, 7, tricky),
                Key(m_, 3, 3, "c2", 0, 6, R"({"id":"id-3"})")};
     in.keys[2].event_time += std::chrono::hours(24);  // another day of event time: its own archive row
     in.offsets = {{0, -1, 8}};
-    writer_->Commit(in, OneRowPerNew(in));
+    writer_->Store(in, OneCallPerNew(in));
     EXPECT_EQ(Count("SELECT count(*) FROM event_archive"), 2);
     pqxx::connection c(url_);
     pqxx::work tx(c);
@@ -177,29 +217,30 @@ TEST_F(BatchWriterTest, ArchiveGivesBackEveryAcceptedMessageWithItsOffset) {
 }
 
 TEST_F(BatchWriterTest, ArchiveOffStoresKeysAndRollupsOnly) {
-    BatchInput in;
+    Batch in;
     in.archive = false;
     in.keys = {Key(m_, 1, 1, "c1", 0, 0, R"({"id":"id-1"})")};
     in.offsets = {{0, -1, 1}};
-    EXPECT_EQ(writer_->Commit(in, OneRowPerNew(in)).accepted, 1);
+    EXPECT_EQ(writer_->Store(in, OneCallPerNew(in)).accepted, 1);
     EXPECT_EQ(Count("SELECT count(*) FROM event_archive"), 0);
     EXPECT_EQ(Count("SELECT count(*) FROM event_keys"), 1);
 }
 
 TEST_F(BatchWriterTest, ABatchFromAnOutdatedOffsetIsFencedAndWritesNothing) {
-    BatchInput in;
+    Batch in;
     in.keys = {Key(m_, 1, 1, "c1", 3, 0, R"({"id":"id-1"})")};
     in.offsets = {{3, -1, 1}};
-    writer_->Commit(in, OneRowPerNew(in));
+    writer_->Store(in, OneCallPerNew(in));
     // Another consumer read partition 3 from the start too and now stores
     // offsets 0..2: its batch lost the race.
-    BatchInput stale;
+    Batch stale;
     stale.keys = {Key(m_, 2, 2, "c1", 3, 1, R"({"id":"id-2"})")};
     stale.offsets = {{3, -1, 2}};
     try {
-        writer_->Commit(stale, OneRowPerNew(stale));
+        writer_->Store(stale, OneCallPerNew(stale));
         FAIL() << "no fence";
-    } catch (const FenceError& e) {
+    } catch (const SinkError& e) {
+        EXPECT_EQ(e.kind, SinkErrorKind::kFenced);
         EXPECT_EQ(e.partitions, std::vector<int32_t>{3});
     }
     EXPECT_EQ(Count("SELECT count(*) FROM event_keys"), 1);
@@ -207,28 +248,173 @@ TEST_F(BatchWriterTest, ABatchFromAnOutdatedOffsetIsFencedAndWritesNothing) {
 }
 
 TEST_F(BatchWriterTest, ABatchWhoseCommitSucceededIsRecognisedWhenRetried) {
-    BatchInput in;
+    Batch in;
     in.keys = {Key(m_, 1, 1, "c1", 0, 0, R"({"id":"id-1"})")};
     in.offsets = {{0, -1, 1}};
-    writer_->Commit(in, OneRowPerNew(in));
+    writer_->Store(in, OneCallPerNew(in));
     // The commit's answer was lost (connection dropped); the consumer retries.
-    BatchResult again = writer_->Commit(in, OneRowPerNew(in));
+    StoreResult again = writer_->Store(in, OneCallPerNew(in));
     EXPECT_TRUE(again.already_stored);
     EXPECT_EQ(Count("SELECT sum(quantity) FROM usage_rollups"), 100);
 }
 
 TEST_F(BatchWriterTest, DeadLettersKeepBytesThatAreNotText) {
     const std::string raw("\x00\xff\\x41\t\n{", 9);  // NUL, not UTF-8, a backslash, tab, newline
-    BatchInput in;
-    in.dead_letters = {{2, 9, "invalid", "not JSON", raw}};
+    Batch in;
+    in.dead_letters = {{2, 9, RejectReason::kInvalid, "not JSON", raw}};
     in.offsets = {{2, -1, 10}};
-    BatchResult r = writer_->Commit(in, OneRowPerNew(in));
+    StoreResult r = writer_->Store(in, OneCallPerNew(in));
     EXPECT_EQ(r.dead_letters, 1);
     pqxx::connection c(url_);
     pqxx::work tx(c);
     pqxx::row row = tx.exec1("SELECT encode(raw, 'hex'), reason_code FROM dead_letters");
     EXPECT_EQ(row[0].as<std::string>(), "00ff5c783431090a7b");
     EXPECT_EQ(row[1].as<std::string>(), "invalid");
+}
+
+// One call O billed, then C (the same call with another payload) and O'
+// (O byte for byte, a producer's retry), all on partition 0 at offsets 0, 1
+// and 2. However the consumer cuts them into batches, C is the one conflict
+// (dead-lettered with its own bytes) and O' the one duplicate.
+class BatchWriterRepeats : public BatchWriterTest {
+   protected:
+    KeyRow O() { return Key(m_, 1, 1, "c1", 0, 0, R"({"id":"id-1"})"); }
+    KeyRow C() { return Key(m_, 1, 9, "c1", 0, 1, R"({"id":"id-1","x":2})"); }
+    KeyRow OAgain() { return Key(m_, 1, 1, "c1", 0, 2, R"({"id":"id-1"})"); }
+    static Repeat AsRepeat(const KeyRow& k) { return {k.payload_hash, k.partition, k.offset, k.payload}; }
+
+    // Stores each batch (each a list of messages of the one call: the
+    // first is the KeyRow, the rest its repeats) and sums the results.
+    StoreResult StoreAll(const std::vector<std::vector<KeyRow>>& batches) {
+        StoreResult sum;
+        int64_t next = -1;
+        for (const auto& messages : batches) {
+            Batch b;
+            KeyRow first = messages.front();
+            for (size_t i = 1; i < messages.size(); ++i) first.repeats.push_back(AsRepeat(messages[i]));
+            b.keys = {first};
+            b.offsets = {{0, next, messages.back().offset + 1}};
+            next = messages.back().offset + 1;
+            const StoreResult r = writer_->Store(b, OneCallPerNew(b));
+            sum.accepted += r.accepted;
+            sum.duplicates += r.duplicates;
+            sum.conflicts += r.conflicts;
+            sum.dead_letters += r.dead_letters;
+        }
+        return sum;
+    }
+    std::string DeadLetters() {
+        return Text(
+            "SELECT coalesce(string_agg(kafka_partition || ':' || kafka_offset || ':' || reason_code || ':' || reason "
+            "|| ':' || encode(raw, 'escape'), ' | ' ORDER BY kafka_partition, kafka_offset), '') FROM dead_letters");
+    }
+    void Forget() {
+        pqxx::connection c(url_);
+        pqxx::work tx(c);
+        tx.exec0("TRUNCATE event_keys, dead_letters, consumer_offsets, rollup_deltas, rollups, event_archive");
+        tx.commit();
+    }
+};
+
+TEST_F(BatchWriterRepeats, AConflictAndACopyInOneBatchAreDecidedAgainstTheBilledPayload) {
+    Batch first;
+    first.keys = {O()};
+    first.offsets = {{0, -1, 1}};
+    EXPECT_EQ(writer_->Store(first, OneCallPerNew(first)).accepted, 1);
+    Batch second;
+    second.keys = {C()};
+    second.keys[0].repeats = {AsRepeat(OAgain())};
+    second.offsets = {{0, 1, 3}};
+    const StoreResult r = writer_->Store(second, OneCallPerNew(second));
+    EXPECT_EQ(r.accepted, 0);
+    EXPECT_EQ(r.conflicts, 1);
+    EXPECT_EQ(r.duplicates, 1);
+    EXPECT_EQ(r.dead_letters, 1);
+    EXPECT_EQ(r.rollup_deltas, 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM dead_letters"), 1);
+    EXPECT_EQ(Count("SELECT count(*) FROM dead_letters WHERE reason_code = 'conflict' AND kafka_offset = 1 "
+                    "AND raw = '{\"id\":\"id-1\",\"x\":2}'::bytea AND reason LIKE '%(gw, id-1)%'"),
+              1);
+    EXPECT_EQ(Count("SELECT sum(calls) FROM usage_rollups"), 1);
+}
+
+TEST_F(BatchWriterRepeats, TheSameEventsGiveTheSameDeadLettersInEveryBatching) {
+    const std::vector<std::vector<std::vector<KeyRow>>> batchings = {
+        {{O()}, {C(), OAgain()}},
+        {{O(), C(), OAgain()}},
+        {{O()}, {C()}, {OAgain()}},
+        {{O(), C()}, {OAgain()}},
+    };
+    std::string expected;
+    for (size_t b = 0; b < batchings.size(); ++b) {
+        Forget();
+        const StoreResult sum = StoreAll(batchings[b]);
+        EXPECT_EQ(sum.accepted, 1) << "batching " << b;
+        EXPECT_EQ(sum.conflicts, 1) << "batching " << b;
+        EXPECT_EQ(sum.duplicates, 1) << "batching " << b;
+        EXPECT_EQ(sum.dead_letters, 1) << "batching " << b;
+        EXPECT_EQ(Count("SELECT sum(calls) FROM usage_rollups"), 1) << "batching " << b;
+        EXPECT_EQ(Count("SELECT sum(quantity) FROM usage_rollups"), 100) << "batching " << b;
+        const std::string dead = DeadLetters();
+        if (b == 0) expected = dead;
+        EXPECT_EQ(dead, expected) << "batching " << b;
+    }
+    EXPECT_NE(expected.find("0:1:conflict:"), std::string::npos) << expected;
+}
+
+TEST_F(BatchWriterTest, CallsWithNoUnitInCommonBothCount) {
+    Batch a;
+    a.keys = {Key(m_, 1, 1, "c1", 0, 0, "{}")};
+    a.offsets = {{0, -1, 1}};
+    writer_->Store(a, Fixed({Cell("c1", "", 0, 1), Cell("c1", "input", 100, 0)}));
+    Batch b;
+    b.keys = {Key(m_, 2, 2, "c1", 0, 1, "{}")};
+    b.offsets = {{0, 1, 2}};
+    writer_->Store(b, Fixed({Cell("c1", "", 0, 1), Cell("c1", "output", 50, 0)}));
+    const std::string usage =
+        "SELECT string_agg(unit || ':' || quantity || ':' || calls, ' ' ORDER BY unit) FROM usage_rollups";
+    EXPECT_EQ(Text(usage), ":0:2 input:100:0 output:50:0");
+    writer_->FoldDeltas();
+    EXPECT_EQ(Text(usage), ":0:2 input:100:0 output:50:0");
+    EXPECT_EQ(Count("SELECT calls FROM rollups WHERE unit = ''"), 2);
+}
+
+TEST_F(BatchWriterTest, AZeroTokenCallIsStoredAsACallsRow) {
+    Batch in;
+    in.keys = {Key(m_, 1, 1, "c1", 0, 0, "{}")};
+    in.offsets = {{0, -1, 1}};
+    const StoreResult r = writer_->Store(in, Fixed({Cell("c1", "", 0, 1)}));
+    EXPECT_EQ(r.accepted, 1);
+    EXPECT_EQ(r.rollup_deltas, 1);
+    EXPECT_EQ(Text("SELECT string_agg(unit || ':' || quantity || ':' || calls, ' ') FROM usage_rollups"), ":0:1");
+    writer_->FoldDeltas();
+    EXPECT_EQ(Text("SELECT string_agg(unit || ':' || quantity || ':' || calls, ' ') FROM rollups"), ":0:1");
+}
+
+TEST_F(BatchWriterTest, SumsSaturateAtTheLargestBigintInTheViewAndInTheFold) {
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    const std::string usage =
+        "SELECT string_agg(unit || ':' || quantity || ':' || calls, ' ' ORDER BY unit) FROM usage_rollups";
+    const std::string max = std::to_string(kMax);
+    for (int64_t offset = 0; offset < 3; ++offset) {
+        Batch in;
+        in.keys = {Key(m_, static_cast<uint8_t>(offset + 1), 1, "c1", 0, offset, "{}")};
+        in.offsets = {{0, offset == 0 ? -1 : offset, offset + 1}};
+        writer_->Store(in, Fixed({Cell("c1", "", 0, kMax), Cell("c1", "input", kMax, 0)}));
+        if (offset == 1) {
+            // Two deltas of 2^63-1 for one cell: read through the view, then folded.
+            EXPECT_EQ(Text(usage), ":0:" + max + " input:" + max + ":0");
+            const BatchWriter::Fold fold = writer_->FoldDeltas();
+            EXPECT_EQ(fold.deltas, 4);
+            EXPECT_EQ(fold.rollups, 2);
+            EXPECT_EQ(Text(usage), ":0:" + max + " input:" + max + ":0");
+        }
+    }
+    // A third delta added to a saturated rollups row.
+    EXPECT_EQ(Text(usage), ":0:" + max + " input:" + max + ":0");
+    EXPECT_EQ(writer_->FoldDeltas().rollups, 2);
+    EXPECT_EQ(Text("SELECT string_agg(unit || ':' || quantity || ':' || calls, ' ' ORDER BY unit) FROM rollups"),
+              ":0:" + max + " input:" + max + ":0");
 }
 
 }  // namespace

@@ -1,0 +1,18 @@
+// Connecting to the ledger, for BatchWriter and Store. Internal to ledger/
+// (it names libpqxx, which stays out of ledger's public headers).
+#pragma once
+
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+
+namespace tally::ledger {
+
+// Connects and checks that the database's applied migrations are exactly
+// this binary's (schema_migrations, written by Migrate). Throws
+// ingest::SinkError: kRetry when the server is not reachable now, kFatal
+// for a missing database, a refused login, a bad URL, a schema that is
+// missing or older ("run tally migrate") or newer than this tally.
+std::unique_ptr<pqxx::connection> Connect(const std::string& database_url);
+
+}  // namespace tally::ledger
