@@ -319,7 +319,7 @@ ingest::StoreResult BatchWriter::StoreOnce(const ingest::Batch& in, const ingest
         }
         s.Complete();
     }
-    result.duplicates = resolution.duplicates;
+    result.duplicates = static_cast<int64_t>(resolution.duplicates.size());
     result.conflicts = static_cast<int64_t>(resolution.conflicts.size());
     size_t messages = in.keys.size();
     for (const ingest::KeyRow& k : in.keys) messages += k.repeats.size();
