@@ -50,7 +50,8 @@ struct ProduceOptions {
     int64_t span_seconds = 3600;
     int64_t rate = 0;  // messages per second; 0: as fast as possible
     std::string compression = "lz4";
-    std::string output;  // write the messages to this file instead of sending them
+    std::string output;             // write the messages to this file instead of sending them
+    std::string on_error = "stop";  // a message the broker refuses: stop, or skip it and go on (exit 3)
 };
 int RunProduce(const ProduceOptions& options, std::ostream& out, std::ostream& err);
 int RunMigrate(const std::string& database_url_flag, std::ostream& out, std::ostream& err);

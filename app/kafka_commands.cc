@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "app/commands.h"
+#include "base/assert.h"
 #include "ingest/dev_broker.h"
 #include "ingest/event_decoder.h"
 #include "ingest/producer.h"
@@ -171,6 +172,11 @@ int RunProduce(const ProduceOptions& o, std::ostream& out, std::ostream& err) {
         out << "wrote " << n << " messages to " << o.output << " (" << bad_count << " malformed on purpose)\n";
         return kExitOk;
     }
+    const bool skip_refused = o.on_error == "skip";
+    if (!skip_refused && o.on_error != "stop") {
+        err << "tally produce: --on-error takes skip or stop, not '" << o.on_error << "'\n";
+        return kExitUsage;
+    }
     ProducerOptions po;
     po.brokers = brokers;
     po.topic = o.topic;
@@ -183,16 +189,36 @@ int RunProduce(const ProduceOptions& o, std::ostream& out, std::ostream& err) {
         if (o.rate <= 0 || sent % 256 != 0) return;
         auto due = t0 + std::chrono::microseconds(sent * 1'000'000 / o.rate);
         if (due > Clock::now()) std::this_thread::sleep_until(due);
-        producer.Poll();
+    };
+    // Each message goes with its line number (synthetic: its number), so a
+    // refusal, at once or in a later delivery report, names it.
+    int64_t refused = 0;
+    auto report_refused = [&] {
+        for (const SendFailure& f : producer.TakeFailures()) {
+            if (o.synthetic > 0) {
+                err << "synthetic message " << f.id << ": " << f.reason << "\n";
+            } else {
+                err << o.file << ":" << f.id << ": " << f.reason << "\n";
+            }
+            ++refused;
+        }
+    };
+    int64_t read = 0;  // lines read (synthetic: messages made)
+    auto send = [&](const std::string& k, const std::string& payload) {
+        producer.Send(k, payload, read);
+        pace(producer.stats().sent);
+        if (read % 64 == 0) producer.Poll();
+        report_refused();
+        return skip_refused || refused == 0;  // go on?
     };
     std::string json, key;
     if (o.synthetic > 0) {
         SyntheticEvents gen(syn);
         bool bad = false;
         while (gen.Next(&json, &key, &bad)) {
-            producer.Send(key, json);
+            ++read;
             malformed += bad ? 1 : 0;
-            pace(producer.stats().sent);
+            if (!send(key, json)) break;
         }
     } else {
         std::ifstream in(o.file, std::ios::binary);
@@ -204,28 +230,42 @@ int RunProduce(const ProduceOptions& o, std::ostream& out, std::ostream& err) {
         Event event;
         std::string reason;
         while (std::getline(in, json)) {
+            ++read;
             if (!json.empty() && json.back() == '\r') json.pop_back();
             if (json.find_first_not_of(" \t") == std::string::npos) continue;
             // Key by customer; a line that does not decode is still sent (the
             // consumer makes it a dead letter), with an empty key.
             bool ok = decoder.Decode(json, &event, &reason);
             malformed += ok ? 0 : 1;
-            producer.Send(ok ? event.subject : std::string(), json);
-            pace(producer.stats().sent);
+            if (!send(ok ? event.subject : std::string(), json)) break;
         }
     }
+    const bool stopped_early = !skip_refused && refused > 0;  // refusals seen later stop nothing
     ProduceStats s = producer.Finish(60'000);
+    report_refused();
+    TALLY_ASSERT(refused == s.refused + s.failed);
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     out << "sent " << s.sent << " messages to " << o.topic << " (" << malformed
         << " malformed on purpose or in the file)"
         << ", delivered " << s.delivered << ", failed " << s.failed << ", "
         << static_cast<int64_t>(static_cast<double>(s.sent) / (seconds > 0 ? seconds : 1)) << " messages/s\n";
-    if (s.failed > 0 || s.delivered != s.sent) {
-        err << "tally produce: " << (s.sent - s.delivered) << " messages were not delivered"
-            << (s.last_error.empty() ? "" : ": " + s.last_error) << "\n";
-        return kExitFailure;
+    const int64_t unknown = s.sent - s.delivered - s.failed;  // still queued when Finish gave up
+    if (unknown > 0) {
+        err << "tally produce: " << unknown << " messages were neither delivered nor refused within 60 s"
+            << (s.last_error.empty() ? "" : "; last error: " + s.last_error) << "\n";
     }
-    return kExitOk;
+    if (refused > 0) {
+        err << "tally produce: ";
+        if (stopped_early) err << "stopped after " << (o.synthetic > 0 ? "message " : o.file + ":") << read << ": ";
+        err << s.delivered << " sent, " << refused << " refused";
+        if (stopped_early) {
+            err << "; nothing after it was sent (--on-error skip sends the other "
+                << (o.synthetic > 0 ? "messages" : "lines") << ")";
+        }
+        err << "\n";
+    }
+    if (unknown > 0 || (refused > 0 && !skip_refused)) return kExitFailure;
+    return refused > 0 ? kExitPartial : kExitOk;
 }
 
 }  // namespace tally

@@ -145,6 +145,11 @@ and tests (it keeps about 5 MiB per partition). Production uses real Kafka.)");
     produce_cmd->add_option("--rate", produce.rate, "Messages per second (default: as fast as possible)");
     produce_cmd->add_option("--compression", produce.compression, "none, gzip, snappy, lz4 (default) or zstd");
     produce_cmd->add_option("--output", produce.output, "Synthetic: write the messages to this file, send nothing");
+    produce_cmd
+        ->add_option("--on-error", produce.on_error,
+                     "A message the broker refuses (e.g. too large): stop (default: exit 1 with the count sent) or "
+                     "skip (report it, go on, exit 3)")
+        ->check(CLI::IsMember({"skip", "stop"}));
     produce_cmd->footer(R"(
 Examples:
   tally produce --bootstrap-file /tmp/kafka.boot --file deploy/events/doubao.jsonl

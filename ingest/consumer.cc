@@ -5,8 +5,8 @@
 #include <iostream>
 #include <set>
 
-#include "ingest/kafka.h"
 #include "base/assert.h"
+#include "ingest/kafka.h"
 
 namespace tally {
 
@@ -17,6 +17,7 @@ struct KafkaConsumer::Impl {
     std::map<int32_t, PartitionState> parts;
     std::map<int32_t, uint64_t> epoch;  // bumped on every (re)assignment and seek
     uint64_t next_epoch = 1;
+    bool assigned_once = false;  // an ASSIGN rebalance callback has run (see Close)
 
     void Assign(rd_kafka_topic_partition_list_t* list, bool cooperative) {
         std::vector<int32_t> ps;
@@ -60,12 +61,34 @@ struct KafkaConsumer::Impl {
 namespace {
 void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list, void* opaque) {
     auto* impl = static_cast<KafkaConsumer::Impl*>(opaque);
+    TALLY_ASSERT(impl != nullptr);
+    TALLY_ASSERT(impl->handle.get() == rk);
     const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        impl->assigned_once = true;
         impl->Assign(list, cooperative);
     } else {
         impl->Revoke(list, cooperative);
     }
+}
+
+// librdkafka before 2.3.0 aborts in rd_kafka_destroy() (assertion
+// `assignor_state' in rd_kafka_sticky_assignor_state_destroy) when the
+// consumer has joined its group, so the cooperative-sticky assignor is
+// chosen, but no SyncGroup answer has given it an assignment yet: the
+// assignor's state is created by that answer and destroyed without a check
+// (librdkafka issue 4312, fixed by PR 4381 in 2.3.0). Debian 12 ships 2.0.2.
+// The answer comes before the first ASSIGN callback, and the state then
+// lives as long as the handle, so after that callback destroying is safe.
+bool DestroyMayAbort(bool assigned_once) {
+    return !assigned_once && rd_kafka_version() < 0x02030000;
+}
+
+// Handles that cannot be destroyed (DestroyMayAbort): closed, they stay
+// here, reachable, until the process exits.
+void KeepUntilExit(kafka::HandlePtr handle) {
+    static auto* kept = new std::vector<rd_kafka_t*>();
+    kept->push_back(handle.release());
 }
 }  // namespace
 
@@ -232,8 +255,20 @@ std::map<int32_t, int64_t> KafkaConsumer::TopicEnds() {
 
 void KafkaConsumer::Close() {
     if (!impl_->handle) return;
+    // Leaves the group (the other members take over at once) and serves the
+    // last rebalance callbacks. Waiting for a first assignment instead
+    // could take up to the group's rebalance timeout, and would take
+    // partitions from the other members only to give them back.
     rd_kafka_consumer_close(impl_->handle.get());
-    impl_->handle.reset();
+    if (DestroyMayAbort(impl_->assigned_once)) {
+        std::cerr << "tally consume: Kafka consumer closed before its first assignment; its handle is left to the "
+                     "process exit (librdkafka before 2.3.0 aborts destroying it, see docs/operations.md)"
+                  << std::endl;
+        KeepUntilExit(std::move(impl_->handle));
+    } else {
+        impl_->handle.reset();
+    }
+    TALLY_ASSERT(!impl_->handle);
 }
 
 std::pair<int64_t, int64_t> QueryWatermarks(const std::string& brokers, const std::string& topic, int32_t partition) {
