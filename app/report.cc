@@ -11,13 +11,13 @@ namespace {
 std::string RateText(const std::optional<Rate>& rate) {
     if (!rate) return "";
     std::string per;
-    switch (rate->per) {
+    switch (rate->per()) {
         case 1: per = ""; break;
         case 1000: per = "/1K"; break;
         case 1000000: per = "/1M"; break;
-        default: per = "/" + std::to_string(rate->per);
+        default: per = "/" + std::to_string(rate->per());
     }
-    return rate->price.ToString() + per;
+    return rate->price().ToString() + per;
 }
 
 std::string Cell(const InvoiceLine& l) {
@@ -163,7 +163,7 @@ void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices,
 void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices, const RunReport& report) {
     const std::vector<RejectedLine>& rejected = report.rejected;
     const RateRunStats& stats = report.stats;
-    auto dec = [](const Decimal& v) { return JsonString(v.ToString()); };
+    auto dec = [](const auto& v) { return JsonString(v.ToString()); };  // Decimal, Amount, Percent
     out << "{\"invoices\":[";
     for (size_t i = 0; i < invoices.size(); ++i) {
         const Invoice& inv = invoices[i];
@@ -191,7 +191,7 @@ void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices, 
                     << ",\"thinking\":" << (l.thinking ? "true" : "false") << ",\"tier\":" << JsonString(l.tier)
                     << ",\"quantity\":" << JsonString(std::to_string(l.quantity));
                 if (l.rate) {
-                    out << ",\"rate\":" << dec(l.rate->price) << ",\"rate_per\":" << l.rate->per;
+                    out << ",\"rate\":" << dec(l.rate->price()) << ",\"rate_per\":" << l.rate->per();
                 }
             }
             out << ",\"description\":" << JsonString(l.description) << ",\"amount\":" << dec(l.amount)

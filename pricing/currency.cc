@@ -33,24 +33,4 @@ std::optional<Currency> Currency::FromCode(std::string_view code) {
     return std::nullopt;
 }
 
-Money Money::operator+(const Money& other) const {
-    if (!(currency == other.currency)) {
-        throw CurrencyMismatch("cannot add " + std::string(other.currency.code()) + " to " +
-                               std::string(currency.code()));
-    }
-    return {amount + other.amount, currency};
-}
-
-Money Money::operator-(const Money& other) const {
-    if (!(currency == other.currency)) {
-        throw CurrencyMismatch("cannot subtract " + std::string(other.currency.code()) + " from " +
-                               std::string(currency.code()));
-    }
-    return {amount - other.amount, currency};
-}
-
-std::string Money::ToString() const {
-    return amount.ToString(currency.minor_digits()) + " " + std::string(currency.code());
-}
-
 }  // namespace tally

@@ -1,14 +1,10 @@
 // ISO 4217 currencies and their minor units. Currency is a property of a
-// plan; amounts of two currencies never add (Money::operator+ throws).
+// plan; amounts of two currencies never add (Amount, pricing/money.h).
 #pragma once
 
 #include <cstdint>
 #include <optional>
-#include <stdexcept>
-#include <string>
 #include <string_view>
-
-#include "pricing/decimal.h"
 
 namespace tally {
 
@@ -27,24 +23,6 @@ class Currency {
    private:
     char code_[4] = {0, 0, 0, 0};
     int minor_digits_ = 0;
-};
-
-struct CurrencyMismatch : std::logic_error {
-    using std::logic_error::logic_error;
-};
-
-// An exact amount in one currency.
-struct Money {
-    Decimal amount;
-    Currency currency;
-
-    Money operator+(const Money& other) const;
-    Money operator-(const Money& other) const;
-    Money& operator+=(const Money& other) { return *this = *this + other; }
-    // Rounded to the currency's minor unit.
-    Money Rounded(RoundingMode mode) const { return {amount.Round(currency.minor_digits(), mode), currency}; }
-    // "12.34 CNY"
-    std::string ToString() const;
 };
 
 }  // namespace tally

@@ -78,8 +78,8 @@ std::string MonthLabel(int32_t month_id) {
 struct CustomerContext {
     const Plan* plan = nullptr;
     const Subscription* subscription = nullptr;
-    std::vector<Decimal> grant_balances;
-    std::vector<Decimal> coupon_balances;  // amount coupons are used up across periods
+    std::vector<Amount> grant_balances;
+    std::vector<std::optional<Amount>> coupon_balances;  // of amount coupons, used up across periods
 };
 
 class PeriodPricer {
@@ -112,6 +112,7 @@ class PeriodPricer {
             failed.period_end = inv.period_end;
             failed.time_zone = inv.time_zone;
             failed.currency = inv.currency;
+            SetZeroAmounts(&failed);
             failed.calls = inv.calls;
             failed.error = e.what();
             return failed;
@@ -139,16 +140,17 @@ class PeriodPricer {
         inv.currency = terms->currency;
         inv.rounding = terms->rounding;
         inv.tax_percent = terms->tax_percent;
+        SetZeroAmounts(&inv);
 
         std::vector<Segment> segments = Segments(rows);
         std::map<LineKey, int64_t> quantities;
         for (const Segment& s : segments) {
             quantities[s.key] = CheckedAdd(quantities[s.key], s.quantity);
         }
-        std::vector<Decimal> net;  // usage line amounts after percent discounts
+        std::vector<Amount> net;  // usage line amounts after percent discounts
         for (const auto& [key, qty] : quantities) {
             if (qty == 0) continue;
-            inv.lines.push_back(UsageLine(key, qty));
+            inv.lines.push_back(UsageLine(key, qty, inv.currency));
             inv.usage_exact += inv.lines.back().amount;
             net.push_back(inv.lines.back().amount);
             const std::string& vid = plan.versions[key.version].id;
@@ -158,6 +160,15 @@ class PeriodPricer {
         }
         ApplyDiscounts(&inv, &net);
         Finish(*terms, &inv);
+    }
+
+    static void SetZeroAmounts(Invoice* inv) {
+        const Amount zero = Amount::Zero(inv->currency);
+        inv->usage_exact = zero;
+        inv->subtotal = zero;
+        inv->tax = zero;
+        inv->total = zero;
+        inv->amount_due = zero;
     }
 
     void SetPeriod(int32_t period, const PlanVersion& v, Invoice* inv) {
@@ -295,7 +306,7 @@ class PeriodPricer {
         return key;
     }
 
-    InvoiceLine UsageLine(const LineKey& key, int64_t qty) {
+    InvoiceLine UsageLine(const LineKey& key, int64_t qty, Currency currency) {
         const PlanVersion& v = ctx_->plan->versions[key.version];
         const ModelPricing& m = v.models[key.cell.model];
         InvoiceLine line;
@@ -313,6 +324,7 @@ class PeriodPricer {
         line.batch = (key.cell.flags & kFlagBatch) != 0;
         line.thinking = (key.cell.flags & kFlagThinking) != 0;
         line.quantity = qty;
+        line.amount = Amount::Zero(currency);
         if (key.unpriced) {
             line.kind = LineKind::kUnpriced;
             line.description = "not priced by plan " + ctx_->plan->name;
@@ -325,7 +337,7 @@ class PeriodPricer {
         }
         if (key.free_quota >= 0) {
             line.description = free_names_[static_cast<size_t>(key.free_quota)];
-            line.rate = Rate{Decimal(), rate->per};
+            line.rate = Rate(Decimal(), rate->per());
             return line;  // amount 0
         }
         if (key.tier_rule >= 0) {
@@ -335,17 +347,17 @@ class PeriodPricer {
             if (tier.rate) {
                 rate = tier.rate;
             } else {
-                rate->price = rate->price.Mul(*tier.multiplier);
+                rate = *rate * *tier.multiplier;
             }
         }
         line.rate = rate;
-        line.amount = rate->price.PriceOf(qty, rate->per);
+        line.amount = rate->AmountFor(qty, currency, RoundingMode::kHalfEven);
         return line;
     }
 
     // Contract discounts compound per line; each percent coupon then takes
     // its share of what the contract discounts left; amount coupons last.
-    void ApplyDiscounts(Invoice* inv, std::vector<Decimal>* net) {
+    void ApplyDiscounts(Invoice* inv, std::vector<Amount>* net) {
         const Subscription* sub = ctx_->subscription;
         if (sub == nullptr) return;
         size_t usage_lines = net->size();
@@ -353,11 +365,10 @@ class PeriodPricer {
             return inv->lines[i].kind == LineKind::kUsage && ModelListed(models, inv->lines[i].model);
         };
         for (const PercentDiscount& d : sub->discounts) {
-            Decimal fraction = d.percent.Mul(Decimal::FromRaw(Decimal::kOne / 100));
-            Decimal total;
+            Amount total = Amount::Zero(inv->currency);
             for (size_t i = 0; i < usage_lines; ++i) {
                 if (!eligible(i, d.models)) continue;
-                Decimal off = (*net)[i].Mul(fraction);
+                const Amount off = (*net)[i] * d.percent;
                 (*net)[i] -= off;
                 total += off;
             }
@@ -368,27 +379,27 @@ class PeriodPricer {
             line.amount = -total;
             inv->lines.push_back(line);
         }
-        Decimal remaining;
-        for (const Decimal& n : *net) remaining += n;
+        Amount remaining = Amount::Zero(inv->currency);
+        for (const Amount& n : *net) remaining += n;
         for (size_t ci = 0; ci < sub->coupons.size(); ++ci) {
             const Coupon& c = sub->coupons[ci];
             if (c.expires && inv->period_start >= *c.expires) continue;
-            Decimal off;
+            Amount off = Amount::Zero(inv->currency);
             std::string what;
             if (c.percent) {
-                Decimal fraction = c.percent->Mul(Decimal::FromRaw(Decimal::kOne / 100));
                 for (size_t i = 0; i < usage_lines; ++i) {
-                    if (eligible(i, c.models)) off += (*net)[i].Mul(fraction);
+                    if (eligible(i, c.models)) off += (*net)[i] * *c.percent;
                 }
-                if (c.cap) off = Decimal::Min(off, *c.cap);
+                if (c.cap) off = Amount::Min(off, *c.cap);
                 what = c.percent->ToString() + "%";
             } else {
-                off = ctx_->coupon_balances[ci];
+                TALLY_ASSERT(ctx_->coupon_balances[ci].has_value());  // an amount coupon has a balance
+                off = *ctx_->coupon_balances[ci];
                 what = c.amount->ToString() + " " + std::string(inv->currency.code());
             }
-            off = Decimal::Min(off, Decimal::Max(remaining, Decimal()));
+            off = Amount::Min(off, Amount::Max(remaining, Amount::Zero(inv->currency)));
             if (off.is_zero()) continue;
-            if (c.amount) ctx_->coupon_balances[ci] -= off;
+            if (c.amount) *ctx_->coupon_balances[ci] -= off;
             remaining -= off;
             InvoiceLine line;
             line.kind = LineKind::kCoupon;
@@ -401,15 +412,16 @@ class PeriodPricer {
     void Finish(const PlanVersion& terms, Invoice* inv) {
         const int digits = inv->currency.minor_digits();
         for (auto& line : inv->lines) {
-            line.amount_rounded = line.amount.Round(digits, inv->rounding);
+            TALLY_ASSERT(line.amount.currency() == inv->currency);
+            line.amount_rounded = line.amount.RoundToMinor(inv->rounding);
             inv->subtotal += line.amount_rounded;
         }
-        std::optional<Decimal> commitment = terms.minimum_commitment;
+        std::optional<Amount> commitment = terms.minimum_commitment;
         if (ctx_->subscription != nullptr && ctx_->subscription->minimum_commitment) {
             commitment = ctx_->subscription->minimum_commitment;
         }
         if (commitment) {
-            Decimal floor = commitment->Round(digits, inv->rounding);
+            const Amount floor = commitment->RoundToMinor(inv->rounding);
             if (inv->subtotal < floor) {
                 InvoiceLine line;
                 line.kind = LineKind::kCommitment;
@@ -421,8 +433,7 @@ class PeriodPricer {
                 inv->lines.push_back(line);
             }
         }
-        Decimal tax_fraction = inv->tax_percent.Mul(Decimal::FromRaw(Decimal::kOne / 100));
-        inv->tax = inv->subtotal.Mul(tax_fraction).Round(digits, inv->rounding);
+        inv->tax = (inv->subtotal * inv->tax_percent).RoundToMinor(inv->rounding);
         inv->total = inv->subtotal + inv->tax;
         inv->amount_due = inv->total;
         if (ctx_->subscription == nullptr) return;
@@ -439,8 +450,8 @@ class PeriodPricer {
         for (size_t i : order) {
             const Grant& g = grants[i];
             if (g.expires && inv->period_start >= *g.expires) continue;
-            Decimal& balance = ctx_->grant_balances[i];
-            Decimal use = Decimal::Min(balance, Decimal::Max(inv->amount_due, Decimal()));
+            Amount& balance = ctx_->grant_balances[i];
+            const Amount use = Amount::Min(balance, Amount::Max(inv->amount_due, Amount::Zero(inv->currency)));
             if (use.is_zero()) continue;
             balance -= use;
             inv->amount_due -= use;
@@ -495,11 +506,11 @@ std::optional<Rate> CellRate(const ModelPricing& m, const CellKey& cell, UnitId 
     }
     if (!rate) return std::nullopt;
     if (window != nullptr && window->multiplier && !from_window_table) {
-        rate->price = rate->price.Mul(*window->multiplier);
+        rate = *rate * *window->multiplier;
     }
     if (batch && m.batch.multiplier && !from_batch_table) {
         bool keep_cache_rate = unit == kUnitCachedInput && m.batch.cache_hits == BatchCache::kFullCacheRate;
-        if (!keep_cache_rate) rate->price = rate->price.Mul(*m.batch.multiplier);
+        if (!keep_cache_rate) rate = *rate * *m.batch.multiplier;
     }
     return rate;
 }
@@ -556,7 +567,7 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                     TALLY_ASSERT(ctx.plan != nullptr);
                     if (sub != nullptr) {
                         for (const auto& g : sub->grants) ctx.grant_balances.push_back(g.amount);
-                        for (const auto& c : sub->coupons) ctx.coupon_balances.push_back(c.amount.value_or(Decimal()));
+                        for (const auto& c : sub->coupons) ctx.coupon_balances.push_back(c.amount);
                     }
                 }
                 PeriodPricer pricer(catalog, period, &ctx);

@@ -35,13 +35,13 @@ struct InvoiceLine {
     std::string description;  // free quota, discount, coupon or commitment name
     int64_t quantity = 0;
     std::optional<Rate> rate;  // the rate that priced the line
-    Decimal amount;            // exact
-    Decimal amount_rounded;    // to the currency's minor unit
+    Amount amount;             // exact, in the invoice's currency
+    Amount amount_rounded;     // to the currency's minor unit
 };
 
 struct GrantUse {
     std::string name;
-    Decimal amount;
+    Amount amount;
 };
 
 struct Invoice {
@@ -57,13 +57,15 @@ struct Invoice {
     std::vector<std::string> plan_versions;  // every version that priced a line
     std::vector<InvoiceLine> lines;
     int64_t calls = 0;
-    Decimal usage_exact;  // sum of usage lines, unrounded
-    Decimal subtotal;     // sum of rounded lines
-    Decimal tax_percent;
-    Decimal tax;
-    Decimal total;  // subtotal + tax
+    // Every Amount of an invoice, lines included, is in `currency` (which
+    // a failed invoice may not know: then they are zero of no currency).
+    Amount usage_exact;  // sum of usage lines, unrounded
+    Amount subtotal;     // sum of rounded lines
+    Percent tax_percent;
+    Amount tax;
+    Amount total;  // subtotal + tax
     std::vector<GrantUse> grants;
-    Decimal amount_due;  // total - grants
+    Amount amount_due;  // total - grants
     // Not empty when this invoice could not be priced (a plan with no rate
     // for a unit in some cell, quantities that overflowed): the reason. Its
     // lines and amounts are then empty. One invoice's problem never stops

@@ -17,6 +17,7 @@
 
 #include "pricing/currency.h"
 #include "pricing/decimal.h"
+#include "pricing/money.h"
 #include "pricing/time.h"
 
 namespace tally {
@@ -51,12 +52,6 @@ class UnitTable {
     std::vector<std::string> names_;
 };
 
-// A price quoted as in a price sheet: `price` per `per` units.
-struct Rate {
-    Decimal price;
-    int64_t per = 1'000'000;
-};
-
 using RateTable = std::array<std::optional<Rate>, kMaxUnits>;
 
 struct OutputCondition {
@@ -82,7 +77,7 @@ struct Window {
     int end_minute = 0;       // exclusive; end < start means the window crosses midnight
     uint8_t weekdays = 0x7f;  // bit 0 = Monday .. bit 6 = Sunday; a crossing window's
                               // weekday is the one on which it starts
-    std::optional<Decimal> multiplier;
+    std::optional<Multiplier> multiplier;
     RateTable rates;  // own rates (used when multiplier is absent)
 
     bool Contains(const LocalTime& t) const;
@@ -99,7 +94,7 @@ enum class BatchCache : uint8_t {
 
 struct BatchPricing {
     bool priced = false;  // false: batch calls bill as online calls
-    std::optional<Decimal> multiplier;
+    std::optional<Multiplier> multiplier;
     BatchCache cache_hits = BatchCache::kDiscounted;
 };
 
@@ -124,7 +119,7 @@ enum class TierMode : uint8_t { kGraduated, kVolume };
 
 struct Tier {
     int64_t up_to = std::numeric_limits<int64_t>::max();  // inclusive, over the period
-    std::optional<Decimal> multiplier;                    // on the cell's rate
+    std::optional<Multiplier> multiplier;                 // on the cell's rate
     std::optional<Rate> rate;                             // or a rate of its own
 };
 
@@ -156,8 +151,8 @@ struct PlanVersion {
     std::string zone_name;
     const date::time_zone* zone = nullptr;
     RoundingMode rounding = RoundingMode::kHalfEven;
-    Decimal tax_percent;                        // on the subtotal
-    std::optional<Decimal> minimum_commitment;  // per period, in currency
+    Percent tax_percent;                       // on the subtotal
+    std::optional<Amount> minimum_commitment;  // per period, in `currency`
     std::vector<ModelPricing> models;
     std::unordered_map<std::string, uint16_t> model_index;
     std::vector<TierRule> tiers;

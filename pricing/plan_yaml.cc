@@ -187,10 +187,10 @@ class PlanParser {
         YAML::Node tax = YamlReader::Optional(node, "tax_percent");
         if (auto d = r_.NonNegative(tax, "tax_percent")) {
             if (*d > Decimal::FromInt(100)) r_.Error(tax, "tax_percent must be between 0 and 100");
-            v.tax_percent = *d;
+            v.tax_percent = Percent(*d);
         }
         YAML::Node commitment = YamlReader::Optional(node, "minimum_commitment");
-        if (auto d = r_.NonNegative(commitment, "minimum_commitment")) v.minimum_commitment = *d;
+        if (auto d = r_.NonNegative(commitment, "minimum_commitment")) v.minimum_commitment = Amount(v.currency, *d);
         custom_units_.clear();
         r_.TextList(YamlReader::Optional(node, "custom_units"), "custom_units", &custom_units_);
         YAML::Node models = r_.Required(node, "models", "version " + v.id);
@@ -273,8 +273,7 @@ class PlanParser {
     }
 
     std::optional<Rate> ParseRate(const YAML::Node& node, std::string_view what) {
-        Rate rate;
-        rate.per = rates_per_;
+        int64_t rate_per = rates_per_;
         YAML::Node price = node;
         if (node.IsMap()) {
             r_.CheckKeys(node, what, {"price", "per"});
@@ -282,7 +281,7 @@ class PlanParser {
             YAML::Node per = YamlReader::Optional(node, "per");
             if (auto n = r_.Integer(per, "per", 1)) {
                 if (!IsPowerOfTen(*n)) r_.Error(per, "per must be a power of ten such as 1, 1000 or 1000000");
-                rate.per = *n;
+                rate_per = *n;
             }
         }
         auto d = r_.NonNegative(price, std::string(what));
@@ -291,8 +290,7 @@ class PlanParser {
             r_.Error(price, std::string(what) + " " + d->ToString() + " has more than 9 decimal places");
             return std::nullopt;
         }
-        rate.price = *d;
-        return rate;
+        return Rate(*d, rate_per);
     }
 
     void ParseRates(const YAML::Node& node, std::string_view what, RateTable* table, ModelPricing* m) {
@@ -415,7 +413,7 @@ class PlanParser {
             if (r_.ExpectMap(batch, "batch")) {
                 r_.CheckKeys(batch, "batch", {"multiplier", "cache_hits"});
                 YAML::Node mult = YamlReader::Optional(batch, "multiplier");
-                if (auto d = r_.NonNegative(mult, "batch multiplier")) m->batch.multiplier = *d;
+                if (auto d = r_.NonNegative(mult, "batch multiplier")) m->batch.multiplier = Multiplier(*d);
                 if (auto i = r_.Choice(YamlReader::Optional(batch, "cache_hits"), "cache_hits",
                                        {"discounted", "full_cache_rate", "not_combined"})) {
                     m->batch.cache_hits = static_cast<BatchCache>(*i);
@@ -553,7 +551,7 @@ class PlanParser {
             r_.Error(node, "window " + Quote(w.name) + " needs either a multiplier or its own rates, not " +
                                (mult.IsDefined() ? "both" : "neither"));
         }
-        if (auto d = r_.NonNegative(mult, "window multiplier")) w.multiplier = *d;
+        if (auto d = r_.NonNegative(mult, "window multiplier")) w.multiplier = Multiplier(*d);
         ParseRates(rates, "window rates", &w.rates, m);
         for (const auto& other : m->windows) {
             if (other.name == w.name) r_.Error(node, "two windows are both called " + Quote(w.name));
@@ -604,7 +602,7 @@ class PlanParser {
                         r_.Error(t, "a tier needs either a multiplier or a rate, not " +
                                         std::string(mult.IsDefined() ? "both" : "neither"));
                     }
-                    if (auto d = r_.NonNegative(mult, "tier multiplier")) tier.multiplier = *d;
+                    if (auto d = r_.NonNegative(mult, "tier multiplier")) tier.multiplier = Multiplier(*d);
                     if (rate.IsDefined()) {
                         tier.rate = ParseRate(rate, "the tier rate");
                         if (rule.aggregate == TierAggregate::kPerModel) {

@@ -17,13 +17,30 @@ namespace {
 
 using internal::YamlReader;
 
-std::optional<Decimal> Percent(YamlReader& r, const YAML::Node& node) {
+std::optional<Percent> ParsePercent(YamlReader& r, const YAML::Node& node) {
     auto d = r.NonNegative(node, "percent");
-    if (d && *d > Decimal::FromInt(100)) {
+    if (!d) return std::nullopt;
+    if (*d > Decimal::FromInt(100)) {
         r.Error(node, "percent must be between 0 and 100, not " + d->ToString());
         return std::nullopt;
     }
-    return d;
+    return Percent(*d);
+}
+
+// An amount of the subscription's plan's currency.
+std::optional<Amount> ParseAmount(YamlReader& r, const YAML::Node& node, std::string_view what, Currency currency) {
+    auto d = r.NonNegative(node, what);
+    if (!d) return std::nullopt;
+    return Amount(currency, *d);
+}
+
+// The currency of every amount of a subscription on `plan_name`: the plan's
+// (all its versions have one, plan_yaml.cc checks). None when the plan is
+// unknown, which is an error of its own.
+Currency PlanCurrency(const Catalog& catalog, std::string_view plan_name) {
+    const Plan* plan = catalog.FindPlan(plan_name);
+    if (plan == nullptr || plan->versions.empty()) return Currency();
+    return plan->versions.front().currency;
 }
 
 Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
@@ -39,6 +56,7 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
         s.plan = *p;
         if (catalog->PlanIndex(*p) < 0) r.Error(plan, "no plan called '" + *p + "' was loaded");
     }
+    const Currency currency = PlanCurrency(*catalog, s.plan);
     YAML::Node discounts = YamlReader::Optional(node, "discounts");
     if (discounts.IsDefined()) {
         if (!discounts.IsSequence()) r.Error(discounts, "discounts must be a list");
@@ -47,7 +65,7 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
             if (!r.ExpectMap(d, "a discount")) continue;
             r.CheckKeys(d, "a discount", {"name", "percent", "models"});
             if (auto n = r.Text(r.Required(d, "name", "a discount"), "name")) pd.name = *n;
-            if (auto p = Percent(r, r.Required(d, "percent", "discount '" + pd.name + "'"))) pd.percent = *p;
+            if (auto p = ParsePercent(r, r.Required(d, "percent", "discount '" + pd.name + "'"))) pd.percent = *p;
             r.TextList(YamlReader::Optional(d, "models"), "models", &pd.models);
             s.discounts.push_back(std::move(pd));
         }
@@ -66,10 +84,10 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
                 r.Error(c, "coupon '" + coupon.code + "' needs either percent or amount, not " +
                                (percent.IsDefined() ? "both" : "neither"));
             }
-            coupon.percent = Percent(r, percent);
-            coupon.amount = r.NonNegative(amount, "coupon amount");
+            coupon.percent = ParsePercent(r, percent);
+            coupon.amount = ParseAmount(r, amount, "coupon amount", currency);
             YAML::Node cap = YamlReader::Optional(c, "cap");
-            coupon.cap = r.NonNegative(cap, "coupon cap");
+            coupon.cap = ParseAmount(r, cap, "coupon cap", currency);
             if (cap.IsDefined() && amount.IsDefined()) {
                 r.Error(cap, "a cap only makes sense on a percent coupon; an amount coupon is its own cap");
             }
@@ -82,7 +100,8 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
             s.coupons.push_back(std::move(coupon));
         }
     }
-    s.minimum_commitment = r.NonNegative(YamlReader::Optional(node, "minimum_commitment"), "minimum_commitment");
+    s.minimum_commitment =
+        ParseAmount(r, YamlReader::Optional(node, "minimum_commitment"), "minimum_commitment", currency);
     YAML::Node grants = YamlReader::Optional(node, "grants");
     if (grants.IsDefined()) {
         if (!grants.IsSequence()) r.Error(grants, "grants must be a list");
@@ -91,7 +110,8 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
             if (!r.ExpectMap(g, "a grant")) continue;
             r.CheckKeys(g, "a grant", {"name", "amount", "expires"});
             if (auto n = r.Text(r.Required(g, "name", "a grant"), "name")) grant.name = *n;
-            if (auto a = r.NonNegative(r.Required(g, "amount", "grant '" + grant.name + "'"), "grant amount")) {
+            if (auto a =
+                    ParseAmount(r, r.Required(g, "amount", "grant '" + grant.name + "'"), "grant amount", currency)) {
                 grant.amount = *a;
             }
             grant.expires = r.Time(YamlReader::Optional(g, "expires"), "expires");

@@ -1,5 +1,6 @@
 // A customer's subscription: which plan it is on and its contract terms
 // (discounts, coupons, minimum commitment, money grants, extra free quotas).
+// Its amounts are in its plan's currency (a plan keeps one currency).
 #pragma once
 
 #include <optional>
@@ -14,15 +15,15 @@ namespace tally {
 
 struct PercentDiscount {
     std::string name;
-    Decimal percent;                  // 10 means 10 %
+    Percent percent;                  // Percent(10) is 10 %
     std::vector<std::string> models;  // empty: every model
 };
 
 struct Coupon {
     std::string code;
-    std::optional<Decimal> percent;  // exactly one of percent, amount
-    std::optional<Decimal> amount;
-    std::optional<Decimal> cap;       // the most a percent coupon takes off one invoice
+    std::optional<Percent> percent;   // exactly one of percent, amount
+    std::optional<Amount> amount;     // in the plan's currency, as every Amount here
+    std::optional<Amount> cap;        // the most a percent coupon takes off one invoice
     std::vector<std::string> models;  // percent coupons only; empty: every model
     std::optional<Instant> expires;   // applies to periods that start before this
 };
@@ -30,7 +31,7 @@ struct Coupon {
 // Prepaid money that pays invoices until it is used up or expires.
 struct Grant {
     std::string name;
-    Decimal amount;
+    Amount amount;
     std::optional<Instant> expires;  // pays invoices of periods that start before this
 };
 
@@ -44,7 +45,7 @@ struct Subscription {
     std::string plan;
     std::vector<PercentDiscount> discounts;
     std::vector<Coupon> coupons;
-    std::optional<Decimal> minimum_commitment;  // overrides the plan's
+    std::optional<Amount> minimum_commitment;  // overrides the plan's
     std::vector<Grant> grants;
     std::vector<FreeQuota> free_quotas;  // in addition to the plan's
 };

@@ -172,7 +172,7 @@ class OrderInvariance : public ::testing::Test {
         CanonicalizeRollups(&all);
         auto invoices = PriceRollups(catalog_, subscriptions_, "doubao", {}, all);
         for (const auto& inv : invoices) {
-            Decimal sum;
+            Amount sum = Amount::Zero(inv.currency);
             for (const auto& l : inv.lines) sum += l.amount_rounded;
             EXPECT_EQ(sum, inv.subtotal) << inv.customer << " " << inv.period;
             EXPECT_EQ(inv.subtotal + inv.tax, inv.total);

@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "pricing/currency.h"
-
 namespace tally {
 namespace {
 
@@ -140,17 +138,6 @@ TEST(Decimal, RoundsToMinorUnitsWithEachMode) {
     }
     EXPECT_EQ(D("2.5").Round(0, RoundingMode::kHalfEven).ToString(), "2");
     EXPECT_EQ(D("3.5").Round(0, RoundingMode::kHalfEven).ToString(), "4");
-}
-
-TEST(Money, CurrenciesNeverAdd) {
-    Money cny{D("1.00"), *Currency::FromCode("CNY")};
-    Money usd{D("1.00"), *Currency::FromCode("USD")};
-    EXPECT_THROW(cny + usd, CurrencyMismatch);
-    EXPECT_THROW(cny - usd, CurrencyMismatch);
-    EXPECT_EQ((cny + cny).ToString(), "2.00 CNY");
-    EXPECT_EQ(Money({D("1.005"), *Currency::FromCode("JPY")}).Rounded(RoundingMode::kHalfEven).ToString(), "1 JPY");
-    EXPECT_FALSE(Currency::FromCode("XXX").has_value());
-    EXPECT_EQ(Currency::FromCode("KWD")->minor_digits(), 3);
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ class RaterTest : public ::testing::Test {
         const Plan& p = *catalog_.FindPlan(plan);
         const ModelPricing& m = p.versions[part.key.cell.version].models[part.key.cell.model];
         auto rate = CellRate(m, part.key.cell, unit);
-        return rate ? rate->price.ToString() + "/" + std::to_string(rate->per) : "none";
+        return rate ? rate->price().ToString() + "/" + std::to_string(rate->per()) : "none";
     }
 
     Catalog catalog_;
