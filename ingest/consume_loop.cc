@@ -133,6 +133,12 @@ class Logger {
     std::mutex mu_;
 };
 
+// "what: message", unless the message says what already.
+std::string Prefixed(std::string_view what, std::string_view message) {
+    if (message.substr(0, what.size()) == what) return std::string(message);
+    return std::string(what) + ": " + std::string(message);
+}
+
 // Ends the run: a fatal sink error, or retries past give_up_after.
 struct RunEnded {
     std::string message;
@@ -156,14 +162,14 @@ class Retrier {
                 return true;
             } catch (const SinkError& e) {
                 if (e.kind == SinkErrorKind::kFenced) throw;
-                if (e.kind == SinkErrorKind::kFatal) throw RunEnded{std::string(what) + ": " + e.what()};
+                if (e.kind == SinkErrorKind::kFatal) throw RunEnded{Prefixed(what, e.what())};
                 log_("warn", std::string(what) + (e.kind == SinkErrorKind::kInDoubt ? ": commit in doubt, checking: "
                                                                                     : ": retrying: ") +
                                  e.what());
                 reconnect();
                 if (give_up_ && Clock::now() - start > *give_up_) {
-                    throw RunEnded{std::string(what) + ": gave up after " + std::to_string(give_up_->count()) +
-                                   " s of retrying: " + e.what()};
+                    throw RunEnded{"gave up after " + std::to_string(give_up_->count()) + " s of retrying: " +
+                                   Prefixed(what, e.what())};
                 }
             }
             if (stop_.load()) return false;

@@ -17,7 +17,7 @@
 set -euo pipefail
 tally=$1 src=$2 state=$3
 shift 3
-scenarios=("${@:-clean crash pg_restart rebalance broker_faults retention_gap}")
+scenarios=("${@:-clean crash pg_restart rebalance broker_faults retention_gap permanent_errors}")
 read -r pgdir server < "$state"
 port=${server##*:}; port=${port%%/*}
 psql=/usr/lib/postgresql/15/bin/psql
@@ -254,6 +254,28 @@ for scenario in ${scenarios[@]}; do
       billed=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(*) FROM event_keys")
       [ "$billed" -gt 1000 ] && [ "$billed" -lt 50000 ] || fail "retention_gap: billed $billed"
       echo "ok: retention_gap: stopped with a clear error, gap skipped by an operator and recorded, $billed billed"
+      ;;
+    permanent_errors)
+      # A permanent error ends the run at once, with what to do; an
+      # unreachable ledger or broker ends an --exit-when-idle run in bounded time.
+      expect_exit1() {  # what grep-pattern args...
+        local what=$1 pattern=$2
+        shift 2
+        local start=$SECONDS rc=0
+        timeout 60 "$tally" consume --topic clean --group g-errors --exit-when-idle 1 --give-up-after 3 "$@" \
+          >"$work/errors.log" 2>&1 || rc=$?
+        [ $rc -eq 1 ] || fail "permanent_errors: $what: exit $rc, not 1: $(tail -2 "$work/errors.log")"
+        grep -q "$pattern" "$work/errors.log" || fail "permanent_errors: $what: no '$pattern' in $(tail -2 "$work/errors.log")"
+        echo "ok: permanent_errors: $what: exit 1 in $((SECONDS - start)) s"
+      }
+      "$psql" "$server" -qc "DROP DATABASE IF EXISTS e2e_nomig WITH (FORCE)" -c "CREATE DATABASE e2e_nomig" >/dev/null
+      expect_exit1 "never migrated" "run tally migrate" --bootstrap-file "$work/boot" --database-url "${server%/*}/e2e_nomig"
+      expect_exit1 "no such database" "does not exist" --bootstrap-file "$work/boot" \
+        --database-url "${server%/*}/e2e_no_such_db"
+      expect_exit1 "PostgreSQL unreachable" "gave up after 3 s" --bootstrap-file "$work/boot" \
+        --database-url "postgresql://tally@127.0.0.1:1/tally"
+      setup errors 17 10
+      expect_exit1 "brokers unreachable" "brokers did not answer" --brokers 127.0.0.1:1
       ;;
     *) fail "unknown scenario $scenario" ;;
   esac
