@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "base/assert.h"
+#include "base/identifier.h"
 #include "ledger/connect.h"
 #include "ledger/errors.h"
 #include "pricing/plan_yaml.h"
@@ -46,6 +47,13 @@ void InsertSubscription(pqxx::work& tx, const std::string& customer_id, const st
     throw LedgerError("customer " + customer_id + " already has a subscription from " + valid_from + " (plan " +
                       stored[0].as<std::string>() +
                       "), with other terms; subscriptions are never changed: subscribe again from a later instant");
+}
+
+// Refuses a customer id or plan name that would not survive as a
+// PostgreSQL text key (libpq ends a parameter at a NUL, so "a\0evil"
+// would arrive as "a"), before any statement runs.
+void CheckIdentifier(std::string_view what, std::string_view value) {
+    if (auto error = IdentifierError(what, value)) throw LedgerError(*error);
 }
 
 }  // namespace
@@ -112,7 +120,7 @@ std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::stri
 }
 
 void Store::AddCustomer(const std::string& customer_id, const std::string& name) {
-    if (customer_id.empty()) throw LedgerError("a customer id cannot be empty");
+    CheckIdentifier("customer id", customer_id);
     pqxx::work tx(impl_->Conn());
     tx.exec_params0(
         "INSERT INTO customers (customer_id, name) VALUES ($1, $2) "
@@ -123,6 +131,8 @@ void Store::AddCustomer(const std::string& customer_id, const std::string& name)
 
 void Store::Subscribe(const std::string& customer_id, const std::string& plan, const std::string& valid_from,
                       const std::string& terms_yaml) {
+    CheckIdentifier("customer id", customer_id);
+    CheckIdentifier("plan name", plan);
     if (!ParseRfc3339(valid_from)) throw LedgerError("--from must be an RFC 3339 instant, not '" + valid_from + "'");
     ingest::CatalogSnapshot current = LoadOnce();
     if (current.customers.count(customer_id) == 0) {
@@ -170,6 +180,10 @@ std::optional<size_t> Store::ImportSubscriptions(std::string_view yaml, std::str
     pqxx::work tx(impl_->Conn());
     for (size_t i = 0; i < subs->size(); ++i) {
         const Subscription& s = (*subs)[i];
+        // ParseSubscriptions has refused these already; checked again at
+        // the database's edge, which must never see a NUL.
+        CheckIdentifier("customer id", s.customer);
+        CheckIdentifier("plan name", s.plan);
         YAML::Node terms = YAML::Clone(list[i]);
         terms.remove("customer");
         terms.remove("name");

@@ -2,6 +2,7 @@
 // The decoder in ingest/ produces it; the rater consumes it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -9,6 +10,23 @@
 #include "pricing/time.h"
 
 namespace tally {
+
+// The largest count of one unit in one call (tokens, images, ...): 10^12.
+// Far above any real call (a million-token prompt is 10^6), and small enough
+// that a month of a customer's calls summed per unit stays inside 63 bits:
+// 9.2 * 10^6 calls at the maximum each. The decoder rejects larger counts
+// (docs/event-format.md), so sums of decoded events do not overflow.
+inline constexpr int64_t kCountMax = 1'000'000'000'000;
+static_assert(kCountMax < INT64_MAX / 1'000'000, "a million maximal counts fit in a sum");
+
+// Event times the decoder accepts: [kEventTimeMin, kEventTimeEnd), i.e.
+// 1970-01-01T00:00:00Z to 2200-01-01T00:00:00Z. Every local time of them in
+// every zone has a four-digit year, so periods ("YYYY-MM"), hours and
+// months stay well-formed.
+inline constexpr Instant kEventTimeMin{std::chrono::sys_days{std::chrono::year{1970} / 1 / 1}};
+inline constexpr Instant kEventTimeEnd{std::chrono::sys_days{std::chrono::year{2200} / 1 / 1}};
+static_assert(kEventTimeMin.time_since_epoch().count() == 0);
+static_assert(kEventTimeEnd.time_since_epoch().count() == 7'258'118'400'000);
 
 // Another numeric field of the event's data (images, tool_calls, ...).
 struct ExtraQuantity {

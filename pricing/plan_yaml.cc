@@ -120,7 +120,7 @@ class PlanParser {
         plan.source_file = r_.file();
         if (!r_.ExpectMap(root, "a plan file")) return std::nullopt;
         r_.CheckKeys(root, "the plan", {"plan", "name", "versions"});
-        if (auto name = r_.Text(r_.Required(root, "plan", "the plan"), "plan")) plan.name = *name;
+        if (auto name = r_.Identifier(r_.Required(root, "plan", "the plan"), "plan name")) plan.name = *name;
         if (auto display = r_.Text(YamlReader::Optional(root, "name"), "name")) plan.display_name = *display;
         if (plan.display_name.empty()) plan.display_name = plan.name;
         YAML::Node versions = r_.Required(root, "versions", "the plan");
@@ -144,7 +144,7 @@ class PlanParser {
         r_.CheckKeys(node, "a version",
                      {"version", "effective_from", "effective_until", "currency", "time_zone", "rounding", "rates_per",
                       "tax_percent", "minimum_commitment", "custom_units", "models", "tiers", "free_quotas"});
-        if (auto id = r_.Text(r_.Required(node, "version", "a version"), "version")) v.id = *id;
+        if (auto id = r_.Identifier(r_.Required(node, "version", "a version"), "version id")) v.id = *id;
         if (auto t = r_.Time(r_.Required(node, "effective_from", "version " + v.id), "effective_from")) {
             v.effective_from = *t;
         }

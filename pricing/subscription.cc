@@ -48,11 +48,11 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
     r.CheckKeys(
         node, "a subscription",
         {"customer", "name", "from", "plan", "discounts", "coupons", "minimum_commitment", "grants", "free_quotas"});
-    if (auto c = r.Text(r.Required(node, "customer", "a subscription"), "customer")) s.customer = *c;
+    if (auto c = r.Identifier(r.Required(node, "customer", "a subscription"), "customer id")) s.customer = *c;
     if (auto n = r.Text(YamlReader::Optional(node, "name"), "name")) s.customer_name = *n;
     s.from = r.Time(YamlReader::Optional(node, "from"), "from");
     YAML::Node plan = r.Required(node, "plan", "subscription of " + s.customer);
-    if (auto p = r.Text(plan, "plan")) {
+    if (auto p = r.Identifier(plan, "plan name")) {
         s.plan = *p;
         if (catalog->PlanIndex(*p) < 0) r.Error(plan, "no plan called '" + *p + "' was loaded");
     }
@@ -141,7 +141,8 @@ std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view tex
         for (const auto& node : list.IsSequence() ? list : YAML::Node()) {
             if (!r.ExpectMap(node, "a subscription")) continue;
             Subscription s = ParseOne(r, node, catalog);
-            if (!seen.insert({s.customer, s.from.value_or(Instant::min())}).second) {
+            // A customer id that was refused is empty here and already reported.
+            if (!s.customer.empty() && !seen.insert({s.customer, s.from.value_or(Instant::min())}).second) {
                 r.Error(node, "customer '" + s.customer + "' has two subscriptions from the same instant" +
                                   (s.from ? " (" + FormatRfc3339(*s.from) + ")" : std::string(" (always)")) +
                                   ": give each its own 'from'");

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/identifier.h"
 #include "pricing/decimal.h"
 #include "pricing/diagnostic.h"
 #include "pricing/time.h"
@@ -86,6 +87,18 @@ class YamlReader {
             return std::nullopt;
         }
         return node.Scalar();
+    }
+
+    // A name that becomes a key in the ledger (customer id, plan name,
+    // version id): Text that also passes IdentifierError.
+    std::optional<std::string> Identifier(const YAML::Node& node, std::string_view what) {
+        auto text = Text(node, what);
+        if (!text) return std::nullopt;
+        if (auto error = IdentifierError(what, *text)) {
+            Error(node, std::move(*error));
+            return std::nullopt;
+        }
+        return text;
     }
 
     // A list of single values (model names, unit names). Absent: nothing.

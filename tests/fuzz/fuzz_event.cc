@@ -3,8 +3,9 @@
 #include <cstdint>
 #include <string_view>
 
-#include "ingest/event_decoder.h"
 #include "base/assert.h"
+#include "base/identifier.h"
+#include "ingest/event_decoder.h"
 #include "pricing/plan_yaml.h"
 #include "pricing/rater.h"
 
@@ -56,21 +57,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     TALLY_ASSERT(e.input_tokens >= e.cached_input_tokens);
     TALLY_ASSERT(e.output_tokens >= e.reasoning_tokens);
     TALLY_ASSERT(!e.id.empty());
+    TALLY_ASSERT(e.input_tokens <= tally::kCountMax);
+    TALLY_ASSERT(e.output_tokens <= tally::kCountMax);
+    for (const auto& x : e.extras) {
+        TALLY_ASSERT(x.value >= 0);
+        TALLY_ASSERT(x.value <= tally::kCountMax);
+    }
+    TALLY_ASSERT(e.time >= tally::kEventTimeMin);
+    TALLY_ASSERT(e.time < tally::kEventTimeEnd);
+    for (const std::string* s : {&e.id, &e.source, &e.subject, &e.model}) {
+        TALLY_ASSERT(!tally::IdentifierError("an identifier", *s).has_value());
+    }
+    TALLY_ASSERT(tally::FindAsciiControl(e.project) == std::string_view::npos);
     e.model = "m";  // rate every accepted event under the fuzz plan
+    // Nothing is caught: with counts bounded at kCountMax no sum may
+    // overflow, so an exception escaping is a finding.
     tally::Rater rater(catalog, subscriptions, "fuzz", {});
     std::vector<tally::RatedPart> parts;
-    try {
-        tally::RateOutcome outcome = rater.Classify(e, &parts);
-        if (outcome.status == tally::RateStatus::kRated) {
-            int64_t input = 0;
-            for (const auto& p : parts) {
-                input += p.quantities[tally::kUnitInput] + p.quantities[tally::kUnitCachedInput] +
-                         p.quantities[tally::kUnitCacheWrite] + p.quantities[tally::kUnitCacheWrite1h];
-            }
-            TALLY_ASSERT(input == e.input_tokens);  // every prompt token is billed once
+    tally::RateOutcome outcome = rater.Classify(e, &parts);
+    if (outcome.status == tally::RateStatus::kRated) {
+        int64_t input = 0;
+        for (const auto& p : parts) {
+            input += p.quantities[tally::kUnitInput] + p.quantities[tally::kUnitCachedInput] +
+                     p.quantities[tally::kUnitCacheWrite] + p.quantities[tally::kUnitCacheWrite1h];
         }
-    } catch (const tally::OverflowError&) {
-        // Counts near 2^63 overflow a sum: reported, never wrapped.
+        TALLY_ASSERT(input == e.input_tokens);  // every prompt token is billed once
     }
     return 0;
 }

@@ -428,5 +428,19 @@ TEST(Subscriptions, ACustomerMayChangePlanAtAnInstant) {
     EXPECT_EQ(all.find("customer 'a'"), std::string::npos) << all;
 }
 
+TEST(PlanYaml, PlanNamesAndVersionIdsAreIdentifiers) {
+    auto p = Problems(R"(plan: "p\u0000q"
+versions:
+  - version: ""
+    effective_from: 2025-01-01T00:00:00Z
+    currency: CNY
+    time_zone: Asia/Shanghai
+    models:
+      m: {bands: [{up_to: 10, rates: {input: "1", output: "1"}}]}
+)");
+    EXPECT_TRUE(Has(p, R"(1:7: plan name 'p\u0000q' holds a control character (U+0000 at offset 1))")) << Dump(p);
+    EXPECT_TRUE(Has(p, "3:14: version id is empty")) << Dump(p);
+}
+
 }  // namespace
 }  // namespace tally

@@ -1,0 +1,35 @@
+// Identifiers that enter Tally from outside (customer ids, plan names and
+// versions, an event's source, id and model) and end up as PostgreSQL text,
+// in keys and on invoices. One rule for all of them, checked where they
+// enter: 1 to kIdentifierBytesMax bytes of valid UTF-8 without control
+// characters. A NUL would be cut off by libpq (renaming another customer);
+// other control characters make ids that print the same but differ.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tally {
+
+inline constexpr size_t kIdentifierBytesMax = 256;
+
+// nullopt when `value` is a fine identifier. Otherwise a sentence that
+// starts with `what` ("customer id", "field 'subject'") and says what is
+// wrong: empty, longer than kIdentifierBytesMax bytes, not valid UTF-8, or
+// holding a control character (C0 U+0000-U+001F, DEL U+007F, C1
+// U+0080-U+009F). The value appears in it only through Printable.
+std::optional<std::string> IdentifierError(std::string_view what, std::string_view value);
+
+// The byte offset of the first C0 control character or DEL in `value`, or
+// npos. For free text that may hold anything else (a project name).
+size_t FindAsciiControl(std::string_view value);
+
+// `value` made safe to quote in a message, a log line or a PostgreSQL text
+// column: control characters become \u00XX, bytes that are not UTF-8 \xXX,
+// and only the first kPrintableBytesMax bytes are shown, followed by "...".
+inline constexpr size_t kPrintableBytesMax = 64;
+std::string Printable(std::string_view value);
+
+}  // namespace tally
