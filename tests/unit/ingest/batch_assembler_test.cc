@@ -160,7 +160,7 @@ TEST_F(AssemblerTest, CallsFurtherAheadThanTheSkewAreDeadLetters) {
     const Instant now = testing::At("2025-11-03T12:00:00Z");
     const Outcome out = Run({Event("soon", "c1", 1, "m", "2025-11-04T11:59:59Z"),
                              Event("late", "c1", 1, "m", "2025-11-04T12:00:01Z"),
-                             Event("far", "c1", 1, "m", "9999-12-31T23:00:00Z")},
+                             Event("far", "c1", 1, "m", "2150-01-01T00:00:00Z")},
                             {}, now);
     EXPECT_EQ(out.billed, std::set<int64_t>({0}));
     ASSERT_EQ(out.dead.size(), 2u);
