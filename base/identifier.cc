@@ -77,11 +77,11 @@ std::string Hex(const char* format, unsigned value) {
 
 }  // namespace
 
-std::string Printable(std::string_view value) {
+std::string Printable(std::string_view value, size_t bytes_max) {
     std::string out;
     size_t i = 0;
     while (i < value.size()) {
-        if (i >= kPrintableBytesMax) {
+        if (i >= bytes_max) {
             out += "...";
             break;
         }

@@ -30,6 +30,13 @@ size_t FindAsciiControl(std::string_view value);
 // column: control characters become \u00XX, bytes that are not UTF-8 \xXX,
 // and only the first kPrintableBytesMax bytes are shown, followed by "...".
 inline constexpr size_t kPrintableBytesMax = 64;
-std::string Printable(std::string_view value);
+std::string Printable(std::string_view value, size_t bytes_max = kPrintableBytesMax);
+
+// A whole text (a dead letter's reason) made safe the same way, without
+// shortening: what is stored is then always valid UTF-8 without NUL, so no
+// message can make the ledger refuse its dead letter. Idempotent.
+inline std::string SafeText(std::string_view value) {
+    return Printable(value, value.size());
+}
 
 }  // namespace tally

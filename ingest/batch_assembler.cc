@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "base/assert.h"
+#include "base/identifier.h"
 #include "ingest/event_key.h"
 
 namespace tally::ingest {
@@ -21,8 +22,8 @@ AssembledBatch BatchAssembler::Assemble(std::span<const Message> messages) {
     std::unordered_map<Fingerprint, size_t, FingerprintHash> key_index;  // dedup key -> index in batch.keys
     std::vector<RatedPart> parts;
     for (const Message& m : messages) {
-        auto dead = [&](RejectReason reason, std::string detail) {
-            batch.dead_letters.push_back({m.partition, m.offset, reason, std::move(detail), m.payload});
+        auto dead = [&](RejectReason reason, const std::string& detail) {
+            batch.dead_letters.push_back({m.partition, m.offset, reason, SafeText(detail), m.payload});
         };
         // JSON allows neither byte unescaped; the archive separates messages
         // with 0x1E and PostgreSQL text cannot hold NUL.

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "base/assert.h"
+#include "base/identifier.h"
 #include "base/reject_reason.h"
 #include "ledger/connect.h"
 #include "ledger/copy_rows.h"
@@ -391,7 +392,7 @@ ingest::StoreResult BatchWriter::StoreOnce(const ingest::Batch& in, const ingest
             CopyRows s(tx, "batch_dead_letters", {"kafka_partition", "kafka_offset", "reason_code", "reason", "raw"});
             for (const std::vector<ingest::DeadLetter>* list : {&in.dead_letters, &resolution.conflicts}) {
                 for (const ingest::DeadLetter& d : *list) {
-                    s.Int(d.partition).Int(d.offset).Text(RejectReasonCode(d.reason)).Text(d.detail);
+                    s.Int(d.partition).Int(d.offset).Text(RejectReasonCode(d.reason)).Text(SafeText(d.detail));
                     s.Text(Hex(d.raw)).EndRow();
                 }
             }

@@ -102,6 +102,7 @@ class PeriodPricer {
         SetPeriod(rows.front()->period, plan.versions[last_version], &inv);
         try {
             PriceLines(rows, last_version, &inv);
+            AssertFinished(inv);
         } catch (const std::exception& e) {  // PricingError, OverflowError: this invoice only
             Invoice failed;
             failed.customer = inv.customer;
@@ -169,6 +170,36 @@ class PeriodPricer {
         inv->tax = zero;
         inv->total = zero;
         inv->amount_due = zero;
+    }
+
+    // The invariants of a priced invoice, checked every time (TALLY_ASSERT
+    // is always on): a violation is a bug in the pricing code, never input.
+    static void AssertFinished(const Invoice& inv) {
+        Amount subtotal = Amount::Zero(inv.currency);
+        for (const InvoiceLine& line : inv.lines) {
+            TALLY_ASSERT(line.amount_rounded.currency() == inv.currency);
+            TALLY_ASSERT(line.amount_rounded == line.amount_rounded.RoundToMinor(inv.rounding));
+            // Rates and percents are validated non-negative (percents at most
+            // 100), so charges are never negative and reductions never positive.
+            switch (line.kind) {
+                case LineKind::kUsage:
+                case LineKind::kCommitment: TALLY_ASSERT(!line.amount.is_negative()); break;
+                case LineKind::kFreeQuota:
+                case LineKind::kUnpriced: TALLY_ASSERT(line.amount.is_zero()); break;
+                case LineKind::kDiscount:
+                case LineKind::kCoupon: TALLY_ASSERT(line.amount.is_zero() || line.amount.is_negative()); break;
+            }
+            subtotal += line.amount_rounded;
+        }
+        TALLY_ASSERT(subtotal == inv.subtotal);
+        TALLY_ASSERT(inv.tax == (inv.subtotal * inv.tax_percent).RoundToMinor(inv.rounding));
+        TALLY_ASSERT(inv.total == inv.subtotal + inv.tax);
+        Amount granted = Amount::Zero(inv.currency);
+        for (const GrantUse& g : inv.grants) {
+            TALLY_ASSERT(!g.amount.is_negative());
+            granted += g.amount;
+        }
+        TALLY_ASSERT(inv.amount_due == inv.total - granted);
     }
 
     void SetPeriod(int32_t period, const PlanVersion& v, Invoice* inv) {

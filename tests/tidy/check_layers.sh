@@ -22,6 +22,8 @@ check pricing '#include [<"](ingest|ledger|app)/|#include <(pqxx|librdkafka|simd
 [ -d ingest ] && check ingest '#include [<"](ledger|app)/' "ingest sees pricing only"
 [ -d ledger ] && check ledger '#include [<"](ingest|app)/' "ledger sees pricing, and of ingest only the interfaces it implements" \
     '#include "ingest/sink[.]h"'
+check ingest '#include "ingest/(dev_broker|synthetic)[.]h"' "the mock broker and synthetic load are dev tools (tally_devtools)" \
+    '^ingest/(dev_broker|synthetic)[.]cc:'
 [ -d app ] && check app '#include <pqxx' "libpqxx stays inside ledger/"
 [ -d bench ] && check bench '#include [<"]app/' "nothing depends on app"
 count=$(find pricing ingest -name '*.cc' | wc -l)
