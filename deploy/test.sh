@@ -6,6 +6,7 @@
 # TALLY_SANITIZERS=0 skips the sanitizer builds (for a quick local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 bash deploy/install-deps.sh
 bash deploy/build.sh
 jobs=$(nproc)
@@ -16,7 +17,7 @@ if [ "${TALLY_SANITIZERS:-1}" != 0 ]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_SANITIZE=address >/dev/null
   cmake --build build-asan -j "$jobs" --target tally_base_tests tally_pricing_tests tally_ingest_tests \
     tally_property_tests tally_ledger_tests
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" -L 'unit|ledger')
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$root/tests/lsan.supp" ctest --output-on-failure -j "$jobs" -L 'unit|ledger')
   echo "== the consume crash scenario under TSan"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_SANITIZE=thread -DTALLY_TESTS=OFF \
     >/dev/null
@@ -24,7 +25,7 @@ if [ "${TALLY_SANITIZERS:-1}" != 0 ]; then
   state=$(mktemp -d)/pg.state
   bash tests/ledger/pg_fixture.sh start "$state"
   trap 'bash tests/ledger/pg_fixture.sh stop "$state"' EXIT
-  TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$PWD/tests/tsan.supp" \
+  TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$root/tests/tsan.supp" \
     bash tests/e2e/consume_e2e.sh build-tsan/tally "$PWD" "$state" crash
   bash tests/ledger/pg_fixture.sh stop "$state"
   trap - EXIT
