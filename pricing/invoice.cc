@@ -15,16 +15,6 @@ namespace {
 
 constexpr int kNoTier = -1;
 
-std::optional<UnitId> Fallback(UnitId unit) {
-    switch (unit) {
-        case kUnitCachedInput: return kUnitInput;
-        case kUnitCacheWrite: return kUnitInput;
-        case kUnitCacheWrite1h: return kUnitCacheWrite;
-        case kUnitReasoning: return kUnitOutput;
-        default: return std::nullopt;
-    }
-}
-
 // Identifies one usage or free-quota line of an invoice; ordered for output.
 struct LineKey {
     uint16_t version = 0;
@@ -520,7 +510,7 @@ std::optional<Rate> CellRate(const ModelPricing& m, const CellKey& cell, UnitId 
 
     std::optional<Rate> rate;
     bool from_batch_table = false, from_window_table = false;
-    for (std::optional<UnitId> u = unit; u && !rate; u = Fallback(*u)) {
+    for (std::optional<UnitId> u = unit; u && !rate; u = UnitFallback(*u)) {
         if (batch && band.batch_rates[*u]) {
             rate = band.batch_rates[*u];
             from_batch_table = true;

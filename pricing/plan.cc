@@ -118,10 +118,6 @@ int Catalog::PlanIndex(std::string_view name) const {
     return -1;
 }
 
-std::string_view UnitFallbackName(UnitId unit) {
-    return unit < kNumStdUnits ? kStdUnitNames[unit] : std::string_view();
-}
-
 std::optional<UnitId> UnitFallback(UnitId unit) {
     switch (unit) {
         case kUnitCachedInput: return kUnitInput;

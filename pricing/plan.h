@@ -186,7 +186,6 @@ inline const std::optional<Rate>& RateFor(const RateTable& table, UnitId unit) {
     return table[unit];
 }
 
-std::string_view UnitFallbackName(UnitId unit);
 
 // The unit whose rate a cell uses when it has none for `unit`: cached_input
 // and cache_write fall back to input, cache_write_1h to cache_write,

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "ingest/event_key.h"
+#include "ingest/file_rater.h"
 #include "unit/pricing/test_plans.h"
 
 namespace tally::ingest {
@@ -181,6 +182,29 @@ TEST_F(AssemblerTest, ZeroTokenCallsAreBilledAndGiveACallsRecord) {
     EXPECT_EQ(records[0].unit, "");
     EXPECT_EQ(records[0].calls, 1);
     EXPECT_TRUE(NewCallRecords(snapshot_.catalog, ab, {KeyOutcome::kDuplicate}).empty());
+}
+
+TEST_F(AssemblerTest, FileRaterBillsACallOnceAndNamesTheFirstLine) {
+    AssemblerOptions options;
+    options.known_customers_only = false;
+    FileRater rater(snapshot_, "p", options);
+    rater.Add(0, 1, Event("o", "c1", 10));
+    rater.Add(0, 2, Event("o", "c1", 99));  // conflict
+    rater.Add(1, 5, Event("o", "c1", 10));  // duplicate, in another file
+    rater.Add(1, 6, Event("x", "someone", 1));  // no subscription: the default plan, allowed here
+    const FileRater::Result r = rater.Finish();
+    EXPECT_EQ(r.rated, 2);
+    ASSERT_EQ(r.rejected.size(), 1u);
+    EXPECT_EQ(r.rejected[0].at.line, 2);
+    EXPECT_EQ(r.rejected[0].code, RejectReason::kConflict);
+    ASSERT_EQ(r.duplicates.size(), 1u);
+    EXPECT_EQ(r.duplicates[0].at.file, 1);
+    EXPECT_EQ(r.duplicates[0].at.line, 5);
+    EXPECT_EQ(r.duplicates[0].first.file, 0);
+    EXPECT_EQ(r.duplicates[0].first.line, 1);
+    int64_t calls = 0;
+    for (const Rollup& roll : r.rollups) calls += roll.calls;
+    EXPECT_EQ(calls, 2);
 }
 
 }  // namespace
