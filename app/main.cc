@@ -163,17 +163,21 @@ Examples:
     consume_cmd->add_option("--database-url", consume.database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
     consume_cmd->add_option("--group", consume.group, "Consumer group (default tally)");
     consume_cmd->add_option("--topic", consume.topic, "Topic (default usage)");
-    consume_cmd->add_option("--batch-size", consume.batch_max, "Messages per batch at most (default 20000)");
+    consume_cmd->add_option("--batch-size", consume.batch_max, "Messages per batch at most (default 20000)")
+        ->check(CLI::Range(1, 1'000'000));
     consume_cmd
         ->add_option("--store-connections", consume.store_connections,
                      "PostgreSQL connections storing a batch in parallel, each its share of the partitions, each in "
                      "its own transaction (default 1)")
         ->check(CLI::Range(1, 16));
-    consume_cmd->add_option("--linger-ms", consume.linger_ms, "Wait at most this long to fill a batch (default 200)");
+    consume_cmd->add_option("--linger-ms", consume.linger_ms, "Wait at most this long to fill a batch (default 200)")
+        ->check(CLI::Range(1, 60'000));
     consume_cmd->add_option("--session-timeout-ms", consume.session_timeout_ms, "Group session timeout (default 6000)");
     consume_cmd->add_option("--archive", consume.archive, "Keep the raw accepted events (default true)");
-    consume_cmd->add_option("--dedup-days", consume.dedup_days, "Days (source, id) keys are kept (default 35)");
-    consume_cmd->add_option("--archive-days", consume.archive_days, "Days the archive is kept (default 400)");
+    consume_cmd->add_option("--dedup-days", consume.dedup_days, "Days (source, id) keys are kept (default 35)")
+        ->check(CLI::Range(1, 36'500));
+    consume_cmd->add_option("--archive-days", consume.archive_days, "Days the archive is kept (default 400)")
+        ->check(CLI::Range(1, 36'500));
     consume_cmd->add_option("--metrics-port", consume.metrics_port,
                             "Serve Prometheus metrics on 127.0.0.1:PORT/metrics");
     consume_cmd->add_option("--exit-when-idle", consume.exit_when_idle_s,

@@ -9,6 +9,16 @@
 
 namespace tally {
 
+namespace {
+
+std::string MonthLabel(int32_t period) {
+    char month[16];
+    std::snprintf(month, sizeof month, "%04d-%02d", MonthIdYear(period), MonthIdMonth(period));
+    return month;
+}
+
+}  // namespace
+
 int RunUsage(const UsageOptions& o, std::ostream& out, std::ostream& err) {
     const std::string url = DatabaseUrl(o.database_url);
     if (url.empty()) {
@@ -28,7 +38,10 @@ int RunUsage(const UsageOptions& o, std::ostream& out, std::ostream& err) {
             std::chrono::year_month_day ymd{days};
             y = static_cast<int>(ymd.year());
             m = static_cast<int>(static_cast<unsigned>(ymd.month()));
-        } else if (std::sscanf(o.period.c_str(), "%4d-%2d", &y, &m) != 2 || m < 1 || m > 12 || o.period.size() != 7) {
+        } else if (o.period.size() != 7 || o.period[4] != '-' ||
+                   o.period.find_first_not_of("0123456789", 0) != 4 ||
+                   o.period.find_first_not_of("0123456789", 5) != std::string::npos ||
+                   std::sscanf(o.period.c_str(), "%4d-%2d", &y, &m) != 2 || y < 1970 || m < 1 || m > 12) {
             err << "tally usage: --period is a month like 2025-11, or all\n";
             return kExitUsage;
         }
@@ -41,20 +54,23 @@ int RunUsage(const UsageOptions& o, std::ostream& out, std::ostream& err) {
             out << "no plans published yet\n";
             return kExitOk;
         }
-        // The one conversion from stored records back to rollups (pricing/rollup_records.h).
-        RecordsRead read = FromRecords(cat.catalog, store.LoadRollups(o.customer, period));
-        auto invoices = PriceRollups(cat.catalog, cat.subscriptions, cat.catalog.plans.front().name, {}, read.rollups);
+        // The one conversion from stored records back to rollups
+        // (pricing/rollup_records.h). Every period is priced, then the one
+        // asked for is shown: amount coupons and grants are balances that
+        // earlier periods use up, so a period priced alone would spend them again.
+        RecordsRead read = FromRecords(cat.catalog, store.LoadRollups(o.customer, -1));
+        std::vector<Invoice> invoices =
+            PriceRollups(cat.catalog, cat.subscriptions, cat.catalog.plans.front().name, {}, read.rollups);
+        if (period >= 0) {
+            std::erase_if(invoices, [&](const Invoice& inv) { return inv.period != MonthLabel(period); });
+        }
         RunReport report;
         for (const auto& inv : invoices) report.stats.rated += inv.calls;
         if (o.format == "json") {
             WriteInvoicesJson(out, invoices, report);
         } else {
             if (invoices.empty() && period < 0) out << "no usage\n";
-            if (invoices.empty() && period >= 0) {
-                char month[16];
-                std::snprintf(month, sizeof month, "%04d-%02d", MonthIdYear(period), MonthIdMonth(period));
-                out << "no usage in " << month << "\n";
-            }
+            if (invoices.empty() && period >= 0) out << "no usage in " << MonthLabel(period) << "\n";
             WriteInvoicesTable(out, invoices, report);
         }
         int exit = kExitOk;

@@ -480,7 +480,8 @@ class Loop {
         std::vector<Message> messages;
         messages.reserve(job->messages->size());
         for (const RawMessage& m : *job->messages) messages.push_back({m.partition, m.offset, m.payload});
-        assembler_->set_now(std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()));
+        const Instant now = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+        assembler_->set_now(now);
         job->assembled = assembler_->Assemble(messages);
         // A customer added a moment ago: reload (every 2 s at most) and assemble again.
         bool unknown = false;
@@ -490,6 +491,7 @@ class Loop {
         if (unknown && Clock::now() - last_unknown_reload_ > std::chrono::seconds(2)) {
             Reload();
             last_unknown_reload_ = Clock::now();
+            assembler_->set_now(now);  // a new assembler: the same clock for the same batch
             job->assembled = assembler_->Assemble(messages);
         }
         job->snapshot = snapshot_;

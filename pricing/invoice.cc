@@ -1,6 +1,7 @@
 #include "pricing/invoice.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -20,6 +21,7 @@ struct LineKey {
     uint16_t version = 0;
     std::string model;
     UnitId unit = 0;
+    int unit_rank = 0;  // the unit's place in PeriodPricer's canonical order
     CellKey cell;
     int free_quota = -1;  // index into PeriodPricer::free_names_, or -1
     int tier_rule = -1;   // index into the version's tier rules, or -1
@@ -27,7 +29,7 @@ struct LineKey {
     bool unpriced = false;  // a unit the model does not price
 
     auto Tie() const {
-        return std::tie(version, model, unit, cell.band, cell.condition, cell.window, cell.flags, free_quota, tier_rule,
+        return std::tie(version, model, unit_rank, cell.band, cell.condition, cell.window, cell.flags, free_quota, tier_rule,
                         tier, unpriced);
     }
     bool operator<(const LineKey& o) const { return Tie() < o.Tie(); }
@@ -75,7 +77,19 @@ struct CustomerContext {
 class PeriodPricer {
    public:
     PeriodPricer(const Catalog& catalog, const PeriodRule& rule, CustomerContext* ctx)
-        : catalog_(catalog), rule_(rule), ctx_(ctx) {}
+        : catalog_(catalog), rule_(rule), ctx_(ctx) {
+        // Units in one order whatever the catalog: the standard units as
+        // numbered, then extra units by name. A unit's id depends on the
+        // order plans were loaded in; free quotas and tiers used up across
+        // units, and the order of lines, must not.
+        for (int u = 0; u < catalog_.units.size(); ++u) units_in_order_.push_back(static_cast<UnitId>(u));
+        std::stable_sort(units_in_order_.begin(), units_in_order_.end(), [&](UnitId a, UnitId b) {
+            if (a < kNumStdUnits || b < kNumStdUnits) return a < b;
+            return catalog_.units.Name(a) < catalog_.units.Name(b);
+        });
+        unit_rank_.fill(kMaxUnits);
+        for (size_t i = 0; i < units_in_order_.size(); ++i) unit_rank_[units_in_order_[i]] = static_cast<int>(i);
+    }
 
     Invoice Price(const std::vector<const Rollup*>& rows) {
         TALLY_ASSERT(!rows.empty());
@@ -117,7 +131,8 @@ class PeriodPricer {
         Invoice& inv = *out;
         for (const Rollup* r : rows) {
             if (r->calls == kQuantitySaturated) throw PricingError("the number of calls overflowed (2^63-1)");
-            for (size_t u = 0; u < kMaxUnits; ++u) {
+            for (const UnitId unit_id : units_in_order_) {
+                const size_t u = unit_id;
                 if (r->quantities[u] != kQuantitySaturated) continue;
                 throw PricingError("the quantity of " + catalog_.units.Name(static_cast<UnitId>(u)) + " of model " +
                                    plan.versions[r->cell.version].models[r->cell.model].name + " in hour " +
@@ -218,7 +233,8 @@ class PeriodPricer {
             const PlanVersion& v = plan.versions[r.cell.version];
             const ModelPricing& m = v.models[r.cell.model];
             std::vector<const FreeQuota*> quotas = Quotas(v);
-            for (size_t u = 0; u < kMaxUnits; ++u) {
+            for (const UnitId unit_id : units_in_order_) {
+                const size_t u = unit_id;
                 int64_t q = r.quantities[u];
                 if (q > 0 && u >= kNumStdUnits && (m.priced_units & (1u << u)) == 0) {
                     LineKey key = BaseKey(r, m, static_cast<UnitId>(u));
@@ -247,7 +263,8 @@ class PeriodPricer {
             const Rollup& r = *rows[i];
             const PlanVersion& v = plan.versions[r.cell.version];
             const std::string& model = v.models[r.cell.model].name;
-            for (size_t u = 0; u < kMaxUnits; ++u) {
+            for (const UnitId unit_id : units_in_order_) {
+                const size_t u = unit_id;
                 if (paid[i][u] == 0) continue;
                 int rule_index;
                 const TierRule* rule = FindTierRule(v, model, static_cast<UnitId>(u), &rule_index);
@@ -262,7 +279,8 @@ class PeriodPricer {
             const Rollup& r = *rows[i];
             const PlanVersion& v = plan.versions[r.cell.version];
             const ModelPricing& m = v.models[r.cell.model];
-            for (size_t u = 0; u < kMaxUnits; ++u) {
+            for (const UnitId unit_id : units_in_order_) {
+                const size_t u = unit_id;
                 int64_t q = paid[i][u];
                 if (q == 0) continue;
                 LineKey key = BaseKey(r, m, static_cast<UnitId>(u));
@@ -318,11 +336,12 @@ class PeriodPricer {
         return out;
     }
 
-    static LineKey BaseKey(const Rollup& r, const ModelPricing& m, UnitId unit) {
+    LineKey BaseKey(const Rollup& r, const ModelPricing& m, UnitId unit) const {
         LineKey key;
         key.version = r.cell.version;
         key.model = m.name;
         key.unit = unit;
+        key.unit_rank = unit_rank_[unit];
         key.cell = r.cell;
         return key;
     }
@@ -484,6 +503,8 @@ class PeriodPricer {
     const PeriodRule& rule_;
     CustomerContext* ctx_;
     std::vector<std::string> free_names_;  // free quota names, by line key index
+    std::vector<UnitId> units_in_order_;   // every unit of the catalog, in canonical order
+    std::array<int, kMaxUnits> unit_rank_{};
 };
 
 }  // namespace
@@ -567,17 +588,18 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
         // Coupon and grant balances run on per subscription, across periods.
         std::map<const Subscription*, CustomerContext> contexts;
         while (i < rollups.size() && rollups[i].customer == customer) {
-            // A period's calls under each plan the customer was on in it.
-            std::map<uint16_t, std::vector<const Rollup*>> by_plan;
+            // A period's calls under each plan the customer was on in it, by
+            // plan name (a plan's index depends on the catalog's load order).
+            std::map<std::string_view, std::vector<const Rollup*>> by_plan;
             int32_t p = rollups[i].period;
             for (; i < rollups.size() && rollups[i].customer == customer && rollups[i].period == p; ++i) {
-                auto& rows = by_plan[rollups[i].cell.plan];
+                TALLY_ASSERT(rollups[i].cell.plan < catalog.plans.size());
+                auto& rows = by_plan[catalog.plans[rollups[i].cell.plan].name];
                 TALLY_ASSERT(rows.empty() || rows.back()->hour <= rollups[i].hour);
                 rows.push_back(&rollups[i]);
             }
-            for (const auto& [plan_index, rows] : by_plan) {
-                TALLY_ASSERT(plan_index < catalog.plans.size());
-                const Plan& plan = catalog.plans[plan_index];
+            for (const auto& [plan_name, rows] : by_plan) {
+                const Plan& plan = catalog.plans[rows.front()->cell.plan];
                 const Instant until{std::chrono::hours(rows.back()->hour + 1)};
                 const Subscription* sub = subscription_for(plan, until);
                 auto [ctx_it, fresh] = contexts.try_emplace(sub);

@@ -140,13 +140,18 @@ LocalTime ZoneClock::Local(Instant t) {
 int32_t ZoneClock::Month(Instant t) {
     const int64_t ms = t.time_since_epoch().count();
     if (ms >= month_begin_ms_ && ms < month_end_ms_) return month_id_;
-    LocalTime lt = Local(t);
+    const LocalTime lt = Local(t);  // sets the UTC offset interval [begin_s_, end_s_) of t
     month_id_ = MonthId(lt.year, lt.month);
-    month_begin_ms_ = LocalMidnight(zone_, lt.year, lt.month, 1).time_since_epoch().count();
-    month_end_ms_ =
-        (lt.month == 12 ? LocalMidnight(zone_, lt.year + 1, 1, 1) : LocalMidnight(zone_, lt.year, lt.month + 1, 1))
-            .time_since_epoch()
-            .count();
+    // The cached range: the instants of this offset interval whose local
+    // date is in this month. Within one interval local time is UTC plus a
+    // constant, so that is one range; across a transition it need not be
+    // (America/St_Johns fell back at 00:01 on 2009-11-01 to 23:01 October 31).
+    const date::year_month_day first{date::year{lt.year}, date::month{static_cast<unsigned>(lt.month)}, date::day{1}};
+    const date::year_month_day next = first + date::months{1};
+    const int64_t first_s = date::sys_days(first).time_since_epoch().count() * 86400 - offset_s_;
+    const int64_t next_s = date::sys_days(next).time_since_epoch().count() * 86400 - offset_s_;
+    month_begin_ms_ = std::max(first_s, begin_s_) * 1000;
+    month_end_ms_ = std::min(next_s, end_s_) * 1000;
     TALLY_ASSERT(ms >= month_begin_ms_);
     TALLY_ASSERT(ms < month_end_ms_);
     return month_id_;

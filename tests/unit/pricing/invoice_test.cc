@@ -233,13 +233,14 @@ TEST_F(InvoiceTest, ACallIsRatedUnderTheSubscriptionInForceAtItsTime) {
     EXPECT_EQ(early.status, RateStatus::kRejected);
     EXPECT_NE(early.reason.find("no subscription in force at 2025-10-31T23:59:59Z"), std::string::npos) << early.reason;
 
-    // One invoice per plan the customer was on in the month, each in its currency.
+    // One invoice per plan the customer was on in the month, each in its
+    // currency, in plan name order (whatever order the catalog loaded them in).
     auto invoices = PriceRollups(catalog_, subscriptions_, "tiers", {}, rater.Rollups());
     ASSERT_EQ(invoices.size(), 2u);
-    EXPECT_EQ(invoices[0].plan, "tiers");
-    EXPECT_EQ(invoices[0].subtotal.ToString(2), "15.00");  // 15 input at 1
-    EXPECT_EQ(invoices[1].plan, "deepseek");
-    EXPECT_EQ(invoices[1].subtotal.ToString(2), "0.56");  // 1M input at 0.56 (version v2)
+    EXPECT_EQ(invoices[0].plan, "deepseek");
+    EXPECT_EQ(invoices[0].subtotal.ToString(2), "0.56");  // 1M input at 0.56 (version v2)
+    EXPECT_EQ(invoices[1].plan, "tiers");
+    EXPECT_EQ(invoices[1].subtotal.ToString(2), "15.00");  // 15 input at 1
 }
 
 TEST(InvoiceRounding, EachLineRoundsOnceWithThePlanMode) {

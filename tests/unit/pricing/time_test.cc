@@ -72,6 +72,17 @@ TEST(Window, WeekdaysBelongToTheDayTheWindowStarts) {
     EXPECT_FALSE(w.Contains(utc.Local(T("2025-09-05T01:00:00Z"))));  // Friday 01:00 is Thursday's window
 }
 
+TEST(Time, AMonthThatStepsBackAtMidnightIsNotACrash) {
+    // St. John's fell back at 00:01 NDT on 2009-11-01, to 23:01 NST on
+    // October 31: 02:45Z is local October again, after local November began.
+    ZoneClock sj(FindZone("America/St_Johns"));
+    EXPECT_EQ(sj.Month(T("2009-11-01T02:30:30Z")), MonthId(2009, 11));  // 00:00:30 NDT
+    EXPECT_EQ(sj.Month(T("2009-11-01T02:45:00Z")), MonthId(2009, 10));  // 23:15 NST
+    EXPECT_EQ(sj.Month(T("2009-11-01T03:45:00Z")), MonthId(2009, 11));  // 00:15 NST
+    EXPECT_EQ(sj.Month(T("2009-10-15T12:00:00Z")), MonthId(2009, 10));
+    EXPECT_EQ(sj.Month(T("2009-11-01T02:45:00Z")), MonthId(2009, 10));  // from a cached October
+}
+
 TEST(Time, ClockMinutes) {
     EXPECT_EQ(ParseClockMinutes("00:30"), 30);
     EXPECT_EQ(ParseClockMinutes("24:00"), 1440);
