@@ -83,7 +83,8 @@ version with a later effective_from).)");
         ->required()
         ->check(CLI::ExistingFile);
     customer_import_cmd->add_option(
-        "--from", import_from, "Subscriptions without a from: of their own start then (RFC 3339, before 2200-01-01; default: "
+        "--from", import_from,
+        "Subscriptions without a from: of their own start then (RFC 3339, before 2200-01-01; default: "
         "always, i.e. 1970-01-01T00:00:00Z, the earliest event time)");
     customer_import_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
     customer_import_cmd->footer("\nExample:\n  tally customer import deploy/subscriptions.yaml");
@@ -92,7 +93,8 @@ version with a later effective_from).)");
     auto* subscribe_cmd = app.add_subcommand("subscribe", "Put a customer on a published plan, with contract terms");
     subscribe_cmd->add_option("id", customer_id, "Customer id")->required();
     subscribe_cmd->add_option("--plan", subscribe_plan, "Published plan name")->required();
-    subscribe_cmd->add_option("--from", subscribe_from, "From this instant on (RFC 3339, before 2200-01-01; default: always, i.e. "
+    subscribe_cmd->add_option("--from", subscribe_from,
+                              "From this instant on (RFC 3339, before 2200-01-01; default: always, i.e. "
                               "1970-01-01T00:00:00Z, the earliest event time)");
     subscribe_cmd
         ->add_option("--terms", subscribe_terms,

@@ -119,9 +119,8 @@ void CheckName(std::string_view what, std::string_view value) {
     if (at == std::string_view::npos) return;
     static constexpr char kHex[] = "0123456789ABCDEF";
     const auto b = static_cast<unsigned char>(value[at]);
-    throw LedgerError(std::string(what) + " '" + Printable(value) + "' holds a control character (U+00" +
-                      kHex[b >> 4] + kHex[b & 0xF] + " at offset " + std::to_string(at) +
-                      "); names are printable text");
+    throw LedgerError(std::string(what) + " '" + Printable(value) + "' holds a control character (U+00" + kHex[b >> 4] +
+                      kHex[b & 0xF] + " at offset " + std::to_string(at) + "); names are printable text");
 }
 
 }  // namespace
@@ -192,8 +191,7 @@ std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::stri
         combined.emplace_back(v.effective_from, body);
         fresh.push_back(i);
     }
-    std::stable_sort(combined.begin(), combined.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::stable_sort(combined.begin(), combined.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<std::string> bodies;
     for (auto& [from, body] : combined) bodies.push_back(std::move(body));
     Diagnostics whole;

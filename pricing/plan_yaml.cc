@@ -346,8 +346,8 @@ class PlanParser {
                 r_.Error(conditions, "output_conditions must be a list");
             } else if (conditions.size() > kMaxOutputConditions) {
                 r_.Error(conditions, "a band of " + where + " has " + std::to_string(conditions.size()) +
-                                         " output conditions, more than the " +
-                                         std::to_string(kMaxOutputConditions) + " a band may have");
+                                         " output conditions, more than the " + std::to_string(kMaxOutputConditions) +
+                                         " a band may have");
             } else {
                 int64_t prev = -1;
                 for (const auto& c : conditions) {

@@ -56,8 +56,8 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
     if (s.from && (*s.from < kEventTimeMin || *s.from >= kEventTimeEnd)) {
         // The ledger stores it and reads it back as RFC 3339, which has
         // four-digit years; events outside the range are refused anyway.
-        r.Error(from, "from '" + from.Scalar() + "' is outside the event time range [" +
-                          FormatRfc3339(kEventTimeMin) + ", " + FormatRfc3339(kEventTimeEnd) + ")");
+        r.Error(from, "from '" + from.Scalar() + "' is outside the event time range [" + FormatRfc3339(kEventTimeMin) +
+                          ", " + FormatRfc3339(kEventTimeEnd) + ")");
         s.from.reset();
     }
     YAML::Node plan = r.Required(node, "plan", "subscription of " + s.customer);

@@ -214,8 +214,9 @@ TEST_F(StoreCatalog, SubscribeStoresTheInstantTallyReads) {
     // The same millisecond: the same subscription again changes nothing ...
     store_->Subscribe("b", "p", "2025-01-01T00:00:00.0002Z", "");
     // ... and other terms from it are refused.
-    EXPECT_NE(Message([&] { store_->Subscribe("b", "p", "2025-01-01T00:00:00.0003Z", "discounts: []\n"); })
-                  .find("customer b already has a subscription from 2025-01-01T00:00:00Z"),
+    EXPECT_NE(Message([&] {
+                  store_->Subscribe("b", "p", "2025-01-01T00:00:00.0003Z", "discounts: []\n");
+              }).find("customer b already has a subscription from 2025-01-01T00:00:00Z"),
               std::string::npos);
     EXPECT_EQ(Contents(),
               "customer a Alice\ncustomer b Bob\nsubscription a p 2025-01-01 00:00:00\n"
@@ -235,10 +236,11 @@ TEST_F(StoreCatalog, SubscribeAndImportRefuseAFromOutsideTheEventTimeRange) {
               "--from '1969-01-01T00:00:00Z' is outside the event time range [1970-01-01T00:00:00Z, "
               "2200-01-01T00:00:00Z)");
     Diagnostics d;
-    EXPECT_FALSE(store_
-                     ->ImportSubscriptions("subscriptions:\n  - {customer: a, plan: p, from: \"9999-12-31T23:00:00-14:00\"}\n",
-                                           "s.yaml", "2025-06-01T00:00:00Z", &d)
-                     .has_value());
+    EXPECT_FALSE(
+        store_
+            ->ImportSubscriptions("subscriptions:\n  - {customer: a, plan: p, from: \"9999-12-31T23:00:00-14:00\"}\n",
+                                  "s.yaml", "2025-06-01T00:00:00Z", &d)
+            .has_value());
     ASSERT_EQ(d.size(), 1u);
     EXPECT_EQ(d[0].ToString(),
               "s.yaml:2:34: error: from '9999-12-31T23:00:00-14:00' is outside the event time range "
