@@ -76,22 +76,26 @@ version with a later effective_from).)");
     customer_add_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
     customer_add_cmd->footer("\nExample:\n  tally customer add cust_42 --name \"华东智能科技有限公司\"");
 
-    std::string import_file, import_from = "2000-01-01T00:00:00Z";
+    std::string import_file, import_from = "1970-01-01T00:00:00Z";
     auto* customer_import_cmd = customer_cmd->add_subcommand(
         "import", "Add the customers of a subscriptions file with plans and contract terms");
     customer_import_cmd->add_option("file", import_file, "Subscriptions YAML (as for tally rate --subscriptions)")
         ->required()
         ->check(CLI::ExistingFile);
     customer_import_cmd->add_option(
-        "--from", import_from, "Subscriptions without a from: of their own start then (RFC 3339; default: always)");
+        "--from", import_from,
+        "Subscriptions without a from: of their own start then (RFC 3339, before 2200-01-01; default: "
+        "always, i.e. 1970-01-01T00:00:00Z, the earliest event time)");
     customer_import_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
     customer_import_cmd->footer("\nExample:\n  tally customer import deploy/subscriptions.yaml");
 
-    std::string subscribe_plan, subscribe_from = "2000-01-01T00:00:00Z", subscribe_terms;
+    std::string subscribe_plan, subscribe_from = "1970-01-01T00:00:00Z", subscribe_terms;
     auto* subscribe_cmd = app.add_subcommand("subscribe", "Put a customer on a published plan, with contract terms");
     subscribe_cmd->add_option("id", customer_id, "Customer id")->required();
     subscribe_cmd->add_option("--plan", subscribe_plan, "Published plan name")->required();
-    subscribe_cmd->add_option("--from", subscribe_from, "From this instant on (RFC 3339; default: always)");
+    subscribe_cmd->add_option("--from", subscribe_from,
+                              "From this instant on (RFC 3339, before 2200-01-01; default: always, i.e. "
+                              "1970-01-01T00:00:00Z, the earliest event time)");
     subscribe_cmd
         ->add_option("--terms", subscribe_terms,
                      "YAML file with contract terms: discounts, coupons, minimum_commitment, grants, "

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <map>
 #include <pqxx/pqxx>
 
@@ -9,6 +10,7 @@
 #include "base/identifier.h"
 #include "ledger/connect.h"
 #include "ledger/errors.h"
+#include "pricing/event.h"
 #include "pricing/plan_yaml.h"
 
 namespace tally::ledger {
@@ -29,6 +31,60 @@ std::string PlanText(const std::string& plan, const std::string& display_name,
     root["name"] = display_name;
     for (const auto& body : version_bodies) root["versions"].push_back(YAML::Load(body));
     return YamlText(root);
+}
+
+// PublishPlan's transaction-scoped advisory lock (any fixed key: "tally").
+constexpr int64_t kPublishLock = 0x74616c6c79;
+
+// The published plans as Load rebuilds them: per plan, its version bodies
+// in the order they take effect, and its display name.
+struct StoredPlans {
+    std::map<std::string, std::vector<std::string>> bodies;  // plan -> version bodies in order
+    std::map<std::string, std::string> names;
+};
+
+StoredPlans ReadPlans(pqxx::work& tx) {
+    StoredPlans out;
+    for (const auto& row : tx.exec("SELECT plan, body FROM plan_versions ORDER BY plan, effective_from")) {
+        out.bodies[row[0].as<std::string>()].push_back(row[1].as<std::string>());
+    }
+    for (const auto& row : tx.exec("SELECT plan, name FROM plan_names")) {
+        out.names[row[0].as<std::string>()] = row[1].as<std::string>();
+    }
+    return out;
+}
+
+// Parses every stored plan into `catalog` (one unit table for all), in the
+// order of `stored`; throws LedgerError when one no longer validates.
+void ParseStoredPlans(const StoredPlans& stored, Catalog* catalog) {
+    for (const auto& [plan, versions] : stored.bodies) {
+        Diagnostics d;
+        auto name = stored.names.find(plan);
+        const std::string text = PlanText(plan, name != stored.names.end() ? name->second : plan, versions);
+        auto parsed = ParsePlan(text, "stored plan " + plan, &catalog->units, &d);
+        if (!parsed) {
+            throw LedgerError("stored plan " + plan +
+                              " no longer validates: " + (d.empty() ? std::string("?") : d.front().message));
+        }
+        TALLY_ASSERT(parsed->versions.size() == versions.size());
+        catalog->plans.push_back(std::move(*parsed));
+    }
+}
+
+// A subscription's start as the ledger stores it: the instant Tally reads
+// (milliseconds; PostgreSQL would keep microseconds that Load rounds away),
+// inside the event time range (Load reads it back as RFC 3339, whose years
+// have four digits). Throws LedgerError naming `what` ("--from").
+std::string SubscriptionStart(std::string_view what, const std::string& text) {
+    auto instant = ParseRfc3339(text);
+    if (!instant) throw LedgerError(std::string(what) + " must be an RFC 3339 instant, not '" + text + "'");
+    if (*instant < kEventTimeMin || *instant >= kEventTimeEnd) {
+        throw LedgerError(std::string(what) + " '" + text + "' is outside the event time range [" +
+                          FormatRfc3339(kEventTimeMin) + ", " + FormatRfc3339(kEventTimeEnd) + ")");
+    }
+    std::string stored = FormatRfc3339(*instant);
+    TALLY_ASSERT(ParseRfc3339(stored) == instant);
+    return stored;
 }
 
 // Subscriptions are append-only (sql/0002 refuses UPDATE and DELETE):
@@ -56,6 +112,17 @@ void CheckIdentifier(std::string_view what, std::string_view value) {
     if (auto error = IdentifierError(what, value)) throw LedgerError(*error);
 }
 
+// Refuses a customer's name with a C0 control character or DEL (libpq
+// would cut it at a NUL); the same sentence as a subscriptions file gets.
+void CheckName(std::string_view what, std::string_view value) {
+    const size_t at = FindAsciiControl(value);
+    if (at == std::string_view::npos) return;
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    const auto b = static_cast<unsigned char>(value[at]);
+    throw LedgerError(std::string(what) + " '" + Printable(value) + "' holds a control character (U+00" + kHex[b >> 4] +
+                      kHex[b & 0xF] + " at offset " + std::to_string(at) + "); names are printable text");
+}
+
 }  // namespace
 
 struct Store::Impl {
@@ -79,20 +146,35 @@ Store::~Store() = default;
 
 std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::string_view file_name,
                                                 Diagnostics* diagnostics) {
-    UnitTable units;
-    auto plan = ParsePlan(yaml, file_name, &units, diagnostics);
+    TALLY_ASSERT(diagnostics != nullptr);
+    pqxx::work tx(impl_->Conn());
+    // One publisher at a time: the checks below read what the others store.
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", kPublishLock);
+    const StoredPlans stored = ReadPlans(tx);
+    Catalog catalog;
+    ParseStoredPlans(stored, &catalog);
+    // Into the unit table of every stored plan, as Load will: refused with
+    // file:line:column when the catalog's units would overflow.
+    auto plan = ParsePlan(yaml, file_name, &catalog.units, diagnostics);
     if (!plan) return std::nullopt;
     YAML::Node root = YAML::Load(std::string(yaml));
     YAML::Node versions = root["versions"];
     TALLY_ASSERT(versions.IsSequence());
     TALLY_ASSERT(versions.size() == plan->versions.size());
+    // The plan as Load will rebuild it: the stored versions and the new
+    // ones, in the order they take effect.
+    std::vector<std::pair<Instant, std::string>> combined;
+    if (const Plan* old = catalog.FindPlan(plan->name)) {
+        const std::vector<std::string>& bodies = stored.bodies.at(plan->name);
+        TALLY_ASSERT(bodies.size() == old->versions.size());
+        for (size_t i = 0; i < bodies.size(); ++i) combined.emplace_back(old->versions[i].effective_from, bodies[i]);
+    }
     PublishResult result;
     result.plan = plan->name;
-    pqxx::work tx(impl_->Conn());
+    std::vector<size_t> fresh;  // indices of the versions to store
     for (size_t i = 0; i < plan->versions.size(); ++i) {
         const PlanVersion& v = plan->versions[i];
         const std::string body = YamlText(versions[i]);
-        const std::string until = v.effective_until ? FormatRfc3339(*v.effective_until) : std::string();
         pqxx::result existing = tx.exec_params(
             "SELECT body_sha256 = encode(sha256(convert_to($3, 'UTF8')), 'hex') FROM plan_versions "
             "WHERE plan = $1 AND version = $2",
@@ -106,10 +188,30 @@ std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::stri
             result.unchanged.push_back(v.id);
             continue;
         }
+        combined.emplace_back(v.effective_from, body);
+        fresh.push_back(i);
+    }
+    std::stable_sort(combined.begin(), combined.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> bodies;
+    for (auto& [from, body] : combined) bodies.push_back(std::move(body));
+    Diagnostics whole;
+    UnitTable units = catalog.units;
+    if (!ParsePlan(PlanText(plan->name, plan->display_name, bodies), "plan " + plan->name, &units, &whole)) {
+        TALLY_ASSERT(!whole.empty());
+        for (auto& d : whole) {
+            diagnostics->push_back({std::string(file_name), 0, 0,
+                                    "plan " + plan->name + " with the versions already published: " + d.message});
+        }
+        return std::nullopt;
+    }
+    for (size_t i : fresh) {
+        const PlanVersion& v = plan->versions[i];
+        const std::string until = v.effective_until ? FormatRfc3339(*v.effective_until) : std::string();
         tx.exec_params0(
             "INSERT INTO plan_versions (plan, version, effective_from, effective_until, currency, body, body_sha256) "
             "VALUES ($1, $2, $3, NULLIF($4, '')::timestamptz, $5, $6, encode(sha256(convert_to($6, 'UTF8')), 'hex'))",
-            plan->name, v.id, FormatRfc3339(v.effective_from), until, std::string(v.currency.code()), body);
+            plan->name, v.id, FormatRfc3339(v.effective_from), until, std::string(v.currency.code()),
+            YamlText(versions[i]));
         result.published.push_back(v.id);
     }
     tx.exec_params0(
@@ -121,6 +223,7 @@ std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::stri
 
 void Store::AddCustomer(const std::string& customer_id, const std::string& name) {
     CheckIdentifier("customer id", customer_id);
+    CheckName("customer name", name);
     pqxx::work tx(impl_->Conn());
     tx.exec_params0(
         "INSERT INTO customers (customer_id, name) VALUES ($1, $2) "
@@ -133,7 +236,7 @@ void Store::Subscribe(const std::string& customer_id, const std::string& plan, c
                       const std::string& terms_yaml) {
     CheckIdentifier("customer id", customer_id);
     CheckIdentifier("plan name", plan);
-    if (!ParseRfc3339(valid_from)) throw LedgerError("--from must be an RFC 3339 instant, not '" + valid_from + "'");
+    const std::string from = SubscriptionStart("--from", valid_from);
     ingest::CatalogSnapshot current = LoadOnce();
     if (current.customers.count(customer_id) == 0) {
         throw LedgerError("no customer '" + customer_id + "'; add it first with: tally customer add " + customer_id);
@@ -163,13 +266,13 @@ void Store::Subscribe(const std::string& customer_id, const std::string& plan, c
         throw LedgerError("the contract terms are not valid:" + all);
     }
     pqxx::work tx(impl_->Conn());
-    InsertSubscription(tx, customer_id, valid_from, plan, terms_yaml);
+    InsertSubscription(tx, customer_id, from, plan, terms_yaml);
     tx.commit();
 }
 
 std::optional<size_t> Store::ImportSubscriptions(std::string_view yaml, std::string_view file_name,
                                                  const std::string& valid_from, Diagnostics* diagnostics) {
-    if (!ParseRfc3339(valid_from)) throw LedgerError("--from must be an RFC 3339 instant, not '" + valid_from + "'");
+    const std::string default_from = SubscriptionStart("--from", valid_from);
     ingest::CatalogSnapshot current = LoadOnce();
     auto subs = ParseSubscriptions(yaml, file_name, &current.catalog, diagnostics);
     if (!subs) return std::nullopt;
@@ -184,13 +287,14 @@ std::optional<size_t> Store::ImportSubscriptions(std::string_view yaml, std::str
         // the database's edge, which must never see a NUL.
         CheckIdentifier("customer id", s.customer);
         CheckIdentifier("plan name", s.plan);
+        CheckName("customer name", s.customer_name);
         YAML::Node terms = YAML::Clone(list[i]);
         terms.remove("customer");
         terms.remove("name");
         terms.remove("plan");
         terms.remove("from");
         // A subscription's own `from` wins over --from.
-        const std::string from = s.from ? FormatRfc3339(*s.from) : valid_from;
+        const std::string from = s.from ? SubscriptionStart("from", FormatRfc3339(*s.from)) : default_from;
         tx.exec_params0(
             "INSERT INTO customers (customer_id, name) VALUES ($1, $2) "
             "ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name",
@@ -214,24 +318,7 @@ ingest::CatalogSnapshot Store::Load() {
 ingest::CatalogSnapshot Store::LoadOnce() {
     ingest::CatalogSnapshot out;
     pqxx::work tx(impl_->Conn());
-    std::map<std::string, std::vector<std::string>> bodies;  // plan -> version bodies in order
-    for (const auto& row : tx.exec("SELECT plan, body FROM plan_versions ORDER BY plan, effective_from")) {
-        bodies[row[0].as<std::string>()].push_back(row[1].as<std::string>());
-    }
-    std::map<std::string, std::string> names;
-    for (const auto& row : tx.exec("SELECT plan, name FROM plan_names")) {
-        names[row[0].as<std::string>()] = row[1].as<std::string>();
-    }
-    for (const auto& [plan, versions] : bodies) {
-        Diagnostics d;
-        const std::string text = PlanText(plan, names.count(plan) ? names[plan] : plan, versions);
-        auto parsed = ParsePlan(text, "stored plan " + plan, &out.catalog.units, &d);
-        if (!parsed) {
-            throw LedgerError("stored plan " + plan +
-                              " no longer validates: " + (d.empty() ? std::string("?") : d.front().message));
-        }
-        out.catalog.plans.push_back(std::move(*parsed));
-    }
+    ParseStoredPlans(ReadPlans(tx), &out.catalog);
     for (const auto& row : tx.exec("SELECT customer_id FROM customers")) out.customers.insert(row[0].as<std::string>());
     // Every subscription of every customer, each from its instant on, as
     // one subscriptions document.
@@ -244,7 +331,9 @@ ingest::CatalogSnapshot Store::LoadOnce() {
         YAML::Node sub =
             row[3].as<std::string>().empty() ? YAML::Node(YAML::NodeType::Map) : YAML::Load(row[3].as<std::string>());
         sub["customer"] = row[0].as<std::string>();
-        sub["name"] = row[1].as<std::string>();
+        // Names stored before control characters were refused are shown
+        // escaped rather than failing every load.
+        sub["name"] = SafeText(row[1].as<std::string>());
         sub["from"] = row[4].as<std::string>();
         sub["plan"] = row[2].as<std::string>();
         doc["subscriptions"].push_back(sub);

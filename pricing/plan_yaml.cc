@@ -7,6 +7,7 @@
 
 #include "base/assert.h"
 #include "pricing/internal/yaml_reader.h"
+#include "pricing/rater.h"
 
 namespace tally {
 
@@ -15,6 +16,12 @@ namespace {
 using internal::YamlReader;
 
 constexpr int kMaxRateDecimals = 9;
+// A cell key holds a condition and a window as uint8, kNone (0xff) meaning
+// none, and the ledger reads back only indices below it (rollup_records.cc).
+constexpr size_t kMaxOutputConditions = kNone;
+constexpr size_t kMaxWindows = kNone;
+static_assert(kMaxOutputConditions <= 0xff && kMaxWindows <= 0xff);
+static_assert(kMaxBands <= 0xff);
 
 bool IsPowerOfTen(int64_t n) {
     if (n <= 0) return false;
@@ -192,7 +199,8 @@ class PlanParser {
         YAML::Node commitment = YamlReader::Optional(node, "minimum_commitment");
         if (auto d = r_.NonNegative(commitment, "minimum_commitment")) v.minimum_commitment = Amount(v.currency, *d);
         custom_units_.clear();
-        r_.TextList(YamlReader::Optional(node, "custom_units"), "custom_units", &custom_units_);
+        // Unit names become keys of the ledger's usage rows; "" is the calls record's.
+        r_.IdentifierList(YamlReader::Optional(node, "custom_units"), "custom unit", &custom_units_);
         YAML::Node models = r_.Required(node, "models", "version " + v.id);
         if (models.IsDefined()) {
             if (!models.IsMap() || models.size() == 0) {
@@ -200,7 +208,10 @@ class PlanParser {
             } else {
                 for (auto it = models.begin(); it != models.end(); ++it) {
                     ModelPricing m;
-                    m.name = it->first.Scalar();
+                    // Model names become keys of the ledger's usage rows.
+                    auto model_name = r_.Identifier(it->first, "model name");
+                    if (!model_name) continue;
+                    m.name = *model_name;
                     const int errors_before = r_.errors();
                     ParseModel(it->second, &m);
                     // A model with problems already has its diagnostics; its
@@ -333,6 +344,10 @@ class PlanParser {
         if (conditions.IsDefined()) {
             if (!conditions.IsSequence()) {
                 r_.Error(conditions, "output_conditions must be a list");
+            } else if (conditions.size() > kMaxOutputConditions) {
+                r_.Error(conditions, "a band of " + where + " has " + std::to_string(conditions.size()) +
+                                         " output conditions, more than the " + std::to_string(kMaxOutputConditions) +
+                                         " a band may have");
             } else {
                 int64_t prev = -1;
                 for (const auto& c : conditions) {
@@ -388,6 +403,11 @@ class PlanParser {
         } else if (!bands.IsSequence() || bands.size() == 0) {
             r_.Error(bands, "bands must be a list with at least one band");
         } else {
+            if (bands.size() > kMaxBands) {
+                r_.Error(bands, where + " has " + std::to_string(bands.size()) + " bands, more than the " +
+                                    std::to_string(kMaxBands) + " a model may have");
+                return;
+            }
             for (size_t i = 0; i < bands.size(); ++i) {
                 const YAML::Node& b = bands[i];
                 if (!r_.ExpectMap(b, "a band")) continue;
@@ -400,6 +420,9 @@ class PlanParser {
         if (windows.IsDefined()) {
             if (!windows.IsSequence()) {
                 r_.Error(windows, "windows must be a list");
+            } else if (windows.size() > kMaxWindows) {
+                r_.Error(windows, where + " has " + std::to_string(windows.size()) + " windows, more than the " +
+                                      std::to_string(kMaxWindows) + " a model may have");
             } else {
                 for (const auto& w : windows) ParseWindow(w, m);
             }

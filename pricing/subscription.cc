@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/assert.h"
+#include "pricing/event.h"
 #include "pricing/internal/yaml_reader.h"
 
 namespace tally {
@@ -49,8 +50,16 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
         node, "a subscription",
         {"customer", "name", "from", "plan", "discounts", "coupons", "minimum_commitment", "grants", "free_quotas"});
     if (auto c = r.Identifier(r.Required(node, "customer", "a subscription"), "customer id")) s.customer = *c;
-    if (auto n = r.Text(YamlReader::Optional(node, "name"), "name")) s.customer_name = *n;
-    s.from = r.Time(YamlReader::Optional(node, "from"), "from");
+    if (auto n = r.PrintableText(YamlReader::Optional(node, "name"), "customer name")) s.customer_name = *n;
+    YAML::Node from = YamlReader::Optional(node, "from");
+    s.from = r.Time(from, "from");
+    if (s.from && (*s.from < kEventTimeMin || *s.from >= kEventTimeEnd)) {
+        // The ledger stores it and reads it back as RFC 3339, which has
+        // four-digit years; events outside the range are refused anyway.
+        r.Error(from, "from '" + from.Scalar() + "' is outside the event time range [" + FormatRfc3339(kEventTimeMin) +
+                          ", " + FormatRfc3339(kEventTimeEnd) + ")");
+        s.from.reset();
+    }
     YAML::Node plan = r.Required(node, "plan", "subscription of " + s.customer);
     if (auto p = r.Identifier(plan, "plan name")) {
         s.plan = *p;

@@ -18,6 +18,19 @@
 
 namespace tally::internal {
 
+// nullopt when `value` has no C0 control character or DEL; otherwise a
+// sentence that starts with `what` and shows the value through Printable.
+// For free text that becomes PostgreSQL text (a customer's name): libpq
+// ends a parameter at a NUL, and the others print as something else.
+inline std::optional<std::string> ControlCharacterError(std::string_view what, std::string_view value) {
+    const size_t at = FindAsciiControl(value);
+    if (at == std::string_view::npos) return std::nullopt;
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    const auto b = static_cast<unsigned char>(value[at]);
+    return std::string(what) + " '" + Printable(value) + "' holds a control character (U+00" + kHex[b >> 4] +
+           kHex[b & 0xF] + " at offset " + std::to_string(at) + "); names are printable text";
+}
+
 class YamlReader {
    public:
     YamlReader(std::string file, Diagnostics* diagnostics) : file_(std::move(file)), diagnostics_(diagnostics) {}
@@ -99,6 +112,31 @@ class YamlReader {
             return std::nullopt;
         }
         return text;
+    }
+
+    // Free text that ends up in PostgreSQL (a customer's name): Text
+    // without C0 control characters or DEL, which libpq would cut at (NUL)
+    // or which print as something else.
+    std::optional<std::string> PrintableText(const YAML::Node& node, std::string_view what) {
+        auto text = Text(node, what);
+        if (!text) return std::nullopt;
+        if (auto error = ControlCharacterError(what, *text)) {
+            Error(node, std::move(*error));
+            return std::nullopt;
+        }
+        return text;
+    }
+
+    // A list of identifiers (unit names). Absent: nothing.
+    void IdentifierList(const YAML::Node& node, std::string_view what, std::vector<std::string>* out) {
+        if (!node.IsDefined()) return;
+        if (!node.IsSequence()) {
+            Error(node, std::string(what) + "s must be a list");
+            return;
+        }
+        for (const auto& item : node) {
+            if (auto t = Identifier(item, what)) out->push_back(*t);
+        }
     }
 
     // A list of single values (model names, unit names). Absent: nothing.

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <pqxx/pqxx>
 
 #include "tests/ledger/ledger_db.h"
@@ -108,6 +110,163 @@ TEST_F(StoreIds, AddCustomerAndSubscribeRefuseBadIdsWithALedgerError) {
     EXPECT_EQ(message([&] { store_->Subscribe("a", std::string("p\0x", 3), "2025-06-01T00:00:00Z", ""); }),
               "plan name 'p\\u0000x' holds a control character (U+0000 at offset 1); identifiers are printable text");
     EXPECT_EQ(Contents(), kBefore);
+}
+
+// Admin commands that used to exit 0 and leave a ledger Load refuses (and,
+// versions and subscriptions being immutable, that only SQL could repair).
+class StoreCatalog : public StoreIds {
+   protected:
+    // Load must still work after every refused command.
+    void ExpectLoads() {
+        try {
+            ingest::CatalogSnapshot snapshot = store_->Load();
+            EXPECT_EQ(snapshot.customers.count("a"), 1u);
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << "Load failed: " << e.what();
+        }
+    }
+    std::vector<std::string> Publish(const std::string& yaml, bool* published) {
+        Diagnostics d;
+        *published = store_->PublishPlan(yaml, "p.yaml", &d).has_value();
+        std::vector<std::string> out;
+        for (const auto& x : d) out.push_back(x.ToString());
+        return out;
+    }
+    static std::string Message(const std::function<void()>& call) {
+        try {
+            call();
+        } catch (const LedgerError& e) {
+            return e.what();
+        }
+        return "no LedgerError";
+    }
+};
+
+const char* const kV2 = R"(plan: p
+versions:
+  - version: v2
+    effective_from: %FROM%
+    currency: %CURRENCY%
+    time_zone: Asia/Shanghai
+    models:
+      m: {bands: [{up_to: 1000, rates: {input: "1", output: "3"}}]}
+)";
+
+std::string V2(const std::string& from, const std::string& currency) {
+    std::string text = kV2;
+    text.replace(text.find("%FROM%"), 6, from);
+    text.replace(text.find("%CURRENCY%"), 10, currency);
+    return text;
+}
+
+TEST_F(StoreCatalog, PublishValidatesThePlanWithItsPublishedVersions) {
+    bool published = true;
+    auto d = Publish(V2("2025-06-01T00:00:00Z", "USD"), &published);
+    EXPECT_FALSE(published);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0],
+              "p.yaml: error: plan p with the versions already published: version v2 changes the currency from CNY "
+              "to USD; a plan keeps one currency (make a new plan instead)");
+    d = Publish(V2("2025-01-01T00:00:00Z", "CNY"), &published);  // same instant as v1
+    EXPECT_FALSE(published);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_NE(d[0].find("version v2 takes effect at 2025-01-01T00:00:00Z, not after version v1"), std::string::npos)
+        << d[0];
+    EXPECT_EQ(Contents(), kBefore);
+    ExpectLoads();
+    d = Publish(V2("2025-06-01T00:00:00Z", "CNY"), &published);
+    EXPECT_TRUE(published);
+    EXPECT_TRUE(d.empty());
+    ExpectLoads();
+}
+
+TEST_F(StoreCatalog, PublishRefusesUnitsTheCatalogCannotHold) {
+    // 6 token units + 5 here + 6 in q: each plan alone fits, together 17 > kMaxUnits.
+    auto plan = [](const std::string& name, const std::string& prefix, int n) {
+        std::string units, rates;
+        for (int i = 0; i < n; ++i) {
+            units += (i ? ", " : "") + prefix + std::to_string(i);
+            rates += ", " + prefix + std::to_string(i) + ": \"1\"";
+        }
+        return "plan: " + name +
+               "\nversions:\n  - version: v1\n    effective_from: 2025-01-01T00:00:00Z\n    currency: CNY\n"
+               "    time_zone: UTC\n    custom_units: [" +
+               units + "]\n    models:\n      m: {rates: {input: \"1\", output: \"1\"" + rates + "}}\n";
+    };
+    bool published = false;
+    EXPECT_TRUE(Publish(plan("p5", "a", 5), &published).empty());
+    EXPECT_TRUE(published);
+    auto d = Publish(plan("q6", "b", 6), &published);
+    EXPECT_FALSE(published);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_NE(d[0].find("p.yaml:9:"), std::string::npos) << d[0];
+    EXPECT_NE(d[0].find("too many different units across the plans"), std::string::npos) << d[0];
+    ExpectLoads();
+    // The units p5 already has are no new ones.
+    EXPECT_TRUE(Publish(plan("q5", "a", 5), &published).empty());
+    EXPECT_TRUE(published);
+    ExpectLoads();
+}
+
+TEST_F(StoreCatalog, SubscribeStoresTheInstantTallyReads) {
+    store_->AddCustomer("b", "Bob");
+    store_->Subscribe("b", "p", "2025-01-01T00:00:00.0001Z", "");
+    // The same millisecond: the same subscription again changes nothing ...
+    store_->Subscribe("b", "p", "2025-01-01T00:00:00.0002Z", "");
+    // ... and other terms from it are refused.
+    EXPECT_NE(Message([&] {
+                  store_->Subscribe("b", "p", "2025-01-01T00:00:00.0003Z", "discounts: []\n");
+              }).find("customer b already has a subscription from 2025-01-01T00:00:00Z"),
+              std::string::npos);
+    EXPECT_EQ(Contents(),
+              "customer a Alice\ncustomer b Bob\nsubscription a p 2025-01-01 00:00:00\n"
+              "subscription b p 2025-01-01 00:00:00\n");
+    ExpectLoads();
+}
+
+TEST_F(StoreCatalog, SubscribeAndImportRefuseAFromOutsideTheEventTimeRange) {
+    EXPECT_EQ(Message([&] { store_->Subscribe("a", "p", "9999-12-31T23:00:00-14:00", ""); }),
+              "--from '9999-12-31T23:00:00-14:00' is outside the event time range [1970-01-01T00:00:00Z, "
+              "2200-01-01T00:00:00Z)");
+    EXPECT_EQ(Message([&] {
+                  Diagnostics d;
+                  store_->ImportSubscriptions("subscriptions:\n  - {customer: a, plan: p}\n", "s.yaml",
+                                              "1969-01-01T00:00:00Z", &d);
+              }),
+              "--from '1969-01-01T00:00:00Z' is outside the event time range [1970-01-01T00:00:00Z, "
+              "2200-01-01T00:00:00Z)");
+    Diagnostics d;
+    EXPECT_FALSE(
+        store_
+            ->ImportSubscriptions("subscriptions:\n  - {customer: a, plan: p, from: \"9999-12-31T23:00:00-14:00\"}\n",
+                                  "s.yaml", "2025-06-01T00:00:00Z", &d)
+            .has_value());
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].ToString(),
+              "s.yaml:2:34: error: from '9999-12-31T23:00:00-14:00' is outside the event time range "
+              "[1970-01-01T00:00:00Z, 2200-01-01T00:00:00Z)");
+    EXPECT_EQ(Contents(), kBefore);
+    ExpectLoads();
+}
+
+TEST_F(StoreCatalog, CustomerNamesWithControlCharactersAreRefused) {
+    EXPECT_EQ(Message([&] { store_->AddCustomer("a", "Ali\tce"); }),
+              "customer name 'Ali\\u0009ce' holds a control character (U+0009 at offset 3); names are printable text");
+    Diagnostics d;
+    EXPECT_FALSE(store_
+                     ->ImportSubscriptions(R"(subscriptions:
+  - customer: acme
+    name: "Acme\u0000 Evil Corp"
+    plan: p
+)",
+                                           "s.yaml", "2025-06-01T00:00:00Z", &d)
+                     .has_value());
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].ToString(),
+              "s.yaml:3:11: error: customer name 'Acme\\u0000 Evil Corp' holds a control character (U+0000 at "
+              "offset 4); names are printable text");
+    EXPECT_EQ(Contents(), kBefore);
+    ExpectLoads();
 }
 
 }  // namespace

@@ -442,5 +442,73 @@ versions:
     EXPECT_TRUE(Has(p, "3:14: version id is empty")) << Dump(p);
 }
 
+TEST(PlanYaml, ModelAndUnitNamesAreIdentifiers) {
+    // A unit "" would make events with "":5 reach the ledger as a calls
+    // record (unit ""); a model name with a NUL would be cut by libpq.
+    auto p = Problems(R"(plan: p
+versions:
+  - version: v1
+    effective_from: 2025-01-01T00:00:00Z
+    currency: CNY
+    time_zone: Asia/Shanghai
+    custom_units: ["", "gpu\tseconds"]
+    models:
+      m: {rates: {input: "1", output: "1", "": "2"}}
+      "m\u0001": {rates: {input: "1", output: "1"}}
+      "": {rates: {input: "1", output: "1"}}
+)");
+    EXPECT_TRUE(Has(p, "7:20: custom unit is empty")) << Dump(p);
+    EXPECT_TRUE(Has(p, R"(7:24: custom unit 'gpu\u0009seconds' holds a control character (U+0009 at offset 3))"))
+        << Dump(p);
+    EXPECT_TRUE(Has(p, "9:44: unknown unit ''")) << Dump(p);
+    EXPECT_TRUE(Has(p, R"(10:7: model name 'm\u0001' holds a control character (U+0001 at offset 1))")) << Dump(p);
+    EXPECT_TRUE(Has(p, "11:7: model name is empty")) << Dump(p);
+}
+
+// `count` items made by `item(i)`, one a line, each indented by `indent`.
+template <typename Item>
+std::string Lines(size_t count, const std::string& indent, Item item) {
+    std::string out;
+    for (size_t i = 0; i < count; ++i) out += indent + item(i) + "\n";
+    return out;
+}
+
+TEST(PlanYaml, AModelHasAtMostKMaxBandsBands) {
+    auto bands = [](size_t n) {
+        return std::string(kHead) + "      m:\n        bands:\n" + Lines(n, "          ", [n](size_t i) {
+                   return "- {" + (i + 1 < n ? "up_to: " + std::to_string((i + 1) * 1000) + ", " : std::string()) +
+                          "rates: {input: \"1\", output: \"1\"}}";
+               });
+    };
+    EXPECT_TRUE(Problems(bands(kMaxBands)).empty()) << Dump(Problems(bands(kMaxBands)));
+    auto p = Problems(bands(kMaxBands + 1));
+    ASSERT_EQ(p.size(), 1u) << Dump(p);
+    EXPECT_EQ(p[0], "10:11: model 'm' has 17 bands, more than the 16 a model may have");
+}
+
+TEST(PlanYaml, OutputConditionsAndWindowsFitTheCellKey) {
+    // CellKey keeps them as uint8 with kNone (0xff) for none: 255 at most.
+    auto conditions = [](size_t n) {
+        return std::string(kHead) + "      m:\n        rates: {input: \"1\", output: \"1\"}\n" +
+               "        output_conditions:\n" + Lines(n, "          ", [](size_t i) {
+                   return "- {up_to: " + std::to_string(i + 1) + ", rates: {output: \"2\"}}";
+               });
+    };
+    EXPECT_TRUE(Problems(conditions(255)).empty()) << Dump(Problems(conditions(255)));
+    auto p = Problems(conditions(256));
+    ASSERT_EQ(p.size(), 1u) << Dump(p);
+    EXPECT_EQ(p[0], "11:11: a band of model 'm' has 256 output conditions, more than the 255 a band may have");
+    auto windows = [](size_t n) {
+        return std::string(kHead) + "      m:\n        rates: {input: \"1\", output: \"1\"}\n" + "        windows:\n" +
+               Lines(n, "          ", [](size_t i) {
+                   return "- {name: w" + std::to_string(i) + ", start: \"01:00\", end: \"02:00\", multiplier: \"0.5\"}";
+               });
+    };
+    EXPECT_TRUE(Problems(windows(255)).empty()) << Dump(Problems(windows(255)));
+    p = Problems(windows(256));
+    ASSERT_EQ(p.size(), 1u) << Dump(p);
+    EXPECT_EQ(p[0], "11:11: model 'm' has 256 windows, more than the 255 a model may have");
+}
+
 }  // namespace
 }  // namespace tally

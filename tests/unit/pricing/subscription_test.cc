@@ -68,5 +68,33 @@ TEST(Subscriptions, AcceptUnicodeCustomerIds) {
     EXPECT_TRUE(parsed);
 }
 
+TEST(Subscriptions, RefuseACustomerNameWithAControlCharacter) {
+    // libpq would store "Acme" only.
+    EXPECT_EQ(Problems(R"(subscriptions:
+  - customer: acme
+    name: "Acme\u0000 Evil Corp"
+    plan: doubao
+)"),
+              "s.yaml:3:11: error: customer name 'Acme\\u0000 Evil Corp' holds a control character (U+0000 at offset "
+              "4); names are printable text\n");
+    bool parsed = false;
+    EXPECT_EQ(Problems("subscriptions:\n  - {customer: acme, name: \"Acme Corp 华东\", plan: doubao}\n", &parsed), "");
+    EXPECT_TRUE(parsed);
+}
+
+TEST(Subscriptions, FromMustBeInsideTheEventTimeRange) {
+    // -14:00 makes this year 10000, which RFC 3339 (and Load) cannot write.
+    EXPECT_EQ(Problems(R"(subscriptions:
+  - {customer: a, plan: doubao, from: "9999-12-31T23:00:00-14:00"}
+  - {customer: b, plan: doubao, from: "1969-12-31T23:59:59Z"}
+  - {customer: c, plan: doubao, from: "2199-12-31T23:59:59.999Z"}
+  - {customer: d, plan: doubao, from: "1970-01-01T00:00:00Z"}
+)"),
+              "s.yaml:2:39: error: from '9999-12-31T23:00:00-14:00' is outside the event time range "
+              "[1970-01-01T00:00:00Z, 2200-01-01T00:00:00Z)\n"
+              "s.yaml:3:39: error: from '1969-12-31T23:59:59Z' is outside the event time range "
+              "[1970-01-01T00:00:00Z, 2200-01-01T00:00:00Z)\n");
+}
+
 }  // namespace
 }  // namespace tally
