@@ -225,5 +225,48 @@ TEST_F(RollupRecordsTest, AUnitTheModelDoesNotPriceIsShownUnpriced) {
     EXPECT_EQ(Text(ViaLedger("commit", {e})), Text(direct));
 }
 
+TEST(CatalogOrder, FreeQuotasTiersAndLinesDoNotDependOnTheOrderPlansWereLoaded) {
+    // pz prices tool_calls and images with one free quota over both; pa
+    // names the units the other way round. Loaded in either order, the unit
+    // ids differ; the invoice must not.
+    const char* const pz = R"(
+plan: pz
+versions:
+  - version: z1
+    effective_from: 2025-01-01T00:00:00Z
+    currency: CNY
+    time_zone: UTC
+    rates_per: 1
+    models:
+      m: {rates: {input: "0", output: "0", tool_calls: "10", images: "1"}}
+    free_quotas:
+      - {name: trial, units: [tool_calls, images], tokens: 5}
+)";
+    const char* const pa = R"(
+plan: pa
+versions:
+  - version: a1
+    effective_from: 2025-01-01T00:00:00Z
+    currency: CNY
+    time_zone: UTC
+    rates_per: 1
+    models:
+      m: {rates: {input: "1", output: "1", images: "1", tool_calls: "1"}}
+)";
+    auto price = [](const std::vector<std::string_view>& plans) {
+        Catalog catalog = testing::MustCatalog(plans);
+        Rater rater(catalog, {}, "pz", {});
+        Event e = MakeEvent({.customer = "cz", .model = "m", .input = 1, .output = 1});
+        e.extras.push_back({"images", 5});
+        e.extras.push_back({"tool_calls", 5});
+        EXPECT_EQ(rater.Add(e).status, RateStatus::kRated);
+        return Text(PriceRollups(catalog, {}, "pz", {}, rater.Rollups()));
+    };
+    const std::string z_first = price({pz, pa});
+    EXPECT_EQ(z_first, price({pa, pz}));
+    // Units by name: images (5, free) before tool_calls (5 x 10).
+    EXPECT_NE(z_first.find("cz|pz|2025-11|calls 1|50|0|50|"), std::string::npos) << z_first;
+}
+
 }  // namespace
 }  // namespace tally
