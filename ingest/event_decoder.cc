@@ -228,13 +228,72 @@ int64_t Count(od::value v, std::string_view name, std::string_view prefix = {}) 
     return n;
 }
 
+// A value Tally does not read, walked so that it is valid JSON all the
+// same: on-demand parsing would skip it unchecked, and the archive keeps the
+// message byte for byte for readers that parse it whole (payload::jsonb).
+void CheckSkipped(od::value v, std::string_view prefix, std::string_view key, int depth = 0) {
+    constexpr int kDepthMax = 64;
+    auto where = [&] { return "field '" + std::string(prefix) + Printable(key) + "'"; };
+    if (depth > kDepthMax) Fail(where() + " nests deeper than 64 levels");
+    auto bad = [&] { Fail("not valid JSON in " + where()); };
+    od::json_type type{};
+    if (v.type().get(type) != simdjson::SUCCESS) bad();
+    switch (type) {
+        case od::json_type::object: {
+            od::object o;
+            if (v.get_object().get(o) != simdjson::SUCCESS) bad();
+            for (auto result : o) {
+                od::field f;
+                if (std::move(result).get(f) != simdjson::SUCCESS) bad();
+                std::string_view k;
+                if (f.unescaped_key().get(k) != simdjson::SUCCESS) bad();
+                CheckSkipped(f.value(), prefix, key, depth + 1);
+            }
+            break;
+        }
+        case od::json_type::array: {
+            od::array a;
+            if (v.get_array().get(a) != simdjson::SUCCESS) bad();
+            for (auto element : a) {
+                od::value x;
+                if (element.get(x) != simdjson::SUCCESS) bad();
+                CheckSkipped(x, prefix, key, depth + 1);
+            }
+            break;
+        }
+        case od::json_type::string: {
+            std::string_view text;
+            if (v.get_string().get(text) != simdjson::SUCCESS) bad();
+            break;
+        }
+        case od::json_type::number: {
+            od::number n;
+            if (v.get_number().get(n) != simdjson::SUCCESS) bad();
+            break;
+        }
+        case od::json_type::boolean: {
+            bool b = false;
+            if (v.get_bool().get(b) != simdjson::SUCCESS) bad();
+            break;
+        }
+        case od::json_type::null: {
+            bool is_null = false;
+            if (v.is_null().get(is_null) != simdjson::SUCCESS || !is_null) bad();
+            break;
+        }
+    }
+}
+
 // A field of `data` Tally does not know: a number is a unit a plan may
-// price by name; anything else is descriptive and skipped.
+// price by name; anything else is descriptive, and only checked.
 void DecodeOtherData(std::string_view key, od::value v, Event* e, SeenKeys* seen) {
     seen->Other(key);
     od::json_type type{};
     if (v.type().get(type) != simdjson::SUCCESS) Fail("a field of 'data' is not valid JSON");
-    if (type != od::json_type::number) return;
+    if (type != od::json_type::number) {
+        CheckSkipped(v, "data.", key);
+        return;
+    }
     if (FindAsciiControl(key) != std::string_view::npos) {
         Fail("field 'data." + Printable(key) + "' has a control character in its name");
     }
@@ -302,7 +361,8 @@ struct EventDecoder::Impl {
             const size_t k = MatchKey<kTopKeys>(field, &key);
             od::value v = field.value();
             if (k == kTopKeys.size()) {
-                seen->Other(key);  // other attributes (datacontenttype, extensions) are allowed and ignored
+                seen->Other(key);  // other attributes (datacontenttype, extensions) are allowed, checked, ignored
+                CheckSkipped(v, "", key);
                 continue;
             }
             seen->Known(k, key);
