@@ -1,5 +1,6 @@
 #include "ingest/batch_assembler.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/assert.h"
@@ -19,7 +20,9 @@ BatchAssembler::BatchAssembler(const CatalogSnapshot& snapshot, const std::strin
 AssembledBatch BatchAssembler::Assemble(std::span<const Message> messages) {
     AssembledBatch out;
     Batch& batch = out.batch;
-    std::unordered_map<Fingerprint, size_t, FingerprintHash> key_index;  // dedup key -> index in batch.keys
+    // Per share (AssemblerOptions::shares): dedup key -> index in batch.keys.
+    const int shares = std::max(options_.shares, 1);
+    std::vector<std::unordered_map<Fingerprint, size_t, FingerprintHash>> key_index(static_cast<size_t>(shares));
     std::vector<RatedPart> parts;
     for (const Message& m : messages) {
         auto dead = [&](RejectReason reason, const std::string& detail) {
@@ -73,11 +76,12 @@ AssembledBatch BatchAssembler::Assemble(std::span<const Message> messages) {
         }
         const Fingerprint key = DedupKey(event_.source, event_.id);
         const Fingerprint hash = PayloadHash(m.payload);
-        if (auto seen = key_index.find(key); seen != key_index.end()) {
+        auto& in_share = key_index[static_cast<size_t>(m.partition) % key_index.size()];
+        if (auto seen = in_share.find(key); seen != in_share.end()) {
             batch.keys[seen->second].repeats.push_back({hash, m.partition, m.offset, m.payload});
             continue;
         }
-        key_index.emplace(key, batch.keys.size());
+        in_share.emplace(key, batch.keys.size());
         batch.keys.push_back(
             {key, hash, event_.source, event_.id, event_.subject, event_.time, m.partition, m.offset, m.payload, {}});
         out.parts.push_back(parts);

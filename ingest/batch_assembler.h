@@ -45,6 +45,13 @@ struct AssemblerOptions {
     std::chrono::milliseconds future_skew = std::chrono::hours(24);
     std::string only_customer;  // not empty: other customers are counted and left out
     PeriodRule period;          // calendar months unless bounded (`tally rate --from --to`)
+    // The batch is stored in this many transactions, partition p in share
+    // p mod shares (the consumer's --store-connections). Repeats of a call
+    // are grouped within a share only: a repeat decided in another share's
+    // transaction could be committed past while its own share is not. The
+    // same call in two shares is two KeyRows; the ledger's unique key lets
+    // one transaction bill it and makes the other find it billed.
+    int shares = 1;
 };
 
 struct AssembledBatch {

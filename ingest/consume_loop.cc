@@ -149,8 +149,9 @@ struct RunEnded {
 // retrying lasts past `give_up` (when set). False when a stop was asked.
 class Retrier {
    public:
-    Retrier(Logger& log, const std::atomic<bool>& stop, std::optional<std::chrono::seconds> give_up)
-        : log_(log), stop_(stop), give_up_(give_up) {}
+    Retrier(Logger& log, const std::atomic<bool>& stop, const std::atomic<bool>& ending,
+            std::optional<std::chrono::seconds> give_up)
+        : log_(log), stop_(stop), ending_(ending), give_up_(give_up) {}
 
     template <typename Fn, typename Reconnect>
     bool Run(const char* what, Fn fn, Reconnect reconnect) {
@@ -172,7 +173,7 @@ class Retrier {
                                    Prefixed(what, e.what())};
                 }
             }
-            if (stop_.load()) return false;
+            if (stop_.load() || ending_.load()) return false;
             std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
             delay_ms = std::min(delay_ms * 2, 5000);
         }
@@ -181,6 +182,7 @@ class Retrier {
    private:
     Logger& log_;
     const std::atomic<bool>& stop_;
+    const std::atomic<bool>& ending_;  // the run is ending on an error: stop retrying
     std::optional<std::chrono::seconds> give_up_;
 };
 
@@ -190,7 +192,8 @@ struct Job {
     std::shared_ptr<const std::vector<RawMessage>> messages;  // the batch's keys and dead letters view these bytes
     std::shared_ptr<const CatalogSnapshot> snapshot;          // the catalog it was rated with
     AssembledBatch assembled;
-    std::map<int32_t, int64_t> next;  // next offset per partition after it
+    std::map<int32_t, int64_t> next;     // next offset per partition after it
+    std::map<int32_t, uint64_t> epochs;  // each partition's epoch when the batch was read
     Clock::time_point t0;
 };
 
@@ -228,7 +231,11 @@ std::vector<std::shared_ptr<Job>> SplitByPartition(Job& job, size_t n) {
     }
     for (auto& d : batch.dead_letters) share_of(d.partition).assembled.batch.dead_letters.push_back(std::move(d));
     for (const auto& a : batch.offsets) share_of(a.partition).assembled.batch.offsets.push_back(a);
-    for (const auto& [p, next] : job.next) share_of(p).next[p] = next;
+    for (const auto& [p, next] : job.next) {
+        Job& s = share_of(p);
+        s.next[p] = next;
+        if (auto e = job.epochs.find(p); e != job.epochs.end()) s.epochs[p] = e->second;
+    }
     return shares;
 }
 
@@ -241,7 +248,7 @@ class Loop {
           make_catalog_(make_catalog),
           stop_(stop),
           log_(o, log_out),
-          retry_(log_, stop, o.exit_when_idle_s > 0 ? std::optional(o.give_up_after) : std::nullopt) {}
+          retry_(log_, stop, ending_, o.exit_when_idle_s > 0 ? std::optional(o.give_up_after) : std::nullopt) {}
 
     ConsumeSummary Run() {
         try {
@@ -249,6 +256,14 @@ class Loop {
         } catch (const RunEnded& e) {  // an empty message: stopped while connecting
             summary_.fatal = e.message;
             if (!e.message.empty()) log_("error", e.message);
+            // A batch may be storing: its retries stop now, and it is waited
+            // for (stored, or not and read again next time) before the close.
+            ending_.store(true);
+            for (auto& [job, future] : inflight_) {
+                JobOutcome done = future.get();
+                if (done.status == JobOutcome::kStored) TakeStored(*job, done.result);
+            }
+            inflight_.clear();
         }
         // Every share handed to storing has ended (finish() waits for them)
         // before the consumer closes.
@@ -285,6 +300,7 @@ class Loop {
     void NewAssembler() {
         AssemblerOptions options;
         options.future_skew = o_.future_skew;
+        options.shares = o_.store_connections;  // as SplitByPartition: repeats stay in their share
         assembler_ = std::make_unique<BatchAssembler>(*snapshot_, snapshot_->catalog.plans.front().name, options);
     }
 
@@ -419,7 +435,7 @@ class Loop {
     }
 
     void TakeStored(const Job& job, const StoreResult& result) {
-        consumer_->Stored(job.next);
+        consumer_->Stored(job.next, &job.epochs);
         last_stored_ = Clock::now();
         unfolded_ += result.rollup_deltas;
         total_accepted_ += result.accepted;
@@ -501,6 +517,7 @@ class Loop {
         // or being stored) to after this batch's last message.
         auto states = consumer_->Partitions();
         for (const auto& [p, n] : job->next) {
+            if (auto st = states.find(p); st != states.end()) job->epochs[p] = st->second.epoch;
             auto pending = pending_next_.find(p);
             const int64_t from = pending != pending_next_.end() ? pending->second
                                  : states.count(p)              ? states[p].next_offset
@@ -581,6 +598,7 @@ class Loop {
     const SinkFactory& make_sink_;
     const CatalogFactory& make_catalog_;
     const std::atomic<bool>& stop_;
+    std::atomic<bool> ending_{false};
     Logger log_;
     Retrier retry_;
     Metrics metrics_;

@@ -181,10 +181,17 @@ std::vector<RawMessage> KafkaConsumer::PollBatch(const std::atomic<bool>& stop) 
     return kept;
 }
 
-void KafkaConsumer::Stored(const std::map<int32_t, int64_t>& next_offsets) {
+void KafkaConsumer::Stored(const std::map<int32_t, int64_t>& next_offsets,
+                           const std::map<int32_t, uint64_t>* epochs) {
     for (const auto& [p, next] : next_offsets) {
         auto it = impl_->parts.find(p);
-        if (it != impl_->parts.end()) it->second.next_offset = next;
+        if (it == impl_->parts.end()) continue;
+        if (epochs != nullptr) {
+            auto then = epochs->find(p);
+            auto now = impl_->epoch.find(p);
+            if (then == epochs->end() || now == impl_->epoch.end() || then->second != now->second) continue;
+        }
+        it->second.next_offset = next;
     }
 }
 
@@ -216,6 +223,10 @@ std::map<int32_t, PartitionState> KafkaConsumer::Partitions() {
             RD_KAFKA_RESP_ERR_NO_ERROR) {
             st.high_watermark = high;
         }
+    }
+    for (auto& [p, st] : impl_->parts) {
+        auto ep = impl_->epoch.find(p);
+        st.epoch = ep == impl_->epoch.end() ? 0 : ep->second;
     }
     return impl_->parts;
 }

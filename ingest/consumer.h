@@ -38,6 +38,7 @@ struct PartitionState {
     int64_t next_offset = -1;  // what this consumer will read next (-1: unknown)
     int64_t high_watermark = -1;
     bool stopped = false;  // stored offset no longer on the broker: needs an operator
+    uint64_t epoch = 0;    // changes at every (re)assignment and re-read of the partition
     std::string error;
 };
 
@@ -53,8 +54,11 @@ class KafkaConsumer {
     std::vector<RawMessage> PollBatch(const std::atomic<bool>& stop);
 
     // After a batch is durably stored: the stored next offsets. Messages of
-    // a partition revoked meanwhile are not reported again.
-    void Stored(const std::map<int32_t, int64_t>& next_offsets);
+    // a partition revoked meanwhile are not reported again. With `epochs`
+    // (the partitions' epochs when the batch was read), a partition
+    // reassigned or re-read since keeps the offset it was given then (the
+    // ledger's), never the batch's.
+    void Stored(const std::map<int32_t, int64_t>& next_offsets, const std::map<int32_t, uint64_t>* epochs = nullptr);
 
     // Re-reads the stored offsets of these partitions and seeks to them
     // (after a batch lost a race for a partition: see the ledger's fence).

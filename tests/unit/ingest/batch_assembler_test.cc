@@ -184,6 +184,24 @@ TEST_F(AssemblerTest, ZeroTokenCallsAreBilledAndGiveACallsRecord) {
     EXPECT_TRUE(NewCallRecords(snapshot_.catalog, ab, {KeyOutcome::kDuplicate}).empty());
 }
 
+TEST_F(AssemblerTest, RepeatsAreGroupedWithinTheTransactionThatStoresThem) {
+    // Stored by 2 connections: partitions 0 and 2 in one transaction, 1 in
+    // the other. A repeat on partition 1 of a call first seen on partition 0
+    // must not be decided (and its offset passed) in partition 0's transaction.
+    AssemblerOptions options;
+    options.shares = 2;
+    BatchAssembler assembler(snapshot_, "p", options);
+    const std::string a = Event("same", "c1", 10), b = Event("same", "c1", 11);
+    const std::vector<Message> messages = {{0, 0, a}, {1, 0, b}, {2, 0, b}};
+    const AssembledBatch ab = assembler.Assemble(messages);
+    ASSERT_EQ(ab.batch.keys.size(), 2u);
+    EXPECT_EQ(ab.batch.keys[0].partition, 0);
+    ASSERT_EQ(ab.batch.keys[0].repeats.size(), 1u);
+    EXPECT_EQ(ab.batch.keys[0].repeats[0].partition, 2);
+    EXPECT_EQ(ab.batch.keys[1].partition, 1);
+    EXPECT_TRUE(ab.batch.keys[1].repeats.empty());
+}
+
 TEST_F(AssemblerTest, FileRaterBillsACallOnceAndNamesTheFirstLine) {
     AssemblerOptions options;
     options.known_customers_only = false;
