@@ -25,7 +25,7 @@ if [ "${TALLY_SANITIZERS:-1}" != 0 ]; then
   state=$(mktemp -d)/pg.state
   bash tests/ledger/pg_fixture.sh start "$state"
   trap 'bash tests/ledger/pg_fixture.sh stop "$state"' EXIT
-  TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$root/tests/tsan.supp" \
+  TSAN_OPTIONS="halt_on_error=1 exitcode=66 history_size=4 suppressions=$root/tests/tsan.supp" \
     bash tests/e2e/consume_e2e.sh build-tsan/tally "$PWD" "$state" crash
   bash tests/ledger/pg_fixture.sh stop "$state"
   trap - EXIT

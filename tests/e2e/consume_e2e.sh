@@ -170,7 +170,7 @@ for scenario in ${scenarios[@]}; do
       echo "crash: billed after each kill -9: ${billed_before[*]}"
       [ "${billed_before[-1]}" -gt 0 ] || fail "crash: nothing was billed before the kills"
       wait "$producer"
-      consume crash --exit-when-idle 3 >"$work/crash.final.log" 2>&1 || fail "crash: the last consume failed"
+      consume crash --exit-when-idle 3 >"$work/crash.final.log" 2>&1 || fail "crash: the last consume failed: $(tail -40 "$work/crash.final.log")"
       check crash
       ;;
     pg_restart)
