@@ -148,8 +148,11 @@ int32_t ZoneClock::Month(Instant t) {
     // (America/St_Johns fell back at 00:01 on 2009-11-01 to 23:01 October 31).
     const date::year_month_day first{date::year{lt.year}, date::month{static_cast<unsigned>(lt.month)}, date::day{1}};
     const date::year_month_day next = first + date::months{1};
-    const int64_t first_s = date::sys_days(first).time_since_epoch().count() * 86400 - offset_s_;
-    const int64_t next_s = date::sys_days(next).time_since_epoch().count() * 86400 - offset_s_;
+    // Days count in an int: widen before scaling to seconds (2038 and on).
+    const int64_t first_s = int64_t{date::sys_days(first).time_since_epoch().count()} * 86400 - offset_s_;
+    const int64_t next_s = int64_t{date::sys_days(next).time_since_epoch().count()} * 86400 - offset_s_;
+    // The first and last offset intervals of a zone reach the ends of time:
+    // the month bounds them before they are scaled to milliseconds.
     month_begin_ms_ = std::max(first_s, begin_s_) * 1000;
     month_end_ms_ = std::min(next_s, end_s_) * 1000;
     TALLY_ASSERT(ms >= month_begin_ms_);

@@ -81,6 +81,10 @@ TEST(Time, AMonthThatStepsBackAtMidnightIsNotACrash) {
     EXPECT_EQ(sj.Month(T("2009-11-01T03:45:00Z")), MonthId(2009, 11));  // 00:15 NST
     EXPECT_EQ(sj.Month(T("2009-10-15T12:00:00Z")), MonthId(2009, 10));
     EXPECT_EQ(sj.Month(T("2009-11-01T02:45:00Z")), MonthId(2009, 10));  // from a cached October
+    // After 2038 a day count times 86400 no longer fits an int (found by fuzz_event).
+    ZoneClock utc(FindZone("UTC"));
+    EXPECT_EQ(utc.Month(T("2101-11-03T12:00:00Z")), MonthId(2101, 11));
+    EXPECT_EQ(sj.Month(T("2199-12-31T23:59:59Z")), MonthId(2199, 12));
 }
 
 TEST(Time, ClockMinutes) {
