@@ -99,7 +99,7 @@ int RunRate(const RateOptions& o, std::ostream& out, std::ostream& err) {
     }
     const size_t unpriced = InvoiceErrors(invoices);
     if (unpriced > 0) {
-        err << "tally rate: " << unpriced << " invoice(s) could not be priced (see their error); the rest were\n";
+        err << "tally rate: " << unpriced << " invoice(s) could not be priced (see their error); the rest were priced\n";
     }
     if (!report.rejected.empty()) {
         err << "tally rate: " << report.rejected.size() << " of " << stats.lines

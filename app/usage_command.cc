@@ -75,7 +75,7 @@ int RunUsage(const UsageOptions& o, std::ostream& out, std::ostream& err) {
         }
         int exit = kExitOk;
         if (const size_t unpriced = InvoiceErrors(invoices); unpriced > 0) {
-            err << "tally usage: " << unpriced << " invoice(s) could not be priced (see their error); the rest were\n";
+            err << "tally usage: " << unpriced << " invoice(s) could not be priced (see their error); the rest were priced\n";
             exit = kExitPartial;
         }
         if (read.unresolved > 0) {
