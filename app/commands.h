@@ -11,6 +11,10 @@
 #include "pricing/diagnostic.h"
 #include "pricing/plan.h"
 
+namespace CLI {
+class App;
+}
+
 namespace tally {
 
 constexpr int kExitOk = 0;
@@ -102,6 +106,10 @@ int RunCustomerImport(const std::string& file, const std::string& from, const st
 int RunSubscribe(const std::string& id, const std::string& plan, const std::string& from, const std::string& terms_file,
                  const std::string& database_url, std::ostream& out, std::ostream& err);
 int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
+
+// Registers `tally issuer ...` and `tally invoice ...` (app/invoice_command.cc):
+// the chosen subcommand sets *action to the function that runs it.
+void AddInvoiceCommands(CLI::App& app, std::function<int()>* action);
 
 // Reads a whole file; false with a message in *error when it cannot.
 bool ReadFile(const std::string& path, std::string* text, std::string* error);

@@ -241,6 +241,9 @@ Examples:
   tally usage
   tally usage --period 2025-11 --customer cust_42 --format json)");
 
+    std::function<int()> action;  // set by the subcommands registered with a callback
+    tally::AddInvoiceCommands(app, &action);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -248,6 +251,7 @@ Examples:
         return code == 0 ? tally::kExitOk : tally::kExitUsage;
     }
     try {
+        if (action) return action();
         if (*rate_cmd) return tally::RunRate(rate, std::cout, std::cerr);
         if (*validate_cmd) return tally::RunPlanValidate(validate_files, std::cout, std::cerr);
         if (*publish_cmd) return tally::RunPlanPublish(publish_files, database_url, std::cout, std::cerr);

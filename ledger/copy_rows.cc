@@ -56,6 +56,12 @@ CopyRows& CopyRows::Int(int64_t value) {
     return *this;
 }
 
+CopyRows& CopyRows::Null() {
+    Separate();
+    line_ += "\\N";
+    return *this;
+}
+
 void CopyRows::EndRow() {
     writer_->write_raw_line(line_);
     line_.clear();

@@ -23,6 +23,7 @@ class CopyRows {
 
     CopyRows& Text(std::string_view value);  // any bytes but NUL
     CopyRows& Int(int64_t value);
+    CopyRows& Null();  // SQL NULL (\N)
     void EndRow();
     void Complete();  // before the transaction goes on
 

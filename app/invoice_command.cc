@@ -1,0 +1,490 @@
+// `tally issuer ...` and `tally invoice ...`: flags in, the ledger's
+// InvoiceStore does the work, text/JSON/CSV/PDF out.
+#include <date/tz.h>
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include "app/commands.h"
+#include "app/report.h"
+#include "app/text_table.h"
+#include "base/assert.h"
+#include "billing/invoice_document.h"
+#include "billing/invoice_run.h"
+#include "ledger/invoice_store.h"
+#include "ledger/store.h"
+#include "render/invoice_pdf.h"
+
+namespace tally {
+
+namespace {
+
+std::string SafeShort(const std::string& s) {
+    return s.size() <= 60 ? s : s.substr(0, 57) + "...";
+}
+
+// 1234567 -> "1,234,567".
+std::string Grouped(int64_t n) {
+    std::string digits = std::to_string(n < 0 ? -n : n);
+    std::string out;
+    for (size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return (n < 0 ? "-" : "") + out;
+}
+
+std::string PerText(int64_t per) {
+    switch (per) {
+        case 1: return "";
+        case 1000: return " / 1K";
+        case 1000000: return " / 1M";
+        default: return " / " + Grouped(per);
+    }
+}
+
+std::string LineDescription(const billing::DocumentLine& l) {
+    if (l.kind != "usage" && l.kind != "free_quota" && l.kind != "unpriced") return l.description;
+    std::string d = l.model + " · " + l.unit + " · " + l.band;
+    if (!l.output_condition.empty()) d += " " + l.output_condition;
+    if (!l.window.empty()) d += " " + l.window;
+    if (l.batch) d += " batch";
+    if (l.thinking) d += " thinking";
+    if (!l.tier.empty()) d += " · " + l.tier;
+    if (l.kind == "free_quota") d += " · free: " + l.description;
+    if (l.kind == "unpriced") d += " · " + l.description;
+    return d + " · " + l.plan_version;
+}
+
+// The local calendar dates an RFC 3339 period covers in `zone`
+// ("2025-11-01 to 2025-11-30"); the instants as given if the zone is unknown.
+std::string LocalPeriod(const billing::InvoiceDocument& d) {
+    std::optional<Instant> start = ParseRfc3339(d.period_start);
+    std::optional<Instant> end = ParseRfc3339(d.period_end);
+    const date::time_zone* zone = nullptr;
+    try {
+        zone = date::locate_zone(d.time_zone);
+    } catch (const std::exception&) {
+        zone = nullptr;
+    }
+    if (!start || !end || zone == nullptr) return d.period_start + " to " + d.period_end;
+    auto day = [&](Instant t) {
+        return date::format("%F", date::floor<date::days>(date::zoned_time<std::chrono::milliseconds>(zone, t).get_local_time()));
+    };
+    return d.period + " (" + day(*start) + " to " + day(*end - std::chrono::milliseconds(1)) + ", " + d.time_zone + ")";
+}
+
+void WriteDocumentTable(std::ostream& out, const billing::InvoiceDocument& d) {
+    out << "Invoice " << (d.number.empty() ? "(draft " + std::to_string(d.invoice_id) + ")" : d.number) << "  "
+        << d.status << "  issuer " << d.issuer << "\n";
+    out << "Customer " << d.customer << (d.customer_name.empty() ? "" : " (" + d.customer_name + ")") << "  plan "
+        << d.plan << "\n";
+    out << "Period " << LocalPeriod(d) << "  " << d.calls << " calls  amounts in " << d.currency << "\n";
+    if (!d.error.empty()) {
+        out << "  NOT PRICED: " << d.error << "\n\n";
+        return;
+    }
+    std::vector<std::vector<std::string>> rows = {{"#", "line", "quantity", "rate", "exact amount", "amount"}};
+    for (const auto& l : d.lines) {
+        rows.push_back({std::to_string(l.line_no), LineDescription(l), l.quantity ? Grouped(*l.quantity) : "",
+                        l.rate.empty() ? "" : l.rate + PerText(l.rate_per), l.amount, l.amount_rounded});
+    }
+    WriteTextTable(out, rows, {true, false, true, true, true, true});
+    std::vector<std::vector<std::string>> totals = {{"exact sum of lines", d.exact_subtotal},
+                                                    {"subtotal (rounded at " + d.round_at + ")", d.subtotal},
+                                                    {"tax " + d.tax_percent + "%", d.tax},
+                                                    {"total " + d.currency, d.total}};
+    for (const auto& g : d.grants) totals.push_back({"grant " + g.name, "-" + g.amount});
+    if (!d.grants.empty()) totals.push_back({"amount due " + d.currency, d.amount_due});
+    WriteTextTable(out, totals, {false, true});
+    if (!d.finalized_at.empty()) out << "  finalized " << d.finalized_at << "  sha256 " << d.sha256 << "\n";
+    if (!d.voided_at.empty()) out << "  VOID since " << d.voided_at << ": " << d.void_reason << "\n";
+    if (d.status == "draft") out << "  draft until finalized (grace until " << d.grace_until << ")\n";
+    out << "  usage up to the ingestion cut-off " << (d.cutoff.empty() ? "(none)" : d.cutoff) << "\n\n";
+}
+
+render::PdfDocument PdfOf(const billing::InvoiceDocument& d, const ledger::Issuer& issuer) {
+    render::PdfDocument pdf;
+    pdf.title = "Invoice";
+    pdf.number = d.number;
+    pdf.status = d.status;
+    pdf.issue_date = d.finalized_at.size() >= 10 ? d.finalized_at.substr(0, 10) : "";
+    pdf.period = LocalPeriod(d);
+    pdf.currency = d.currency;
+    pdf.issuer = {issuer.name, issuer.address, issuer.tax_id.empty() ? "" : "Tax ID " + issuer.tax_id, issuer.email};
+    pdf.customer = {d.customer_name.empty() ? d.customer : d.customer_name, "Customer ID " + d.customer, "", ""};
+    for (const auto& l : d.lines) {
+        std::string quantity = l.quantity ? Grouped(*l.quantity) + (l.unit.empty() ? "" : " " + l.unit) : "";
+        pdf.lines.push_back({std::to_string(l.line_no), LineDescription(l), quantity,
+                             l.rate.empty() ? "" : l.rate + PerText(l.rate_per), l.amount_rounded});
+        if (l.kind == "adjustment") {
+            pdf.notes.push_back("Line " + std::to_string(l.line_no) + " corrects " + l.adjusts_period + " (invoice " +
+                                l.adjusts_invoice + ") for usage billed after it was finalized.");
+        }
+    }
+    pdf.totals.push_back({"Subtotal", d.subtotal, false});
+    pdf.totals.push_back({"Tax " + d.tax_percent + "%", d.tax, false});
+    pdf.totals.push_back({"Total " + d.currency, d.total, true});
+    for (const auto& g : d.grants) pdf.totals.push_back({"Prepaid " + g.name, "-" + g.amount, false});
+    if (!d.grants.empty()) pdf.totals.push_back({"Amount due " + d.currency, d.amount_due, true});
+    pdf.notes.push_back("Each line is priced exactly; the exact sum of the lines is " + d.exact_subtotal + " " +
+                        d.currency + ", rounded " + d.rounding + " " +
+                        (d.round_at == "line" ? "on each line" : "once on the invoice's exact sum") + ".");
+    pdf.notes.push_back("Plan " + d.plan + ", " + std::to_string(d.calls) + " calls, usage billed up to " +
+                        (d.cutoff.empty() ? std::string("(no cut-off)") : d.cutoff) + ".");
+    if (!d.voided_at.empty()) pdf.notes.push_back("Voided " + d.voided_at + ": " + d.void_reason);
+    pdf.sha256 = d.sha256;
+    return pdf;
+}
+
+// Flags are checked when parsed (kPeriod below): here a period is valid.
+int32_t ParsePeriodOrThrow(const std::string& period) {
+    std::optional<int32_t> id = billing::PeriodIdOf(period);
+    TALLY_ASSERT(id.has_value());
+    return *id;
+}
+
+const CLI::Validator kPeriod(
+    [](std::string& value) -> std::string {
+        return billing::PeriodIdOf(value) ? "" : "a billing month like 2025-11, not '" + value + "'";
+    },
+    "YYYY-MM", "billing month");
+
+std::string RequireUrl(const std::string& flag, std::ostream& err, const char* command) {
+    std::string url = DatabaseUrl(flag);
+    if (url.empty()) err << "tally " << command << ": no database: give --database-url or set TALLY_DATABASE_URL\n";
+    return url;
+}
+
+struct InvoiceFlags {
+    std::string database_url;
+    std::string period, customer, status, format = "table", output, reason, amount;
+    std::vector<std::string> ids;
+    bool due = false;
+    ledger::Issuer issuer;
+};
+
+int RunIssuerSet(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
+    const std::string url = RequireUrl(f.database_url, err, "issuer set");
+    if (url.empty()) return kExitUsage;
+    ledger::InvoiceStore store(url);
+    store.SetIssuer(f.issuer);
+    for (const auto& is : store.Issuers()) {
+        out << is.issuer << (is.is_default ? " (default)" : "") << ": " << is.name << "  numbers " << is.invoice_prefix
+            << "-YYYY-NNNNNN, credit notes " << is.credit_note_prefix << "-YYYY-NNNNNN";
+        for (const auto& p : is.plans) out << "  plan " << p;
+        out << "\n";
+    }
+    return kExitOk;
+}
+
+int RunInvoiceRun(const InvoiceFlags& f, const std::string& kind, std::ostream& out, std::ostream& err) {
+    const std::string url = RequireUrl(f.database_url, err, "invoice run");
+    if (url.empty()) return kExitUsage;
+    ledger::RunOptions o;
+    o.period_id = ParsePeriodOrThrow(f.period);
+    o.customer = f.customer;
+    o.kind = kind;
+    ledger::Store catalog_store(url);
+    ingest::CatalogSnapshot cat = catalog_store.Load();
+    ledger::InvoiceStore store(url);
+    ledger::RunResult r = store.Run(cat.catalog, cat.subscriptions, o);
+    out << "invoice run " << r.run_id << " for " << f.period << ": " << r.customers << " customers, " << r.drafts
+        << " drafts written (" << r.adjustments << " adjustment lines), " << r.left_finalized
+        << " finalized invoices left as they are; usage up to " << (r.cutoff.empty() ? "(nothing consumed yet)" : r.cutoff)
+        << "\n";
+    int exit = kExitOk;
+    if (r.not_priced > 0) {
+        err << "tally invoice run: " << r.not_priced << " draft(s) could not be priced (see `tally invoice list --period "
+            << f.period << " --status draft`)\n";
+        exit = kExitPartial;
+    }
+    for (const auto& p : r.problems) {
+        err << "tally invoice run: " << p << "\n";
+        exit = kExitPartial;
+    }
+    if (r.unresolved_rollups > 0) {
+        err << "tally invoice run: " << r.unresolved_rollups
+            << " rollup rows name a plan, version, model or unit that is not published any more and were left out\n";
+        exit = kExitPartial;
+    }
+    return exit;
+}
+
+void WriteFinalized(std::ostream& out, const std::vector<ledger::FinalizeResult>& done) {
+    for (const auto& r : done) {
+        out << r.number << "  " << r.customer << "  " << r.period << "  " << r.total << " " << r.currency << "  sha256 "
+            << r.sha256 << "\n";
+    }
+    out << done.size() << " invoice(s) finalized\n";
+}
+
+int RunFinalize(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
+    const std::string url = RequireUrl(f.database_url, err, "invoice finalize");
+    if (url.empty()) return kExitUsage;
+    const int ways = (f.ids.empty() ? 0 : 1) + (f.period.empty() ? 0 : 1) + (f.due ? 1 : 0);
+    if (ways != 1) {
+        err << "tally invoice finalize: give invoice ids, or --period P, or --due\n";
+        return kExitUsage;
+    }
+    ledger::InvoiceStore store(url);
+    if (f.due) {
+        WriteFinalized(out, store.FinalizeDue());
+    } else if (!f.period.empty()) {
+        WriteFinalized(out, store.FinalizePeriod(ParsePeriodOrThrow(f.period), f.customer));
+    } else {
+        std::vector<int64_t> ids;
+        for (const auto& id : f.ids) {
+            if (id.empty() || id.size() > 18 || id.find_first_not_of("0123456789") != std::string::npos) {
+                err << "tally invoice finalize: '" << id << "' is not a draft's id (see tally invoice list)\n";
+                return kExitUsage;
+            }
+            ids.push_back(std::stoll(id));
+        }
+        WriteFinalized(out, store.FinalizeIds(ids));
+    }
+    return kExitOk;
+}
+
+std::vector<billing::InvoiceDocument> Selected(ledger::InvoiceStore& store, const InvoiceFlags& f) {
+    if (!f.ids.empty()) {
+        std::vector<billing::InvoiceDocument> docs;
+        for (const auto& id : f.ids) docs.push_back(store.Load(id));
+        return docs;
+    }
+    ledger::ListFilter filter;
+    if (!f.period.empty()) filter.period_id = ParsePeriodOrThrow(f.period);
+    filter.customer = f.customer;
+    filter.status = f.status;
+    return store.List(filter);
+}
+
+int RunList(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
+    const std::string url = RequireUrl(f.database_url, err, "invoice list");
+    if (url.empty()) return kExitUsage;
+    ledger::InvoiceStore store(url);
+    std::vector<billing::InvoiceDocument> docs = Selected(store, f);
+    std::vector<std::vector<std::string>> rows = {
+        {"id", "number", "status", "customer", "plan", "period", "calls", "total", "currency", "grace until", "error"}};
+    for (const auto& d : docs) {
+        rows.push_back({std::to_string(d.invoice_id), d.number, d.status, d.customer, d.plan, d.period,
+                        std::to_string(d.calls), d.total, d.currency, d.grace_until, SafeShort(d.error)});
+    }
+    WriteTextTable(out, rows, {true, false, false, false, false, false, true, true, false, false, false});
+    out << docs.size() << " invoice(s)\n";
+    return kExitOk;
+}
+
+int RunShow(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
+    const std::string url = RequireUrl(f.database_url, err, "invoice show");
+    if (url.empty()) return kExitUsage;
+    ledger::InvoiceStore store(url);
+    for (const auto& d : Selected(store, f)) {
+        if (f.format == "json") {
+            out << billing::ExportJson(d) << "\n";
+        } else {
+            WriteDocumentTable(out, d);
+            for (const auto& cn : store.CreditNotes(std::to_string(d.invoice_id))) {
+                out << "  credit note " << cn.number << " (" << cn.kind << ", " << cn.created_at << "): -" << cn.total
+                    << " " << cn.currency << ": " << cn.reason << "\n";
+            }
+        }
+    }
+    return kExitOk;
+}
+
+int RunVerify(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
+    const std::string url = RequireUrl(f.database_url, err, "invoice verify");
+    if (url.empty()) return kExitUsage;
+    ledger::InvoiceStore store(url);
+    std::vector<std::string> targets = f.ids;
+    if (targets.empty()) {
+        InvoiceFlags all = f;
+        for (const auto& d : Selected(store, all)) {
+            if (d.status != "draft") targets.push_back(d.number);
+        }
+    }
+    int bad = 0;
+    for (const auto& t : targets) {
+        ledger::VerifyResult v = store.Verify(t);
+        out << v.number << (v.ok() ? "  ok  " : "  MISMATCH  stored " + v.stored_sha256 + "  computed ")
+            << v.computed_sha256 << "\n";
+        bad += v.ok() ? 0 : 1;
+    }
+    out << targets.size() << " invoice(s) verified, " << bad << " mismatch(es)\n";
+    return bad == 0 ? kExitOk : kExitFailure;
+}
+
+int RunExport(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
+    const std::string url = RequireUrl(f.database_url, err, "invoice export");
+    if (url.empty()) return kExitUsage;
+    if (f.ids.empty() && f.period.empty()) {
+        err << "tally invoice export: give invoice ids or numbers, or --period P\n";
+        return kExitUsage;
+    }
+    ledger::InvoiceStore store(url);
+    std::vector<billing::InvoiceDocument> docs = Selected(store, f);
+    if (f.format == "pdf") {
+        if (f.output.empty()) {
+            err << "tally invoice export: --format pdf needs --output (a file for one invoice, a directory for more)\n";
+            return kExitUsage;
+        }
+        std::map<std::string, ledger::Issuer> issuers;
+        for (auto& is : store.Issuers()) issuers[is.issuer] = is;
+        int failed = 0;
+        for (const auto& d : docs) {
+            std::string path = f.output;
+            if (docs.size() > 1 || std::filesystem::is_directory(path)) {
+                std::filesystem::create_directories(f.output);
+                path = (std::filesystem::path(f.output) /
+                        ((d.number.empty() ? "draft-" + std::to_string(d.invoice_id) : d.number) + ".pdf"))
+                           .string();
+            }
+            std::string error = render::WriteInvoicePdf(PdfOf(d, issuers[d.issuer]), path);
+            if (!error.empty()) {
+                err << "tally invoice export: " << path << ": " << error << "\n";
+                ++failed;
+                continue;
+            }
+            out << "wrote " << path << "\n";
+        }
+        return failed == 0 ? kExitOk : kExitFailure;
+    }
+    std::string text;
+    if (f.format == "csv") {
+        text = billing::ExportCsv(docs);
+    } else {
+        text = "[";
+        for (size_t i = 0; i < docs.size(); ++i) text += (i > 0 ? ",\n" : "") + billing::ExportJson(docs[i]);
+        text += "]\n";
+    }
+    if (f.output.empty()) {
+        out << text;
+        return kExitOk;
+    }
+    std::ofstream file(f.output, std::ios::binary);
+    file << text;
+    if (!file.flush()) {
+        err << "tally invoice export: cannot write " << f.output << "\n";
+        return kExitFailure;
+    }
+    out << "wrote " << f.output << " (" << docs.size() << " invoice(s))\n";
+    return kExitOk;
+}
+
+int RunVoidOrCredit(const InvoiceFlags& f, bool void_it, std::ostream& out, std::ostream& err) {
+    const std::string url = RequireUrl(f.database_url, err, void_it ? "invoice void" : "invoice credit");
+    if (url.empty()) return kExitUsage;
+    if (f.ids.size() != 1) {
+        err << "tally invoice " << (void_it ? "void" : "credit") << ": give one invoice number or id\n";
+        return kExitUsage;
+    }
+    ledger::InvoiceStore store(url);
+    billing::CreditNoteDocument cn =
+        void_it ? store.Void(f.ids.front(), f.reason) : store.Credit(f.ids.front(), f.amount, f.reason);
+    out << "credit note " << cn.number << " for invoice " << cn.invoice_number << ": subtotal " << cn.subtotal << ", tax "
+        << cn.tax << ", total " << cn.total << " " << cn.currency << "  sha256 " << cn.sha256 << "\n";
+    if (void_it) out << "invoice " << cn.invoice_number << " is void\n";
+    return kExitOk;
+}
+
+}  // namespace
+
+void AddInvoiceCommands(CLI::App& app, std::function<int()>* action) {
+    auto f = std::make_shared<InvoiceFlags>();
+    auto bind = [action](CLI::App* cmd, std::function<int()> run) { cmd->callback([action, run] { *action = run; }); };
+    auto db = [f](CLI::App* cmd) {
+        cmd->add_option("--database-url", f->database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    };
+
+    auto* issuer_cmd = app.add_subcommand("issuer", "Who issues invoices: legal name, address, tax id, number prefixes");
+    issuer_cmd->require_subcommand(1);
+    auto* issuer_set = issuer_cmd->add_subcommand("set", "Add or change an issuer (the first one is the default)");
+    issuer_set->add_option("id", f->issuer.issuer, "Issuer id")->required();
+    issuer_set->add_option("--name", f->issuer.name, "Legal name as printed (may be Chinese)")->required();
+    issuer_set->add_option("--address", f->issuer.address, "Address");
+    issuer_set->add_option("--tax-id", f->issuer.tax_id, "Tax id");
+    issuer_set->add_option("--email", f->issuer.email, "Billing e-mail");
+    issuer_set->add_option("--invoice-prefix", f->issuer.invoice_prefix, "Invoice numbers: PREFIX-YYYY-NNNNNN (INV)");
+    issuer_set->add_option("--credit-note-prefix", f->issuer.credit_note_prefix, "Credit notes: PREFIX-YYYY-NNNNNN (CN)");
+    issuer_set->add_flag("--default", f->issuer.is_default, "Issue the invoices of every plan not given to another");
+    issuer_set->add_option("--plan", f->issuer.plans, "Issue this plan's invoices (repeatable)");
+    db(issuer_set);
+    bind(issuer_set, [f] { return RunIssuerSet(*f, std::cout, std::cerr); });
+
+    auto* invoice_cmd = app.add_subcommand("invoice", "Invoices: run drafts, finalize, verify, void, credit, export");
+    invoice_cmd->require_subcommand(1);
+    auto* run_cmd = invoice_cmd->add_subcommand("run", "Price a billing period's usage into draft invoices");
+    run_cmd->add_option("--period", f->period, "Billing month YYYY-MM")->check(kPeriod)->required();
+    run_cmd->add_option("--customer", f->customer, "Only this customer");
+    db(run_cmd);
+    run_cmd->footer(R"(
+Drafts of the period are replaced; finalized invoices are never touched.
+Usage that arrived after an earlier period was finalized is carried as an
+adjustment line naming that period. The run records its ingestion cut-off.)");
+    bind(run_cmd, [f] { return RunInvoiceRun(*f, "run", std::cout, std::cerr); });
+
+    auto* finalize_cmd = invoice_cmd->add_subcommand("finalize", "Number and freeze drafts");
+    finalize_cmd->add_option("ids", f->ids, "Draft ids");
+    finalize_cmd->add_option("--period", f->period, "Every draft of this billing month")->check(kPeriod);
+    finalize_cmd->add_option("--customer", f->customer, "With --period: only this customer");
+    finalize_cmd->add_flag("--due", f->due, "Every draft whose grace period has passed (for a timer)");
+    db(finalize_cmd);
+    bind(finalize_cmd, [f] { return RunFinalize(*f, std::cout, std::cerr); });
+
+    auto* list_cmd = invoice_cmd->add_subcommand("list", "Invoices with their status and totals");
+    list_cmd->add_option("--period", f->period, "Billing month YYYY-MM")->check(kPeriod);
+    list_cmd->add_option("--customer", f->customer, "Only this customer");
+    list_cmd->add_option("--status", f->status, "draft, finalized or void")
+        ->check(CLI::IsMember({"draft", "finalized", "void"}));
+    db(list_cmd);
+    bind(list_cmd, [f] { return RunList(*f, std::cout, std::cerr); });
+
+    auto* show_cmd = invoice_cmd->add_subcommand("show", "One or more invoices, line by line");
+    show_cmd->add_option("ids", f->ids, "Invoice numbers or ids");
+    show_cmd->add_option("--period", f->period, "Every invoice of this billing month")->check(kPeriod);
+    show_cmd->add_option("--customer", f->customer, "Only this customer");
+    show_cmd->add_option("--format", f->format, "table (default) or json")->check(CLI::IsMember({"table", "json"}));
+    db(show_cmd);
+    bind(show_cmd, [f] { return RunShow(*f, std::cout, std::cerr); });
+
+    auto* verify_cmd = invoice_cmd->add_subcommand("verify", "Recompute finalized invoices' SHA-256 from the ledger");
+    verify_cmd->add_option("ids", f->ids, "Invoice numbers or ids (default: every finalized one)");
+    verify_cmd->add_option("--period", f->period, "Every finalized invoice of this billing month")->check(kPeriod);
+    db(verify_cmd);
+    bind(verify_cmd, [f] { return RunVerify(*f, std::cout, std::cerr); });
+
+    auto* void_cmd = invoice_cmd->add_subcommand("void", "Void a finalized invoice with a credit note for all of it");
+    void_cmd->add_option("id", f->ids, "Invoice number or id")->required();
+    void_cmd->add_option("--reason", f->reason, "Why (printed on the credit note)")->required();
+    db(void_cmd);
+    bind(void_cmd, [f] { return RunVoidOrCredit(*f, true, std::cout, std::cerr); });
+
+    auto* credit_cmd = invoice_cmd->add_subcommand("credit", "A credit note for part of a finalized invoice");
+    credit_cmd->add_option("id", f->ids, "Invoice number or id")->required();
+    credit_cmd->add_option("--amount", f->amount, "Amount before tax, e.g. 10.00 (tax at the invoice's rate)")->required();
+    credit_cmd->add_option("--reason", f->reason, "Why (printed on the credit note)")->required();
+    db(credit_cmd);
+    bind(credit_cmd, [f] { return RunVoidOrCredit(*f, false, std::cout, std::cerr); });
+
+    auto* export_cmd = invoice_cmd->add_subcommand("export", "Invoices as CSV, JSON or PDF");
+    export_cmd->add_option("ids", f->ids, "Invoice numbers or ids");
+    export_cmd->add_option("--period", f->period, "Every invoice of this billing month")->check(kPeriod);
+    export_cmd->add_option("--customer", f->customer, "Only this customer");
+    export_cmd->add_option("--status", f->status, "draft, finalized or void");
+    export_cmd->add_option("--format", f->format, "csv, json or pdf")->required()->check(CLI::IsMember({"csv", "json", "pdf"}));
+    export_cmd->add_option("--output", f->output, "File (or, for several PDFs, a directory); default stdout");
+    db(export_cmd);
+    export_cmd->footer(R"(
+Examples:
+  tally invoice export INV-2025-000001 --format pdf --output /tmp/INV-2025-000001.pdf
+  tally invoice export --period 2025-11 --format csv --output /tmp/2025-11.csv)");
+    bind(export_cmd, [f] { return RunExport(*f, std::cout, std::cerr); });
+}
+
+}  // namespace tally

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Invoice run speed on this machine:
+#   bash bench/invoice_bench.sh [CUSTOMERS=10000] [HOUR_SHARE_PERCENT=10]
+# Starts a local PostgreSQL, publishes bench/plans/invoice-bench.yaml (5
+# models x 2 bands x 3 token units), writes a month (2025-11) of hourly
+# rollups straight into the ledger with SQL: every customer uses every model
+# in about HOUR_SHARE_PERCENT % of the hours, in one band or both. Then times
+# `tally invoice run --period 2025-11` (drafts for every customer) and
+# `tally invoice finalize --period 2025-11`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+customers=${1:-10000}
+share=${2:-10}
+tally=./build/tally
+[ -x "$tally" ] || bash deploy/build.sh
+work=$(mktemp -d /tmp/tally-invoice-bench.XXXXXX)
+chmod 755 "$work"
+port=$(( 20000 + RANDOM % 20000 ))
+cleanup() {
+  bash deploy/pg-local.sh stop "$work/pg" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export TALLY_DATABASE_URL=$(bash deploy/pg-local.sh start "$work/pg" "$port")
+psql() { /usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -v ON_ERROR_STOP=1 -qAt "$@"; }
+"$tally" migrate >/dev/null
+"$tally" plan publish bench/plans/invoice-bench.yaml >/dev/null
+"$tally" issuer set bench --name "基准科技有限公司" >/dev/null
+echo "$customers customers, ~$share % of hours per model, $(nproc) cores, $(date -u +%FT%TZ)"
+t0=$(date +%s.%N)
+# 2025-11 in Asia/Shanghai: UTC hours 489424 (2025-10-31T16:00Z) to 489424+719; the period id is
+# 2025*12+10. Hours are drawn per (customer, model) with a fixed seed.
+psql <<SQL
+SELECT setseed(0.42);
+INSERT INTO customers (customer_id, name) SELECT 'cust_' || i, '客户 ' || i FROM generate_series(1, $customers) i;
+CREATE TEMP TABLE cells AS
+SELECT 'cust_' || c AS customer_id, m AS model, h AS hour, b AS band
+FROM generate_series(1, $customers) c,
+     unnest(ARRAY['model-a','model-b','model-c','model-d','model-e']) m,
+     generate_series(489424, 489424 + 719) h,
+     generate_series(0, 1) b
+WHERE random() < $share / 100.0 * (CASE WHEN b = 0 THEN 1.0 ELSE 0.5 END);
+INSERT INTO rollups (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, quantity, calls)
+SELECT customer_id, 2025*12+10, hour, 'bench', 'v1', model, band, -1, -1, 0, u.unit,
+       CASE u.unit WHEN '' THEN 0 ELSE (1 + floor(random() * 2000000))::bigint END,
+       CASE u.unit WHEN '' THEN (1 + floor(random() * 200))::bigint ELSE 0 END
+FROM cells, (VALUES (''), ('input'), ('cached_input'), ('output')) u (unit);
+ANALYZE rollups;
+SQL
+t1=$(date +%s.%N)
+rows=$(psql -c "SELECT count(*) FROM rollups")
+echo "setup: $rows rollup rows in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
+/usr/bin/time -f "invoice run: %e s wall, %M KiB max RSS" "$tally" invoice run --period 2025-11
+/usr/bin/time -f "finalize: %e s wall, %M KiB max RSS" "$tally" invoice finalize --period 2025-11 | tail -1
+psql -c "SELECT count(*) || ' invoices, ' || sum(total) || ' CNY in total' FROM invoices"
+psql -c "SELECT count(*) || ' invoice lines' FROM invoice_lines"

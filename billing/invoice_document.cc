@@ -1,0 +1,240 @@
+#include "billing/invoice_document.h"
+
+#include <fmt/format.h>
+#include <openssl/sha.h>
+
+#include "base/assert.h"
+
+namespace tally::billing {
+
+namespace {
+
+std::string HourText(int32_t hour) {
+    return FormatRfc3339(Instant{std::chrono::hours(hour)});
+}
+
+bool HasRollups(const InvoiceLine& l) {
+    return l.kind == LineKind::kUsage || l.kind == LineKind::kFreeQuota || l.kind == LineKind::kUnpriced;
+}
+
+// Appends `"key":value` pairs with commas in between.
+class JsonObject {
+   public:
+    explicit JsonObject(std::string* out) : out_(out) { *out_ += '{'; }
+    JsonObject& Str(std::string_view key, std::string_view value) { return Raw(key, JsonQuote(value)); }
+    JsonObject& Int(std::string_view key, int64_t value) { return Raw(key, std::to_string(value)); }
+    JsonObject& Bool(std::string_view key, bool value) { return Raw(key, value ? "true" : "false"); }
+    JsonObject& Raw(std::string_view key, std::string_view json) {
+        if (!first_) *out_ += ',';
+        first_ = false;
+        *out_ += JsonQuote(key);
+        *out_ += ':';
+        *out_ += json;
+        return *this;
+    }
+    void Close() { *out_ += '}'; }
+
+   private:
+    std::string* out_;
+    bool first_ = true;
+};
+
+std::string StringArray(const std::vector<std::string>& values) {
+    std::string out = "[";
+    for (size_t i = 0; i < values.size(); ++i) out += (i > 0 ? "," : "") + JsonQuote(values[i]);
+    return out + "]";
+}
+
+std::string LineJson(const DocumentLine& l) {
+    std::string out;
+    JsonObject o(&out);
+    o.Int("line_no", l.line_no).Str("kind", l.kind).Str("description", l.description);
+    o.Str("plan_version", l.plan_version).Str("model", l.model).Str("unit", l.unit).Str("band", l.band);
+    o.Str("output_condition", l.output_condition).Str("window", l.window).Bool("batch", l.batch);
+    o.Bool("thinking", l.thinking).Str("tier", l.tier);
+    o.Raw("quantity", l.quantity ? JsonQuote(std::to_string(*l.quantity)) : "null");
+    o.Str("rate", l.rate).Int("rate_per", l.rate_per);
+    o.Str("amount", l.amount).Str("amount_rounded", l.amount_rounded);
+    o.Str("first_hour", l.first_hour).Str("last_hour", l.last_hour);
+    o.Str("adjusts_period", l.adjusts_period).Str("adjusts_invoice", l.adjusts_invoice);
+    o.Raw("basis_calls", l.basis_calls ? JsonQuote(std::to_string(*l.basis_calls)) : "null");
+    o.Str("basis_subtotal", l.basis_subtotal);
+    o.Close();
+    return out;
+}
+
+// The fields the hash covers, in their fixed order.
+void CanonicalFields(const InvoiceDocument& d, JsonObject* o) {
+    o->Str("document", "invoice").Str("number", d.number).Str("issuer", d.issuer);
+    o->Str("customer", d.customer).Str("customer_name", d.customer_name).Str("plan", d.plan);
+    o->Str("period", d.period).Str("period_start", d.period_start).Str("period_end", d.period_end);
+    o->Str("time_zone", d.time_zone).Str("currency", d.currency).Str("rounding", d.rounding);
+    o->Str("round_at", d.round_at).Raw("plan_versions", StringArray(d.plan_versions));
+    o->Raw("calls", JsonQuote(std::to_string(d.calls)));
+    std::string lines = "[";
+    for (size_t i = 0; i < d.lines.size(); ++i) lines += (i > 0 ? "," : "") + LineJson(d.lines[i]);
+    o->Raw("lines", lines + "]");
+    o->Str("exact_subtotal", d.exact_subtotal).Str("subtotal", d.subtotal).Str("tax_percent", d.tax_percent);
+    o->Str("tax", d.tax).Str("total", d.total);
+    std::string grants = "[";
+    for (size_t i = 0; i < d.grants.size(); ++i) {
+        std::string g;
+        JsonObject go(&g);
+        go.Str("name", d.grants[i].name).Str("amount", d.grants[i].amount);
+        go.Close();
+        grants += (i > 0 ? "," : "") + g;
+    }
+    o->Raw("grants", grants + "]");
+    o->Str("amount_due", d.amount_due).Str("cutoff", d.cutoff).Str("finalized_at", d.finalized_at);
+}
+
+std::string CsvField(std::string_view s) {
+    if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
+std::string JsonQuote(std::string_view s) {
+    std::string out = "\"";
+    for (char ch : s) {
+        switch (ch) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (static_cast<unsigned char>(ch) < 0x20) {
+                    out += fmt::format("\\u{:04x}", static_cast<unsigned char>(ch));
+                } else {
+                    out += ch;
+                }
+        }
+    }
+    return out + "\"";
+}
+
+InvoiceDocument FromInvoice(const Invoice& inv, int32_t period_id) {
+    const int d = inv.currency.minor_digits();
+    InvoiceDocument doc;
+    doc.status = "draft";
+    doc.customer = inv.customer;
+    doc.customer_name = inv.customer_name;
+    doc.plan = inv.plan;
+    doc.period = inv.period;
+    doc.period_id = period_id;
+    doc.period_start = FormatRfc3339(inv.period_start);
+    doc.period_end = FormatRfc3339(inv.period_end);
+    doc.time_zone = inv.time_zone;
+    doc.currency = std::string(inv.currency.code());
+    doc.rounding = std::string(RoundingModeName(inv.rounding));
+    doc.round_at = inv.rounding_place == RoundingPlace::kLine ? "line" : "invoice";
+    doc.plan_versions = inv.plan_versions;
+    doc.calls = inv.calls;
+    doc.exact_subtotal = inv.exact_subtotal.ToString();
+    doc.subtotal = inv.subtotal.ToString(d);
+    doc.tax_percent = inv.tax_percent.ToString();
+    doc.tax = inv.tax.ToString(d);
+    doc.total = inv.total.ToString(d);
+    doc.amount_due = inv.amount_due.ToString(d);
+    for (const GrantUse& g : inv.grants) doc.grants.push_back({g.name, g.amount.ToString(d)});
+    doc.error = inv.error;
+    int32_t no = 0;
+    for (const InvoiceLine& l : inv.lines) {
+        DocumentLine line;
+        line.line_no = ++no;
+        line.kind = std::string(LineKindName(l.kind));
+        line.description = l.description;
+        line.plan_version = l.plan_version;
+        line.model = l.model;
+        line.unit = l.unit;
+        line.band = l.band;
+        line.output_condition = l.output_condition;
+        line.window = l.window;
+        line.batch = l.batch;
+        line.thinking = l.thinking;
+        line.tier = l.tier;
+        if (HasRollups(l)) {
+            line.quantity = l.quantity;
+            line.first_hour = HourText(l.first_hour);
+            line.last_hour = HourText(l.last_hour);
+        }
+        if (l.rate) {
+            line.rate = l.rate->price().ToString();
+            line.rate_per = l.rate->per();
+        }
+        TALLY_ASSERT(l.amount_rounded.currency() == inv.currency);
+        line.amount = l.amount.ToString();
+        line.amount_rounded = l.amount_rounded.ToString(d);
+        doc.lines.push_back(std::move(line));
+    }
+    return doc;
+}
+
+std::string CanonicalJson(const InvoiceDocument& doc) {
+    std::string out;
+    JsonObject o(&out);
+    CanonicalFields(doc, &o);
+    o.Close();
+    return out;
+}
+
+std::string ExportJson(const InvoiceDocument& doc) {
+    std::string out;
+    JsonObject o(&out);
+    o.Int("invoice_id", doc.invoice_id).Str("status", doc.status);
+    CanonicalFields(doc, &o);
+    o.Str("grace_until", doc.grace_until).Str("error", doc.error);
+    o.Str("voided_at", doc.voided_at).Str("void_reason", doc.void_reason).Str("sha256", doc.sha256);
+    o.Close();
+    return out;
+}
+
+std::string ExportCsv(const std::vector<InvoiceDocument>& docs) {
+    std::string out =
+        "invoice_number,status,issuer,customer,customer_name,plan,period,currency,line_no,kind,description,"
+        "plan_version,model,unit,band,output_condition,window,batch,thinking,tier,quantity,rate,rate_per,amount,"
+        "amount_rounded,first_hour,last_hour,adjusts_period,subtotal,tax,total,amount_due,sha256\r\n";
+    for (const InvoiceDocument& d : docs) {
+        for (const DocumentLine& l : d.lines) {
+            const std::vector<std::string> fields = {
+                d.number, d.status, d.issuer, d.customer, d.customer_name, d.plan, d.period, d.currency,
+                std::to_string(l.line_no), l.kind, l.description, l.plan_version, l.model, l.unit, l.band,
+                l.output_condition, l.window, l.batch ? "true" : "false", l.thinking ? "true" : "false", l.tier,
+                l.quantity ? std::to_string(*l.quantity) : "", l.rate, l.rate_per > 0 ? std::to_string(l.rate_per) : "",
+                l.amount, l.amount_rounded, l.first_hour, l.last_hour, l.adjusts_period, d.subtotal, d.tax, d.total,
+                d.amount_due, d.sha256};
+            for (size_t i = 0; i < fields.size(); ++i) out += (i > 0 ? "," : "") + CsvField(fields[i]);
+            out += "\r\n";
+        }
+    }
+    return out;
+}
+
+std::string CanonicalJson(const CreditNoteDocument& d) {
+    std::string out;
+    JsonObject o(&out);
+    o.Str("document", "credit_note").Str("number", d.number).Str("issuer", d.issuer);
+    o.Str("invoice_number", d.invoice_number).Str("customer", d.customer).Str("customer_name", d.customer_name);
+    o.Str("currency", d.currency).Str("kind", d.kind).Str("reason", d.reason);
+    o.Str("subtotal", d.subtotal).Str("tax", d.tax).Str("total", d.total).Str("created_at", d.created_at);
+    o.Close();
+    return out;
+}
+
+std::string Sha256Hex(std::string_view bytes) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+    std::string hex;
+    hex.reserve(2 * SHA256_DIGEST_LENGTH);
+    for (unsigned char c : digest) hex += fmt::format("{:02x}", c);
+    return hex;
+}
+
+}  // namespace tally::billing

@@ -1,0 +1,699 @@
+#include "ledger/invoice_store.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <pqxx/pqxx>
+#include <set>
+
+#include "base/assert.h"
+#include "billing/invoice_run.h"
+#include "ledger/connect.h"
+#include "ledger/copy_rows.h"
+#include "ledger/migrations.h"
+#include "pricing/rollup_records.h"
+
+namespace tally::ledger {
+
+namespace {
+
+// Taken by invoice runs, finalizations, voids and credits (transaction
+// scoped): a run's snapshot never races a finalization of the drafts it
+// replaces. Any fixed key ("invoice").
+constexpr int64_t kInvoiceLock = 0x696e766f696365;
+
+// Timestamps cross the wire as integer milliseconds since the epoch, so
+// their text is FormatRfc3339's whatever the session's settings.
+constexpr const char* kMs = "(extract(epoch FROM %s) * 1000)::bigint";
+std::string Ms(const std::string& column) {
+    return fmt::format(fmt::runtime(kMs), column);
+}
+std::string MsText(const pqxx::field& f) {
+    if (f.is_null()) return "";
+    return FormatRfc3339(Instant{std::chrono::milliseconds(f.as<int64_t>())});
+}
+std::string TextOr(const pqxx::field& f) {
+    return f.is_null() ? std::string() : f.as<std::string>();
+}
+
+Decimal ParseStoredDecimal(const std::string& text) {
+    std::optional<Decimal> d = Decimal::Parse(text);
+    if (!d) throw LedgerError("stored amount '" + text + "' is not a decimal Tally can read");
+    return *d;
+}
+
+std::string PgArray(const std::vector<std::string>& values) {
+    std::string out = "{";
+    for (size_t i = 0; i < values.size(); ++i) {
+        if (i > 0) out += ',';
+        out += '"';
+        for (char c : values[i]) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    return out + "}";
+}
+
+const std::string kInvoiceColumns =
+    "invoice_id, status, COALESCE(number, ''), issuer, customer_id, customer_name, plan, period, period_id, " +
+    Ms("period_start") + ", " + Ms("period_end") +
+    ", time_zone, currency, rounding, round_at, array_to_json(plan_versions)::text, calls, "
+    "exact_subtotal::text, subtotal::text, tax_percent::text, tax::text, total::text, amount_due::text, "
+    "grants::text, error, " +
+    Ms("cutoff") + ", " + Ms("grace_until") + ", " + Ms("finalized_at") + ", " + Ms("voided_at") +
+    ", COALESCE(void_reason, ''), COALESCE(sha256, '')";
+
+const std::string kLineColumns =
+    "invoice_id, line_no, kind, description, plan_version, model, unit, band, output_condition, time_window, "
+    "batch, thinking, tier, quantity, rate::text, rate_per, amount::text, amount_rounded::text, " +
+    Ms("first_hour") + ", " + Ms("last_hour") +
+    ", COALESCE(adjusts_period, ''), COALESCE(adjusts_invoice, ''), basis_calls, "
+    "COALESCE(basis_subtotal::text, '')";
+
+// The JSON arrays this file writes: ["a","b"] and [{"name":..,"amount":..}].
+// Read back with PostgreSQL's own JSON functions, not parsed here.
+billing::InvoiceDocument DocumentOf(const pqxx::row& r, pqxx::transaction_base& tx) {
+    billing::InvoiceDocument d;
+    d.invoice_id = r[0].as<int64_t>();
+    d.status = r[1].as<std::string>();
+    d.number = r[2].as<std::string>();
+    d.issuer = r[3].as<std::string>();
+    d.customer = r[4].as<std::string>();
+    d.customer_name = r[5].as<std::string>();
+    d.plan = r[6].as<std::string>();
+    d.period = r[7].as<std::string>();
+    d.period_id = r[8].as<int32_t>();
+    d.period_start = MsText(r[9]);
+    d.period_end = MsText(r[10]);
+    d.time_zone = r[11].as<std::string>();
+    d.currency = r[12].as<std::string>();
+    d.rounding = r[13].as<std::string>();
+    d.round_at = r[14].as<std::string>();
+    for (const auto& v : tx.exec_params("SELECT json_array_elements_text($1::json)", r[15].as<std::string>())) {
+        d.plan_versions.push_back(v[0].as<std::string>());
+    }
+    d.calls = r[16].as<int64_t>();
+    d.exact_subtotal = r[17].as<std::string>();
+    d.subtotal = r[18].as<std::string>();
+    d.tax_percent = r[19].as<std::string>();
+    d.tax = r[20].as<std::string>();
+    d.total = r[21].as<std::string>();
+    d.amount_due = r[22].as<std::string>();
+    for (const auto& g : tx.exec_params("SELECT g->>'name', g->>'amount' FROM json_array_elements($1::json) g",
+                                        r[23].as<std::string>())) {
+        d.grants.push_back({g[0].as<std::string>(), g[1].as<std::string>()});
+    }
+    d.error = r[24].as<std::string>();
+    d.cutoff = MsText(r[25]);
+    d.grace_until = MsText(r[26]);
+    d.finalized_at = MsText(r[27]);
+    d.voided_at = MsText(r[28]);
+    d.void_reason = r[29].as<std::string>();
+    d.sha256 = r[30].as<std::string>();
+    return d;
+}
+
+billing::DocumentLine LineOf(const pqxx::row& r) {
+    billing::DocumentLine l;
+    l.line_no = r[1].as<int32_t>();
+    l.kind = r[2].as<std::string>();
+    l.description = r[3].as<std::string>();
+    l.plan_version = r[4].as<std::string>();
+    l.model = r[5].as<std::string>();
+    l.unit = r[6].as<std::string>();
+    l.band = r[7].as<std::string>();
+    l.output_condition = r[8].as<std::string>();
+    l.window = r[9].as<std::string>();
+    l.batch = r[10].as<bool>();
+    l.thinking = r[11].as<bool>();
+    l.tier = r[12].as<std::string>();
+    if (!r[13].is_null()) l.quantity = r[13].as<int64_t>();
+    l.rate = TextOr(r[14]);
+    l.rate_per = r[15].is_null() ? 0 : r[15].as<int64_t>();
+    l.amount = r[16].as<std::string>();
+    l.amount_rounded = r[17].as<std::string>();
+    l.first_hour = MsText(r[18]);
+    l.last_hour = MsText(r[19]);
+    l.adjusts_period = r[20].as<std::string>();
+    l.adjusts_invoice = r[21].as<std::string>();
+    if (!r[22].is_null()) l.basis_calls = r[22].as<int64_t>();
+    l.basis_subtotal = r[23].as<std::string>();
+    return l;
+}
+
+// Loads invoices matching `where` (a condition on invoices, parameters $1..)
+// with their lines, ordered by period, customer, plan.
+template <typename... Args>
+std::vector<billing::InvoiceDocument> LoadWhere(pqxx::transaction_base& tx, const std::string& where, Args&&... args) {
+    std::vector<billing::InvoiceDocument> docs;
+    std::map<int64_t, size_t> index;
+    for (const auto& r : tx.exec_params("SELECT " + kInvoiceColumns + " FROM invoices WHERE " + where +
+                                            " ORDER BY period_id, customer_id, plan, invoice_id",
+                                        args...)) {
+        index[r[0].as<int64_t>()] = docs.size();
+        docs.push_back(DocumentOf(r, tx));
+    }
+    if (docs.empty()) return docs;
+    std::vector<std::string> ids;
+    for (const auto& [id, _] : index) ids.push_back(std::to_string(id));
+    for (const auto& r : tx.exec_params("SELECT " + kLineColumns +
+                                            " FROM invoice_lines WHERE invoice_id = ANY($1::bigint[]) "
+                                            "ORDER BY invoice_id, line_no",
+                                        PgArray(ids))) {
+        docs[index.at(r[0].as<int64_t>())].lines.push_back(LineOf(r));
+    }
+    return docs;
+}
+
+// "17" is an id, anything else a number.
+billing::InvoiceDocument LoadOne(pqxx::transaction_base& tx, const std::string& id_or_number, bool for_update) {
+    const bool is_id = !id_or_number.empty() && id_or_number.size() <= 18 &&
+                       id_or_number.find_first_not_of("0123456789") == std::string::npos;
+    const std::string lock = for_update ? " FOR UPDATE" : "";
+    std::vector<billing::InvoiceDocument> docs =
+        is_id ? LoadWhere(tx, "invoice_id = $1::bigint" + lock, id_or_number)
+              : LoadWhere(tx, "number = $1" + lock, id_or_number);
+    if (docs.empty()) throw LedgerError("no invoice " + id_or_number);
+    TALLY_ASSERT(docs.size() == 1);
+    return std::move(docs.front());
+}
+
+struct Issuers {
+    std::map<std::string, std::string> by_plan;
+    std::string default_issuer;
+    std::string For(const std::string& plan) const {
+        auto it = by_plan.find(plan);
+        return it != by_plan.end() ? it->second : default_issuer;
+    }
+};
+
+Issuers ReadIssuers(pqxx::transaction_base& tx) {
+    Issuers out;
+    for (const auto& r : tx.exec("SELECT issuer FROM issuers WHERE is_default")) out.default_issuer = r[0].as<std::string>();
+    for (const auto& r : tx.exec("SELECT plan, issuer FROM issuer_plans")) {
+        out.by_plan[r[0].as<std::string>()] = r[1].as<std::string>();
+    }
+    return out;
+}
+
+// The next number of `kind` for `issuer` in `year` (gapless: taken in the
+// caller's transaction).
+int64_t NextNumber(pqxx::transaction_base& tx, const std::string& issuer, int year, const std::string& kind) {
+    return tx
+        .exec_params1("INSERT INTO document_counters (issuer, year, kind, last_number) VALUES ($1, $2, $3, 1) "
+                      "ON CONFLICT (issuer, year, kind) DO UPDATE SET last_number = document_counters.last_number + 1 "
+                      "RETURNING last_number",
+                      issuer, year, kind)[0]
+        .as<int64_t>();
+}
+
+std::vector<RollupRecord> ReadRollups(pqxx::transaction_base& tx, const std::string& customers, int32_t period_id) {
+    std::vector<RollupRecord> out;
+    const std::string cols =
+        "customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, quantity, calls";
+    for (const auto& row : tx.exec_params("SELECT " + cols + " FROM rollups WHERE customer_id = ANY($1::text[]) AND period <= $2 "
+                                          "UNION ALL SELECT " + cols +
+                                              " FROM rollup_deltas WHERE customer_id = ANY($1::text[]) AND period <= $2",
+                                          customers, period_id)) {
+        RollupRecord r;
+        r.customer = row[0].as<std::string>();
+        r.period = row[1].as<int32_t>();
+        r.hour = row[2].as<int32_t>();
+        r.plan = row[3].as<std::string>();
+        r.version = row[4].as<std::string>();
+        r.model = row[5].as<std::string>();
+        r.band = row[6].as<int16_t>();
+        r.condition = row[7].as<int16_t>();
+        r.time_window = row[8].as<int16_t>();
+        r.flags = row[9].as<int16_t>();
+        r.unit = row[10].as<std::string>();
+        r.quantity = row[11].as<int64_t>();
+        r.calls = row[12].as<int64_t>();
+        TALLY_ASSERT(!r.unit.empty() || r.quantity == 0);
+        TALLY_ASSERT(r.unit.empty() || r.calls == 0);
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+// What has been invoiced per finalized (customer, plan, period) of these
+// customers up to `period_id`: the finalized subtotal without its own
+// adjustment lines (those bill other periods), plus the adjustments for it
+// on invoices that this run keeps (not void, not a draft it replaces).
+std::vector<billing::InvoicedPeriod> ReadInvoiced(pqxx::transaction_base& tx, const std::string& customers,
+                                                  int32_t period_id) {
+    std::vector<billing::InvoicedPeriod> out;
+    for (const auto& r : tx.exec_params(
+             "SELECT f.customer_id, f.plan, f.period_id, f.number, f.currency, "
+             "  (f.subtotal - COALESCE((SELECT sum(own.amount_rounded) FROM invoice_lines own "
+             "                         WHERE own.invoice_id = f.invoice_id AND own.kind = 'adjustment'), 0))::text, "
+             "  COALESCE((SELECT sum(l.amount_rounded) FROM invoice_lines l JOIN invoices i USING (invoice_id) "
+             "            WHERE l.kind = 'adjustment' AND l.adjusts_invoice = f.number AND i.status <> 'void' "
+             "              AND NOT (i.status = 'draft' AND i.period_id = $2)), 0)::text "
+             "FROM invoices f WHERE f.status = 'finalized' AND f.customer_id = ANY($1::text[]) AND f.period_id <= $2",
+             customers, period_id)) {
+        std::optional<Currency> currency = Currency::FromCode(r[4].as<std::string>());
+        if (!currency) throw LedgerError("stored invoice " + r[3].as<std::string>() + " has an unknown currency");
+        billing::InvoicedPeriod p;
+        p.customer = r[0].as<std::string>();
+        p.plan = r[1].as<std::string>();
+        p.period_id = r[2].as<int32_t>();
+        p.invoice_number = r[3].as<std::string>();
+        p.invoiced = Amount(*currency, ParseStoredDecimal(r[5].as<std::string>())) +
+                     Amount(*currency, ParseStoredDecimal(r[6].as<std::string>()));
+        out.push_back(std::move(p));
+    }
+    return out;
+}
+
+std::string GrantsJson(const billing::InvoiceDocument& d) {
+    std::string out = "[";
+    for (size_t i = 0; i < d.grants.size(); ++i) {
+        out += (i > 0 ? "," : "") + std::string("{\"name\":") + billing::JsonQuote(d.grants[i].name) +
+               ",\"amount\":" + billing::JsonQuote(d.grants[i].amount) + "}";
+    }
+    return out + "]";
+}
+
+}  // namespace
+
+struct InvoiceStore::Impl {
+    explicit Impl(const std::string& url) : conn(Connect(url)) {}
+    std::unique_ptr<pqxx::connection> conn;
+};
+
+InvoiceStore::InvoiceStore(const std::string& database_url) : impl_(std::make_unique<Impl>(database_url)) {}
+InvoiceStore::~InvoiceStore() = default;
+
+void InvoiceStore::SetIssuer(const Issuer& is) {
+    if (is.issuer.empty() || is.name.empty()) throw LedgerError("an issuer needs an id and a legal name");
+    for (const std::string* prefix : {&is.invoice_prefix, &is.credit_note_prefix}) {
+        if (prefix->empty() || prefix->size() > 16 || prefix->find_first_not_of(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != std::string::npos) {
+            throw LedgerError("a number prefix is 1 to 16 letters or digits, not '" + *prefix + "'");
+        }
+    }
+    pqxx::work tx(*impl_->conn);
+    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    if (is.is_default) tx.exec0("UPDATE issuers SET is_default = false WHERE is_default");
+    tx.exec_params0(
+        "INSERT INTO issuers (issuer, name, address, tax_id, email, invoice_prefix, credit_note_prefix, is_default) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (issuer) DO UPDATE SET name = EXCLUDED.name, "
+        "address = EXCLUDED.address, tax_id = EXCLUDED.tax_id, email = EXCLUDED.email, "
+        "invoice_prefix = EXCLUDED.invoice_prefix, credit_note_prefix = EXCLUDED.credit_note_prefix, "
+        "is_default = EXCLUDED.is_default OR issuers.is_default",
+        is.issuer, is.name, is.address, is.tax_id, is.email, is.invoice_prefix, is.credit_note_prefix, is.is_default);
+    for (const std::string& plan : is.plans) {
+        tx.exec_params0("INSERT INTO issuer_plans (plan, issuer) VALUES ($1, $2) "
+                        "ON CONFLICT (plan) DO UPDATE SET issuer = EXCLUDED.issuer",
+                        plan, is.issuer);
+    }
+    // The first issuer is the default one.
+    tx.exec0("UPDATE issuers SET is_default = true WHERE NOT EXISTS (SELECT 1 FROM issuers WHERE is_default) "
+             "AND issuer = (SELECT min(issuer) FROM issuers)");
+    tx.commit();
+}
+
+std::vector<Issuer> InvoiceStore::Issuers() {
+    pqxx::work tx(*impl_->conn);
+    std::vector<Issuer> out;
+    for (const auto& r : tx.exec("SELECT issuer, name, address, tax_id, email, invoice_prefix, credit_note_prefix, "
+                                 "is_default, COALESCE((SELECT array_to_json(array_agg(plan ORDER BY plan))::text "
+                                 "FROM issuer_plans p WHERE p.issuer = i.issuer), '[]') FROM issuers i ORDER BY issuer")) {
+        Issuer is;
+        is.issuer = r[0].as<std::string>();
+        is.name = r[1].as<std::string>();
+        is.address = r[2].as<std::string>();
+        is.tax_id = r[3].as<std::string>();
+        is.email = r[4].as<std::string>();
+        is.invoice_prefix = r[5].as<std::string>();
+        is.credit_note_prefix = r[6].as<std::string>();
+        is.is_default = r[7].as<bool>();
+        for (const auto& p : tx.exec_params("SELECT json_array_elements_text($1::json)", r[8].as<std::string>())) {
+            is.plans.push_back(p[0].as<std::string>());
+        }
+        out.push_back(std::move(is));
+    }
+    tx.commit();
+    return out;
+}
+
+RunResult InvoiceStore::Run(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
+                            const RunOptions& o) {
+    TALLY_ASSERT(o.kind == "run" || o.kind == "rerate");
+    TALLY_ASSERT(o.customers_per_chunk > 0);
+    if (catalog.plans.empty()) throw LedgerError("no plans published yet");
+    RunResult result;
+    pqxx::transaction<pqxx::isolation_level::repeatable_read> tx(*impl_->conn);
+    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    const Issuers issuers = ReadIssuers(tx);
+    for (const Plan& plan : catalog.plans) {
+        if (issuers.For(plan.name).empty()) {
+            throw LedgerError("no issuer for the invoices of plan " + plan.name +
+                              ": add one with `tally issuer set ID --name NAME` (the first one is the default)");
+        }
+    }
+    const std::string period = billing::PeriodLabel(o.period_id);
+    pqxx::row cut = tx.exec1("SELECT " + Ms("max(updated_at)") +
+                             ", COALESCE(json_agg(json_build_object('group', consumer_group, 'topic', topic, "
+                             "'partition', kafka_partition, 'next_offset', next_offset) ORDER BY consumer_group, topic, "
+                             "kafka_partition), '[]')::text FROM consumer_offsets");
+    result.cutoff = MsText(cut[0]);
+    result.run_id = tx.exec_params1("INSERT INTO invoice_runs (kind, period, customer_id, cutoff, offsets) "
+                                    "VALUES ($1, $2, NULLIF($3, ''), timestamptz 'epoch' + NULLIF($4, '')::bigint * interval '1 millisecond', "
+                                    "$5::jsonb) RETURNING run_id",
+                                    o.kind, period, o.customer, cut[0].is_null() ? std::string() : std::to_string(cut[0].as<int64_t>()),
+                                    cut[1].as<std::string>())[0]
+                        .as<int64_t>();
+
+    // Everyone who may get a draft: usage in the period, a finalized
+    // earlier period (late usage becomes an adjustment), or a draft of the
+    // period to replace.
+    std::vector<std::string> customers;
+    for (const auto& r : tx.exec_params(
+             "SELECT customer_id FROM rollups WHERE period = $1 AND ($2 = '' OR customer_id = $2) "
+             "UNION SELECT customer_id FROM rollup_deltas WHERE period = $1 AND ($2 = '' OR customer_id = $2) "
+             "UNION SELECT customer_id FROM invoices WHERE ($2 = '' OR customer_id = $2) "
+             "  AND ((status = 'finalized' AND period_id < $1) OR (status = 'draft' AND period_id = $1)) "
+             "ORDER BY 1",
+             o.period_id, o.customer)) {
+        customers.push_back(r[0].as<std::string>());
+    }
+    result.customers = static_cast<int64_t>(customers.size());
+    const std::string& default_plan = catalog.plans.front().name;
+    for (size_t begin = 0; begin < customers.size(); begin += static_cast<size_t>(o.customers_per_chunk)) {
+        const size_t end = std::min(customers.size(), begin + static_cast<size_t>(o.customers_per_chunk));
+        const std::string chunk =
+            PgArray(std::vector<std::string>(customers.begin() + static_cast<std::ptrdiff_t>(begin),
+                                             customers.begin() + static_cast<std::ptrdiff_t>(end)));
+        RecordsRead read = FromRecords(catalog, ReadRollups(tx, chunk, o.period_id));
+        result.unresolved_rollups += read.unresolved;
+        std::vector<Invoice> priced = PriceRollups(catalog, subscriptions, default_plan, {}, read.rollups);
+        billing::RunDecision decision =
+            billing::DecideRun(catalog, subscriptions, o.period_id, priced, ReadInvoiced(tx, chunk, o.period_id));
+        result.left_finalized += decision.left_finalized;
+        result.problems.insert(result.problems.end(), decision.problems.begin(), decision.problems.end());
+
+        tx.exec_params0("DELETE FROM invoices WHERE status = 'draft' AND period_id = $1 AND customer_id = ANY($2::text[])",
+                        o.period_id, chunk);
+        std::vector<billing::InvoiceDocument> docs;
+        for (const billing::Draft& draft : decision.drafts) docs.push_back(billing::FromInvoice(draft.invoice, draft.period_id));
+        std::vector<int64_t> ids;
+        if (!decision.drafts.empty()) {
+            for (const auto& r : tx.exec_params("SELECT nextval('invoices_invoice_id_seq') FROM generate_series(1, $1)",
+                                                static_cast<int64_t>(decision.drafts.size()))) {
+                ids.push_back(r[0].as<int64_t>());
+            }
+        }
+        {
+            CopyRows rows(tx, "invoices",
+                          {"invoice_id", "status", "issuer", "customer_id", "customer_name", "plan", "period",
+                           "period_id", "period_start", "period_end", "time_zone", "currency", "rounding", "round_at",
+                           "plan_versions", "calls", "exact_subtotal", "subtotal", "tax_percent", "tax", "total",
+                           "grants", "amount_due", "error", "run_id", "cutoff", "grace_until"});
+            for (size_t i = 0; i < decision.drafts.size(); ++i) {
+                const billing::Draft& draft = decision.drafts[i];
+                const Invoice& inv = draft.invoice;
+                const billing::InvoiceDocument& doc = docs[i];
+                rows.Int(ids[i]).Text("draft").Text(issuers.For(inv.plan)).Text(doc.customer).Text(doc.customer_name);
+                rows.Text(doc.plan).Text(doc.period).Int(doc.period_id).Text(doc.period_start).Text(doc.period_end);
+                rows.Text(doc.time_zone).Text(doc.currency.empty() ? "XXX" : doc.currency).Text(doc.rounding);
+                rows.Text(doc.round_at).Text(PgArray(doc.plan_versions)).Int(doc.calls);
+                rows.Text(doc.exact_subtotal).Text(doc.subtotal).Text(doc.tax_percent).Text(doc.tax).Text(doc.total);
+                rows.Text(GrantsJson(doc)).Text(doc.amount_due).Text(doc.error).Int(result.run_id);
+                if (result.cutoff.empty()) {
+                    rows.Null();
+                } else {
+                    rows.Text(result.cutoff);
+                }
+                rows.Text(FormatRfc3339(inv.period_end + inv.finalize_grace));
+                rows.EndRow();
+                ++result.drafts;
+                if (!inv.error.empty()) ++result.not_priced;
+            }
+            rows.Complete();
+        }
+        CopyRows lines(tx, "invoice_lines",
+                       {"invoice_id", "line_no", "kind", "description", "plan_version", "model", "unit", "band",
+                        "output_condition", "time_window", "batch", "thinking", "tier", "quantity", "rate", "rate_per",
+                        "amount", "amount_rounded", "first_hour", "last_hour", "adjusts_period", "adjusts_invoice",
+                        "basis_calls", "basis_subtotal"});
+        for (size_t i = 0; i < decision.drafts.size(); ++i) {
+            const billing::Draft& draft = decision.drafts[i];
+            const billing::InvoiceDocument& doc = docs[i];
+            size_t adjustment = 0;
+            for (const billing::DocumentLine& l : doc.lines) {
+                lines.Int(ids[i]).Int(l.line_no).Text(l.kind).Text(l.description).Text(l.plan_version).Text(l.model);
+                lines.Text(l.unit).Text(l.band).Text(l.output_condition).Text(l.window).Text(l.batch ? "t" : "f");
+                lines.Text(l.thinking ? "t" : "f").Text(l.tier);
+                if (l.quantity) {
+                    lines.Int(*l.quantity);
+                } else {
+                    lines.Null();
+                }
+                if (l.rate.empty()) {
+                    lines.Null().Null();
+                } else {
+                    lines.Text(l.rate).Int(l.rate_per);
+                }
+                lines.Text(l.amount).Text(l.amount_rounded);
+                if (l.first_hour.empty()) {
+                    lines.Null().Null();
+                } else {
+                    lines.Text(l.first_hour).Text(l.last_hour);
+                }
+                if (l.kind == "adjustment") {
+                    TALLY_ASSERT(adjustment < draft.adjustments.size());
+                    const billing::AdjustmentSource& src = draft.adjustments[adjustment++];
+                    lines.Text(src.period).Text(src.invoice_number).Int(src.calls);
+                    lines.Text(src.priced_now.ToString());
+                    ++result.adjustments;
+                } else {
+                    lines.Null().Null().Null().Null();
+                }
+                lines.EndRow();
+            }
+            TALLY_ASSERT(adjustment == draft.adjustments.size());
+        }
+        lines.Complete();
+        if (o.progress) o.progress(static_cast<int64_t>(end), result.customers);
+    }
+    tx.exec_params0("UPDATE invoice_runs SET finished_at = clock_timestamp(), drafts = $2, not_priced = $3, "
+                    "adjustments = $4, left_finalized = $5 WHERE run_id = $1",
+                    result.run_id, result.drafts, result.not_priced, result.adjustments, result.left_finalized);
+    tx.commit();
+    return result;
+}
+
+namespace {
+
+FinalizeResult FinalizeOne(pqxx::transaction_base& tx, int64_t invoice_id) {
+    billing::InvoiceDocument doc = LoadOne(tx, std::to_string(invoice_id), /*for_update=*/true);
+    if (doc.status != "draft") throw LedgerError("invoice " + doc.number + " is " + doc.status + " already");
+    if (!doc.error.empty()) {
+        throw LedgerError("draft " + std::to_string(invoice_id) + " of " + doc.customer + " " + doc.period +
+                          " could not be priced and cannot be finalized: " + doc.error);
+    }
+    pqxx::row r = tx.exec_params1(
+        "SELECT i.invoice_prefix, " + Ms("date_trunc('milliseconds', now())") +
+            ", extract(year FROM now() AT TIME ZONE $2)::int FROM issuers i WHERE i.issuer = $1",
+        doc.issuer, doc.time_zone);
+    const int64_t finalized_ms = r[1].as<int64_t>();
+    const int year = r[2].as<int>();
+    const int64_t n = NextNumber(tx, doc.issuer, year, "invoice");
+    doc.number = fmt::format("{}-{}-{:06d}", r[0].as<std::string>(), year, n);
+    doc.finalized_at = FormatRfc3339(Instant{std::chrono::milliseconds(finalized_ms)});
+    doc.status = "finalized";
+    doc.sha256 = billing::Sha256Hex(billing::CanonicalJson(doc));
+    tx.exec_params0("UPDATE invoices SET status = 'finalized', number = $2, "
+                    "finalized_at = timestamptz 'epoch' + $3 * interval '1 millisecond', sha256 = $4 "
+                    "WHERE invoice_id = $1",
+                    invoice_id, doc.number, finalized_ms, doc.sha256);
+    return {invoice_id, doc.number, doc.customer, doc.period, doc.total, doc.currency, doc.sha256};
+}
+
+}  // namespace
+
+std::vector<FinalizeResult> InvoiceStore::FinalizeIds(const std::vector<int64_t>& invoice_ids) {
+    pqxx::work tx(*impl_->conn);
+    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    std::vector<FinalizeResult> out;
+    for (int64_t id : invoice_ids) out.push_back(FinalizeOne(tx, id));
+    tx.commit();
+    return out;
+}
+
+std::vector<FinalizeResult> InvoiceStore::FinalizePeriod(int32_t period_id, const std::string& customer) {
+    pqxx::work tx(*impl_->conn);
+    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    std::vector<FinalizeResult> out;
+    for (const auto& r : tx.exec_params("SELECT invoice_id FROM invoices WHERE status = 'draft' AND period_id = $1 "
+                                        "AND ($2 = '' OR customer_id = $2) ORDER BY customer_id, plan",
+                                        period_id, customer)) {
+        out.push_back(FinalizeOne(tx, r[0].as<int64_t>()));
+    }
+    tx.commit();
+    return out;
+}
+
+std::vector<FinalizeResult> InvoiceStore::FinalizeDue() {
+    pqxx::work tx(*impl_->conn);
+    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    std::vector<FinalizeResult> out;
+    for (const auto& r : tx.exec("SELECT invoice_id FROM invoices WHERE status = 'draft' AND error = '' "
+                                 "AND grace_until <= now() ORDER BY period_id, customer_id, plan")) {
+        out.push_back(FinalizeOne(tx, r[0].as<int64_t>()));
+    }
+    tx.commit();
+    return out;
+}
+
+billing::InvoiceDocument InvoiceStore::Load(const std::string& id_or_number) {
+    pqxx::work tx(*impl_->conn);
+    billing::InvoiceDocument doc = LoadOne(tx, id_or_number, false);
+    tx.commit();
+    return doc;
+}
+
+std::vector<billing::InvoiceDocument> InvoiceStore::List(const ListFilter& f) {
+    pqxx::work tx(*impl_->conn);
+    std::vector<billing::InvoiceDocument> docs =
+        LoadWhere(tx, "($1 < 0 OR period_id = $1) AND ($2 = '' OR customer_id = $2) AND ($3 = '' OR status = $3)",
+                  f.period_id.value_or(-1), f.customer, f.status);
+    tx.commit();
+    return docs;
+}
+
+VerifyResult InvoiceStore::Verify(const std::string& id_or_number) {
+    billing::InvoiceDocument doc = Load(id_or_number);
+    if (doc.status == "draft") throw LedgerError("invoice " + id_or_number + " is a draft: it has no hash yet");
+    return {doc.number, doc.sha256, billing::Sha256Hex(billing::CanonicalJson(doc))};
+}
+
+namespace {
+
+billing::CreditNoteDocument IssueCreditNote(pqxx::transaction_base& tx, const billing::InvoiceDocument& inv,
+                                            const std::string& kind, const std::string& subtotal_text,
+                                            const std::string& reason) {
+    if (inv.status != "finalized") {
+        throw LedgerError("invoice " + (inv.number.empty() ? std::to_string(inv.invoice_id) : inv.number) + " is " +
+                          inv.status + ": only a finalized invoice can be credited");
+    }
+    if (reason.empty()) throw LedgerError("a credit note needs a reason");
+    std::optional<Currency> currency = Currency::FromCode(inv.currency);
+    std::optional<RoundingMode> mode = ParseRoundingMode(inv.rounding);
+    TALLY_ASSERT(currency.has_value());
+    TALLY_ASSERT(mode.has_value());
+    const int digits = currency->minor_digits();
+    const Amount invoice_subtotal(*currency, ParseStoredDecimal(inv.subtotal));
+    const Amount invoice_tax(*currency, ParseStoredDecimal(inv.tax));
+    pqxx::row done = tx.exec_params1(
+        "SELECT COALESCE(sum(subtotal), 0)::text, COALESCE(sum(tax), 0)::text FROM credit_notes WHERE invoice_id = $1",
+        inv.invoice_id);
+    const Amount credited(*currency, ParseStoredDecimal(done[0].as<std::string>()));
+    const Amount credited_tax(*currency, ParseStoredDecimal(done[1].as<std::string>()));
+    const Amount left = invoice_subtotal - credited;
+    Amount subtotal = left;
+    Amount tax = invoice_tax - credited_tax;
+    if (kind == "partial") {
+        std::optional<Decimal> d = Decimal::Parse(subtotal_text);
+        if (!d) throw LedgerError("credit amount '" + subtotal_text + "': " + Decimal::ParseError(subtotal_text));
+        subtotal = Amount(*currency, *d);
+        if (!(subtotal == subtotal.RoundToMinor(*mode))) {
+            throw LedgerError("credit amount " + subtotal_text + " has more places than " + inv.currency + " allows");
+        }
+        if (subtotal.is_negative() || subtotal.is_zero()) throw LedgerError("a credit amount is more than zero");
+        if (left < subtotal) {
+            throw LedgerError("credit of " + subtotal.ToString(digits) + " " + inv.currency + " is more than the " +
+                              left.ToString(digits) + " left uncredited on invoice " + inv.number);
+        }
+        tax = (subtotal * Percent(ParseStoredDecimal(inv.tax_percent))).RoundToMinor(*mode);
+        tax = Amount::Min(tax, invoice_tax - credited_tax);
+    } else if (left.is_zero() && tax.is_zero()) {
+        subtotal = Amount::Zero(*currency);
+    }
+    pqxx::row r = tx.exec_params1("SELECT i.credit_note_prefix, " + Ms("date_trunc('milliseconds', now())") +
+                                      ", extract(year FROM now() AT TIME ZONE $2)::int FROM issuers i WHERE i.issuer = $1",
+                                  inv.issuer, inv.time_zone);
+    const int year = r[2].as<int>();
+    billing::CreditNoteDocument cn;
+    cn.number = fmt::format("{}-{}-{:06d}", r[0].as<std::string>(), year, NextNumber(tx, inv.issuer, year, "credit_note"));
+    cn.issuer = inv.issuer;
+    cn.invoice_number = inv.number;
+    cn.customer = inv.customer;
+    cn.customer_name = inv.customer_name;
+    cn.currency = inv.currency;
+    cn.kind = kind;
+    cn.reason = reason;
+    cn.subtotal = subtotal.ToString(digits);
+    cn.tax = tax.ToString(digits);
+    cn.total = (subtotal + tax).ToString(digits);
+    cn.created_at = FormatRfc3339(Instant{std::chrono::milliseconds(r[1].as<int64_t>())});
+    cn.sha256 = billing::Sha256Hex(billing::CanonicalJson(cn));
+    cn.credit_note_id =
+        tx.exec_params1("INSERT INTO credit_notes (number, issuer, invoice_id, customer_id, currency, kind, reason, "
+                        "subtotal, tax, total, created_at, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+                        "timestamptz 'epoch' + $11 * interval '1 millisecond', $12) RETURNING credit_note_id",
+                        cn.number, cn.issuer, inv.invoice_id, cn.customer, cn.currency, cn.kind, cn.reason, cn.subtotal,
+                        cn.tax, cn.total, r[1].as<int64_t>(), cn.sha256)[0]
+            .as<int64_t>();
+    return cn;
+}
+
+}  // namespace
+
+billing::CreditNoteDocument InvoiceStore::Void(const std::string& id_or_number, const std::string& reason) {
+    pqxx::work tx(*impl_->conn);
+    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    billing::InvoiceDocument inv = LoadOne(tx, id_or_number, true);
+    billing::CreditNoteDocument cn = IssueCreditNote(tx, inv, "void", "", reason);
+    tx.exec_params0("UPDATE invoices SET status = 'void', voided_at = now(), void_reason = $2 WHERE invoice_id = $1",
+                    inv.invoice_id, reason);
+    tx.commit();
+    return cn;
+}
+
+billing::CreditNoteDocument InvoiceStore::Credit(const std::string& id_or_number, const std::string& subtotal,
+                                                 const std::string& reason) {
+    pqxx::work tx(*impl_->conn);
+    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    billing::InvoiceDocument inv = LoadOne(tx, id_or_number, true);
+    billing::CreditNoteDocument cn = IssueCreditNote(tx, inv, "partial", subtotal, reason);
+    tx.commit();
+    return cn;
+}
+
+std::vector<billing::CreditNoteDocument> InvoiceStore::CreditNotes(const std::string& id_or_number) {
+    pqxx::work tx(*impl_->conn);
+    billing::InvoiceDocument inv = LoadOne(tx, id_or_number, false);
+    std::vector<billing::CreditNoteDocument> out;
+    for (const auto& r : tx.exec_params("SELECT credit_note_id, number, issuer, customer_id, currency, kind, reason, "
+                                        "subtotal::text, tax::text, total::text, " +
+                                            Ms("created_at") + ", sha256 FROM credit_notes WHERE invoice_id = $1 "
+                                                               "ORDER BY credit_note_id",
+                                        inv.invoice_id)) {
+        billing::CreditNoteDocument cn;
+        cn.credit_note_id = r[0].as<int64_t>();
+        cn.number = r[1].as<std::string>();
+        cn.issuer = r[2].as<std::string>();
+        cn.invoice_number = inv.number;
+        cn.customer = r[3].as<std::string>();
+        cn.customer_name = inv.customer_name;
+        cn.currency = r[4].as<std::string>();
+        cn.kind = r[5].as<std::string>();
+        cn.reason = r[6].as<std::string>();
+        cn.subtotal = r[7].as<std::string>();
+        cn.tax = r[8].as<std::string>();
+        cn.total = r[9].as<std::string>();
+        cn.created_at = MsText(r[10]);
+        cn.sha256 = r[11].as<std::string>();
+        out.push_back(std::move(cn));
+    }
+    tx.commit();
+    return out;
+}
+
+}  // namespace tally::ledger

@@ -1,0 +1,395 @@
+// Invoices against a real PostgreSQL: drafts written and replaced, gapless
+// numbers under concurrent finalization, finalized invoices frozen by the
+// database itself, late usage carried as an adjustment priced with the
+// period's tiers, void with a credit note, partial credits, the hash
+// recomputed (and a tampered row caught), and exports that do not depend on
+// how the usage was batched.
+#include "ledger/invoice_store.h"
+
+#include <gtest/gtest.h>
+
+#include <pqxx/pqxx>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "ledger/migrations.h"
+#include "ledger/store.h"
+#include "pricing/rollup_records.h"
+#include "tests/ledger/ledger_db.h"
+
+namespace tally::ledger {
+namespace {
+
+// 2.00 CNY per 1M input tokens for the first 1M of a period, 1.00 beyond
+// (graduated); output 4.00 per 1M; 6 % tax; rounded once per invoice.
+const char* const kPlan = R"(plan: p
+name: 测试套餐
+versions:
+  - version: v1
+    effective_from: 2025-01-01T00:00:00+08:00
+    currency: CNY
+    time_zone: Asia/Shanghai
+    tax_percent: "6"
+    models:
+      m:
+        rates: {input: "2.00", output: "4.00"}
+    tiers:
+      - name: volume
+        units: [input]
+        mode: graduated
+        tiers:
+          - {up_to: 1000000, multiplier: "1"}
+          - {multiplier: "0.5"}
+)";
+
+Event Call(const std::string& customer, const std::string& id, const std::string& time, int64_t input,
+           int64_t output = 0) {
+    Event e;
+    e.id = id;
+    e.source = "gw";
+    e.subject = customer;
+    e.time = *ParseRfc3339(time);
+    e.model = "m";
+    e.input_tokens = input;
+    e.output_tokens = output;
+    return e;
+}
+
+class InvoiceStoreTest : public LedgerDb {
+   protected:
+    void SetUp() override {
+        LedgerDb::SetUp();
+        if (HasFatalFailure()) return;
+        Migrate(url_);
+        Store store(url_);
+        Diagnostics d;
+        ASSERT_TRUE(store.PublishPlan(kPlan, "p.yaml", &d).has_value()) << (d.empty() ? "" : d[0].ToString());
+        for (const char* c : {"a", "b"}) {
+            store.AddCustomer(c, std::string("客户 ") + c);
+            store.Subscribe(c, "p", "2025-01-01T00:00:00Z", "");
+        }
+        invoices_ = std::make_unique<InvoiceStore>(url_);
+        Issuer is;
+        is.issuer = "acme";
+        is.name = "北京示例科技有限公司";
+        invoices_->SetIssuer(is);
+    }
+    void TearDown() override {
+        invoices_.reset();
+        LedgerDb::TearDown();
+    }
+
+    // Rates `events` with the published catalog and adds their rollups to
+    // the ledger as the consumer would (rollup_deltas), `batches` at a time.
+    void Consume(const std::vector<Event>& events, size_t per_batch = 1000) {
+        Store store(url_);
+        ingest::CatalogSnapshot cat = store.Load();
+        pqxx::connection c(url_);
+        for (size_t begin = 0; begin < events.size(); begin += per_batch) {
+            Rater rater(cat.catalog, cat.subscriptions, "p", {});
+            for (size_t i = begin; i < std::min(events.size(), begin + per_batch); ++i) {
+                ASSERT_EQ(rater.Add(events[i]).status, RateStatus::kRated);
+            }
+            pqxx::work tx(c);
+            for (const RollupRecord& r : ToRecords(cat.catalog, rater.Rollups())) {
+                tx.exec_params0("INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, band, "
+                                "condition, time_window, flags, unit, quantity, calls) VALUES ($1, $2, $3, $4, $5, $6, "
+                                "$7, $8, $9, $10, $11, $12, $13)",
+                                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.band, r.condition,
+                                r.time_window, r.flags, r.unit, r.quantity, r.calls);
+            }
+            tx.exec0("INSERT INTO consumer_offsets VALUES ('tally', 'usage', 0, 1, now()) ON CONFLICT "
+                     "(consumer_group, topic, kafka_partition) DO UPDATE SET next_offset = consumer_offsets.next_offset + 1, "
+                     "updated_at = now()");
+            tx.commit();
+        }
+    }
+
+    RunResult RunPeriod(const std::string& period, const std::string& customer = "") {
+        Store store(url_);
+        ingest::CatalogSnapshot cat = store.Load();
+        RunOptions o;
+        o.period_id = *billing::PeriodIdOf(period);
+        o.customer = customer;
+        return invoices_->Run(cat.catalog, cat.subscriptions, o);
+    }
+
+    std::vector<billing::InvoiceDocument> Period(const std::string& period, const std::string& status = "") {
+        ListFilter f;
+        f.period_id = *billing::PeriodIdOf(period);
+        f.status = status;
+        return invoices_->List(f);
+    }
+
+    // Runs `sql` as the test's own connection; returns the error text, or ""
+    // if the statement succeeded.
+    std::string TryExec(const std::string& sql) {
+        pqxx::connection c(url_);
+        try {
+            pqxx::work tx(c);
+            tx.exec0(sql);
+            tx.commit();
+            return "";
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+    }
+
+    std::unique_ptr<InvoiceStore> invoices_;
+};
+
+const billing::DocumentLine* LineOfKind(const billing::InvoiceDocument& d, const std::string& kind) {
+    for (const auto& l : d.lines) {
+        if (l.kind == kind) return &l;
+    }
+    return nullptr;
+}
+
+TEST_F(InvoiceStoreTest, RunWritesDraftsAndARerunReplacesThem) {
+    // a: 300,000 input in November (Asia/Shanghai) = 0.60; 6 % tax = 0.036
+    // -> 0.04 (half-even); total 0.64. b: 1,500,000 input = 1M x 2.00 + 0.5M
+    // x 1.00 = 2.50; tax 0.15; total 2.65.
+    Consume({Call("a", "1", "2025-11-03T10:00:00Z", 300000), Call("b", "2", "2025-11-10T10:00:00Z", 1500000)});
+    RunResult r = RunPeriod("2025-11");
+    EXPECT_EQ(r.drafts, 2);
+    EXPECT_EQ(r.customers, 2);
+    EXPECT_FALSE(r.cutoff.empty());
+    auto docs = Period("2025-11");
+    ASSERT_EQ(docs.size(), 2u);
+    EXPECT_EQ(docs[0].customer, "a");
+    EXPECT_EQ(docs[0].status, "draft");
+    EXPECT_EQ(docs[0].total, "0.64");
+    EXPECT_EQ(docs[0].customer_name, "客户 a");
+    EXPECT_EQ(docs[0].period_start, "2025-10-31T16:00:00Z");
+    EXPECT_EQ(docs[0].grace_until, "2025-12-01T16:00:00Z");  // 24 h after the period's end
+    EXPECT_EQ(docs[1].subtotal, "2.50");
+    EXPECT_EQ(docs[1].tax, "0.15");
+    EXPECT_EQ(docs[1].total, "2.65");
+    ASSERT_NE(LineOfKind(docs[1], "usage"), nullptr);
+    EXPECT_EQ(LineOfKind(docs[1], "usage")->first_hour, "2025-11-10T10:00:00Z");
+
+    // More usage, run again: the drafts are replaced, not added to.
+    Consume({Call("a", "3", "2025-11-20T10:00:00Z", 200000)});
+    r = RunPeriod("2025-11");
+    EXPECT_EQ(r.drafts, 2);
+    docs = Period("2025-11");
+    ASSERT_EQ(docs.size(), 2u);
+    EXPECT_EQ(docs[0].subtotal, "1.00");  // 500,000 x 2.00 / 1M
+}
+
+TEST_F(InvoiceStoreTest, FinalizedInvoicesAreNumberedFrozenAndVerifiable) {
+    Consume({Call("a", "1", "2025-11-03T10:00:00Z", 300000)});
+    RunPeriod("2025-11");
+    auto done = invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "");
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_TRUE(std::regex_match(done[0].number, std::regex("INV-20[0-9]{2}-000001"))) << done[0].number;
+    const std::string number = done[0].number;
+    EXPECT_TRUE(invoices_->Verify(number).ok());
+
+    // The database refuses every change, whoever asks.
+    EXPECT_NE(TryExec("UPDATE invoices SET total = 0 WHERE number = '" + number + "'"), "");
+    EXPECT_NE(TryExec("DELETE FROM invoices WHERE number = '" + number + "'"), "");
+    EXPECT_NE(TryExec("UPDATE invoice_lines SET amount = 0"), "");
+    EXPECT_NE(TryExec("DELETE FROM invoice_lines"), "");
+    EXPECT_NE(TryExec("INSERT INTO invoice_lines (invoice_id, line_no, kind, amount, amount_rounded) "
+                      "SELECT invoice_id, 99, 'usage', 1, 1 FROM invoices"),
+              "");
+    EXPECT_NE(TryExec("UPDATE invoices SET status = 'void', voided_at = now(), void_reason = 'x', total = 0"), "");
+    EXPECT_NE(TryExec("UPDATE invoices SET status = 'draft', number = NULL, sha256 = NULL"), "");
+
+    // A rerun leaves it alone.
+    Consume({Call("a", "2", "2025-11-04T10:00:00Z", 100000)});
+    RunResult r = RunPeriod("2025-11");
+    EXPECT_EQ(r.drafts, 0);
+    EXPECT_EQ(r.left_finalized, 1);
+    billing::InvoiceDocument after = invoices_->Load(number);
+    EXPECT_EQ(after.subtotal, "0.60");
+    EXPECT_TRUE(invoices_->Verify(number).ok());
+
+    // A tampered row (triggers switched off by a superuser) is caught.
+    ASSERT_EQ(TryExec("ALTER TABLE invoice_lines DISABLE TRIGGER invoice_lines_immutable; "
+                      "UPDATE invoice_lines SET amount_rounded = 0.50; "
+                      "ALTER TABLE invoice_lines ENABLE TRIGGER invoice_lines_immutable"),
+              "");
+    EXPECT_FALSE(invoices_->Verify(number).ok());
+}
+
+TEST_F(InvoiceStoreTest, ConcurrentFinalizationsGiveGaplessNumbers) {
+    std::vector<Event> events;
+    Store store(url_);
+    for (int i = 0; i < 24; ++i) {
+        const std::string c = "c" + std::to_string(i);
+        store.AddCustomer(c, "");
+        store.Subscribe(c, "p", "2025-01-01T00:00:00Z", "");
+        events.push_back(Call(c, "e" + std::to_string(i), "2025-11-05T00:00:00Z", 1000 * (i + 1)));
+    }
+    Consume(events);
+    RunPeriod("2025-11");
+    std::vector<int64_t> ids;
+    for (const auto& d : Period("2025-11")) ids.push_back(d.invoice_id);
+    ASSERT_EQ(ids.size(), 24u);
+    // Two finalizers race over the same drafts, one id at a time, each in
+    // its own connection; whoever loses a race gets "finalized already".
+    std::atomic<int> refused{0};
+    auto finalizer = [&](bool reverse) {
+        InvoiceStore mine(url_);
+        std::vector<int64_t> order = ids;
+        if (reverse) std::reverse(order.begin(), order.end());
+        for (int64_t id : order) {
+            try {
+                mine.FinalizeIds({id});
+            } catch (const LedgerError&) {
+                ++refused;
+            }
+        }
+    };
+    std::thread t1(finalizer, false), t2(finalizer, true);
+    t1.join();
+    t2.join();
+    EXPECT_EQ(refused.load(), 24);
+    std::set<std::string> numbers;
+    for (const auto& d : Period("2025-11")) {
+        EXPECT_EQ(d.status, "finalized");
+        numbers.insert(d.number);
+    }
+    ASSERT_EQ(numbers.size(), 24u);
+    const std::string year = numbers.begin()->substr(4, 4);
+    for (int n = 1; n <= 24; ++n) {
+        char want[32];
+        std::snprintf(want, sizeof want, "INV-%s-%06d", year.c_str(), n);
+        EXPECT_EQ(numbers.count(want), 1u) << want;
+    }
+}
+
+TEST_F(InvoiceStoreTest, LateUsageBecomesAnAdjustmentPricedWithThePeriodsTiers) {
+    // October: 800,000 input = 1.60, finalized.
+    Consume({Call("a", "1", "2025-10-10T00:00:00Z", 800000)});
+    RunPeriod("2025-10");
+    auto oct = invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-10"), "");
+    ASSERT_EQ(oct.size(), 1u);
+    // A late October call of 400,000 and a November call of 100,000.
+    // October priced again: 1,000,000 x 2.00 + 200,000 x 1.00 = 2.20 (the
+    // tier crossed); invoiced 1.60: adjustment 0.60, not 400,000 x 2.00 = 0.80.
+    Consume({Call("a", "2", "2025-10-31T15:00:00Z", 400000), Call("a", "3", "2025-11-02T00:00:00Z", 100000)});
+    RunResult r = RunPeriod("2025-11");
+    EXPECT_EQ(r.adjustments, 1);
+    auto nov = Period("2025-11");
+    ASSERT_EQ(nov.size(), 1u);
+    const billing::DocumentLine* adj = LineOfKind(nov[0], "adjustment");
+    ASSERT_NE(adj, nullptr);
+    EXPECT_EQ(adj->amount_rounded, "0.60");
+    EXPECT_EQ(adj->adjusts_period, "2025-10");
+    EXPECT_EQ(adj->adjusts_invoice, oct[0].number);
+    EXPECT_EQ(adj->basis_calls, 2);
+    // November: 0.20 usage + 0.60 adjustment = 0.80; tax 6 % = 0.048 -> 0.05.
+    EXPECT_EQ(nov[0].subtotal, "0.80");
+    EXPECT_EQ(nov[0].tax, "0.05");
+    EXPECT_EQ(nov[0].total, "0.85");
+    // The October invoice did not change.
+    EXPECT_EQ(invoices_->Load(oct[0].number).subtotal, "1.60");
+    EXPECT_TRUE(invoices_->Verify(oct[0].number).ok());
+
+    // Once November is finalized, December carries nothing more for October.
+    invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "");
+    Consume({Call("a", "4", "2025-12-02T00:00:00Z", 100000)});
+    r = RunPeriod("2025-12");
+    EXPECT_EQ(r.adjustments, 0);
+    // A customer whose only news is late usage gets an invoice with the
+    // adjustment alone: b, October finalized, then a late October call.
+    Consume({Call("b", "5", "2025-10-05T00:00:00Z", 100000)});
+    RunPeriod("2025-10", "b");
+    invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-10"), "b");
+    Consume({Call("b", "6", "2025-10-06T00:00:00Z", 100000)});
+    r = RunPeriod("2025-12", "b");
+    EXPECT_EQ(r.adjustments, 1);
+    auto dec_b = Period("2025-12");
+    ASSERT_EQ(dec_b.size(), 2u);
+    EXPECT_EQ(dec_b[1].customer, "b");
+    EXPECT_EQ(dec_b[1].calls, 0);
+    EXPECT_EQ(dec_b[1].subtotal, "0.20");
+}
+
+TEST_F(InvoiceStoreTest, VoidIssuesACreditNoteAndMakesRoomForAReplacement) {
+    Consume({Call("a", "1", "2025-11-03T10:00:00Z", 1500000)});  // 2.50 + 0.15 tax = 2.65
+    RunPeriod("2025-11");
+    const std::string number = invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "").at(0).number;
+
+    // Partial credit: 1.00 before tax, 0.06 tax.
+    billing::CreditNoteDocument part = invoices_->Credit(number, "1.00", "goodwill");
+    EXPECT_TRUE(std::regex_match(part.number, std::regex("CN-20[0-9]{2}-000001"))) << part.number;
+    EXPECT_EQ(part.tax, "0.06");
+    EXPECT_EQ(part.total, "1.06");
+    EXPECT_THROW(invoices_->Credit(number, "1.51", "too much"), LedgerError);  // 1.50 left
+    EXPECT_THROW(invoices_->Credit(number, "0.001", "sub-fen"), LedgerError);
+    EXPECT_THROW(invoices_->Credit(number, "-1", "negative"), LedgerError);
+
+    // Void credits what is left: 1.50 + 0.09 tax.
+    billing::CreditNoteDocument cn = invoices_->Void(number, "wrong customer address");
+    EXPECT_EQ(cn.kind, "void");
+    EXPECT_EQ(cn.subtotal, "1.50");
+    EXPECT_EQ(cn.tax, "0.09");
+    EXPECT_EQ(cn.invoice_number, number);
+    EXPECT_TRUE(std::regex_match(cn.number, std::regex("CN-20[0-9]{2}-000002"))) << cn.number;
+    EXPECT_EQ(invoices_->Load(number).status, "void");
+    EXPECT_TRUE(invoices_->Verify(number).ok());  // voiding does not change what was hashed
+    EXPECT_THROW(invoices_->Void(number, "again"), LedgerError);
+    EXPECT_NE(TryExec("UPDATE credit_notes SET total = 0"), "");
+    EXPECT_EQ(invoices_->CreditNotes(number).size(), 2u);
+
+    // The period can be invoiced again, under a new number.
+    RunResult r = RunPeriod("2025-11");
+    EXPECT_EQ(r.drafts, 1);
+    const std::string replacement = invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "").at(0).number;
+    EXPECT_NE(replacement, number);
+    EXPECT_EQ(invoices_->Load(replacement).total, "2.65");
+}
+
+TEST_F(InvoiceStoreTest, DraftsThatCouldNotBePricedAreNeverFinalized) {
+    Consume({Call("a", "1", "2025-11-03T10:00:00Z", 300000)});
+    RunPeriod("2025-11");
+    // The usage of a model the plan does not price (written by hand: the
+    // rater would refuse it) makes the draft carry an error.
+    ASSERT_EQ(TryExec("INSERT INTO rollups VALUES ('a', " + std::to_string(*billing::PeriodIdOf("2025-11")) +
+                      ", 490000, 'p', 'v1', 'm', 0, -1, -1, 0, 'input', 9223372036854775807, 0)"),
+              "");
+    RunResult r = RunPeriod("2025-11");
+    EXPECT_EQ(r.not_priced, 1);
+    auto docs = Period("2025-11");
+    ASSERT_EQ(docs.size(), 1u);
+    EXPECT_NE(docs[0].error, "");
+    EXPECT_THROW(invoices_->FinalizeIds({docs[0].invoice_id}), LedgerError);
+    EXPECT_TRUE(invoices_->FinalizeDue().empty());
+}
+
+TEST_F(InvoiceStoreTest, ExportsDoNotDependOnBatching) {
+    std::vector<Event> events;
+    for (int i = 0; i < 60; ++i) {
+        events.push_back(Call(i % 2 == 0 ? "a" : "b", "e" + std::to_string(i),
+                              "2025-11-0" + std::to_string(1 + i % 9) + "T0" + std::to_string(i % 10) + ":00:00Z",
+                              12345 * (i + 1), 777 * i));
+    }
+    Consume(events, 7);
+    RunPeriod("2025-11");
+    invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "");
+    std::string csv_one = billing::ExportCsv(Period("2025-11"));
+
+    // Again in a fresh ledger, the events reversed, in batches of 13.
+    TearDown();
+    SetUp();
+    std::reverse(events.begin(), events.end());
+    Consume(events, 13);
+    RunPeriod("2025-11");
+    invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "");
+    std::vector<billing::InvoiceDocument> again = Period("2025-11");
+    // Everything but the finalization instant (and so the hash) is equal.
+    std::string csv_two = billing::ExportCsv(again);
+    auto strip = [](std::string s) {
+        return std::regex_replace(s, std::regex("[0-9a-f]{64}"), "HASH");
+    };
+    EXPECT_EQ(strip(csv_one), strip(csv_two));
+    EXPECT_GT(csv_one.size(), 500u);
+}
+
+}  // namespace
+}  // namespace tally::ledger
