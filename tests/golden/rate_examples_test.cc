@@ -206,11 +206,15 @@ TEST(RateExamples, QwenPlusBandsThinkingBatchAndTax) {
         {"qwen-plus output 0-128000 batch @2025-07", "0.005"},  // 5000 x 1
         {"qwen-flash input 256001-1000000 @2025-07", "0.36"},   // 300000 x 1.2
         {"qwen-flash output 256001-1000000 @2025-07", "0.12"},  // 10000 x 12
+        // round_at: invoice (the default). Exact sum 0.1024 + 0.004 + 0.3072024 + 0.072 + 0.024 + 0.0032 +
+        // 0.008 + 0.04 + 0.005 + 0.36 + 0.12 = 1.0458024 -> 1.05; the lines rounded half-even add up to
+        // 0.10 + 0.00 + 0.31 + 0.07 + 0.02 + 0.00 + 0.01 + 0.04 + 0.00 + 0.36 + 0.12 = 1.03.
+        {"rounding rounding to the invoice's exact sum", "0.02"},  // 1.05 - 1.03
     };
     EXPECT_EQ(q.lines, expected);
-    EXPECT_EQ(q.subtotal, "1.03");
-    EXPECT_EQ(q.tax, "0.06");  // 6 % of 1.03 = 0.0618
-    EXPECT_EQ(q.total, "1.09");
+    EXPECT_EQ(q.subtotal, "1.05");
+    EXPECT_EQ(q.tax, "0.06");  // 6 % of 1.05 = 0.063
+    EXPECT_EQ(q.total, "1.11");
     EXPECT_EQ(q.rejected_lines, (std::vector<int64_t>{5, 7}));
 }
 

@@ -243,9 +243,10 @@ TEST_F(InvoiceTest, ACallIsRatedUnderTheSubscriptionInForceAtItsTime) {
     EXPECT_EQ(invoices[1].subtotal.ToString(2), "15.00");  // 15 input at 1
 }
 
-TEST(InvoiceRounding, EachLineRoundsOnceWithThePlanMode) {
-    auto plan = [](const char* mode) {
-        return std::string(R"(
+// One line of 1000 input at 0.125 per 1000 (exact 0.125) and one of 1000
+// output at 0.135 (exact 0.135); exact sum 0.26.
+std::string RoundingPlan(const char* mode, const char* place) {
+    return std::string(R"(
 plan: r
 versions:
   - version: "1"
@@ -253,26 +254,68 @@ versions:
     currency: USD
     time_zone: UTC
     rounding: )") +
-               mode + R"(
+           mode + "\n    round_at: " + place + R"(
     rates_per: 1000
     models:
       m: {rates: {input: "0.125", output: "0.135"}}
 )";
-    };
+}
+
+std::vector<Invoice> PriceOneCall(const std::string& plan_text) {
+    Catalog catalog = testing::MustCatalog({plan_text});
+    Rater rater(catalog, {}, "r", {});
+    rater.Add(MakeEvent({.input = 1000, .output = 1000}));
+    return PriceRollups(catalog, {}, "r", {}, rater.Rollups());
+}
+
+TEST(InvoiceRounding, EachLineRoundsOnceWithThePlanMode) {
     for (auto [mode, in, out, total] :
          {std::tuple{"half_even", "0.12", "0.14", "0.26"}, std::tuple{"half_up", "0.13", "0.14", "0.27"},
           std::tuple{"down", "0.12", "0.13", "0.25"}}) {
-        std::string text = plan(mode);
-        Catalog catalog = testing::MustCatalog({text});
-        Rater rater(catalog, {}, "r", {});
-        rater.Add(MakeEvent({.input = 1000, .output = 1000}));
-        auto invoices = PriceRollups(catalog, {}, "r", {}, rater.Rollups());
+        auto invoices = PriceOneCall(RoundingPlan(mode, "line"));
         ASSERT_EQ(invoices.size(), 1u);
+        EXPECT_EQ(invoices[0].rounding_place, RoundingPlace::kLine);
+        ASSERT_EQ(invoices[0].lines.size(), 2u) << mode;  // no rounding line
         EXPECT_EQ(invoices[0].lines[0].amount_rounded.ToString(2), in) << mode;
         EXPECT_EQ(invoices[0].lines[1].amount_rounded.ToString(2), out) << mode;
         EXPECT_EQ(invoices[0].total.ToString(2), total) << mode;
         EXPECT_EQ(invoices[0].usage_exact.ToString(), "0.26") << mode;
+        EXPECT_EQ(invoices[0].exact_subtotal.ToString(), "0.26") << mode;
     }
+}
+
+TEST(InvoiceRounding, RoundingOnceOnTheInvoiceAddsARoundingLine) {
+    // Lines still show their own rounding; the rounding line is
+    // round(0.26) - (in + out), so the subtotal is the exact sum rounded once.
+    for (auto [mode, in, out, rounding] : {std::tuple{"half_even", "0.12", "0.14", ""},  // 0.26 - 0.26: no line
+                                           std::tuple{"half_up", "0.13", "0.14", "-0.01"},  // 0.26 - 0.27
+                                           std::tuple{"down", "0.12", "0.13", "0.01"}}) {   // 0.26 - 0.25
+        auto invoices = PriceOneCall(RoundingPlan(mode, "invoice"));
+        ASSERT_EQ(invoices.size(), 1u);
+        const Invoice& inv = invoices[0];
+        EXPECT_EQ(inv.rounding_place, RoundingPlace::kInvoice);
+        ASSERT_EQ(inv.lines.size(), std::string(rounding).empty() ? 2u : 3u) << mode;
+        EXPECT_EQ(inv.lines[0].amount_rounded.ToString(2), in) << mode;
+        EXPECT_EQ(inv.lines[1].amount_rounded.ToString(2), out) << mode;
+        if (inv.lines.size() == 3) {
+            EXPECT_EQ(inv.lines[2].kind, LineKind::kRounding);
+            EXPECT_EQ(inv.lines[2].description, "rounding to the invoice's exact sum");
+            EXPECT_EQ(inv.lines[2].amount.ToString(2), rounding) << mode;
+            EXPECT_EQ(inv.lines[2].amount_rounded.ToString(2), rounding) << mode;
+        }
+        EXPECT_EQ(inv.exact_subtotal.ToString(), "0.26") << mode;
+        EXPECT_EQ(inv.subtotal.ToString(2), "0.26") << mode;
+        EXPECT_EQ(inv.total.ToString(2), "0.26") << mode;
+    }
+}
+
+TEST(InvoiceRounding, InvoiceIsTheDefaultPlace) {
+    std::string text = RoundingPlan("half_up", "line");
+    text.erase(text.find("    round_at: line\n"), std::string("    round_at: line\n").size());
+    auto invoices = PriceOneCall(text);
+    ASSERT_EQ(invoices.size(), 1u);
+    EXPECT_EQ(invoices[0].rounding_place, RoundingPlace::kInvoice);
+    EXPECT_EQ(invoices[0].total.ToString(2), "0.26");  // not 0.27
 }
 
 }  // namespace
