@@ -136,11 +136,29 @@ void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices,
             }
         }
         Table(out, rows, {false, false, false, false, false, true, true, true, true});
+        // How the exact sum and the subtotal reconcile: exact sum + rounding
+        // (+ commitment true-up + adjustments) = subtotal.
+        Amount rounded = Amount::Zero(inv.currency);
+        Amount commitment = Amount::Zero(inv.currency);
+        Amount adjustments = Amount::Zero(inv.currency);
+        for (const auto& l : inv.lines) {
+            if (l.kind == LineKind::kCommitment) {
+                commitment += l.amount_rounded;
+            } else if (l.kind == LineKind::kAdjustment) {
+                adjustments += l.amount_rounded;
+            } else {
+                rounded += l.amount_rounded;
+            }
+        }
         std::vector<std::vector<std::string>> totals = {
-            {"usage (exact)", inv.usage_exact.ToString(d) + " " + cur},
-            {"subtotal", inv.subtotal.ToString(d) + " " + cur},
-            {"tax " + inv.tax_percent.ToString() + "%", inv.tax.ToString(d) + " " + cur},
-            {"total", inv.total.ToString(d) + " " + cur}};
+            {"exact sum", inv.exact_subtotal.ToString(d) + " " + cur},
+            {"rounding (at " + std::string(RoundingPlaceName(inv.rounding_place)) + ")",
+             (rounded - inv.exact_subtotal).ToString(d) + " " + cur}};
+        if (!commitment.is_zero()) totals.push_back({"commitment true-up", commitment.ToString(d) + " " + cur});
+        if (!adjustments.is_zero()) totals.push_back({"adjustments", adjustments.ToString(d) + " " + cur});
+        totals.push_back({"subtotal", inv.subtotal.ToString(d) + " " + cur});
+        totals.push_back({"tax " + inv.tax_percent.ToString() + "%", inv.tax.ToString(d) + " " + cur});
+        totals.push_back({"total", inv.total.ToString(d) + " " + cur});
         for (const auto& g : inv.grants) totals.push_back({"grant " + g.name, "-" + g.amount.ToString(d) + " " + cur});
         if (!inv.grants.empty()) totals.push_back({"amount due", inv.amount_due.ToString(d) + " " + cur});
         Table(out, totals, {false, true});
@@ -174,7 +192,8 @@ void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices, 
             << ",\"period_start\":" << JsonString(FormatRfc3339(inv.period_start))
             << ",\"period_end\":" << JsonString(FormatRfc3339(inv.period_end))
             << ",\"time_zone\":" << JsonString(inv.time_zone) << ",\"currency\":" << JsonString(inv.currency.code())
-            << ",\"rounding\":" << JsonString(RoundingModeName(inv.rounding)) << ",\"plan_version\":";
+            << ",\"rounding\":" << JsonString(RoundingModeName(inv.rounding))
+            << ",\"round_at\":" << JsonString(RoundingPlaceName(inv.rounding_place)) << ",\"plan_version\":";
         out << JsonString(inv.plan_versions.empty() ? "" : inv.plan_versions.back()) << ",\"plan_versions\":[";
         for (size_t k = 0; k < inv.plan_versions.size(); ++k) {
             out << (k > 0 ? "," : "") << JsonString(inv.plan_versions[k]);
@@ -193,11 +212,15 @@ void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices, 
                 if (l.rate) {
                     out << ",\"rate\":" << dec(l.rate->price()) << ",\"rate_per\":" << l.rate->per();
                 }
+                // The first and the last hour (their starts) of the rollups the line sums.
+                out << ",\"first_hour\":" << JsonString(FormatRfc3339(Instant{std::chrono::hours(l.first_hour)}))
+                    << ",\"last_hour\":" << JsonString(FormatRfc3339(Instant{std::chrono::hours(l.last_hour)}));
             }
             out << ",\"description\":" << JsonString(l.description) << ",\"amount\":" << dec(l.amount)
                 << ",\"amount_rounded\":" << JsonString(l.amount_rounded.ToString(d)) << "}";
         }
-        out << "],\"usage_exact\":" << dec(inv.usage_exact) << ",\"subtotal\":" << JsonString(inv.subtotal.ToString(d))
+        out << "],\"usage_exact\":" << dec(inv.usage_exact) << ",\"exact_subtotal\":" << dec(inv.exact_subtotal)
+            << ",\"subtotal\":" << JsonString(inv.subtotal.ToString(d))
             << ",\"tax_percent\":" << dec(inv.tax_percent) << ",\"tax\":" << JsonString(inv.tax.ToString(d))
             << ",\"total\":" << JsonString(inv.total.ToString(d)) << ",\"grants\":[";
         for (size_t k = 0; k < inv.grants.size(); ++k) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -38,6 +39,14 @@ struct LineKey {
 struct Segment {
     LineKey key;
     int64_t quantity = 0;
+    int32_t hour = 0;  // of the rollup it comes from
+};
+
+// What the segments of one line add up to.
+struct LineSum {
+    int64_t quantity = 0;
+    int32_t first_hour = std::numeric_limits<int32_t>::max();
+    int32_t last_hour = std::numeric_limits<int32_t>::min();
 };
 
 const TierRule* FindTierRule(const PlanVersion& v, const std::string& model, UnitId unit, int* index) {
@@ -60,10 +69,112 @@ bool ModelListed(const std::vector<std::string>& models, const std::string& mode
     return models.empty() || std::find(models.begin(), models.end(), model) != models.end();
 }
 
-std::string MonthLabel(int32_t month_id) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04d-%02d", MonthIdYear(month_id), MonthIdMonth(month_id));
-    return buf;
+// Lines whose exact amounts make up Invoice::exact_subtotal: every kind
+// that comes before the commitment true-up.
+bool BeforeCommitment(LineKind kind) {
+    switch (kind) {
+        case LineKind::kUsage:
+        case LineKind::kFreeQuota:
+        case LineKind::kDiscount:
+        case LineKind::kCoupon:
+        case LineKind::kUnpriced: return true;
+        case LineKind::kRounding:
+        case LineKind::kCommitment:
+        case LineKind::kAdjustment: return false;
+    }
+    TALLY_UNREACHABLE();
+}
+
+Amount GrantsUsed(const Invoice& inv) {
+    Amount granted = Amount::Zero(inv.currency);
+    for (const GrantUse& g : inv.grants) granted += g.amount;
+    return granted;
+}
+
+// The invariants of a priced invoice, checked every time (TALLY_ASSERT is
+// always on): a violation is a bug in the pricing code, never input.
+void AssertFinished(const Invoice& inv) {
+    Amount subtotal = Amount::Zero(inv.currency);
+    Amount exact = Amount::Zero(inv.currency);
+    Amount rounded_before_commitment = Amount::Zero(inv.currency);
+    size_t rounding_lines = 0;
+    for (const InvoiceLine& line : inv.lines) {
+        TALLY_ASSERT(line.amount.currency() == inv.currency);
+        TALLY_ASSERT(line.amount_rounded.currency() == inv.currency);
+        TALLY_ASSERT(line.amount_rounded == line.amount_rounded.RoundToMinor(inv.rounding));
+        // Rates and percents are validated non-negative (percents at most
+        // 100), so charges are never negative and reductions never positive.
+        switch (line.kind) {
+            case LineKind::kUsage:
+            case LineKind::kCommitment: TALLY_ASSERT(!line.amount.is_negative()); break;
+            case LineKind::kFreeQuota:
+            case LineKind::kUnpriced: TALLY_ASSERT(line.amount.is_zero()); break;
+            case LineKind::kDiscount:
+            case LineKind::kCoupon: TALLY_ASSERT(line.amount.is_zero() || line.amount.is_negative()); break;
+            case LineKind::kRounding:  // either sign, never zero, already in the minor unit
+                TALLY_ASSERT(inv.rounding_place == RoundingPlace::kInvoice);
+                TALLY_ASSERT(!line.amount.is_zero());
+                TALLY_ASSERT(line.amount == line.amount_rounded);
+                ++rounding_lines;
+                break;
+            case LineKind::kAdjustment: TALLY_ASSERT(line.amount == line.amount_rounded); break;
+        }
+        const bool sourced = line.kind == LineKind::kUsage || line.kind == LineKind::kFreeQuota ||
+                             line.kind == LineKind::kUnpriced;
+        TALLY_ASSERT(sourced || (line.first_hour == 0 && line.last_hour == 0));
+        TALLY_ASSERT(line.first_hour <= line.last_hour);
+        if (BeforeCommitment(line.kind)) exact += line.amount;
+        if (BeforeCommitment(line.kind) || line.kind == LineKind::kRounding) {
+            rounded_before_commitment += line.amount_rounded;
+        }
+        subtotal += line.amount_rounded;
+    }
+    TALLY_ASSERT(rounding_lines <= 1);
+    TALLY_ASSERT(exact == inv.exact_subtotal);
+    if (inv.rounding_place == RoundingPlace::kInvoice) {
+        // The rounded lines add up to the exact sum rounded once.
+        TALLY_ASSERT(rounded_before_commitment == inv.exact_subtotal.RoundToMinor(inv.rounding));
+    }
+    TALLY_ASSERT(subtotal == inv.subtotal);
+    TALLY_ASSERT(inv.tax == (inv.subtotal * inv.tax_percent).RoundToMinor(inv.rounding));
+    TALLY_ASSERT(inv.total == inv.subtotal + inv.tax);
+    for (const GrantUse& g : inv.grants) TALLY_ASSERT(!g.amount.is_negative());
+    TALLY_ASSERT(inv.amount_due == inv.total - GrantsUsed(inv));
+}
+
+void SetZeroAmounts(Invoice* inv) {
+    const Amount zero = Amount::Zero(inv->currency);
+    inv->usage_exact = zero;
+    inv->exact_subtotal = zero;
+    inv->subtotal = zero;
+    inv->tax = zero;
+    inv->total = zero;
+    inv->amount_due = zero;
+}
+
+// Period terms (currency, rounding, tax, commitment) come from the version
+// in force at the period's end, or, if the plan ended before that, from
+// `fallback` (the latest version used).
+const PlanVersion& TermsVersion(const Plan& plan, const Invoice& inv, const PlanVersion& fallback) {
+    const PlanVersion* terms = plan.VersionAt(inv.period_end - std::chrono::milliseconds(1));
+    return terms != nullptr ? *terms : fallback;
+}
+
+void ApplyTerms(const PlanVersion& terms, const Subscription* subscription, Invoice* inv) {
+    inv->currency = terms.currency;
+    inv->rounding = terms.rounding;
+    inv->rounding_place = terms.rounding_place;
+    inv->tax_percent = terms.tax_percent;
+    inv->finalize_grace = terms.finalize_grace;
+    if (subscription != nullptr && subscription->finalize_grace) inv->finalize_grace = *subscription->finalize_grace;
+}
+
+int AnchorDay(const Subscription* subscription) {
+    if (subscription == nullptr) return 1;
+    const int day = subscription->billing_anchor_day.value_or(1);
+    TALLY_ASSERT(day >= 1);
+    TALLY_ASSERT(day <= kMaxBillingAnchorDay);
+    return day;
 }
 
 // Everything that stays the same while one customer's periods are priced.
@@ -91,7 +202,9 @@ class PeriodPricer {
         for (size_t i = 0; i < units_in_order_.size(); ++i) unit_rank_[units_in_order_[i]] = static_cast<int>(i);
     }
 
-    Invoice Price(const std::vector<const Rollup*>& rows) {
+    // `first` and `last`: the subscriptions in force at the first and last
+    // rows (their anchor days bound the period; usually both are ctx's).
+    Invoice Price(const std::vector<const Rollup*>& rows, const Subscription* first, const Subscription* last) {
         TALLY_ASSERT(!rows.empty());
         const Plan& plan = *ctx_->plan;
         Invoice inv;
@@ -103,7 +216,9 @@ class PeriodPricer {
             last_version = std::max(last_version, r->cell.version);
             inv.calls = SaturatingAdd(inv.calls, r->calls);
         }
-        SetPeriod(rows.front()->period, plan.versions[last_version], &inv);
+        SetPeriod(rows.front()->period, plan.versions[last_version], AnchorDay(first), AnchorDay(last), &inv);
+        ApplyTerms(TermsVersion(plan, inv, plan.versions[last_version]), ctx_->subscription, &inv);
+        SetZeroAmounts(&inv);
         try {
             PriceLines(rows, last_version, &inv);
             AssertFinished(inv);
@@ -117,6 +232,10 @@ class PeriodPricer {
             failed.period_end = inv.period_end;
             failed.time_zone = inv.time_zone;
             failed.currency = inv.currency;
+            failed.rounding = inv.rounding;
+            failed.rounding_place = inv.rounding_place;
+            failed.finalize_grace = inv.finalize_grace;
+            failed.tax_percent = inv.tax_percent;
             SetZeroAmounts(&failed);
             failed.calls = inv.calls;
             failed.error = e.what();
@@ -139,24 +258,23 @@ class PeriodPricer {
                                    FormatRfc3339(Instant{std::chrono::hours(r->hour)}) + " overflowed (2^63-1)");
             }
         }
-        // Period terms come from the version in force at the period's end,
-        // or, if the plan ended before that, the latest version used.
-        const PlanVersion* terms = plan.VersionAt(inv.period_end - std::chrono::milliseconds(1));
-        if (terms == nullptr) terms = &plan.versions[last_version];
-        inv.currency = terms->currency;
-        inv.rounding = terms->rounding;
-        inv.tax_percent = terms->tax_percent;
-        SetZeroAmounts(&inv);
+        const PlanVersion& terms = TermsVersion(plan, inv, plan.versions[last_version]);
+        TALLY_ASSERT(inv.currency == terms.currency);  // ApplyTerms
 
         std::vector<Segment> segments = Segments(rows);
-        std::map<LineKey, int64_t> quantities;
+        std::map<LineKey, LineSum> sums;
         for (const Segment& s : segments) {
-            quantities[s.key] = CheckedAdd(quantities[s.key], s.quantity);
+            LineSum& sum = sums[s.key];
+            sum.quantity = CheckedAdd(sum.quantity, s.quantity);
+            sum.first_hour = std::min(sum.first_hour, s.hour);
+            sum.last_hour = std::max(sum.last_hour, s.hour);
         }
         std::vector<Amount> net;  // usage line amounts after percent discounts
-        for (const auto& [key, qty] : quantities) {
-            if (qty == 0) continue;
-            inv.lines.push_back(UsageLine(key, qty, inv.currency));
+        for (const auto& [key, sum] : sums) {
+            if (sum.quantity == 0) continue;
+            inv.lines.push_back(UsageLine(key, sum.quantity, inv.currency));
+            inv.lines.back().first_hour = sum.first_hour;
+            inv.lines.back().last_hour = sum.last_hour;
             inv.usage_exact += inv.lines.back().amount;
             net.push_back(inv.lines.back().amount);
             const std::string& vid = plan.versions[key.version].id;
@@ -165,49 +283,10 @@ class PeriodPricer {
             }
         }
         ApplyDiscounts(&inv, &net);
-        Finish(*terms, &inv);
+        Finish(terms, &inv);
     }
 
-    static void SetZeroAmounts(Invoice* inv) {
-        const Amount zero = Amount::Zero(inv->currency);
-        inv->usage_exact = zero;
-        inv->subtotal = zero;
-        inv->tax = zero;
-        inv->total = zero;
-        inv->amount_due = zero;
-    }
-
-    // The invariants of a priced invoice, checked every time (TALLY_ASSERT
-    // is always on): a violation is a bug in the pricing code, never input.
-    static void AssertFinished(const Invoice& inv) {
-        Amount subtotal = Amount::Zero(inv.currency);
-        for (const InvoiceLine& line : inv.lines) {
-            TALLY_ASSERT(line.amount_rounded.currency() == inv.currency);
-            TALLY_ASSERT(line.amount_rounded == line.amount_rounded.RoundToMinor(inv.rounding));
-            // Rates and percents are validated non-negative (percents at most
-            // 100), so charges are never negative and reductions never positive.
-            switch (line.kind) {
-                case LineKind::kUsage:
-                case LineKind::kCommitment: TALLY_ASSERT(!line.amount.is_negative()); break;
-                case LineKind::kFreeQuota:
-                case LineKind::kUnpriced: TALLY_ASSERT(line.amount.is_zero()); break;
-                case LineKind::kDiscount:
-                case LineKind::kCoupon: TALLY_ASSERT(line.amount.is_zero() || line.amount.is_negative()); break;
-            }
-            subtotal += line.amount_rounded;
-        }
-        TALLY_ASSERT(subtotal == inv.subtotal);
-        TALLY_ASSERT(inv.tax == (inv.subtotal * inv.tax_percent).RoundToMinor(inv.rounding));
-        TALLY_ASSERT(inv.total == inv.subtotal + inv.tax);
-        Amount granted = Amount::Zero(inv.currency);
-        for (const GrantUse& g : inv.grants) {
-            TALLY_ASSERT(!g.amount.is_negative());
-            granted += g.amount;
-        }
-        TALLY_ASSERT(inv.amount_due == inv.total - granted);
-    }
-
-    void SetPeriod(int32_t period, const PlanVersion& v, Invoice* inv) {
+    void SetPeriod(int32_t period, const PlanVersion& v, int first_anchor, int last_anchor, Invoice* inv) {
         if (!rule_.monthly()) {
             inv->period_start = *rule_.from;
             inv->period_end = *rule_.to;
@@ -215,11 +294,14 @@ class PeriodPricer {
             inv->time_zone = v.zone_name;
             return;
         }
-        int y = MonthIdYear(period), m = MonthIdMonth(period);
-        inv->period = MonthLabel(period);
+        // Each anchor bounds its own end of the period: when a customer's
+        // anchor day changes, the period that holds the change runs from the
+        // start under the old anchor to the end under the new one, so that
+        // consecutive periods neither overlap nor leave a gap.
+        inv->period = MonthIdLabel(period);
         inv->time_zone = v.zone_name;
-        inv->period_start = LocalMidnight(v.zone, y, m, 1);
-        inv->period_end = m == 12 ? LocalMidnight(v.zone, y + 1, 1, 1) : LocalMidnight(v.zone, y, m + 1, 1);
+        inv->period_start = MonthPeriod(v.zone, period, first_anchor).start;
+        inv->period_end = MonthPeriod(v.zone, period, last_anchor).end;
     }
 
     // Free quotas, then tiers, over the rows in time order.
@@ -239,7 +321,7 @@ class PeriodPricer {
                 if (q > 0 && u >= kNumStdUnits && (m.priced_units & (1u << u)) == 0) {
                     LineKey key = BaseKey(r, m, static_cast<UnitId>(u));
                     key.unpriced = true;
-                    out.push_back({key, q});
+                    out.push_back({key, q, r.hour});
                     continue;  // paid[i][u] stays 0: no quota, no tier, no amount
                 }
                 for (size_t qi = 0; qi < quotas.size() && q > 0; ++qi) {
@@ -252,7 +334,7 @@ class PeriodPricer {
                     q -= take;
                     LineKey key = BaseKey(r, m, static_cast<UnitId>(u));
                     key.free_quota = InternFreeQuota(quota.name);
-                    out.push_back({key, take});
+                    out.push_back({key, take, r.hour});
                 }
                 paid[i][u] = q;
             }
@@ -286,7 +368,7 @@ class PeriodPricer {
                 LineKey key = BaseKey(r, m, static_cast<UnitId>(u));
                 const TierRule* rule = FindTierRule(v, m.name, static_cast<UnitId>(u), &key.tier_rule);
                 if (rule == nullptr) {
-                    out.push_back({key, q});
+                    out.push_back({key, q, r.hour});
                     continue;
                 }
                 std::string group = TierGroup(*rule, m.name, static_cast<UnitId>(u));
@@ -295,7 +377,7 @@ class PeriodPricer {
                     size_t t = 0;
                     while (total > rule->tiers[t].up_to) ++t;
                     key.tier = static_cast<int>(t);
-                    out.push_back({key, q});
+                    out.push_back({key, q, r.hour});
                     continue;
                 }
                 int64_t& done = running[group];
@@ -308,7 +390,7 @@ class PeriodPricer {
                     }
                     int64_t take = std::min(q, upper - std::max(done, lower));
                     key.tier = static_cast<int>(t);
-                    out.push_back({key, take});
+                    out.push_back({key, take, r.hour});
                     done += take;
                     q -= take;
                     lower = upper;
@@ -453,8 +535,24 @@ class PeriodPricer {
         const int digits = inv->currency.minor_digits();
         for (auto& line : inv->lines) {
             TALLY_ASSERT(line.amount.currency() == inv->currency);
+            TALLY_ASSERT(BeforeCommitment(line.kind));
             line.amount_rounded = line.amount.RoundToMinor(inv->rounding);
+            inv->exact_subtotal += line.amount;
             inv->subtotal += line.amount_rounded;
+        }
+        if (inv->rounding_place == RoundingPlace::kInvoice) {
+            // Each line shows its rounded amount; this line makes them add up
+            // to the exact sum rounded once (docs/pricing.md, rounding place).
+            const Amount difference = inv->exact_subtotal.RoundToMinor(inv->rounding) - inv->subtotal;
+            if (!difference.is_zero()) {
+                InvoiceLine line;
+                line.kind = LineKind::kRounding;
+                line.description = "rounding to the invoice's exact sum";
+                line.amount = difference;
+                line.amount_rounded = difference;
+                inv->subtotal += difference;
+                inv->lines.push_back(line);
+            }
         }
         std::optional<Amount> commitment = terms.minimum_commitment;
         if (ctx_->subscription != nullptr && ctx_->subscription->minimum_commitment) {
@@ -517,6 +615,8 @@ std::string_view LineKindName(LineKind kind) {
         case LineKind::kCoupon: return "coupon";
         case LineKind::kCommitment: return "commitment";
         case LineKind::kUnpriced: return "unpriced";
+        case LineKind::kRounding: return "rounding";
+        case LineKind::kAdjustment: return "adjustment";
     }
     TALLY_UNREACHABLE();
 }
@@ -602,6 +702,7 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                 const Plan& plan = catalog.plans[rows.front()->cell.plan];
                 const Instant until{std::chrono::hours(rows.back()->hour + 1)};
                 const Subscription* sub = subscription_for(plan, until);
+                const Subscription* first = subscription_for(plan, Instant{std::chrono::hours(rows.front()->hour + 1)});
                 auto [ctx_it, fresh] = contexts.try_emplace(sub);
                 CustomerContext& ctx = ctx_it->second;
                 if (fresh) {
@@ -614,11 +715,60 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                     }
                 }
                 PeriodPricer pricer(catalog, period, &ctx);
-                invoices.push_back(pricer.Price(rows));
+                invoices.push_back(pricer.Price(rows, first, sub));
             }
         }
     }
     return invoices;
+}
+
+void AddAdjustments(Invoice* invoice, const std::vector<InvoiceLine>& adjustments) {
+    TALLY_ASSERT(invoice != nullptr);
+    TALLY_ASSERT(invoice->error.empty());
+    Invoice& inv = *invoice;
+    for (const InvoiceLine& line : adjustments) {
+        TALLY_ASSERT(line.kind == LineKind::kAdjustment);
+        TALLY_ASSERT(line.amount.currency() == inv.currency);
+        TALLY_ASSERT(line.amount == line.amount_rounded);
+        TALLY_ASSERT(line.amount_rounded == line.amount_rounded.RoundToMinor(inv.rounding));
+        inv.lines.push_back(line);
+        inv.subtotal += line.amount_rounded;
+    }
+    inv.tax = (inv.subtotal * inv.tax_percent).RoundToMinor(inv.rounding);
+    inv.total = inv.subtotal + inv.tax;
+    inv.amount_due = inv.total - GrantsUsed(inv);
+    AssertFinished(inv);
+}
+
+Invoice EmptyInvoice(const Catalog& catalog, const Plan& plan, const Subscription* subscription,
+                     const std::string& customer, int32_t period_month_id) {
+    TALLY_ASSERT(!plan.versions.empty());
+    TALLY_ASSERT(catalog.FindPlan(plan.name) == &plan);
+    TALLY_ASSERT(subscription == nullptr || subscription->plan == plan.name);
+    const int anchor = AnchorDay(subscription);
+    // The period's zone is that of the latest version begun before the
+    // period (in that version's zone) ends, as the period's last call would
+    // have had; the first version if none had.
+    const PlanVersion* zone_version = &plan.versions.front();
+    for (auto v = plan.versions.rbegin(); v != plan.versions.rend(); ++v) {
+        if (v->effective_from < MonthPeriod(v->zone, period_month_id, anchor).end) {
+            zone_version = &*v;
+            break;
+        }
+    }
+    Invoice inv;
+    inv.customer = customer;
+    inv.plan = plan.name;
+    if (subscription != nullptr) inv.customer_name = subscription->customer_name;
+    inv.period = MonthIdLabel(period_month_id);
+    inv.time_zone = zone_version->zone_name;
+    const PeriodBounds bounds = MonthPeriod(zone_version->zone, period_month_id, anchor);
+    inv.period_start = bounds.start;
+    inv.period_end = bounds.end;
+    ApplyTerms(TermsVersion(plan, inv, *zone_version), subscription, &inv);
+    SetZeroAmounts(&inv);
+    AssertFinished(inv);
+    return inv;
 }
 
 }  // namespace tally

@@ -2,10 +2,13 @@
 // docs/pricing.md:
 //   sum per rate cell -> free quotas -> price each cell (band, output
 //   condition, thinking, window, batch) -> period tiers -> contract percent
-//   discounts -> percent coupons -> amount coupons -> round each line ->
-//   minimum commitment true-up -> tax -> money grants.
+//   discounts -> percent coupons -> amount coupons -> round (each line, and
+//   with round_at: invoice a rounding line to the rounded exact sum) ->
+//   minimum commitment true-up -> tax -> money grants; later, adjustments
+//   (AddAdjustments) -> tax and total again.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,7 +21,20 @@ namespace tally {
 
 // kUnpriced: quantity of a unit the model's plan does not price at all
 // (shown, never billed, never dropped silently).
-enum class LineKind : uint8_t { kUsage, kFreeQuota, kDiscount, kCoupon, kCommitment, kUnpriced };
+// kRounding: with RoundingPlace::kInvoice, round(exact sum) - sum(rounded
+// lines), after the usage, discount and coupon lines; omitted when zero.
+// kAdjustment: an amount in the minor unit, either sign, added after the
+// commitment line by AddAdjustments (late events of a finalized period).
+enum class LineKind : uint8_t {
+    kUsage,
+    kFreeQuota,
+    kDiscount,
+    kCoupon,
+    kCommitment,
+    kUnpriced,
+    kRounding,
+    kAdjustment,
+};
 std::string_view LineKindName(LineKind kind);
 
 struct InvoiceLine {
@@ -32,8 +48,12 @@ struct InvoiceLine {
     bool batch = false;
     bool thinking = false;
     std::string tier;         // "<rule> #2" or ""
-    std::string description;  // free quota, discount, coupon or commitment name
+    std::string description;  // free quota, discount, coupon, commitment, rounding or adjustment
     int64_t quantity = 0;
+    // UTC hours since the epoch of the first and last rollup a usage, free
+    // quota or unpriced line was summed from; 0 and 0 on other lines.
+    int32_t first_hour = 0;
+    int32_t last_hour = 0;
     std::optional<Rate> rate;  // the rate that priced the line
     Amount amount;             // exact, in the invoice's currency
     Amount amount_rounded;     // to the currency's minor unit
@@ -54,13 +74,17 @@ struct Invoice {
     std::string time_zone;
     Currency currency;
     RoundingMode rounding = RoundingMode::kHalfEven;
+    RoundingPlace rounding_place = RoundingPlace::kInvoice;  // of the period's terms version
+    // From the subscription if it sets one, else the period's terms version.
+    std::chrono::seconds finalize_grace = kDefaultFinalizeGrace;
     std::vector<std::string> plan_versions;  // every version that priced a line
     std::vector<InvoiceLine> lines;
     int64_t calls = 0;
     // Every Amount of an invoice, lines included, is in `currency` (which
     // a failed invoice may not know: then they are zero of no currency).
-    Amount usage_exact;  // sum of usage lines, unrounded
-    Amount subtotal;     // sum of rounded lines
+    Amount usage_exact;     // sum of usage lines, unrounded
+    Amount exact_subtotal;  // sum of the exact amounts of the lines before the commitment line
+    Amount subtotal;        // sum of rounded lines (rounding, commitment and adjustments included)
     Percent tax_percent;
     Amount tax;
     Amount total;  // subtotal + tax
@@ -84,6 +108,23 @@ struct PricingError : std::runtime_error {
 std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
                                   const std::string& default_plan, const PeriodRule& period,
                                   const std::vector<Rollup>& rollups);
+
+// Appends `adjustments` (kind kAdjustment, amount == amount_rounded in the
+// invoice's currency and minor unit, either sign) after the invoice's other
+// lines, then recomputes subtotal, tax (on the new subtotal, with the
+// invoice's rounding mode), total and amount_due (total minus the grants
+// already used on this invoice; grants are not applied again). Used for
+// late events of a finalized period; the caller computes amounts and
+// descriptions. The invoice must be priced (no error).
+void AddAdjustments(Invoice* invoice, const std::vector<InvoiceLine>& adjustments);
+
+// An invoice with no lines and zero amounts for `customer` on `plan` in the
+// billing period `period_month_id` (a MonthId; the subscription's
+// billing_anchor_day applies), with zone, currency, rounding, tax and
+// finalize_grace from the plan's terms for that period: the base for an
+// invoice that carries only adjustments. `subscription` may be null.
+Invoice EmptyInvoice(const Catalog& catalog, const Plan& plan, const Subscription* subscription,
+                     const std::string& customer, int32_t period_month_id);
 
 // The rate of `unit` in a cell, before period tiers; nullopt when the cell
 // prices no such unit. Exposed for tests and previews.

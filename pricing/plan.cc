@@ -118,6 +118,14 @@ int Catalog::PlanIndex(std::string_view name) const {
     return -1;
 }
 
+std::string_view RoundingPlaceName(RoundingPlace place) {
+    switch (place) {
+        case RoundingPlace::kLine: return "line";
+        case RoundingPlace::kInvoice: return "invoice";
+    }
+    TALLY_UNREACHABLE();
+}
+
 std::optional<UnitId> UnitFallback(UnitId unit) {
     switch (unit) {
         case kUnitCachedInput: return kUnitInput;

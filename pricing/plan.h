@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -143,6 +144,15 @@ struct FreeQuota {
     bool Applies(std::string_view model, UnitId unit) const;
 };
 
+// Where amounts are rounded to the currency's minor unit (docs/pricing.md,
+// "Rounding place"). kInvoice, the default, rounds the exact sum once and
+// shows the difference to the sum of the rounded lines as a kRounding line.
+enum class RoundingPlace : uint8_t { kLine, kInvoice };
+std::string_view RoundingPlaceName(RoundingPlace place);  // "line" or "invoice", as in the YAML
+
+// How long after a period ends its draft invoices still take late events.
+inline constexpr std::chrono::seconds kDefaultFinalizeGrace = std::chrono::hours(24);
+
 struct PlanVersion {
     std::string id;
     Instant effective_from;
@@ -151,7 +161,9 @@ struct PlanVersion {
     std::string zone_name;
     const date::time_zone* zone = nullptr;
     RoundingMode rounding = RoundingMode::kHalfEven;
-    Percent tax_percent;                       // on the subtotal
+    RoundingPlace rounding_place = RoundingPlace::kInvoice;       // `round_at`
+    std::chrono::seconds finalize_grace = kDefaultFinalizeGrace;  // `finalize_grace`, >= 0
+    Percent tax_percent;                                          // on the subtotal
     std::optional<Amount> minimum_commitment;  // per period, in `currency`
     std::vector<ModelPricing> models;
     std::unordered_map<std::string, uint16_t> model_index;

@@ -11,8 +11,14 @@
 
 namespace tally {
 
+namespace internal {
+// Shared with the subscription parser: `finalize_grace: 36h`.
+std::optional<std::chrono::seconds> ParseFinalizeGrace(YamlReader& r, const YAML::Node& node);
+}  // namespace internal
+
 namespace {
 
+using internal::ParseFinalizeGrace;
 using internal::YamlReader;
 
 constexpr int kMaxRateDecimals = 9;
@@ -149,8 +155,9 @@ class PlanParser {
         PlanVersion v;
         if (!r_.ExpectMap(node, "a version")) return;
         r_.CheckKeys(node, "a version",
-                     {"version", "effective_from", "effective_until", "currency", "time_zone", "rounding", "rates_per",
-                      "tax_percent", "minimum_commitment", "custom_units", "models", "tiers", "free_quotas"});
+                     {"version", "effective_from", "effective_until", "currency", "time_zone", "rounding", "round_at",
+                      "finalize_grace", "rates_per", "tax_percent", "minimum_commitment", "custom_units", "models",
+                      "tiers", "free_quotas"});
         if (auto id = r_.Identifier(r_.Required(node, "version", "a version"), "version id")) v.id = *id;
         if (auto t = r_.Time(r_.Required(node, "effective_from", "version " + v.id), "effective_from")) {
             v.effective_from = *t;
@@ -181,6 +188,12 @@ class PlanParser {
         YAML::Node rounding = YamlReader::Optional(node, "rounding");
         if (auto i = r_.Choice(rounding, "rounding", {"half_even", "half_up", "down", "up"})) {
             v.rounding = static_cast<RoundingMode>(*i);
+        }
+        if (auto i = r_.Choice(YamlReader::Optional(node, "round_at"), "round_at", {"line", "invoice"})) {
+            v.rounding_place = static_cast<RoundingPlace>(*i);
+        }
+        if (auto grace = ParseFinalizeGrace(r_, YamlReader::Optional(node, "finalize_grace"))) {
+            v.finalize_grace = *grace;
         }
         rates_per_ = 1'000'000;
         YAML::Node per = YamlReader::Optional(node, "rates_per");
@@ -709,6 +722,24 @@ void PlanParser::ParseFreeQuotas(const YAML::Node& node, YamlReader& r, UnitTabl
 }  // namespace
 
 namespace internal {
+std::optional<std::chrono::seconds> ParseFinalizeGrace(YamlReader& r, const YAML::Node& node) {
+    auto text = r.Text(node, "finalize_grace");
+    if (!text) return std::nullopt;
+    auto grace = ParseDuration(*text);
+    if (!grace) {
+        r.Error(node, "finalize_grace " + Quote(*text) +
+                          " is not a duration like 24h, 36h or 2d (a whole number of s, m, h or d)");
+        return std::nullopt;
+    }
+    if (*grace > kMaxFinalizeGrace) {
+        r.Error(node, "finalize_grace " + Quote(*text) + " is longer than " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::days>(kMaxFinalizeGrace).count()) +
+                          "d; a draft would stay open past the end of the next period");
+        return std::nullopt;
+    }
+    return grace;
+}
+
 void ParseFreeQuotaList(const YAML::Node& node, YamlReader& r, UnitTable& units, std::vector<FreeQuota>* out) {
     PlanParser::ParseFreeQuotas(node, r, units, {}, out);
 }

@@ -96,10 +96,14 @@ uint32_t Rater::CustomerIndex(const std::string& subject) {
         std::vector<Term> terms;
         auto sub = subscriptions_.find(subject);
         if (sub == subscriptions_.end()) {
-            terms.push_back({Instant::min(), static_cast<uint16_t>(default_plan_)});
+            terms.push_back({Instant::min(), static_cast<uint16_t>(default_plan_), 1});
         } else {
             for (const Subscription* s : sub->second) {
-                terms.push_back({s->from.value_or(Instant::min()), static_cast<uint16_t>(catalog_.PlanIndex(s->plan))});
+                const int anchor = s->billing_anchor_day.value_or(1);
+                TALLY_ASSERT(anchor >= 1);
+                TALLY_ASSERT(anchor <= kMaxBillingAnchorDay);
+                terms.push_back({s->from.value_or(Instant::min()), static_cast<uint16_t>(catalog_.PlanIndex(s->plan)),
+                                 static_cast<uint8_t>(anchor)});
             }
             std::sort(terms.begin(), terms.end(), [](const Term& a, const Term& b) { return a.from > b.from; });
         }
@@ -183,7 +187,11 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     base.cell.version = static_cast<uint16_t>(version_index);
     base.cell.model = model_index;
     base.hour = HourOf(e.time);
-    if (period_.monthly()) base.period = Clock(v.zone).Month(e.time);
+    if (period_.monthly()) {
+        // The subscription in force at the call's time decides the period.
+        base.period = term->anchor_day == 1 ? Clock(v.zone).Month(e.time)
+                                            : Clock(v.zone).AnchoredMonth(e.time, term->anchor_day);
+    }
     if (!m.windows.empty()) {
         for (size_t i = 0; i < m.windows.size(); ++i) {
             const Window& w = m.windows[i];

@@ -46,7 +46,8 @@ static_assert(sizeof(CellKey) == 16, "CellKey is packed into two words for hashi
 
 struct RollupKey {
     CellKey cell;
-    int32_t period = 0;  // billing period id (MonthId, or 0 for an explicit period)
+    int32_t period = 0;  // billing period id (MonthId of the month the period starts in, or 0
+                         // for an explicit period); see ZoneClock::AnchoredMonth
     int32_t hour = 0;    // UTC hours since the epoch
 
     friend bool operator==(const RollupKey&, const RollupKey&) = default;
@@ -93,7 +94,8 @@ void CanonicalizeRollups(std::vector<Rollup>* rollups);
 
 // How events are assigned to billing periods.
 struct PeriodRule {
-    // Without bounds: calendar months in the zone of the plan version.
+    // Without bounds: months in the zone of the plan version, calendar months
+    // or from the billing anchor day of the customer's subscription.
     std::optional<Instant> from;  // inclusive
     std::optional<Instant> to;    // exclusive
     bool monthly() const { return !from.has_value(); }
@@ -173,6 +175,7 @@ class Rater {
     struct Term {
         Instant from;
         uint16_t plan;
+        uint8_t anchor_day;  // 1: calendar months; else Subscription::billing_anchor_day
     };
     std::vector<std::vector<Term>> customer_terms_;
 

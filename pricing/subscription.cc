@@ -11,6 +11,7 @@
 namespace tally {
 
 namespace internal {
+std::optional<std::chrono::seconds> ParseFinalizeGrace(YamlReader& r, const YAML::Node& node);
 void ParseFreeQuotaList(const YAML::Node& node, YamlReader& r, UnitTable& units, std::vector<FreeQuota>* out);
 }
 
@@ -48,7 +49,8 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
     Subscription s;
     r.CheckKeys(
         node, "a subscription",
-        {"customer", "name", "from", "plan", "discounts", "coupons", "minimum_commitment", "grants", "free_quotas"});
+        {"customer", "name", "from", "plan", "discounts", "coupons", "minimum_commitment", "grants", "free_quotas",
+         "finalize_grace", "billing_anchor_day"});
     if (auto c = r.Identifier(r.Required(node, "customer", "a subscription"), "customer id")) s.customer = *c;
     if (auto n = r.PrintableText(YamlReader::Optional(node, "name"), "customer name")) s.customer_name = *n;
     YAML::Node from = YamlReader::Optional(node, "from");
@@ -129,6 +131,18 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
     }
     YAML::Node quotas = YamlReader::Optional(node, "free_quotas");
     if (quotas.IsDefined()) internal::ParseFreeQuotaList(quotas, r, catalog->units, &s.free_quotas);
+    s.finalize_grace = internal::ParseFinalizeGrace(r, YamlReader::Optional(node, "finalize_grace"));
+    YAML::Node anchor = YamlReader::Optional(node, "billing_anchor_day");
+    if (auto text = r.Text(anchor, "billing_anchor_day")) {
+        auto day = Decimal::Parse(*text);
+        if (!day || !day->is_integer() || *day < Decimal::FromInt(1) || *day > Decimal::FromInt(kMaxBillingAnchorDay)) {
+            r.Error(anchor, "billing_anchor_day '" + *text + "' is not a day of the month from 1 to " +
+                                std::to_string(kMaxBillingAnchorDay) +
+                                " (29, 30 and 31 are not in every month; 1 is the calendar month)");
+        } else {
+            s.billing_anchor_day = static_cast<int>(day->raw() / Decimal::kOne);
+        }
+    }
     return s;
 }
 

@@ -3,6 +3,7 @@
 // Its amounts are in its plan's currency (a plan keeps one currency).
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,7 +49,16 @@ struct Subscription {
     std::optional<Amount> minimum_commitment;  // overrides the plan's
     std::vector<Grant> grants;
     std::vector<FreeQuota> free_quotas;  // in addition to the plan's
+    // Overrides the plan version's finalize_grace (`finalize_grace: 36h`).
+    std::optional<std::chrono::seconds> finalize_grace;
+    // 1..28: billing periods run from 00:00 local of this day of month M to
+    // the same of month M+1, in the plan version's zone, with M's MonthId
+    // and label. Absent: calendar months. The subscription in force at a
+    // call's time decides its period.
+    std::optional<int> billing_anchor_day;
 };
+
+inline constexpr int kMaxBillingAnchorDay = 28;
 
 // Parses a subscriptions file. Plans named must be in `catalog`; two
 // subscriptions of one customer need different `from` instants.

@@ -160,6 +160,32 @@ int32_t ZoneClock::Month(Instant t) {
     return month_id_;
 }
 
+int32_t ZoneClock::AnchoredMonth(Instant t, int anchor_day) {
+    TALLY_ASSERT(anchor_day >= 1);
+    TALLY_ASSERT(anchor_day <= 28);
+    if (anchor_day == 1) return Month(t);
+    const LocalTime lt = Local(t);
+    const int32_t month = MonthId(lt.year, lt.month);
+    return lt.day >= anchor_day ? month : month - 1;
+}
+
+std::string MonthIdLabel(int32_t id) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04d-%02d", MonthIdYear(id), MonthIdMonth(id));
+    return buf;
+}
+
+PeriodBounds MonthPeriod(const date::time_zone* zone, int32_t month_id, int anchor_day) {
+    TALLY_ASSERT(anchor_day >= 1);
+    TALLY_ASSERT(anchor_day <= 28);
+    const int32_t next = month_id + 1;
+    PeriodBounds b;
+    b.start = LocalMidnight(zone, MonthIdYear(month_id), MonthIdMonth(month_id), anchor_day);
+    b.end = LocalMidnight(zone, MonthIdYear(next), MonthIdMonth(next), anchor_day);
+    TALLY_ASSERT(b.start < b.end);
+    return b;
+}
+
 Instant LocalMidnight(const date::time_zone* zone, int year, int month, int day) {
     TALLY_ASSERT(zone != nullptr);
     date::local_days ld{date::year_month_day{date::year{year}, date::month{static_cast<unsigned>(month)},
@@ -172,6 +198,35 @@ Instant LocalMidnight(const date::time_zone* zone, int year, int month, int day)
         sys = date::sys_seconds(ld.time_since_epoch()) - info.first.offset;
     }
     return std::chrono::time_point_cast<std::chrono::milliseconds>(sys);
+}
+
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
+    if (text.size() < 2 || text.size() > 10) return std::nullopt;
+    int64_t scale = 0;
+    switch (text.back()) {
+        case 's': scale = 1; break;
+        case 'm': scale = 60; break;
+        case 'h': scale = 3600; break;
+        case 'd': scale = 86400; break;
+        default: return std::nullopt;
+    }
+    int64_t n = 0;
+    for (size_t i = 0; i + 1 < text.size(); ++i) {
+        const char c = text[i];
+        if (c < '0' || c > '9') return std::nullopt;
+        n = n * 10 + (c - '0');  // at most 9 digits: no overflow
+    }
+    if (n * scale > int64_t{1'000'000} * 86400) return std::nullopt;
+    return std::chrono::seconds(n * scale);
+}
+
+std::string FormatDuration(std::chrono::seconds d) {
+    const int64_t s = d.count();
+    TALLY_ASSERT(s >= 0);
+    if (s % 86400 == 0 && s / 86400 >= 2) return std::to_string(s / 86400) + "d";
+    if (s % 3600 == 0) return std::to_string(s / 3600) + "h";
+    if (s % 60 == 0) return std::to_string(s / 60) + "m";
+    return std::to_string(s) + "s";
 }
 
 std::optional<int> ParseClockMinutes(std::string_view text) {

@@ -48,6 +48,10 @@ class ZoneClock {
     LocalTime Local(Instant t);
     // MonthId of the local calendar month of `t`; cheaper than Local().
     int32_t Month(Instant t);
+    // MonthId of the billing period of `t` when periods start at 00:00 local
+    // of day `anchor_day` (1..28) of each month: the month in which that
+    // period starts. Month(t) when anchor_day is 1.
+    int32_t AnchoredMonth(Instant t, int anchor_day);
     const date::time_zone* zone() const { return zone_; }
 
    private:
@@ -76,6 +80,27 @@ inline int MonthIdYear(int32_t id) {
 inline int MonthIdMonth(int32_t id) {
     return id % 12 + 1;
 }
+// "2025-11".
+std::string MonthIdLabel(int32_t id);
+
+// The instants of the billing period `month_id` in `zone`: from 00:00 local
+// of day `anchor_day` (1..28; 1 is the calendar month) of that month to the
+// same of the next. ZoneClock::AnchoredMonth assigns instants to them.
+struct PeriodBounds {
+    Instant start;  // inclusive
+    Instant end;    // exclusive
+};
+PeriodBounds MonthPeriod(const date::time_zone* zone, int32_t month_id, int anchor_day);
+
+// "36h", "2d", "90m", "0s": a whole non-negative number and one unit (s, m,
+// h, d); nullopt if malformed or above 10^6 days.
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text);
+// "0h", "24h", "36h", "2d", "90m", "45s": days from two days on, else the
+// largest of h, m, s that divides it. ParseDuration reads it back.
+std::string FormatDuration(std::chrono::seconds d);
+
+// The longest finalize_grace a plan or subscription may set.
+inline constexpr std::chrono::seconds kMaxFinalizeGrace = std::chrono::days(31);
 
 // "HH:MM" (00:00..24:00) to minutes; nullopt if malformed.
 std::optional<int> ParseClockMinutes(std::string_view text);

@@ -47,8 +47,9 @@ std::string RateJson(const std::string& plan, const std::string& events, int exp
 
 // One invoice as maps from a line's identity to its exact amount.
 struct Parsed {
-    std::string subtotal, tax, total, amount_due, period, currency;
+    std::string subtotal, tax, total, amount_due, period, currency, round_at, exact_subtotal;
     std::map<std::string, std::string> lines;  // "model unit band cond window batch thinking" -> amount
+    std::map<std::string, std::string> hours;  // usage lines: the same key -> "first_hour last_hour"
     std::vector<int64_t> rejected_lines;
 };
 
@@ -67,6 +68,8 @@ std::vector<Parsed> Parse(const std::string& json) {
         p.amount_due = S(inv["amount_due"]);
         p.period = S(inv["period"]);
         p.currency = S(inv["currency"]);
+        p.round_at = S(inv["round_at"]);
+        p.exact_subtotal = S(inv["exact_subtotal"]);
         for (auto l : inv["lines"].get_array()) {
             std::string kind = S(l["kind"]);
             std::string key;
@@ -80,6 +83,7 @@ std::vector<Parsed> Parse(const std::string& json) {
                 if (bool(l["thinking"])) key += " thinking";
                 std::string version = S(l["plan_version"]);
                 key += " @" + version;
+                p.hours[key] = S(l["first_hour"]) + " " + S(l["last_hour"]);
             } else {
                 key = kind + " " + S(l["description"]);
             }
@@ -161,8 +165,15 @@ TEST(RateExamples, DeepseekOffPeakTableAndCutOver) {
         {"deepseek-reasoner output all @2025-09-v3.1", "1.68"},
     };
     EXPECT_EQ(d.lines, expected);
-    // Half-even: 0.405 -> 0.40, 0.055 -> 0.06, 0.0675 -> 0.07, 0.0175 -> 0.02.
+    // round_at: invoice (the default): the exact sum 0.486 + 0.014 + 0.11 + 0.405 + 0.055 + 0.0675 + 0.0175 +
+    // 0.11 + 0.55 + 2.19 + 0.56 + 0.84 + 0.504 + 0.007 + 1.68 = 7.596 rounds to 7.60, as the lines rounded
+    // half-even do (0.405 -> 0.40, 0.055 -> 0.06, 0.0675 -> 0.07, 0.0175 -> 0.02): no rounding line.
+    EXPECT_EQ(d.round_at, "invoice");
+    EXPECT_EQ(d.exact_subtotal, "7.596");
     EXPECT_EQ(d.subtotal, "7.60");
+    // The standard-price input line sums the calls of 16:29:59 on Sep 1 and 00:30:00 on Sep 2 (UTC).
+    EXPECT_EQ(d.hours.at("deepseek-chat input all @2025-02-off-peak"), "2025-09-01T16:00:00Z 2025-09-02T00:00:00Z");
+    EXPECT_EQ(d.hours.at("deepseek-chat input all @2025-09-v3.1"), "2025-09-20T20:00:00Z 2025-09-20T20:00:00Z");
     EXPECT_EQ(d.total, "7.60");
 }
 
@@ -206,11 +217,16 @@ TEST(RateExamples, QwenPlusBandsThinkingBatchAndTax) {
         {"qwen-plus output 0-128000 batch @2025-07", "0.005"},  // 5000 x 1
         {"qwen-flash input 256001-1000000 @2025-07", "0.36"},   // 300000 x 1.2
         {"qwen-flash output 256001-1000000 @2025-07", "0.12"},  // 10000 x 12
+        // round_at: invoice (the default). Exact sum 0.1024 + 0.004 + 0.3072024 + 0.072 + 0.024 + 0.0032 +
+        // 0.008 + 0.04 + 0.005 + 0.36 + 0.12 = 1.0458024 -> 1.05; the lines rounded half-even add up to
+        // 0.10 + 0.00 + 0.31 + 0.07 + 0.02 + 0.00 + 0.01 + 0.04 + 0.00 + 0.36 + 0.12 = 1.03.
+        {"rounding rounding to the invoice's exact sum", "0.02"},  // 1.05 - 1.03
     };
     EXPECT_EQ(q.lines, expected);
-    EXPECT_EQ(q.subtotal, "1.03");
-    EXPECT_EQ(q.tax, "0.06");  // 6 % of 1.03 = 0.0618
-    EXPECT_EQ(q.total, "1.09");
+    EXPECT_EQ(q.exact_subtotal, "1.0458024");
+    EXPECT_EQ(q.subtotal, "1.05");
+    EXPECT_EQ(q.tax, "0.06");  // 6 % of 1.05 = 0.063
+    EXPECT_EQ(q.total, "1.11");
     EXPECT_EQ(q.rejected_lines, (std::vector<int64_t>{5, 7}));
 }
 
@@ -250,6 +266,10 @@ TEST(RateExamples, TableOutputAndUsageErrors) {
                             Path("deploy/events/deepseek.jsonl"));
     EXPECT_EQ(table.exit_code, 0);
     EXPECT_NE(table.out.find("7.60 USD"), std::string::npos) << table.out;
+    // The reconciliation of the exact sum and the subtotal.
+    EXPECT_NE(table.out.find("exact sum              7.596 USD"), std::string::npos) << table.out;
+    EXPECT_NE(table.out.find("rounding (at invoice)  0.004 USD"), std::string::npos) << table.out;
+    EXPECT_NE(table.out.find("subtotal                7.60 USD"), std::string::npos) << table.out;
     EXPECT_EQ(RunTally("rate --plan " + Path("deploy/plans/deepseek.yaml")).exit_code, 2);
     EXPECT_EQ(RunTally("rate --plan " + Path("deploy/plans/deepseek.yaml") + " --events " +
                        Path("deploy/events/deepseek.jsonl") + " --format xml")

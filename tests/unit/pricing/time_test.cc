@@ -87,6 +87,46 @@ TEST(Time, AMonthThatStepsBackAtMidnightIsNotACrash) {
     EXPECT_EQ(sj.Month(T("2199-12-31T23:59:59Z")), MonthId(2199, 12));
 }
 
+TEST(Time, AnchoredPeriodsStartAtLocalMidnightOfTheAnchorDay) {
+    ZoneClock sh(FindZone("Asia/Shanghai"));
+    // Day 15 00:00 in Beijing is 16:00Z on the 14th.
+    EXPECT_EQ(sh.AnchoredMonth(T("2025-11-14T15:59:59.999Z"), 15), MonthId(2025, 10));
+    EXPECT_EQ(sh.AnchoredMonth(T("2025-11-14T16:00:00Z"), 15), MonthId(2025, 11));
+    EXPECT_EQ(sh.AnchoredMonth(T("2026-01-10T00:00:00Z"), 15), MonthId(2025, 12));  // across the year
+    EXPECT_EQ(sh.AnchoredMonth(T("2025-10-31T16:00:00Z"), 1), MonthId(2025, 11));   // 1: calendar month
+    PeriodBounds dec = MonthPeriod(FindZone("Asia/Shanghai"), MonthId(2025, 12), 15);
+    EXPECT_EQ(dec.start, T("2025-12-15T00:00:00+08:00"));
+    EXPECT_EQ(dec.end, T("2026-01-15T00:00:00+08:00"));
+    PeriodBounds feb = MonthPeriod(FindZone("UTC"), MonthId(2024, 2), 1);
+    EXPECT_EQ(feb.start, T("2024-02-01T00:00:00Z"));
+    EXPECT_EQ(feb.end, T("2024-03-01T00:00:00Z"));
+    EXPECT_EQ(MonthIdLabel(MonthId(2025, 1)), "2025-01");
+    // Sao Paulo skipped 00:00-01:00 on 2018-11-04: the period starts at the
+    // transition (03:00Z), and the instant before it is still October's.
+    ZoneClock sp(FindZone("America/Sao_Paulo"));
+    EXPECT_EQ(MonthPeriod(FindZone("America/Sao_Paulo"), MonthId(2018, 11), 4).start, T("2018-11-04T03:00:00Z"));
+    EXPECT_EQ(sp.AnchoredMonth(T("2018-11-04T02:59:59Z"), 4), MonthId(2018, 10));
+    EXPECT_EQ(sp.AnchoredMonth(T("2018-11-04T03:00:00Z"), 4), MonthId(2018, 11));
+}
+
+TEST(Time, Durations) {
+    EXPECT_EQ(ParseDuration("24h"), std::chrono::hours(24));
+    EXPECT_EQ(ParseDuration("36h"), std::chrono::hours(36));
+    EXPECT_EQ(ParseDuration("2d"), std::chrono::hours(48));
+    EXPECT_EQ(ParseDuration("0h"), std::chrono::seconds(0));
+    EXPECT_EQ(ParseDuration("90m"), std::chrono::minutes(90));
+    EXPECT_EQ(ParseDuration("45s"), std::chrono::seconds(45));
+    for (const char* bad : {"", "h", "24", "-1h", "1.5h", "24H", "1w", " 24h", "24h ", "1000000001d", "9999999999h"}) {
+        EXPECT_FALSE(ParseDuration(bad).has_value()) << bad;
+    }
+    EXPECT_EQ(FormatDuration(std::chrono::hours(24)), "24h");
+    EXPECT_EQ(FormatDuration(std::chrono::hours(48)), "2d");
+    EXPECT_EQ(FormatDuration(std::chrono::hours(36)), "36h");
+    EXPECT_EQ(FormatDuration(std::chrono::seconds(0)), "0h");
+    EXPECT_EQ(FormatDuration(std::chrono::minutes(90)), "90m");
+    EXPECT_EQ(FormatDuration(std::chrono::seconds(45)), "45s");
+}
+
 TEST(Time, ClockMinutes) {
     EXPECT_EQ(ParseClockMinutes("00:30"), 30);
     EXPECT_EQ(ParseClockMinutes("24:00"), 1440);
