@@ -25,9 +25,8 @@ constexpr int64_t kInvoiceLock = 0x696e766f696365;
 
 // Timestamps cross the wire as integer milliseconds since the epoch, so
 // their text is FormatRfc3339's whatever the session's settings.
-constexpr const char* kMs = "(extract(epoch FROM %s) * 1000)::bigint";
 std::string Ms(const std::string& column) {
-    return fmt::format(fmt::runtime(kMs), column);
+    return "(extract(epoch FROM " + column + ") * 1000)::bigint";
 }
 std::string MsText(const pqxx::field& f) {
     if (f.is_null()) return "";
@@ -150,9 +149,10 @@ template <typename... Args>
 std::vector<billing::InvoiceDocument> LoadWhere(pqxx::transaction_base& tx, const std::string& where, Args&&... args) {
     std::vector<billing::InvoiceDocument> docs;
     std::map<int64_t, size_t> index;
-    for (const auto& r : tx.exec_params("SELECT " + kInvoiceColumns + " FROM invoices WHERE " + where +
-                                            " ORDER BY period_id, customer_id, plan, invoice_id",
-                                        args...)) {
+    const pqxx::result found = tx.exec_params("SELECT " + kInvoiceColumns + " FROM invoices WHERE " + where +
+                                                  " ORDER BY period_id, customer_id, plan, invoice_id",
+                                              std::forward<Args>(args)...);
+    for (const pqxx::row& r : found) {
         index[r[0].as<int64_t>()] = docs.size();
         docs.push_back(DocumentOf(r, tx));
     }
@@ -172,16 +172,15 @@ std::vector<billing::InvoiceDocument> LoadWhere(pqxx::transaction_base& tx, cons
 billing::InvoiceDocument LoadOne(pqxx::transaction_base& tx, const std::string& id_or_number, bool for_update) {
     const bool is_id = !id_or_number.empty() && id_or_number.size() <= 18 &&
                        id_or_number.find_first_not_of("0123456789") == std::string::npos;
-    const std::string lock = for_update ? " FOR UPDATE" : "";
-    std::vector<billing::InvoiceDocument> docs =
-        is_id ? LoadWhere(tx, "invoice_id = $1::bigint" + lock, id_or_number)
-              : LoadWhere(tx, "number = $1" + lock, id_or_number);
+    const std::string where = is_id ? "invoice_id = $1::bigint" : "number = $1";
+    if (for_update) tx.exec_params("SELECT 1 FROM invoices WHERE " + where + " FOR UPDATE", id_or_number);
+    std::vector<billing::InvoiceDocument> docs = LoadWhere(tx, where, id_or_number);
     if (docs.empty()) throw LedgerError("no invoice " + id_or_number);
     TALLY_ASSERT(docs.size() == 1);
     return std::move(docs.front());
 }
 
-struct Issuers {
+struct IssuerMap {
     std::map<std::string, std::string> by_plan;
     std::string default_issuer;
     std::string For(const std::string& plan) const {
@@ -190,8 +189,8 @@ struct Issuers {
     }
 };
 
-Issuers ReadIssuers(pqxx::transaction_base& tx) {
-    Issuers out;
+IssuerMap ReadIssuers(pqxx::transaction_base& tx) {
+    IssuerMap out;
     for (const auto& r : tx.exec("SELECT issuer FROM issuers WHERE is_default")) out.default_issuer = r[0].as<std::string>();
     for (const auto& r : tx.exec("SELECT plan, issuer FROM issuer_plans")) {
         out.by_plan[r[0].as<std::string>()] = r[1].as<std::string>();
@@ -297,7 +296,7 @@ void InvoiceStore::SetIssuer(const Issuer& is) {
         }
     }
     pqxx::work tx(*impl_->conn);
-    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     if (is.is_default) tx.exec0("UPDATE issuers SET is_default = false WHERE is_default");
     tx.exec_params0(
         "INSERT INTO issuers (issuer, name, address, tax_id, email, invoice_prefix, credit_note_prefix, is_default) "
@@ -348,8 +347,8 @@ RunResult InvoiceStore::Run(const Catalog& catalog, const std::vector<Subscripti
     if (catalog.plans.empty()) throw LedgerError("no plans published yet");
     RunResult result;
     pqxx::transaction<pqxx::isolation_level::repeatable_read> tx(*impl_->conn);
-    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
-    const Issuers issuers = ReadIssuers(tx);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    const IssuerMap issuers = ReadIssuers(tx);
     for (const Plan& plan : catalog.plans) {
         if (issuers.For(plan.name).empty()) {
             throw LedgerError("no issuer for the invoices of plan " + plan.name +
@@ -519,7 +518,7 @@ FinalizeResult FinalizeOne(pqxx::transaction_base& tx, int64_t invoice_id) {
 
 std::vector<FinalizeResult> InvoiceStore::FinalizeIds(const std::vector<int64_t>& invoice_ids) {
     pqxx::work tx(*impl_->conn);
-    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     std::vector<FinalizeResult> out;
     for (int64_t id : invoice_ids) out.push_back(FinalizeOne(tx, id));
     tx.commit();
@@ -528,7 +527,7 @@ std::vector<FinalizeResult> InvoiceStore::FinalizeIds(const std::vector<int64_t>
 
 std::vector<FinalizeResult> InvoiceStore::FinalizePeriod(int32_t period_id, const std::string& customer) {
     pqxx::work tx(*impl_->conn);
-    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     std::vector<FinalizeResult> out;
     for (const auto& r : tx.exec_params("SELECT invoice_id FROM invoices WHERE status = 'draft' AND period_id = $1 "
                                         "AND ($2 = '' OR customer_id = $2) ORDER BY customer_id, plan",
@@ -541,7 +540,7 @@ std::vector<FinalizeResult> InvoiceStore::FinalizePeriod(int32_t period_id, cons
 
 std::vector<FinalizeResult> InvoiceStore::FinalizeDue() {
     pqxx::work tx(*impl_->conn);
-    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     std::vector<FinalizeResult> out;
     for (const auto& r : tx.exec("SELECT invoice_id FROM invoices WHERE status = 'draft' AND error = '' "
                                  "AND grace_until <= now() ORDER BY period_id, customer_id, plan")) {
@@ -647,7 +646,7 @@ billing::CreditNoteDocument IssueCreditNote(pqxx::transaction_base& tx, const bi
 
 billing::CreditNoteDocument InvoiceStore::Void(const std::string& id_or_number, const std::string& reason) {
     pqxx::work tx(*impl_->conn);
-    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     billing::InvoiceDocument inv = LoadOne(tx, id_or_number, true);
     billing::CreditNoteDocument cn = IssueCreditNote(tx, inv, "void", "", reason);
     tx.exec_params0("UPDATE invoices SET status = 'void', voided_at = now(), void_reason = $2 WHERE invoice_id = $1",
@@ -659,7 +658,7 @@ billing::CreditNoteDocument InvoiceStore::Void(const std::string& id_or_number, 
 billing::CreditNoteDocument InvoiceStore::Credit(const std::string& id_or_number, const std::string& subtotal,
                                                  const std::string& reason) {
     pqxx::work tx(*impl_->conn);
-    tx.exec_params0("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     billing::InvoiceDocument inv = LoadOne(tx, id_or_number, true);
     billing::CreditNoteDocument cn = IssueCreditNote(tx, inv, "partial", subtotal, reason);
     tx.commit();

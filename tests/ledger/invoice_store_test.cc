@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "billing/invoice_run.h"
 #include "ledger/migrations.h"
 #include "ledger/store.h"
 #include "pricing/rollup_records.h"
