@@ -16,7 +16,9 @@
 #include "base/assert.h"
 #include "billing/invoice_document.h"
 #include "billing/invoice_run.h"
+#include "ingest/file_rater.h"
 #include "ledger/invoice_store.h"
+#include "ledger/rollup_rebuild.h"
 #include "ledger/store.h"
 #include "render/invoice_pdf.h"
 
@@ -393,6 +395,69 @@ int RunVoidOrCredit(const InvoiceFlags& f, bool void_it, std::ostream& out, std:
     return kExitOk;
 }
 
+// `tally rerate`: the period's rollups rebuilt from the archive under the
+// plans published now (ledger/rollup_rebuild.h), with the consumer's own
+// pipeline (ingest::FileRater), then an invoice run: drafts regenerated,
+// finalized invoices left alone and their differences carried as
+// adjustments by the run of the next period.
+int RunRerate(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
+    const std::string url = RequireUrl(f.database_url, err, "rerate");
+    if (url.empty()) return kExitUsage;
+    const int32_t period_id = ParsePeriodOrThrow(f.period);
+    ledger::Store catalog_store(url);
+    const ingest::CatalogSnapshot cat = catalog_store.Load();
+    if (cat.catalog.plans.empty()) {
+        err << "tally rerate: no plans published yet\n";
+        return kExitFailure;
+    }
+    const std::string default_plan = cat.catalog.plans.front().name;
+    // Every call of the period is in archive rows overlapping these bounds,
+    // whatever the plan's zone and billing anchor day.
+    const int y = MonthIdYear(period_id), m = MonthIdMonth(period_id);
+    const Instant from = LocalMidnight(date::locate_zone("UTC"), y, m, 1) - std::chrono::hours(48);
+    const int32_t after = period_id + 2;
+    const Instant to =
+        LocalMidnight(date::locate_zone("UTC"), MonthIdYear(after), MonthIdMonth(after), 1) + std::chrono::hours(24);
+    auto rerate = [&](const std::string& customer, const std::vector<std::string>& payloads, std::string* refusal) {
+        ingest::AssemblerOptions options;
+        options.known_customers_only = true;
+        options.only_customer = customer;
+        ingest::FileRater rater(cat, default_plan, options);
+        for (size_t i = 0; i < payloads.size(); ++i) rater.Add(0, static_cast<int64_t>(i + 1), payloads[i]);
+        ingest::FileRater::Result rated = rater.Finish();
+        if (!rated.rejected.empty()) {
+            *refusal = std::to_string(rated.rejected.size()) + " archived calls cannot be rated under the plans published "
+                       "now (first: " + rated.rejected.front().reason + "): kept as billed";
+            return std::vector<RollupRecord>();
+        }
+        return ToRecords(cat.catalog, rated.rollups);
+    };
+    int refused = 0;
+    for (const ledger::RebuildOutcome& o : ledger::RebuildRollups(url, period_id, from, to, f.customer, rerate)) {
+        if (o.replaced) {
+            out << "  " << o.customer << ": " << o.calls_after << " calls rated again\n";
+        } else {
+            err << "tally rerate: " << o.customer << ": " << o.refused << "\n";
+            ++refused;
+        }
+    }
+    int exit = RunInvoiceRun(f, "rerate", out, err);
+    ledger::InvoiceStore store(url);
+    ledger::ListFilter finalized;
+    finalized.period_id = period_id;
+    finalized.customer = f.customer;
+    finalized.status = "finalized";
+    if (!store.List(finalized).empty()) {
+        InvoiceFlags next = f;
+        next.period = billing::PeriodLabel(period_id + 1);
+        out << "finalized invoices of " << f.period << " stay as they are; their differences go on " << next.period
+            << "'s drafts as adjustments:\n";
+        const int next_exit = RunInvoiceRun(next, "rerate", out, err);
+        if (exit == kExitOk) exit = next_exit;
+    }
+    return refused > 0 && exit == kExitOk ? kExitPartial : exit;
+}
+
 }  // namespace
 
 void AddInvoiceCommands(CLI::App& app, std::function<int()>* action) {
@@ -416,6 +481,18 @@ void AddInvoiceCommands(CLI::App& app, std::function<int()>* action) {
     issuer_set->add_option("--plan", f->issuer.plans, "Issue this plan's invoices (repeatable)");
     db(issuer_set);
     bind(issuer_set, [f] { return RunIssuerSet(*f, std::cout, std::cerr); });
+
+    auto* rerate_cmd = app.add_subcommand(
+        "rerate", "After a retroactive plan version: rate a period's archived calls again and regenerate its drafts");
+    rerate_cmd->add_option("--period", f->period, "Billing month YYYY-MM")->required()->check(kPeriod);
+    rerate_cmd->add_option("--customer", f->customer, "Only this customer");
+    db(rerate_cmd);
+    rerate_cmd->footer(R"(
+Finalized invoices are never edited: the difference between what they billed
+and the period priced again goes on the next period's draft as an adjustment
+line naming the period (negative when the price went down). A customer whose
+archive does not hold every billed call of the period keeps its rollups.)");
+    bind(rerate_cmd, [f] { return RunRerate(*f, std::cout, std::cerr); });
 
     auto* invoice_cmd = app.add_subcommand("invoice", "Invoices: run drafts, finalize, verify, void, credit, export");
     invoice_cmd->require_subcommand(1);
