@@ -12,6 +12,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libpqxx-dev librdkafka-dev postgresql-15   # the ledger and the Kafka consumer
   libssl-dev                               # SHA-256 (dedup keys)
+  libpango1.0-dev libcairo2-dev            # the invoice PDF (render/: pangocairo)
+  fonts-noto-cjk                           # its font, Noto Sans CJK SC: Chinese names must render
+  poppler-utils                            # pdftotext, pdffonts, pdfinfo, pdftoppm: the PDF tests read it back
 )
 
 missing=()

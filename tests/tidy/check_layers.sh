@@ -3,7 +3,8 @@
 # in CMakeLists.txt is the other half): base includes nothing of ours; pricing
 # only base, and no I/O library; ledger includes of ingest only the interfaces
 # it implements (ingest/sink.h), ingest nothing of ledger; libpqxx stays in
-# ledger/; nothing includes app/.
+# ledger/; render (the invoice PDF) takes formatted text and includes nothing
+# of ours, and base and pricing do not include it; nothing includes app/.
 set -u
 root=${1:?usage: check_layers.sh SOURCE_DIR}
 cd "$root" || exit 2
@@ -17,13 +18,15 @@ check() {  # dir, forbidden regex, why, [allowed regex]
         fail=1
     fi
 }
-check base '#include [<"](pricing|ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "base depends on nothing of ours"
-check pricing '#include [<"](ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "pricing depends on nothing of ours and does no I/O"
+check base '#include [<"](pricing|ingest|ledger|render|app)/|#include <(pqxx|librdkafka|simdjson)' "base depends on nothing of ours"
+check pricing '#include [<"](ingest|ledger|render|app)/|#include <(pqxx|librdkafka|simdjson)' "pricing depends on nothing of ours and does no I/O"
 [ -d ingest ] && check ingest '#include [<"](ledger|app)/' "ingest sees pricing only"
 [ -d ledger ] && check ledger '#include [<"](ingest|app)/' "ledger sees pricing, and of ingest only the interfaces it implements" \
     '#include "ingest/sink[.]h"'
 check ingest '#include "ingest/(dev_broker|synthetic)[.]h"' "the mock broker and synthetic load are dev tools (tally_devtools)" \
     '^ingest/(dev_broker|synthetic)[.]cc:'
+[ -d render ] && check render '#include [<"](base|pricing|ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' \
+    "render depends on nothing of ours: its input is already-formatted text"
 [ -d app ] && check app '#include <pqxx' "libpqxx stays inside ledger/"
 [ -d bench ] && check bench '#include [<"]app/' "nothing depends on app"
 count=$(find pricing ingest -name '*.cc' | wc -l)
