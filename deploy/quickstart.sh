@@ -3,13 +3,18 @@
 # starts a local PostgreSQL and the dev Kafka cluster, creates the ledger,
 # publishes the example price plans, adds the example customers with their
 # contract terms, produces the example call events to Kafka, bills them with
-# `tally consume`, and prints each customer's usage and cost with
-# `tally usage`. Everything runs on this machine and is stopped at the end.
+# `tally consume`, prints each customer's usage and cost with `tally usage`,
+# then runs the invoices of the example month (2025-11), finalizes them,
+# prints one, verifies their hashes, prints the margin report and writes
+# the invoice PDFs to $TALLY_QUICKSTART_OUT (default /tmp/tally-quickstart).
+# Everything runs on this machine and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 bash deploy/build.sh
 tally=./build/tally
+out=${TALLY_QUICKSTART_OUT:-/tmp/tally-quickstart}
+mkdir -p "$out"
 work=$(mktemp -d /tmp/tally-quickstart.XXXXXX)
 chmod 755 "$work"
 stop() {
@@ -52,3 +57,27 @@ step "dead letters (kept with their reason and raw bytes)"
 
 step "tally usage --period all"
 "$tally" usage --period all
+
+step "tally issuer set (who issues the invoices)"
+"$tally" issuer set example-cloud --name "示例云计算（北京）有限公司 Example Cloud Ltd." \
+  --address "北京市海淀区中关村大街1号 / 1 Zhongguancun Street, Haidian, Beijing" --tax-id 91110108MA00000000 \
+  --email billing@example.com --default
+
+step "tally invoice run --period 2025-11 (drafts)"
+"$tally" invoice run --period 2025-11
+"$tally" invoice list --period 2025-11
+
+step "tally invoice finalize --period 2025-11 (numbers, frozen, hashed)"
+"$tally" invoice finalize --period 2025-11
+
+first=$("$tally" invoice list --period 2025-11 --status finalized | awk 'NR == 2 {print $2}')
+step "tally invoice show $first"
+"$tally" invoice show "$first"
+
+step "tally invoice verify --period 2025-11"
+"$tally" invoice verify --period 2025-11
+
+step "tally invoice export --period 2025-11 --format pdf --output $out"
+"$tally" invoice export --period 2025-11 --format pdf --output "$out"
+"$tally" invoice export --period 2025-11 --format csv --output "$out/2025-11.csv"
+echo "the invoice PDFs are in $out (e.g. $out/$first.pdf)"
