@@ -35,9 +35,9 @@ constexpr double kSplitRoomMin = 36.0;
 // The lines table: # | description (wraps) | quantity | unit price | amount.
 constexpr double kCellPad = 4.0;
 constexpr double kColNumber = 24.0;
-constexpr double kColQuantity = 92.0;
-constexpr double kColUnitPrice = 78.0;
-constexpr double kColAmount = 82.0;
+constexpr double kColQuantity = 84.0;
+constexpr double kColUnitPrice = 68.0;
+constexpr double kColAmount = 76.0;
 constexpr double kColDescription = kContentWidth - kColNumber - kColQuantity - kColUnitPrice - kColAmount;
 static_assert(kColDescription > 180.0, "the description column keeps room for its text");
 
@@ -697,8 +697,9 @@ std::string CheckFont(PangoContext* context) {
         g_object_unref(font);
     }
     if (EqualsAscii(family, "noto sans cjk sc")) return "";
-    return std::string("the font ") + kFontFamily + " is not installed (fontconfig offers '" + family +
-           "' instead): install the Debian package fonts-noto-cjk";
+    const std::string offer = family.empty() ? "fontconfig finds no font at all" : "fontconfig offers " + family;
+    return std::string("the font ") + kFontFamily + " is not installed (" + offer +
+           "): install the Debian package fonts-noto-cjk";
 }
 
 cairo_status_t AppendToString(void* closure, const unsigned char* data, unsigned int length) {
