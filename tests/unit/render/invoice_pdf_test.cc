@@ -1,8 +1,8 @@
 #include "render/invoice_pdf.h"
 
 #include <cairo.h>
-#include <pango/pangocairo.h>
 #include <gtest/gtest.h>
+#include <pango/pangocairo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,7 +41,7 @@ extern "C" const char* __lsan_default_suppressions() {
 // default font map, cairo's font caches), so that LeakSanitizer reports only
 // what the renderer itself failed to free.
 class ReleaseLibraryCaches : public testing::Environment {
-public:
+   public:
     void TearDown() override {
         pango_cairo_font_map_set_default(nullptr);
         cairo_debug_reset_static_data();
@@ -74,8 +74,8 @@ bool HaveTool(const std::string& tool) {
     return std::system(("command -v " + tool + " >/dev/null 2>&1").c_str()) == 0;
 }
 
-#define REQUIRE_TOOL(tool)                                                                          \
-    do {                                                                                            \
+#define REQUIRE_TOOL(tool)                                                                             \
+    do {                                                                                               \
         if (!HaveTool(tool)) GTEST_SKIP() << tool << " is missing: install the package poppler-utils"; \
     } while (false)
 
@@ -87,7 +87,7 @@ size_t Count(const std::string& text, const std::string& part) {
 
 // A file under the test temporary directory, removed at the end of the test.
 class TempFile {
-public:
+   public:
     explicit TempFile(const std::string& name)
         : path_(testing::TempDir() + "tally-render-" + std::to_string(getpid()) + "-" + name) {}
     ~TempFile() { std::remove(path_.c_str()); }
@@ -95,7 +95,7 @@ public:
     TempFile& operator=(const TempFile&) = delete;
     const std::string& path() const { return path_; }
 
-private:
+   private:
     std::string path_;
 };
 
@@ -136,8 +136,10 @@ Sample MakeSample(int count, const std::string& status) {
     doc.due_date = "2025-12-31";
     doc.period = "2025-11-01 – 2025-11-30 (Asia/Shanghai)";
     doc.currency = "CNY";
-    doc.issuer = {kIssuer, "北京市海淀区中关村大街 1 号\nBeijing 100080, China", "91110108MA01ABCDE1", "billing@volc.example"};
-    doc.customer = {kCustomer, "北京市海淀区知春路 7 号 量子芯座 12 层", "91110108MA01XYZ001", "finance@moonshot.example"};
+    doc.issuer = {kIssuer, "北京市海淀区中关村大街 1 号\nBeijing 100080, China", "91110108MA01ABCDE1",
+                  "billing@volc.example"};
+    doc.customer = {kCustomer, "北京市海淀区知春路 7 号 量子芯座 12 层", "91110108MA01XYZ001",
+                    "finance@moonshot.example"};
     long long subtotal = 0;
     for (int i = 0; i < count; ++i) {
         PdfLine line;
@@ -160,14 +162,12 @@ Sample MakeSample(int count, const std::string& status) {
     }
     const long long tax = subtotal * 6 / 100;
     sample.total = Yuan(subtotal + tax);
-    doc.totals = {{"Subtotal", Yuan(subtotal), false},
-                  {"Rounding (exact 0.004 below)", "0.00", false},
-                  {"Tax 6%", Yuan(tax), false},
-                  {"Total", sample.total, true},
-                  {"Prepaid grant", "-100.00", false},
-                  {"Amount due", Yuan(subtotal + tax - 10000), true}};
-    doc.notes = {"Usage (exact) 1,234.564 CNY rounds to 1,234.56 CNY once, on the invoice's sum (plan rounding: invoice).",
-                 "Includes an adjustment for 2025-10: 3 late events accepted after INV-2025-000000 was finalized."};
+    doc.totals = {{"Subtotal", Yuan(subtotal), false}, {"Rounding (exact 0.004 below)", "0.00", false},
+                  {"Tax 6%", Yuan(tax), false},        {"Total", sample.total, true},
+                  {"Prepaid grant", "-100.00", false}, {"Amount due", Yuan(subtotal + tax - 10000), true}};
+    doc.notes = {
+        "Usage (exact) 1,234.564 CNY rounds to 1,234.56 CNY once, on the invoice's sum (plan rounding: invoice).",
+        "Includes an adjustment for 2025-10: 3 late events accepted after INV-2025-000000 was finalized."};
     doc.sha256 = kHash;
     return sample;
 }
@@ -195,7 +195,8 @@ Picture FirstPage(const std::string& pdf) {
             for (int x = 0; x < picture.width; ++x) {
                 // ARGB32 or RGB24: one native-endian 32-bit word, 0xAARRGGBB.
                 std::uint32_t pixel = 0;
-                std::memcpy(&pixel, data + static_cast<size_t>(y) * static_cast<size_t>(stride) + 4 * static_cast<size_t>(x),
+                std::memcpy(&pixel,
+                            data + static_cast<size_t>(y) * static_cast<size_t>(stride) + 4 * static_cast<size_t>(x),
                             4);
                 picture.rgb.push_back(static_cast<unsigned char>(pixel >> 16));
                 picture.rgb.push_back(static_cast<unsigned char>(pixel >> 8));
@@ -228,7 +229,7 @@ size_t ReddishPixels(const Picture& picture) {
 }
 
 class InvoicePdf : public testing::Test {
-protected:
+   protected:
     static void SetUpTestSuite() {
         sample_ = new Sample(MakeSample(150, "finalized"));
         file_ = new TempFile("sample.pdf");
@@ -474,7 +475,9 @@ TEST(InvoicePdfFont, AMissingFontIsAnErrorNamingThePackage) {
 TEST(ToValidUtf8, KeepsValidTextAndReplacesWhatIsNot) {
     EXPECT_EQ(ToValidUtf8("INV-2025 北京 · € 😀"), "INV-2025 北京 · € 😀");
     const std::string fffd = "\xEF\xBF\xBD";
-    EXPECT_EQ(ToValidUtf8("a\xff" "b"), "a" + fffd + "b");
+    EXPECT_EQ(ToValidUtf8("a\xff"
+                          "b"),
+              "a" + fffd + "b");
     EXPECT_EQ(ToValidUtf8("\xc0\xaf"), fffd + fffd) << "overlong /";
     EXPECT_EQ(ToValidUtf8("\xe0\x80\xaf"), fffd + fffd + fffd) << "overlong, 3 bytes";
     EXPECT_EQ(ToValidUtf8("\xed\xa0\x80"), fffd + fffd + fffd) << "a surrogate";
