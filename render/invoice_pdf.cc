@@ -34,7 +34,7 @@ constexpr double kSplitRoomMin = 36.0;
 
 // The lines table: # | description (wraps) | quantity | unit price | amount.
 constexpr double kCellPad = 4.0;
-constexpr double kColNumber = 24.0;
+constexpr double kColNumber = 28.0;  // "9999" fits
 constexpr double kColQuantity = 84.0;
 constexpr double kColUnitPrice = 68.0;
 constexpr double kColAmount = 76.0;
@@ -452,8 +452,9 @@ class Flow {
 // ---------------------------------------------------------------------------
 // The document as rows.
 
-bool EqualsAscii(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+// `text` equals `lower`, a lower-case ASCII word, ignoring ASCII case.
+bool EqualsAscii(std::string_view text, std::string_view lower) {
+    return text.size() == lower.size() && std::equal(text.begin(), text.end(), lower.begin(), [](char x, char y) {
                return (x >= 'A' && x <= 'Z' ? static_cast<char>(x - 'A' + 'a') : x) == y;
            });
 }

@@ -283,6 +283,8 @@ TEST_F(InvoicePdf, EveryPageHasTheTableHeaderTheHashAndPageNOfM) {
         ASSERT_EQ(text.status, 0) << text.text;
         EXPECT_NE(text.text.find("Page " + number + " of " + std::to_string(pages)), std::string::npos) << page;
         EXPECT_EQ(Count(text.text, std::string("SHA-256 ") + kHash), 1U) << page;
+        // The last page may hold only the totals (kept together) and no table.
+        if (page == pages && text.text.find(sample_->doc.lines.back().amount) == std::string::npos) continue;
         EXPECT_NE(text.text.find("Description"), std::string::npos) << "table header on page " << page;
         EXPECT_NE(text.text.find("Unit price"), std::string::npos) << "table header on page " << page;
     }
