@@ -34,10 +34,10 @@ constexpr double kSplitRoomMin = 36.0;
 
 // The lines table: # | description (wraps) | quantity | unit price | amount.
 constexpr double kCellPad = 4.0;
-constexpr double kColNumber = 24.0;
-constexpr double kColQuantity = 92.0;
-constexpr double kColUnitPrice = 78.0;
-constexpr double kColAmount = 82.0;
+constexpr double kColNumber = 28.0;  // "9999" fits
+constexpr double kColQuantity = 84.0;
+constexpr double kColUnitPrice = 68.0;
+constexpr double kColAmount = 76.0;
 constexpr double kColDescription = kContentWidth - kColNumber - kColQuantity - kColUnitPrice - kColAmount;
 static_assert(kColDescription > 180.0, "the description column keeps room for its text");
 
@@ -110,7 +110,7 @@ constexpr Style kLabel{7.0, true, kMuted, false};
 constexpr Style kFigures{8.5, false, kInk, true};
 
 class Text {
-public:
+   public:
     Text& Add(std::string_view text, const Style& style) { return AddValid(ToValidUtf8(text), style); }
     // `text` on a line of its own; nothing when it is empty.
     Text& Line(std::string_view text, const Style& style) {
@@ -148,7 +148,7 @@ public:
         return layout;
     }
 
-private:
+   private:
     struct Run {
         guint begin, end;
         Style style;
@@ -249,13 +249,13 @@ double RowHeight(const Row& row) {
 // What is drawn on every page besides the flow: the running header of the
 // pages after the first, the footer and the watermark.
 struct PageDecor {
-    Text running_header;  // "Invoice INV-2025-000001 · customer (continued)"
-    Text footer;          // "Invoice INV-2025-000001 · SHA-256 <hex>"
+    Text running_header;    // "Invoice INV-2025-000001 · customer (continued)"
+    Text footer;            // "Invoice INV-2025-000001 · SHA-256 <hex>"
     std::string watermark;  // "DRAFT", "VOID" or ""
 };
 
 class Flow {
-public:
+   public:
     // `cr` null: measure only (the first pass, which counts the pages for "Page N of M").
     Flow(cairo_t* cr, PangoContext* context, const PageDecor& decor, int pages_total)
         : cr_(cr), context_(context), decor_(decor), pages_total_(pages_total) {
@@ -308,7 +308,7 @@ public:
         return page_;
     }
 
-private:
+   private:
     bool AtPageTop() const { return y_ <= page_top_; }
 
     double RunningHeaderHeight() const {
@@ -411,8 +411,7 @@ private:
         pango_layout_set_ellipsize(left.get(), PANGO_ELLIPSIZE_END);  // one line, whatever the hash field holds
         Text page_text;
         page_text.Add("Page " + std::to_string(page_) + " of " + std::to_string(pages_total_), footer);
-        const LayoutPtr right =
-            page_text.Layout(context_, kPageLabelWidth, PANGO_ALIGN_RIGHT);
+        const LayoutPtr right = page_text.Layout(context_, kPageLabelWidth, PANGO_ALIGN_RIGHT);
         const double text_y = rule_y + 4.0;
         SetSource(cr_, kMuted);
         cairo_move_to(cr_, kMargin, text_y);
@@ -453,8 +452,9 @@ private:
 // ---------------------------------------------------------------------------
 // The document as rows.
 
-bool EqualsAscii(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+// `text` equals `lower`, a lower-case ASCII word, ignoring ASCII case.
+bool EqualsAscii(std::string_view text, std::string_view lower) {
+    return text.size() == lower.size() && std::equal(text.begin(), text.end(), lower.begin(), [](char x, char y) {
                return (x >= 'A' && x <= 'Z' ? static_cast<char>(x - 'A' + 'a') : x) == y;
            });
 }
@@ -590,7 +590,8 @@ Row TotalRow(PangoContext* context, const PdfTotal& total, const std::string& cu
     Text amount;
     amount.Add(total.amount, amount_style);
     // The currency is named on the emphasised rows (the total, the amount due).
-    if (total.emphasis && !currency.empty() && !Contains(total.amount, currency)) amount.Add(" " + currency, amount_style);
+    if (total.emphasis && !currency.empty() && !Contains(total.amount, currency))
+        amount.Add(" " + currency, amount_style);
     Row row;
     row.x = kX;
     row.width = kTotalsWidth;
@@ -599,8 +600,8 @@ Row TotalRow(PangoContext* context, const PdfTotal& total, const std::string& cu
     row.rule_below = total.emphasis ? 0.9 : 0.4;
     row.rule_color = total.emphasis ? kInk : kRuleLight;
     if (total.emphasis) row.fill = kHeaderFill;
-    row.cells.push_back(MakeCell(context, label, kX + kCellPad, kTotalsWidth - kTotalsAmountWidth - kCellPad,
-                                 PANGO_ALIGN_LEFT));
+    row.cells.push_back(
+        MakeCell(context, label, kX + kCellPad, kTotalsWidth - kTotalsAmountWidth - kCellPad, PANGO_ALIGN_LEFT));
     row.cells.push_back(MakeCell(context, amount, kX + kTotalsWidth - kTotalsAmountWidth, kTotalsAmountWidth - kCellPad,
                                  PANGO_ALIGN_RIGHT));
     return row;
@@ -677,10 +678,12 @@ PageDecor DecorOf(const PdfDocument& doc) {
     const Style style{6.5, false, kMuted, false};
     PageDecor decor;
     decor.running_header.Add(TitleAndNumber(doc), Style{7.5, true, kMuted, false});
-    if (!doc.customer.name.empty()) decor.running_header.Add(" · " + doc.customer.name, Style{7.5, false, kMuted, false});
+    if (!doc.customer.name.empty())
+        decor.running_header.Add(" · " + doc.customer.name, Style{7.5, false, kMuted, false});
     decor.running_header.Add(" (continued)", Style{7.5, false, kMuted, false});
     decor.footer.Add(TitleAndNumber(doc) + " · SHA-256 ", style);
-    decor.footer.Add(doc.sha256.empty() ? std::string("none (not finalized)") : doc.sha256, Style{6.5, false, kMuted, true});
+    decor.footer.Add(doc.sha256.empty() ? std::string("none (not finalized)") : doc.sha256,
+                     Style{6.5, false, kMuted, true});
     decor.watermark = WatermarkOf(doc.status);
     return decor;
 }
@@ -697,8 +700,9 @@ std::string CheckFont(PangoContext* context) {
         g_object_unref(font);
     }
     if (EqualsAscii(family, "noto sans cjk sc")) return "";
-    return std::string("the font ") + kFontFamily + " is not installed (fontconfig offers '" + family +
-           "' instead): install the Debian package fonts-noto-cjk";
+    const std::string offer = family.empty() ? "fontconfig finds no font at all" : "fontconfig offers " + family;
+    return std::string("the font ") + kFontFamily + " is not installed (" + offer +
+           "): install the Debian package fonts-noto-cjk";
 }
 
 cairo_status_t AppendToString(void* closure, const unsigned char* data, unsigned int length) {
