@@ -118,7 +118,7 @@ render::PdfDocument PdfOf(const billing::InvoiceDocument& d, const ledger::Issue
     pdf.issue_date = d.finalized_at.size() >= 10 ? d.finalized_at.substr(0, 10) : "";
     pdf.period = LocalPeriod(d);
     pdf.currency = d.currency;
-    pdf.issuer = {issuer.name, issuer.address, issuer.tax_id.empty() ? "" : "Tax ID " + issuer.tax_id, issuer.email};
+    pdf.issuer = {issuer.name, issuer.address, issuer.tax_id, issuer.email};
     pdf.customer = {d.customer_name.empty() ? d.customer : d.customer_name, "Customer ID " + d.customer, "", ""};
     for (const auto& l : d.lines) {
         std::string quantity = l.quantity ? Grouped(*l.quantity) + (l.unit.empty() ? "" : " " + l.unit) : "";
