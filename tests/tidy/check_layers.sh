@@ -3,7 +3,8 @@
 # in CMakeLists.txt is the other half): base includes nothing of ours; pricing
 # only base, and no I/O library; ledger includes of ingest only the interfaces
 # it implements (ingest/sink.h), ingest nothing of ledger; libpqxx stays in
-# ledger/; nothing includes app/.
+# ledger/; nothing includes app/; billing (pure, like pricing) sees pricing
+# and base only.
 set -u
 root=${1:?usage: check_layers.sh SOURCE_DIR}
 cd "$root" || exit 2
@@ -17,8 +18,10 @@ check() {  # dir, forbidden regex, why, [allowed regex]
         fail=1
     fi
 }
-check base '#include [<"](pricing|ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "base depends on nothing of ours"
-check pricing '#include [<"](ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "pricing depends on nothing of ours and does no I/O"
+check base '#include [<"](billing|pricing|ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "base depends on nothing of ours"
+check pricing '#include [<"](billing|ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "pricing depends on nothing of ours and does no I/O"
+[ -d billing ] && check billing '#include [<"](ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson|yaml-cpp)' \
+    "billing depends on pricing and base only, and does no I/O"
 [ -d ingest ] && check ingest '#include [<"](ledger|app)/' "ingest sees pricing only"
 [ -d ledger ] && check ledger '#include [<"](ingest|app)/' "ledger sees pricing, and of ingest only the interfaces it implements" \
     '#include "ingest/sink[.]h"'
