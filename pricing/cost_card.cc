@@ -206,16 +206,19 @@ class CostCardParser {
     // `0.8` (per rates_per units) or `{price: 0.8, per: 1000000}`, as plans.
     std::optional<Rate> ParseRate(const YAML::Node& node, const std::string& what) {
         int64_t per_units = rates_per_;
-        YAML::Node price = node;
-        if (node.IsMap()) {
+        // Never assign one YAML::Node to another: yaml-cpp's operator=
+        // rebinds the node both handles share, so `node` itself would become
+        // the price. Each value gets its own handle.
+        const bool long_form = node.IsMap();
+        if (long_form) {
             r_.CheckKeys(node, what, {"price", "per"});
-            price = r_.Required(node, "price", what);
-            YAML::Node per = YamlReader::Optional(node, "per");
+            const YAML::Node per = YamlReader::Optional(node, "per");
             if (auto n = r_.Integer(per, "per", 1)) {
                 if (!IsPowerOfTen(*n)) r_.Error(per, "per must be a power of ten such as 1, 1000 or 1000000");
                 per_units = *n;
             }
         }
+        const YAML::Node price = long_form ? r_.Required(node, "price", what) : node;
         auto d = r_.NonNegative(price, what);
         if (!d) return std::nullopt;
         if (d->fraction_digits() > kMaxRateDecimals) {
