@@ -275,19 +275,54 @@ std::vector<MarginRow> ComputeMarginRows(const Catalog& catalog, const PeriodRul
         clocks.emplace_back(zone, ZoneClock(zone));
         return clocks.back().second;
     };
+    // Rollups come by customer, period and hour: the labels of the last
+    // period and hour are kept rather than formatted for every row.
+    std::map<int32_t, std::string> period_labels;
+    const date::time_zone* last_zone = nullptr;
+    int32_t last_hour = 0;
+    std::string day;
+    // The invoice of the last rollup, and the cells of its current day by
+    // model (a std::map's elements stay where they are).
+    const Rollup* last = nullptr;
+    std::optional<size_t> invoice;
+    std::string cells_day;
+    std::vector<std::pair<const std::string*, Cell*>> day_cells;
     for (const Rollup& r : rollups) {
         TALLY_ASSERT(r.cell.plan < catalog.plans.size());
         const Plan& plan = catalog.plans[r.cell.plan];
-        const std::string label = PeriodLabel(period, r.period);
-        auto it = invoice_of.find(std::make_tuple(std::string_view(r.customer), std::string_view(plan.name),
-                                                  std::string_view(label)));
-        if (it == invoice_of.end()) continue;
+        if (last == nullptr || r.customer != last->customer || r.period != last->period ||
+            r.cell.plan != last->cell.plan) {
+            auto [label, fresh] = period_labels.try_emplace(r.period);
+            if (fresh) label->second = PeriodLabel(period, r.period);
+            auto it = invoice_of.find(std::make_tuple(std::string_view(r.customer), std::string_view(plan.name),
+                                                      std::string_view(label->second)));
+            invoice = it == invoice_of.end() ? std::nullopt : std::optional<size_t>(it->second);
+            day_cells.clear();
+        }
+        last = &r;
+        if (!invoice) continue;
         TALLY_ASSERT(r.cell.version < plan.versions.size());
         const PlanVersion& version = plan.versions[r.cell.version];
         TALLY_ASSERT(r.cell.model < version.models.size());
         const ModelPricing& model = version.models[r.cell.model];
-        const std::string day = DayLabel(clock(version.zone).Local(Instant{std::chrono::hours(r.hour)}));
-        Cell& cell = cells[it->second][{model.name, day}];
+        if (day.empty() || version.zone != last_zone || r.hour != last_hour) {
+            day = DayLabel(clock(version.zone).Local(Instant{std::chrono::hours(r.hour)}));
+            last_zone = version.zone;
+            last_hour = r.hour;
+        }
+        if (day != cells_day) {
+            cells_day = day;
+            day_cells.clear();
+        }
+        Cell* found = nullptr;
+        for (const auto& [name, c] : day_cells) {
+            if (name == &model.name) found = c;
+        }
+        if (found == nullptr) {
+            found = &cells[*invoice][{model.name, day}];
+            day_cells.emplace_back(&model.name, found);
+        }
+        Cell& cell = *found;
         try {
             AddRollup(catalog, r, version, model, costs, &cell);
         } catch (const OverflowError& e) {

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <set>
 
 #include "base/assert.h"
@@ -15,6 +16,18 @@ namespace {
 using internal::YamlReader;
 
 constexpr int kMaxRateDecimals = 9;  // as plans (plan_yaml.cc)
+
+// The standard units by id (plan.h's StdUnit), for the fallbacks; checked
+// against UnitTable's names by the tests (CostCatalog fallbacks).
+constexpr std::array<std::string_view, kNumStdUnits> kStdUnitNames = {"input",          "cached_input", "cache_write",
+                                                                      "cache_write_1h", "output",       "reasoning"};
+
+std::optional<UnitId> StdUnitId(std::string_view name) {
+    for (size_t i = 0; i < kStdUnitNames.size(); ++i) {
+        if (kStdUnitNames[i] == name) return static_cast<UnitId>(i);
+    }
+    return std::nullopt;
+}
 
 bool IsPowerOfTen(int64_t n) {
     if (n <= 0) return false;
@@ -174,7 +187,7 @@ class CostCardParser {
     }
 
     bool KnownUnit(const std::string& name) const {
-        return UnitTable().Find(name).has_value() || UnitTable::IsKnownExtra(name) ||
+        return StdUnitId(name).has_value() || UnitTable::IsKnownExtra(name) ||
                std::find(custom_units_.begin(), custom_units_.end(), name) != custom_units_.end();
     }
 
@@ -339,9 +352,8 @@ CostQuote CostCatalog::Cost(std::string_view model, std::string_view unit, int64
         return quote;
     }
     // Fallbacks by the standard units' ids; extra units have none.
-    const UnitTable standard;
-    std::optional<UnitId> id = standard.Find(unit);
-    std::string name(unit);
+    std::optional<UnitId> id = StdUnitId(unit);
+    std::string_view name = unit;
     while (true) {
         auto rate = band->rates.find(name);
         if (rate != band->rates.end()) {
@@ -351,7 +363,7 @@ CostQuote CostCatalog::Cost(std::string_view model, std::string_view unit, int64
         if (!id) break;
         id = UnitFallback(*id);
         if (!id) break;
-        name = standard.Name(*id);
+        name = kStdUnitNames[*id];
     }
     quote.reason = "cost card " + card.name + " version " + v->id + " has no cost of " + std::string(unit) +
                    " of model " + std::string(model);

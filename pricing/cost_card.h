@@ -71,7 +71,7 @@ int64_t PlanBandLowerBound(const ModelPricing& model, size_t band);
 struct CostQuote {
     std::optional<Amount> amount;  // nullopt: no cost known (see `reason`)
     bool upstream = false;
-    std::string card, version;  // the card version that priced it
+    std::string_view card, version;  // the card version that priced it (the catalog's own strings)
     std::string reason;         // why no cost is known; empty when known
 };
 
