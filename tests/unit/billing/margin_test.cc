@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "pricing/invoice.h"
+#include "pricing/plan_yaml.h"
 #include "pricing/rater.h"
 #include "test_plans.h"
 
@@ -343,6 +347,52 @@ TEST(MarginGroup, ParsesItsNames) {
         EXPECT_EQ(ParseMarginGroup(MarginGroupName(g)), g);
     }
     EXPECT_FALSE(ParseMarginGroup("week").has_value());
+}
+
+}  // namespace
+}  // namespace tally::billing
+
+namespace tally::billing {
+namespace {
+
+std::string ReadSource(const std::string& path) {
+    std::ifstream in(std::string(TALLY_SOURCE_DIR) + "/" + path);
+    EXPECT_TRUE(in.good()) << path;
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// deploy/costs/example.yaml costs every model of every example plan, from
+// the plan version's start, in the plan's currency (so the quickstart's
+// margin report has no unknown cost and no currency error).
+TEST(ExampleCostCard, CostsEveryExamplePlanModelInItsCurrency) {
+    Diagnostics d;
+    auto card = ParseCostCard(ReadSource("deploy/costs/example.yaml"), "deploy/costs/example.yaml", &d);
+    for (const auto& x : d) ADD_FAILURE() << x.ToString();
+    ASSERT_TRUE(card.has_value());
+    CostCatalog costs;
+    ASSERT_TRUE(costs.Add(std::move(*card), &d));
+    int models = 0;
+    for (const char* file : {"deploy/plans/deepseek.yaml", "deploy/plans/doubao-seed-1.6.yaml",
+                             "deploy/plans/gemini-2.5-pro.yaml", "deploy/plans/qwen-plus.yaml"}) {
+        UnitTable units;
+        auto plan = ParsePlan(ReadSource(file), file, &units, &d);
+        ASSERT_TRUE(plan.has_value()) << file;
+        for (const PlanVersion& v : plan->versions) {
+            for (const ModelPricing& m : v.models) {
+                for (size_t b = 0; b < m.bands.size(); ++b) {
+                    for (const char* unit : {"input", "cached_input", "output", "reasoning"}) {
+                        CostQuote q = costs.Cost(m.name, unit, PlanBandLowerBound(m, b), v.effective_from, 1000);
+                        ASSERT_TRUE(q.amount.has_value()) << file << " " << m.name << ": " << q.reason;
+                        EXPECT_EQ(q.amount->currency(), v.currency) << file << " " << m.name;
+                    }
+                }
+                ++models;
+            }
+        }
+    }
+    EXPECT_EQ(models, 12);  // deepseek 2 x 2 versions, doubao 4, gemini 2, qwen 2
 }
 
 }  // namespace
