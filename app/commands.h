@@ -96,9 +96,9 @@ int RunUsage(const UsageOptions& options, std::ostream& out, std::ostream& err);
 // Cost cards and margin (app/margin_command.cc, docs/margin.md).
 struct MarginOptions {
     std::string database_url;
-    std::string period;  // YYYY-MM
-    std::string customer;  // empty: all
-    std::string by = "customer";  // customer|model|plan|day
+    std::string period;            // YYYY-MM
+    std::string customer;          // empty: all
+    std::string by = "customer";   // customer|model|plan|day
     std::string format = "table";  // table|json|csv
 };
 int RunMargin(const MarginOptions& options, std::ostream& out, std::ostream& err);

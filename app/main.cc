@@ -251,7 +251,10 @@ Examples:
         cost_cmd->add_subcommand("publish", "Validate cost card files and store their versions in the ledger");
     cost_publish_cmd->add_option("files", cost_files, "Cost card YAML files")->required()->check(CLI::ExistingFile);
     cost_publish_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
-    cost_cmd->footer("\nExamples:\n  tally cost validate deploy/costs/*.yaml\n  tally cost publish deploy/costs/*.yaml");
+    cost_cmd->footer(R"(
+Examples:
+  tally cost validate deploy/costs/*.yaml
+  tally cost publish deploy/costs/*.yaml)");
     tally::MarginOptions margin;
     auto* margin_cmd = app.add_subcommand("margin", "Revenue, cost and gross margin of a month, stored and printed");
     margin_cmd->add_option("--period", margin.period, "Billing month YYYY-MM")->required();

@@ -226,8 +226,8 @@ int RunMargin(const MarginOptions& o, std::ostream& out, std::ostream& err) {
         } else if (o.format == "csv") {
             WriteCsv(out, *by, groups);
         } else {
-            out << "margin report " << report_id << ", period " << o.period << ", by " << o.by << " ("
-                << rows.size() << " rows stored in margin_rows)\n";
+            out << "margin report " << report_id << ", period " << o.period << ", by " << o.by << " (" << rows.size()
+                << " rows stored in margin_rows)\n";
             if (groups.empty()) out << "no usage in " << o.period << "\n";
             if (!groups.empty()) WriteTable(out, *by, groups);
         }
@@ -240,7 +240,8 @@ int RunMargin(const MarginOptions& o, std::ostream& out, std::ostream& err) {
                 ++unknown;
             }
         }
-        if (cost_cards.empty()) err << "tally margin: no cost cards published; publish them with: tally cost publish FILE\n";
+        if (cost_cards.empty())
+            err << "tally margin: no cost cards published; publish them with: tally cost publish FILE\n";
         if (unknown > 0) err << "tally margin: " << unknown << " row(s) have no known cost (shown as unknown)\n";
         if (errors > 0) {
             err << "tally margin: " << errors << " row(s) could not be valued (see their error)\n";

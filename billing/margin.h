@@ -28,12 +28,12 @@ namespace tally::billing {
 
 // The numbers of a margin row or of a group of rows, in one currency.
 struct MarginFigures {
-    Currency currency;              // the revenue's (the invoice's)
-    Amount revenue;                 // exact
-    std::optional<Amount> cost;     // exact; nullopt when not known
-    std::optional<Amount> margin;   // revenue - cost; nullopt when cost is not known
+    Currency currency;                      // the revenue's (the invoice's)
+    Amount revenue;                         // exact
+    std::optional<Amount> cost;             // exact; nullopt when not known
+    std::optional<Amount> margin;           // revenue - cost; nullopt when cost is not known
     std::optional<Decimal> margin_percent;  // 2 places; nullopt: n/a (revenue 0, or cost not known)
-    bool negative = false;          // margin < 0
+    bool negative = false;                  // margin < 0
     int64_t calls = 0;
     // Not empty when the row cannot be valued: cost in another currency
     // than revenue (there is no FX, the two are never mixed), or an invoice

@@ -36,15 +36,15 @@ std::string CardText(const std::string& card, const std::string& display_name,
 }
 
 struct StoredCard {
-    std::string display_name;  // of its latest version
+    std::string display_name;                             // of its latest version
     std::vector<std::pair<Instant, std::string>> bodies;  // in the order they take effect
 };
 
 std::map<std::string, StoredCard> ReadCards(pqxx::work& tx) {
     std::map<std::string, StoredCard> out;
-    for (const auto& row : tx.exec(
-             "SELECT card, card_name, body, to_char(effective_from AT TIME ZONE 'UTC', "
-             "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM cost_card_versions ORDER BY card, effective_from")) {
+    for (const auto& row :
+         tx.exec("SELECT card, card_name, body, to_char(effective_from AT TIME ZONE 'UTC', "
+                 "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM cost_card_versions ORDER BY card, effective_from")) {
         StoredCard& card = out[row[0].as<std::string>()];
         card.display_name = row[1].as<std::string>();
         auto from = ParseRfc3339(row[3].as<std::string>());

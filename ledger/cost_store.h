@@ -26,8 +26,8 @@ struct StoredMarginReport {
     std::string period;
     std::string source;
     std::optional<int64_t> invoice_run_id;
-    std::string created_at;                 // RFC 3339
-    std::vector<billing::MarginRow> rows;   // in (customer, plan, model, day, currency) order
+    std::string created_at;                // RFC 3339
+    std::vector<billing::MarginRow> rows;  // in (customer, plan, model, day, currency) order
 };
 
 // Throws LedgerError (ledger/migrations.h) for what the operator asked

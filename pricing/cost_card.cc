@@ -71,7 +71,8 @@ class CostCardParser {
     void ParseVersion(const YAML::Node& node, CostCard* card) {
         CostCardVersion v;
         if (!r_.ExpectMap(node, "a version")) return;
-        r_.CheckKeys(node, "a version", {"version", "effective_from", "currency", "rates_per", "custom_units", "models"});
+        r_.CheckKeys(node, "a version",
+                     {"version", "effective_from", "currency", "rates_per", "custom_units", "models"});
         if (auto id = r_.Identifier(r_.Required(node, "version", "a version"), "version id")) v.id = *id;
         if (auto t = r_.Time(r_.Required(node, "effective_from", "version " + v.id), "effective_from")) {
             v.effective_from = *t;
@@ -194,8 +195,9 @@ class CostCardParser {
     void ParseRates(const YAML::Node& node, const std::string& where, CostBand* band) {
         if (!node.IsDefined()) return;
         if (!node.IsMap() || node.size() == 0) {
-            r_.Error(node, "the rates of " + where + " must map unit names to costs, e.g. {input: \"0.30\", output: "
-                           "\"2.00\"}");
+            r_.Error(node, "the rates of " + where +
+                               " must map unit names to costs, e.g. {input: \"0.30\", output: "
+                               "\"2.00\"}");
             return;
         }
         for (auto it = node.begin(); it != node.end(); ++it) {
@@ -333,8 +335,8 @@ CostQuote CostCatalog::Cost(std::string_view model, std::string_view unit, int64
     const CostCardVersion* v = card.VersionAt(t);
     const ModelCost* m = v != nullptr ? v->FindModel(model) : nullptr;
     if (m == nullptr) {
-        quote.reason = "cost card " + card.name + " has no cost of model " + std::string(model) + " at " +
-                       FormatRfc3339(t);
+        quote.reason =
+            "cost card " + card.name + " has no cost of model " + std::string(model) + " at " + FormatRfc3339(t);
         return quote;
     }
     quote.version = v->id;

@@ -33,8 +33,8 @@ struct CostBand {
 
 struct ModelCost {
     std::string model;
-    Currency currency;      // the version's unless the model names its own
-    bool upstream = false;  // the rates are a third party's price for a routed model
+    Currency currency;            // the version's unless the model names its own
+    bool upstream = false;        // the rates are a third party's price for a routed model
     std::vector<CostBand> bands;  // at least one, contiguous from 0
 };
 
@@ -72,7 +72,7 @@ struct CostQuote {
     std::optional<Amount> amount;  // nullopt: no cost known (see `reason`)
     bool upstream = false;
     std::string_view card, version;  // the card version that priced it (the catalog's own strings)
-    std::string reason;         // why no cost is known; empty when known
+    std::string reason;              // why no cost is known; empty when known
 };
 
 // Every cost card one margin run knows. A model is costed by one card only.
@@ -91,8 +91,7 @@ class CostCatalog {
     // rate falls back as a plan's does (UnitFallback: cached_input and
     // cache_write to input, cache_write_1h to cache_write, reasoning to
     // output). Exact: quantity * price / per at Decimal's 18 places.
-    CostQuote Cost(std::string_view model, std::string_view unit, int64_t band_from, Instant t,
-                   int64_t quantity) const;
+    CostQuote Cost(std::string_view model, std::string_view unit, int64_t band_from, Instant t, int64_t quantity) const;
 
    private:
     std::vector<CostCard> cards_;

@@ -193,7 +193,8 @@ TEST_F(CostStoreTest, WritesAMarginReportAndReadsItBackEqual) {
         // No known cost: NULL cost, margin and percent.
         Row("b", "u", "2025-11-04", "1.5", std::nullopt),
         // An error row.
-        Row("c", "usd", "2025-11-05", "1", std::nullopt, "cost in USD, revenue in CNY: the two are never mixed (no FX)"),
+        Row("c", "usd", "2025-11-05", "1", std::nullopt,
+            "cost in USD, revenue in CNY: the two are never mixed (no FX)"),
     };
     ASSERT_TRUE(rows[1].figures.negative);
     EXPECT_FALSE(store_->LatestMarginReport("2025-11").has_value());
@@ -243,9 +244,10 @@ TEST_F(CostStoreTest, TheDatabaseRefusesAMarginRowThatDoesNotAddUp) {
     pqxx::connection c(url_);
     pqxx::work tx(c);
     try {
-        tx.exec0("INSERT INTO margin_rows (report_id, customer_id, plan, model, day, currency, revenue, cost, margin, "
-                 "margin_pct, negative, calls) VALUES (" +
-                 std::to_string(id) + ", 'a', 'p', 'm', '2025-11-03', 'CNY', 1, 2, 5, 0, false, 1)");
+        tx.exec0(
+            "INSERT INTO margin_rows (report_id, customer_id, plan, model, day, currency, revenue, cost, margin, "
+            "margin_pct, negative, calls) VALUES (" +
+            std::to_string(id) + ", 'a', 'p', 'm', '2025-11-03', 'CNY', 1, 2, 5, 0, false, 1)");
         ADD_FAILURE() << "a row whose margin is not revenue - cost was stored";
     } catch (const pqxx::check_violation& e) {
         EXPECT_NE(std::string(e.what()).find("margin_rows"), std::string::npos) << e.what();

@@ -335,8 +335,8 @@ TEST(MarginPercent, RoundsHalfEvenAtTwoPlaces) {
     };
     EXPECT_EQ(pct("1", "3"), "33.33");
     EXPECT_EQ(pct("2", "3"), "66.67");
-    EXPECT_EQ(pct("0.00125", "1"), "0.12");   // 0.125 % -> half-even 0.12
-    EXPECT_EQ(pct("0.00135", "1"), "0.14");   // 0.135 % -> 0.14
+    EXPECT_EQ(pct("0.00125", "1"), "0.12");  // 0.125 % -> half-even 0.12
+    EXPECT_EQ(pct("0.00135", "1"), "0.14");  // 0.135 % -> 0.14
     EXPECT_EQ(pct("-1", "3"), "-33.33");
     EXPECT_EQ(pct("5", "0"), "n/a");
     EXPECT_EQ(pct("0", "7"), "0.00");
