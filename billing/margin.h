@@ -87,7 +87,8 @@ std::vector<MarginGroupRow> GroupMarginRows(const std::vector<MarginRow>& rows, 
 // clears them when cost is unknown or there is an error).
 void FinishFigures(MarginFigures* figures);
 
-// margin / revenue x 100, half-even at 2 places; nullopt when revenue is 0.
+// margin / revenue x 100, half-even at 2 places; nullopt when revenue is 0
+// (or when the percent is too large for a Decimal: a huge cost on a tiny share).
 // REQUIRES: one currency.
 std::optional<Decimal> MarginPercent(const Amount& margin, const Amount& revenue);
 
