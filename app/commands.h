@@ -97,6 +97,19 @@ struct UsageOptions {
 };
 int RunUsage(const UsageOptions& options, std::ostream& out, std::ostream& err);
 
+// Cost cards and margin (app/margin_command.cc, docs/margin.md).
+struct MarginOptions {
+    std::string database_url;
+    std::string period;            // YYYY-MM
+    std::string customer;          // empty: all
+    std::string by = "customer";   // customer|model|plan|day
+    std::string format = "table";  // table|json|csv
+};
+int RunMargin(const MarginOptions& options, std::ostream& out, std::ostream& err);
+int RunCostValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
+int RunCostPublish(const std::vector<std::string>& files, const std::string& database_url, std::ostream& out,
+                   std::ostream& err);
+
 int RunPlanPublish(const std::vector<std::string>& files, const std::string& database_url, std::ostream& out,
                    std::ostream& err);
 int RunCustomerAdd(const std::string& id, const std::string& name, const std::string& database_url, std::ostream& out,

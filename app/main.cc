@@ -241,6 +241,37 @@ Examples:
   tally usage
   tally usage --period 2025-11 --customer cust_42 --format json)");
 
+    // Cost cards and margin reports (docs/margin.md).
+    auto* cost_cmd = app.add_subcommand("cost", "Work with cost cards: what serving each model costs");
+    cost_cmd->require_subcommand(1);
+    std::vector<std::string> cost_files;
+    auto* cost_validate_cmd = cost_cmd->add_subcommand("validate", "Check cost card files and report every problem");
+    cost_validate_cmd->add_option("files", cost_files, "Cost card YAML files")->required();
+    auto* cost_publish_cmd =
+        cost_cmd->add_subcommand("publish", "Validate cost card files and store their versions in the ledger");
+    cost_publish_cmd->add_option("files", cost_files, "Cost card YAML files")->required()->check(CLI::ExistingFile);
+    cost_publish_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    cost_cmd->footer(R"(
+Examples:
+  tally cost validate deploy/costs/*.yaml
+  tally cost publish deploy/costs/*.yaml)");
+    tally::MarginOptions margin;
+    auto* margin_cmd = app.add_subcommand("margin", "Revenue, cost and gross margin of a month, stored and printed");
+    margin_cmd->add_option("--period", margin.period, "Billing month YYYY-MM")->required();
+    margin_cmd->add_option("--customer", margin.customer, "Only this customer");
+    margin_cmd->add_option("--by", margin.by, "customer (default), model, plan or day");
+    margin_cmd->add_option("--format", margin.format, "table (default), json or csv");
+    margin_cmd->add_option("--database-url", margin.database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    margin_cmd->footer(R"(
+Examples:
+  tally margin --period 2025-11 --by model
+  tally margin --period 2025-11 --customer cust_q --by day --format csv
+
+Revenue is each invoice's subtotal (after discounts and coupons, before tax)
+spread over its usage by list value; cost comes from the published cost
+cards. Every row is written to margin_rows (one report per run); rows with
+a negative margin are flagged NEGATIVE.)");
+
     std::function<int()> action;  // set by the subcommands registered with a callback
     tally::AddInvoiceCommands(app, &action);
 
@@ -266,6 +297,9 @@ Examples:
         }
         if (*skip_cmd) return tally::RunSkipGap(gap, gap_partition, gap_by, std::cout, std::cerr);
         if (*usage_cmd) return tally::RunUsage(usage, std::cout, std::cerr);
+        if (*cost_validate_cmd) return tally::RunCostValidate(cost_files, std::cout, std::cerr);
+        if (*cost_publish_cmd) return tally::RunCostPublish(cost_files, database_url, std::cout, std::cerr);
+        if (*margin_cmd) return tally::RunMargin(margin, std::cout, std::cerr);
         if (*consume_cmd) return tally::RunConsume(consume, std::cout, std::cerr);
         if (*migrate_cmd) return tally::RunMigrate(database_url, std::cout, std::cerr);
         if (*dev_cmd) return tally::RunDevKafka(dev, std::cout, std::cerr);

@@ -4,7 +4,8 @@
 # only base, and no I/O library; ledger includes of ingest only the interfaces
 # it implements (ingest/sink.h), ingest nothing of ledger; libpqxx stays in
 # ledger/; render (the invoice PDF) takes formatted text and includes nothing
-# of ours, and base and pricing do not include it; nothing includes app/.
+# of ours, and base and pricing do not include it; billing (pure, like
+# pricing) sees pricing and base only; nothing includes app/.
 set -u
 root=${1:?usage: check_layers.sh SOURCE_DIR}
 cd "$root" || exit 2
@@ -18,8 +19,10 @@ check() {  # dir, forbidden regex, why, [allowed regex]
         fail=1
     fi
 }
-check base '#include [<"](pricing|ingest|ledger|render|app)/|#include <(pqxx|librdkafka|simdjson)' "base depends on nothing of ours"
-check pricing '#include [<"](ingest|ledger|render|app)/|#include <(pqxx|librdkafka|simdjson)' "pricing depends on nothing of ours and does no I/O"
+check base '#include [<"](billing|pricing|ingest|ledger|render|app)/|#include <(pqxx|librdkafka|simdjson)' "base depends on nothing of ours"
+check pricing '#include [<"](billing|ingest|ledger|render|app)/|#include <(pqxx|librdkafka|simdjson)' "pricing depends on nothing of ours and does no I/O"
+[ -d billing ] && check billing '#include [<"](ingest|ledger|render|app)/|#include <(pqxx|librdkafka|simdjson|yaml-cpp)' \
+    "billing depends on pricing and base only, and does no I/O"
 [ -d ingest ] && check ingest '#include [<"](ledger|app)/' "ingest sees pricing only"
 [ -d ledger ] && check ledger '#include [<"](ingest|app)/' "ledger sees pricing, and of ingest only the interfaces it implements" \
     '#include "ingest/sink[.]h"'
