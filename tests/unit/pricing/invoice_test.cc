@@ -550,6 +550,20 @@ subscriptions:
     billing_anchor_day: 15
   - customer: cal
     plan: sh
+  - customer: later
+    plan: sh
+    billing_anchor_day: 5
+  - customer: later
+    plan: sh
+    from: 2025-10-10T00:00:00+08:00
+    billing_anchor_day: 15
+  - customer: earlier
+    plan: sh
+    billing_anchor_day: 15
+  - customer: earlier
+    plan: sh
+    from: 2025-11-10T00:00:00+08:00
+    billing_anchor_day: 5
 )";
 
 class AnchorTest : public ::testing::Test {
@@ -644,6 +658,40 @@ TEST_F(AnchorTest, ASubscriptionWhoseAnchorChangesLeavesNoGapAndNoOverlap) {
     EXPECT_EQ(invoices[2].period_end, testing::At("2026-01-14T16:00:00Z"));
     EXPECT_EQ(invoices[2].subtotal.ToString(2), "5.00");
     EXPECT_EQ(invoices[2].finalize_grace, std::chrono::hours(48));  // the plan's 2d
+}
+
+TEST_F(AnchorTest, AnAnchorMovedLaterNeverSendsCallsBackToAnEndedPeriod) {
+    // later: anchor 5, then 15 from Oct 10 (+08:00). Under anchor 15 a call of
+    // Oct 12 would be September's, which ended on Oct 5: it stays in October,
+    // the period in progress when the new anchor began, which now runs to Nov 15.
+    // earlier: anchor 15, then 5 from Nov 10: October's period ends at the change.
+    Rater rater(catalog_, subscriptions_, "sh", {});
+    std::vector<RatedPart> parts;
+    auto period_of = [&](const char* customer, const char* time) {
+        Event e = MakeEvent({.customer = customer, .time = time, .input = 1'000'000});
+        EXPECT_EQ(rater.Classify(e, &parts).status, RateStatus::kRated);
+        rater.Add(e);
+        return parts.at(0).key.period;
+    };
+    EXPECT_EQ(period_of("later", "2025-10-03T12:00:00+08:00"), MonthId(2025, 9));   // day 3 < 5
+    EXPECT_EQ(period_of("later", "2025-10-07T12:00:00+08:00"), MonthId(2025, 10));  // day 7 >= 5
+    EXPECT_EQ(period_of("later", "2025-10-12T12:00:00+08:00"), MonthId(2025, 10));  // not September
+    EXPECT_EQ(period_of("later", "2025-11-14T23:59:00+08:00"), MonthId(2025, 10));  // day 14 < 15
+    EXPECT_EQ(period_of("later", "2025-11-15T00:00:00+08:00"), MonthId(2025, 11));
+    EXPECT_EQ(period_of("earlier", "2025-11-08T12:00:00+08:00"), MonthId(2025, 10));  // day 8 < 15
+    EXPECT_EQ(period_of("earlier", "2025-11-12T12:00:00+08:00"), MonthId(2025, 11));  // day 12 >= 5
+    auto invoices = PriceRollups(catalog_, subscriptions_, "sh", {}, rater.Rollups());
+    ASSERT_EQ(invoices.size(), 5u);  // earlier Oct, Nov; later Sep, Oct, Nov
+    auto bounds = [](const Invoice& inv) { return FormatRfc3339(inv.period_start) + " " + FormatRfc3339(inv.period_end); };
+    EXPECT_EQ(invoices[0].customer + " " + invoices[0].period, "earlier 2025-10");
+    EXPECT_EQ(bounds(invoices[0]), "2025-10-14T16:00:00Z 2025-11-09T16:00:00Z");  // Oct 15 to the change
+    EXPECT_EQ(bounds(invoices[1]), "2025-11-09T16:00:00Z 2025-12-04T16:00:00Z");  // the change to Dec 5
+    EXPECT_EQ(invoices[2].customer + " " + invoices[2].period, "later 2025-09");
+    EXPECT_EQ(bounds(invoices[2]), "2025-09-04T16:00:00Z 2025-10-04T16:00:00Z");  // Sep 5 to Oct 5
+    EXPECT_EQ(bounds(invoices[3]), "2025-10-04T16:00:00Z 2025-11-14T16:00:00Z");  // Oct 5 to Nov 15
+    EXPECT_EQ(invoices[3].calls, 3);
+    EXPECT_EQ(invoices[3].subtotal.ToString(2), "3.00");
+    EXPECT_EQ(bounds(invoices[4]), "2025-11-14T16:00:00Z 2025-12-14T16:00:00Z");  // Nov 15 to Dec 15
 }
 
 TEST(InvoiceTerms, FinalizeGraceRoundAtAndBillingAnchorDayAreParsedWithPositions) {
