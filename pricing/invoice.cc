@@ -119,8 +119,8 @@ void AssertFinished(const Invoice& inv) {
                 break;
             case LineKind::kAdjustment: TALLY_ASSERT(line.amount == line.amount_rounded); break;
         }
-        const bool sourced = line.kind == LineKind::kUsage || line.kind == LineKind::kFreeQuota ||
-                             line.kind == LineKind::kUnpriced;
+        const bool sourced =
+            line.kind == LineKind::kUsage || line.kind == LineKind::kFreeQuota || line.kind == LineKind::kUnpriced;
         TALLY_ASSERT(sourced || (line.first_hour == 0 && line.last_hour == 0));
         TALLY_ASSERT(line.first_hour <= line.last_hour);
         if (BeforeCommitment(line.kind)) exact += line.amount;

@@ -80,8 +80,7 @@ Instant AnchoredPeriodStart(const std::vector<AnchorTerm>& terms, ZoneClock* clo
 
 }  // namespace
 
-PeriodBounds AnchoredPeriodBounds(const std::vector<AnchorTerm>& terms, const date::time_zone* zone,
-                                  int32_t period) {
+PeriodBounds AnchoredPeriodBounds(const std::vector<AnchorTerm>& terms, const date::time_zone* zone, int32_t period) {
     TALLY_ASSERT(!terms.empty());
     TALLY_ASSERT(zone != nullptr);
     if (!HasAnchor(terms)) return MonthPeriod(zone, period, 1);
@@ -252,8 +251,7 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     if (period_.monthly()) {
         // The subscription in force at the call's time decides the period.
         const std::vector<AnchorTerm>& anchors = customer_anchors_[customer];
-        base.period =
-            anchors.empty() ? Clock(v.zone).Month(e.time) : AnchoredPeriod(anchors, &Clock(v.zone), e.time);
+        base.period = anchors.empty() ? Clock(v.zone).Month(e.time) : AnchoredPeriod(anchors, &Clock(v.zone), e.time);
     }
     if (!m.windows.empty()) {
         for (size_t i = 0; i < m.windows.size(); ++i) {

@@ -122,8 +122,7 @@ bool HasAnchor(const std::vector<AnchorTerm>& terms);
 int32_t AnchoredPeriod(const std::vector<AnchorTerm>& terms, ZoneClock* clock, Instant t);
 // The instants whose AnchoredPeriod is `period`: contiguous, and each
 // period's end is the next one's start.
-PeriodBounds AnchoredPeriodBounds(const std::vector<AnchorTerm>& terms, const date::time_zone* zone,
-                                  int32_t period);
+PeriodBounds AnchoredPeriodBounds(const std::vector<AnchorTerm>& terms, const date::time_zone* zone, int32_t period);
 
 enum class RateStatus : uint8_t { kRated, kRejected, kOutsidePeriod };
 

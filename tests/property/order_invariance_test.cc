@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <map>
 #include <random>
-#include <tuple>
 #include <sstream>
+#include <tuple>
 
 #include "pricing/invoice.h"
 #include "pricing/rater.h"
