@@ -741,7 +741,7 @@ void AddAdjustments(Invoice* invoice, const std::vector<InvoiceLine>& adjustment
 Invoice EmptyInvoice(const Catalog& catalog, const Plan& plan, const Subscription* subscription,
                      const std::string& customer, int32_t period_month_id) {
     TALLY_ASSERT(!plan.versions.empty());
-    TALLY_ASSERT(catalog.FindPlan(plan.name) == &plan);
+    TALLY_ASSERT(catalog.FindPlan(plan.name) != nullptr);
     TALLY_ASSERT(subscription == nullptr || subscription->plan == plan.name);
     const int anchor = AnchorDay(subscription);
     // The period's zone is that of the latest version begun before the
