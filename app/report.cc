@@ -220,9 +220,9 @@ void WriteInvoicesJson(std::ostream& out, const std::vector<Invoice>& invoices, 
                 << ",\"amount_rounded\":" << JsonString(l.amount_rounded.ToString(d)) << "}";
         }
         out << "],\"usage_exact\":" << dec(inv.usage_exact) << ",\"exact_subtotal\":" << dec(inv.exact_subtotal)
-            << ",\"subtotal\":" << JsonString(inv.subtotal.ToString(d))
-            << ",\"tax_percent\":" << dec(inv.tax_percent) << ",\"tax\":" << JsonString(inv.tax.ToString(d))
-            << ",\"total\":" << JsonString(inv.total.ToString(d)) << ",\"grants\":[";
+            << ",\"subtotal\":" << JsonString(inv.subtotal.ToString(d)) << ",\"tax_percent\":" << dec(inv.tax_percent)
+            << ",\"tax\":" << JsonString(inv.tax.ToString(d)) << ",\"total\":" << JsonString(inv.total.ToString(d))
+            << ",\"grants\":[";
         for (size_t k = 0; k < inv.grants.size(); ++k) {
             out << (k > 0 ? "," : "") << "{\"name\":" << JsonString(inv.grants[k].name)
                 << ",\"amount\":" << JsonString(inv.grants[k].amount.ToString(d)) << "}";

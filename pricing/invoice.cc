@@ -119,8 +119,8 @@ void AssertFinished(const Invoice& inv) {
                 break;
             case LineKind::kAdjustment: TALLY_ASSERT(line.amount == line.amount_rounded); break;
         }
-        const bool sourced = line.kind == LineKind::kUsage || line.kind == LineKind::kFreeQuota ||
-                             line.kind == LineKind::kUnpriced;
+        const bool sourced =
+            line.kind == LineKind::kUsage || line.kind == LineKind::kFreeQuota || line.kind == LineKind::kUnpriced;
         TALLY_ASSERT(sourced || (line.first_hour == 0 && line.last_hour == 0));
         TALLY_ASSERT(line.first_hour <= line.last_hour);
         if (BeforeCommitment(line.kind)) exact += line.amount;
@@ -202,9 +202,8 @@ class PeriodPricer {
         for (size_t i = 0; i < units_in_order_.size(); ++i) unit_rank_[units_in_order_[i]] = static_cast<int>(i);
     }
 
-    // `first` and `last`: the subscriptions in force at the first and last
-    // rows (their anchor days bound the period; usually both are ctx's).
-    Invoice Price(const std::vector<const Rollup*>& rows, const Subscription* first, const Subscription* last) {
+    // `anchors`: the customer's (AnchorTerms), which bound monthly periods.
+    Invoice Price(const std::vector<const Rollup*>& rows, const std::vector<AnchorTerm>& anchors) {
         TALLY_ASSERT(!rows.empty());
         const Plan& plan = *ctx_->plan;
         Invoice inv;
@@ -216,7 +215,7 @@ class PeriodPricer {
             last_version = std::max(last_version, r->cell.version);
             inv.calls = SaturatingAdd(inv.calls, r->calls);
         }
-        SetPeriod(rows.front()->period, plan.versions[last_version], AnchorDay(first), AnchorDay(last), &inv);
+        SetPeriod(rows.front()->period, plan.versions[last_version], anchors, &inv);
         ApplyTerms(TermsVersion(plan, inv, plan.versions[last_version]), ctx_->subscription, &inv);
         SetZeroAmounts(&inv);
         try {
@@ -286,7 +285,7 @@ class PeriodPricer {
         Finish(terms, &inv);
     }
 
-    void SetPeriod(int32_t period, const PlanVersion& v, int first_anchor, int last_anchor, Invoice* inv) {
+    void SetPeriod(int32_t period, const PlanVersion& v, const std::vector<AnchorTerm>& anchors, Invoice* inv) {
         if (!rule_.monthly()) {
             inv->period_start = *rule_.from;
             inv->period_end = *rule_.to;
@@ -294,14 +293,12 @@ class PeriodPricer {
             inv->time_zone = v.zone_name;
             return;
         }
-        // Each anchor bounds its own end of the period: when a customer's
-        // anchor day changes, the period that holds the change runs from the
-        // start under the old anchor to the end under the new one, so that
-        // consecutive periods neither overlap nor leave a gap.
+        // The instants the rater assigns to this period (AnchoredPeriod).
         inv->period = MonthIdLabel(period);
         inv->time_zone = v.zone_name;
-        inv->period_start = MonthPeriod(v.zone, period, first_anchor).start;
-        inv->period_end = MonthPeriod(v.zone, period, last_anchor).end;
+        const PeriodBounds bounds = AnchoredPeriodBounds(anchors, v.zone, period);
+        inv->period_start = bounds.start;
+        inv->period_end = bounds.end;
     }
 
     // Free quotas, then tiers, over the rows in time order.
@@ -685,6 +682,8 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
             }
             return best != nullptr ? best : first;
         };
+        const std::vector<AnchorTerm> anchors =
+            AnchorTerms(it != subs.end() ? it->second : std::vector<const Subscription*>{});
         // Coupon and grant balances run on per subscription, across periods.
         std::map<const Subscription*, CustomerContext> contexts;
         while (i < rollups.size() && rollups[i].customer == customer) {
@@ -702,7 +701,6 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                 const Plan& plan = catalog.plans[rows.front()->cell.plan];
                 const Instant until{std::chrono::hours(rows.back()->hour + 1)};
                 const Subscription* sub = subscription_for(plan, until);
-                const Subscription* first = subscription_for(plan, Instant{std::chrono::hours(rows.front()->hour + 1)});
                 auto [ctx_it, fresh] = contexts.try_emplace(sub);
                 CustomerContext& ctx = ctx_it->second;
                 if (fresh) {
@@ -715,7 +713,7 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                     }
                 }
                 PeriodPricer pricer(catalog, period, &ctx);
-                invoices.push_back(pricer.Price(rows, first, sub));
+                invoices.push_back(pricer.Price(rows, anchors));
             }
         }
     }
@@ -743,7 +741,7 @@ void AddAdjustments(Invoice* invoice, const std::vector<InvoiceLine>& adjustment
 Invoice EmptyInvoice(const Catalog& catalog, const Plan& plan, const Subscription* subscription,
                      const std::string& customer, int32_t period_month_id) {
     TALLY_ASSERT(!plan.versions.empty());
-    TALLY_ASSERT(catalog.FindPlan(plan.name) == &plan);
+    TALLY_ASSERT(catalog.FindPlan(plan.name) != nullptr);
     TALLY_ASSERT(subscription == nullptr || subscription->plan == plan.name);
     const int anchor = AnchorDay(subscription);
     // The period's zone is that of the latest version begun before the

@@ -110,7 +110,8 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                                   const std::vector<Rollup>& rollups);
 
 // Appends `adjustments` (kind kAdjustment, amount == amount_rounded in the
-// invoice's currency and minor unit, either sign) after the invoice's other
+// invoice's currency and minor unit, either sign, first_hour and last_hour
+// 0; a violation is a programming error and aborts) after the invoice's other
 // lines, then recomputes subtotal, tax (on the new subtotal, with the
 // invoice's rounding mode), total and amount_due (total minus the grants
 // already used on this invoice; grants are not applied again). Used for
@@ -119,8 +120,9 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
 void AddAdjustments(Invoice* invoice, const std::vector<InvoiceLine>& adjustments);
 
 // An invoice with no lines and zero amounts for `customer` on `plan` in the
-// billing period `period_month_id` (a MonthId; the subscription's
-// billing_anchor_day applies), with zone, currency, rounding, tax and
+// billing period `period_month_id` (a MonthId; the billing_anchor_day of
+// `subscription`, which must be on `plan`, applies to the whole period),
+// with zone, currency, rounding, tax and
 // finalize_grace from the plan's terms for that period: the base for an
 // invoice that carries only adjustments. `subscription` may be null.
 Invoice EmptyInvoice(const Catalog& catalog, const Plan& plan, const Subscription* subscription,

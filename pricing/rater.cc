@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "base/assert.h"
 
@@ -29,6 +30,65 @@ RateOutcome Reject(RejectReason code, std::string reason) {
 }
 
 }  // namespace
+
+std::vector<AnchorTerm> AnchorTerms(const std::vector<const Subscription*>& subscriptions) {
+    std::vector<AnchorTerm> terms;
+    for (const Subscription* s : subscriptions) {
+        const int day = s->billing_anchor_day.value_or(1);
+        TALLY_ASSERT(day >= 1);
+        TALLY_ASSERT(day <= kMaxBillingAnchorDay);
+        terms.push_back({s->from.value_or(Instant::min()), day});
+    }
+    std::sort(terms.begin(), terms.end(), [](const AnchorTerm& a, const AnchorTerm& b) { return a.from < b.from; });
+    if (terms.empty()) terms.push_back({Instant::min(), 1});
+    return terms;
+}
+
+bool HasAnchor(const std::vector<AnchorTerm>& terms) {
+    return std::any_of(terms.begin(), terms.end(), [](const AnchorTerm& t) { return t.anchor_day != 1; });
+}
+
+int32_t AnchoredPeriod(const std::vector<AnchorTerm>& terms, ZoneClock* clock, Instant t) {
+    TALLY_ASSERT(!terms.empty());
+    TALLY_ASSERT(clock != nullptr);
+    // floor: the period in progress (under the earlier terms) when term j began.
+    int32_t floor = std::numeric_limits<int32_t>::min();
+    size_t j = 0;
+    for (; j + 1 < terms.size() && terms[j + 1].from <= t; ++j) {
+        floor = std::max(floor, clock->AnchoredMonth(terms[j + 1].from, terms[j].anchor_day));
+    }
+    return std::max(floor, clock->AnchoredMonth(t, terms[j].anchor_day));
+}
+
+namespace {
+
+// The first instant whose AnchoredPeriod is at least `period`.
+Instant AnchoredPeriodStart(const std::vector<AnchorTerm>& terms, ZoneClock* clock, int32_t period) {
+    int32_t floor = std::numeric_limits<int32_t>::min();
+    for (size_t j = 0; j < terms.size(); ++j) {
+        // Term j covers [from_j, from_j+1); the first term reaches back to the beginning of time.
+        if (j > 0) {
+            floor = std::max(floor, clock->AnchoredMonth(terms[j].from, terms[j - 1].anchor_day));
+            if (floor >= period) return terms[j].from;
+        }
+        Instant start = MonthPeriod(clock->zone(), period, terms[j].anchor_day).start;
+        if (j > 0) start = std::max(start, terms[j].from);
+        if (j + 1 == terms.size() || start < terms[j + 1].from) return start;
+    }
+    TALLY_UNREACHABLE();
+}
+
+}  // namespace
+
+PeriodBounds AnchoredPeriodBounds(const std::vector<AnchorTerm>& terms, const date::time_zone* zone, int32_t period) {
+    TALLY_ASSERT(!terms.empty());
+    TALLY_ASSERT(zone != nullptr);
+    if (!HasAnchor(terms)) return MonthPeriod(zone, period, 1);
+    ZoneClock clock(zone);
+    PeriodBounds b{AnchoredPeriodStart(terms, &clock, period), AnchoredPeriodStart(terms, &clock, period + 1)};
+    TALLY_ASSERT(b.start < b.end);
+    return b;
+}
 
 size_t RollupKeyHash::operator()(const RollupKey& k) const noexcept {
     uint64_t words[2];
@@ -96,19 +156,20 @@ uint32_t Rater::CustomerIndex(const std::string& subject) {
         std::vector<Term> terms;
         auto sub = subscriptions_.find(subject);
         if (sub == subscriptions_.end()) {
-            terms.push_back({Instant::min(), static_cast<uint16_t>(default_plan_), 1});
+            terms.push_back({Instant::min(), static_cast<uint16_t>(default_plan_)});
         } else {
             for (const Subscription* s : sub->second) {
-                const int anchor = s->billing_anchor_day.value_or(1);
-                TALLY_ASSERT(anchor >= 1);
-                TALLY_ASSERT(anchor <= kMaxBillingAnchorDay);
-                terms.push_back({s->from.value_or(Instant::min()), static_cast<uint16_t>(catalog_.PlanIndex(s->plan)),
-                                 static_cast<uint8_t>(anchor)});
+                terms.push_back({s->from.value_or(Instant::min()), static_cast<uint16_t>(catalog_.PlanIndex(s->plan))});
             }
             std::sort(terms.begin(), terms.end(), [](const Term& a, const Term& b) { return a.from > b.from; });
         }
         customer_terms_.push_back(std::move(terms));
+        std::vector<AnchorTerm> anchors;
+        if (sub != subscriptions_.end()) anchors = AnchorTerms(sub->second);
+        if (!HasAnchor(anchors)) anchors.clear();
+        customer_anchors_.push_back(std::move(anchors));
     }
+    TALLY_ASSERT(customer_anchors_.size() == customer_terms_.size());
     TALLY_ASSERT(index < customer_terms_.size());
     return index;
 }
@@ -189,8 +250,8 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     base.hour = HourOf(e.time);
     if (period_.monthly()) {
         // The subscription in force at the call's time decides the period.
-        base.period = term->anchor_day == 1 ? Clock(v.zone).Month(e.time)
-                                            : Clock(v.zone).AnchoredMonth(e.time, term->anchor_day);
+        const std::vector<AnchorTerm>& anchors = customer_anchors_[customer];
+        base.period = anchors.empty() ? Clock(v.zone).Month(e.time) : AnchoredPeriod(anchors, &Clock(v.zone), e.time);
     }
     if (!m.windows.empty()) {
         for (size_t i = 0; i < m.windows.size(); ++i) {

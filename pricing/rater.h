@@ -101,6 +101,29 @@ struct PeriodRule {
     bool monthly() const { return !from.has_value(); }
 };
 
+// A customer's billing anchor days over time: one entry per subscription,
+// earliest `from` first; the first entry reaches back to the beginning of
+// time. Monthly billing periods are assigned and bounded by these
+// (docs/pricing.md, "Billing periods").
+struct AnchorTerm {
+    Instant from;
+    int anchor_day = 1;  // 1..28; 1 is the calendar month
+};
+std::vector<AnchorTerm> AnchorTerms(const std::vector<const Subscription*>& subscriptions);
+// Whether any term has an anchor day other than 1 (else periods are calendar months).
+bool HasAnchor(const std::vector<AnchorTerm>& terms);
+
+// The period id of `t` in the zone of `clock`: the MonthId of the anchored
+// month of `t` under the term in force at `t` (ZoneClock::AnchoredMonth),
+// but never a period before the one in progress when that term began, so
+// that period ids never decrease with time (an anchor moved later does not
+// send calls back to a period that has ended). Calendar months when every
+// anchor day is 1.
+int32_t AnchoredPeriod(const std::vector<AnchorTerm>& terms, ZoneClock* clock, Instant t);
+// The instants whose AnchoredPeriod is `period`: contiguous, and each
+// period's end is the next one's start.
+PeriodBounds AnchoredPeriodBounds(const std::vector<AnchorTerm>& terms, const date::time_zone* zone, int32_t period);
+
 enum class RateStatus : uint8_t { kRated, kRejected, kOutsidePeriod };
 
 struct RateOutcome {
@@ -175,9 +198,10 @@ class Rater {
     struct Term {
         Instant from;
         uint16_t plan;
-        uint8_t anchor_day;  // 1: calendar months; else Subscription::billing_anchor_day
     };
     std::vector<std::vector<Term>> customer_terms_;
+    // Per interned customer, its anchor terms; empty for calendar months.
+    std::vector<std::vector<AnchorTerm>> customer_anchors_;
 
     std::vector<std::pair<const date::time_zone*, ZoneClock>> clocks_;
     std::vector<RatedPart> scratch_;

@@ -47,10 +47,9 @@ Currency PlanCurrency(const Catalog& catalog, std::string_view plan_name) {
 
 Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
     Subscription s;
-    r.CheckKeys(
-        node, "a subscription",
-        {"customer", "name", "from", "plan", "discounts", "coupons", "minimum_commitment", "grants", "free_quotas",
-         "finalize_grace", "billing_anchor_day"});
+    r.CheckKeys(node, "a subscription",
+                {"customer", "name", "from", "plan", "discounts", "coupons", "minimum_commitment", "grants",
+                 "free_quotas", "finalize_grace", "billing_anchor_day"});
     if (auto c = r.Identifier(r.Required(node, "customer", "a subscription"), "customer id")) s.customer = *c;
     if (auto n = r.PrintableText(YamlReader::Optional(node, "name"), "customer name")) s.customer_name = *n;
     YAML::Node from = YamlReader::Optional(node, "from");

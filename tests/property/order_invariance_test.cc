@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "pricing/invoice.h"
 #include "pricing/rater.h"
@@ -75,6 +77,16 @@ subscriptions:
     discounts: [{name: d, percent: "7.5", models: [y]}]
     coupons: [{code: AMT, amount: "0.03"}]
     grants: [{name: g, amount: "0.1", expires: 2025-12-01T00:00:00Z}]
+  - customer: c-anchor
+    plan: contract
+    billing_anchor_day: 10
+  - customer: c-anchor
+    plan: contract
+    from: 2025-10-20T00:00:00+08:00
+    billing_anchor_day: 25
+  - customer: c-anchor
+    plan: contract
+    from: 2025-11-08T00:00:00+08:00
 )";
 
 struct Customer {
@@ -87,6 +99,7 @@ const std::vector<Customer> kCustomers = {
     {"c-deepseek", {"deepseek-chat"}},
     {"c-feature", {"grad", "uncached", "think", "stack", "own-batch"}},
     {"c-contract", {"x", "y"}},
+    {"c-anchor", {"x", "y"}},  // billing anchor day 10, then 25, then calendar months
 };
 
 int64_t Tokens(std::mt19937_64& rng) {
@@ -132,12 +145,13 @@ std::string Render(const std::vector<Invoice>& invoices, int64_t rejected) {
     std::ostringstream out;
     out << "rejected " << rejected << "\n";
     for (const auto& inv : invoices) {
-        out << inv.customer << " " << inv.period << " " << inv.calls << "\n";
+        out << inv.customer << " " << inv.period << " " << FormatRfc3339(inv.period_start) << " "
+            << FormatRfc3339(inv.period_end) << " " << inv.calls << " " << inv.exact_subtotal.ToString() << "\n";
         for (const auto& l : inv.lines) {
             out << "  " << LineKindName(l.kind) << " " << l.plan_version << " " << l.model << " " << l.unit << " "
                 << l.band << " " << l.output_condition << " " << l.window << " " << l.batch << l.thinking << " "
                 << l.tier << " " << l.description << " " << l.quantity << " " << l.amount.ToString() << " "
-                << l.amount_rounded.ToString() << "\n";
+                << l.amount_rounded.ToString() << " " << l.first_hour << "-" << l.last_hour << "\n";
         }
         out << "  " << inv.subtotal.ToString() << " " << inv.tax.ToString() << " " << inv.total.ToString() << " "
             << inv.amount_due.ToString() << "\n";
@@ -171,6 +185,33 @@ class OrderInvariance : public ::testing::Test {
         }
         CanonicalizeRollups(&all);
         auto invoices = PriceRollups(catalog_, subscriptions_, "doubao", {}, all);
+        // The rater and PriceRollups agree on periods: every rollup's hour
+        // lies in its invoice's [period_start, period_end), and a customer's
+        // consecutive periods on a plan meet.
+        std::map<std::tuple<std::string, std::string, std::string>, const Invoice*> by_key;
+        for (const auto& inv : invoices) by_key[{inv.customer, inv.plan, inv.period}] = &inv;
+        for (const Rollup& r : all) {
+            auto it = by_key.find({r.customer, catalog_.plans[r.cell.plan].name, MonthIdLabel(r.period)});
+            if (it == by_key.end()) {
+                ADD_FAILURE() << "no invoice for a rollup of " << r.customer << " " << MonthIdLabel(r.period);
+                continue;
+            }
+            const Instant hour{std::chrono::hours(r.hour)};
+            EXPECT_GE(hour, it->second->period_start) << r.customer << " " << it->second->period;
+            EXPECT_LT(hour, it->second->period_end) << r.customer << " " << it->second->period;
+        }
+        std::map<std::pair<std::string, std::string>, const Invoice*> previous;  // (customer, plan)
+        for (const auto& inv : invoices) {
+            const Invoice*& prev = previous[{inv.customer, inv.plan}];
+            if (prev != nullptr) {
+                EXPECT_LE(prev->period_end, inv.period_start) << inv.customer << " " << prev->period << " overlaps";
+                const int32_t id = MonthId(std::stoi(prev->period.substr(0, 4)), std::stoi(prev->period.substr(5, 2)));
+                if (MonthIdLabel(id + 1) == inv.period) {
+                    EXPECT_EQ(prev->period_end, inv.period_start) << inv.customer << " " << prev->period << " gap";
+                }
+            }
+            prev = &inv;
+        }
         for (const auto& inv : invoices) {
             Amount sum = Amount::Zero(inv.currency);
             for (const auto& l : inv.lines) sum += l.amount_rounded;

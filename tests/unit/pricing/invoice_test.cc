@@ -293,7 +293,7 @@ TEST(InvoiceRounding, EachLineRoundsOnceWithThePlanMode) {
 TEST(InvoiceRounding, RoundingOnceOnTheInvoiceAddsARoundingLine) {
     // Lines still show their own rounding; the rounding line is
     // round(0.26) - (in + out), so the subtotal is the exact sum rounded once.
-    for (auto [mode, in, out, rounding] : {std::tuple{"half_even", "0.12", "0.14", ""},  // 0.26 - 0.26: no line
+    for (auto [mode, in, out, rounding] : {std::tuple{"half_even", "0.12", "0.14", ""},     // 0.26 - 0.26: no line
                                            std::tuple{"half_up", "0.13", "0.14", "-0.01"},  // 0.26 - 0.27
                                            std::tuple{"down", "0.12", "0.13", "0.01"}}) {   // 0.26 - 0.25
         auto invoices = PriceOneCall(RoundingPlan(mode, "invoice"));
@@ -400,15 +400,15 @@ TEST_F(InvoiceTest, AdjustmentsComeAfterTheCommitmentAndRecomputeTaxButNotGrants
     EXPECT_EQ(inv.tax.ToString(2), "120.62");        // 6 % of 2010.34 = 120.6204
     EXPECT_EQ(inv.total.ToString(2), "2130.96");     // 2010.34 + 120.62
     ASSERT_EQ(inv.grants.size(), 1u);
-    EXPECT_EQ(inv.grants[0].amount.ToString(2), "2120.00");  // not applied again
-    EXPECT_EQ(inv.amount_due.ToString(2), "10.96");         // 2130.96 - 2120.00
+    EXPECT_EQ(inv.grants[0].amount.ToString(2), "2120.00");     // not applied again
+    EXPECT_EQ(inv.amount_due.ToString(2), "10.96");             // 2130.96 - 2120.00
     EXPECT_EQ(inv.exact_subtotal, invoices[0].exact_subtotal);  // adjustments are not part of it
 
     // A negative adjustment larger than the invoice: a credit, tax negative too.
     Invoice credit = invoices[0];
     AddAdjustments(&credit, {adjustment("-2500.00", "re-rated 2025-10")});
-    EXPECT_EQ(credit.subtotal.ToString(2), "-500.00");    // 2000 - 2500
-    EXPECT_EQ(credit.tax.ToString(2), "-30.00");          // 6 % of -500
+    EXPECT_EQ(credit.subtotal.ToString(2), "-500.00");  // 2000 - 2500
+    EXPECT_EQ(credit.tax.ToString(2), "-30.00");        // 6 % of -500
     EXPECT_EQ(credit.total.ToString(2), "-530.00");
     EXPECT_EQ(credit.amount_due.ToString(2), "-2650.00");  // -530 - 2120 already granted
 }
@@ -452,17 +452,20 @@ TEST_F(InvoiceTest, AnEmptyInvoiceTakesTheTermsOfThePeriodAndCarriesAdjustments)
 
 // Many lines each below half a fen or just above it: one call of 10 models.
 std::string SubFenPlan(const char* place) {
-    std::string text = R"(
-plan: subfen
-versions:
-  - version: "1"
-    effective_from: 2025-01-01T00:00:00Z
-    currency: CNY
-    time_zone: Asia/Shanghai
-    round_at: )" + std::string(place) + R"(
-    models:
-)";
-    for (int i = 0; i < 10; ++i) text += "      m" + std::to_string(i) + R"(: {rates: {input: "0.80", output: "8.00"}})" "\n";
+    std::string text =
+        "plan: subfen\n"
+        "versions:\n"
+        "  - version: \"1\"\n"
+        "    effective_from: 2025-01-01T00:00:00Z\n"
+        "    currency: CNY\n"
+        "    time_zone: Asia/Shanghai\n"
+        "    round_at: " +
+        std::string(place) +
+        "\n"
+        "    models:\n";
+    for (int i = 0; i < 10; ++i) {
+        text += "      m" + std::to_string(i) + ": {rates: {input: \"0.80\", output: \"8.00\"}}\n";
+    }
     return text;
 }
 
@@ -550,6 +553,20 @@ subscriptions:
     billing_anchor_day: 15
   - customer: cal
     plan: sh
+  - customer: later
+    plan: sh
+    billing_anchor_day: 5
+  - customer: later
+    plan: sh
+    from: 2025-10-10T00:00:00+08:00
+    billing_anchor_day: 15
+  - customer: earlier
+    plan: sh
+    billing_anchor_day: 15
+  - customer: earlier
+    plan: sh
+    from: 2025-11-10T00:00:00+08:00
+    billing_anchor_day: 5
 )";
 
 class AnchorTest : public ::testing::Test {
@@ -646,11 +663,48 @@ TEST_F(AnchorTest, ASubscriptionWhoseAnchorChangesLeavesNoGapAndNoOverlap) {
     EXPECT_EQ(invoices[2].finalize_grace, std::chrono::hours(48));  // the plan's 2d
 }
 
+TEST_F(AnchorTest, AnAnchorMovedLaterNeverSendsCallsBackToAnEndedPeriod) {
+    // later: anchor 5, then 15 from Oct 10 (+08:00). Under anchor 15 a call of
+    // Oct 12 would be September's, which ended on Oct 5: it stays in October,
+    // the period in progress when the new anchor began, which now runs to Nov 15.
+    // earlier: anchor 15, then 5 from Nov 10: October's period ends at the change.
+    Rater rater(catalog_, subscriptions_, "sh", {});
+    std::vector<RatedPart> parts;
+    auto period_of = [&](const char* customer, const char* time) {
+        Event e = MakeEvent({.customer = customer, .time = time, .input = 1'000'000});
+        EXPECT_EQ(rater.Classify(e, &parts).status, RateStatus::kRated);
+        rater.Add(e);
+        return parts.at(0).key.period;
+    };
+    EXPECT_EQ(period_of("later", "2025-10-03T12:00:00+08:00"), MonthId(2025, 9));   // day 3 < 5
+    EXPECT_EQ(period_of("later", "2025-10-07T12:00:00+08:00"), MonthId(2025, 10));  // day 7 >= 5
+    EXPECT_EQ(period_of("later", "2025-10-12T12:00:00+08:00"), MonthId(2025, 10));  // not September
+    EXPECT_EQ(period_of("later", "2025-11-14T23:59:00+08:00"), MonthId(2025, 10));  // day 14 < 15
+    EXPECT_EQ(period_of("later", "2025-11-15T00:00:00+08:00"), MonthId(2025, 11));
+    EXPECT_EQ(period_of("earlier", "2025-11-08T12:00:00+08:00"), MonthId(2025, 10));  // day 8 < 15
+    EXPECT_EQ(period_of("earlier", "2025-11-12T12:00:00+08:00"), MonthId(2025, 11));  // day 12 >= 5
+    auto invoices = PriceRollups(catalog_, subscriptions_, "sh", {}, rater.Rollups());
+    ASSERT_EQ(invoices.size(), 5u);  // earlier Oct, Nov; later Sep, Oct, Nov
+    auto bounds = [](const Invoice& inv) {
+        return FormatRfc3339(inv.period_start) + " " + FormatRfc3339(inv.period_end);
+    };
+    EXPECT_EQ(invoices[0].customer + " " + invoices[0].period, "earlier 2025-10");
+    EXPECT_EQ(bounds(invoices[0]), "2025-10-14T16:00:00Z 2025-11-09T16:00:00Z");  // Oct 15 to the change
+    EXPECT_EQ(bounds(invoices[1]), "2025-11-09T16:00:00Z 2025-12-04T16:00:00Z");  // the change to Dec 5
+    EXPECT_EQ(invoices[2].customer + " " + invoices[2].period, "later 2025-09");
+    EXPECT_EQ(bounds(invoices[2]), "2025-09-04T16:00:00Z 2025-10-04T16:00:00Z");  // Sep 5 to Oct 5
+    EXPECT_EQ(bounds(invoices[3]), "2025-10-04T16:00:00Z 2025-11-14T16:00:00Z");  // Oct 5 to Nov 15
+    EXPECT_EQ(invoices[3].calls, 3);
+    EXPECT_EQ(invoices[3].subtotal.ToString(2), "3.00");
+    EXPECT_EQ(bounds(invoices[4]), "2025-11-14T16:00:00Z 2025-12-14T16:00:00Z");  // Nov 15 to Dec 15
+}
+
 TEST(InvoiceTerms, FinalizeGraceRoundAtAndBillingAnchorDayAreParsedWithPositions) {
     auto plan_problems = [](const std::string& version_keys) {
-        std::string text = "plan: p\nversions:\n  - version: a\n    effective_from: 2025-01-01T00:00:00Z\n"
-                           "    currency: CNY\n    time_zone: UTC\n" +
-                           version_keys + "    models: {m: {rates: {input: \"1\", output: \"1\"}}}\n";
+        std::string text =
+            "plan: p\nversions:\n  - version: a\n    effective_from: 2025-01-01T00:00:00Z\n"
+            "    currency: CNY\n    time_zone: UTC\n" +
+            version_keys + "    models: {m: {rates: {input: \"1\", output: \"1\"}}}\n";
         Catalog catalog;
         Diagnostics d;
         auto plan = ParsePlan(text, "p.yaml", &catalog.units, &d);
@@ -670,8 +724,10 @@ TEST(InvoiceTerms, FinalizeGraceRoundAtAndBillingAnchorDayAreParsedWithPositions
     EXPECT_EQ(plan_problems("    finalize_grace: 24\n"),
               "p.yaml:7:21: error: finalize_grace '24' is not a duration like 24h, 36h or 2d (a whole number of s, "
               "m, h or d)\n");
-    EXPECT_EQ(plan_problems("    finalize_grace: -1h\n").substr(0, 50), "p.yaml:7:21: error: finalize_grace '-1h' is not a ");
-    EXPECT_EQ(plan_problems("    finalize_grace: 1w\n").substr(0, 49), "p.yaml:7:21: error: finalize_grace '1w' is not a ");
+    EXPECT_EQ(plan_problems("    finalize_grace: -1h\n").substr(0, 50),
+              "p.yaml:7:21: error: finalize_grace '-1h' is not a ");
+    EXPECT_EQ(plan_problems("    finalize_grace: 1w\n").substr(0, 49),
+              "p.yaml:7:21: error: finalize_grace '1w' is not a ");
     EXPECT_EQ(plan_problems("    finalize_grace: 32d\n"),
               "p.yaml:7:21: error: finalize_grace '32d' is longer than 31d; a draft would stay open past the end of "
               "the next period\n");
@@ -681,8 +737,8 @@ TEST(InvoiceTerms, FinalizeGraceRoundAtAndBillingAnchorDayAreParsedWithPositions
     auto sub_problems = [](const std::string& keys, Subscription* out) {
         Catalog catalog = testing::MustCatalog({testing::kDoubaoPlan});
         Diagnostics d;
-        auto subs = ParseSubscriptions("subscriptions:\n  - customer: c\n    plan: doubao\n" + keys, "s.yaml",
-                                       &catalog, &d);
+        auto subs =
+            ParseSubscriptions("subscriptions:\n  - customer: c\n    plan: doubao\n" + keys, "s.yaml", &catalog, &d);
         std::string all;
         for (const auto& x : d) all += x.ToString() + "\n";
         if (subs && out != nullptr) *out = subs->at(0);
@@ -697,8 +753,9 @@ TEST(InvoiceTerms, FinalizeGraceRoundAtAndBillingAnchorDayAreParsedWithPositions
     EXPECT_EQ(s.billing_anchor_day, 28);
     EXPECT_EQ(sub_problems("    billing_anchor_day: 1\n", &s), "");
     EXPECT_EQ(s.billing_anchor_day, 1);
-    const std::string day_error = " is not a day of the month from 1 to 28 (29, 30 and 31 are not in every month; 1 is "
-                                  "the calendar month)\n";
+    const std::string day_error =
+        " is not a day of the month from 1 to 28 (29, 30 and 31 are not in every month; 1 is "
+        "the calendar month)\n";
     EXPECT_EQ(sub_problems("    billing_anchor_day: 29\n", nullptr),
               "s.yaml:4:25: error: billing_anchor_day '29'" + day_error);
     EXPECT_EQ(sub_problems("    billing_anchor_day: 0\n", nullptr),
