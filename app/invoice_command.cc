@@ -17,6 +17,7 @@
 #include "billing/invoice_document.h"
 #include "billing/invoice_run.h"
 #include "ingest/file_rater.h"
+#include "ledger/cost_store.h"
 #include "ledger/invoice_store.h"
 #include "ledger/rollup_rebuild.h"
 #include "ledger/store.h"
@@ -194,12 +195,24 @@ int RunInvoiceRun(const InvoiceFlags& f, const std::string& kind, std::ostream& 
     o.kind = kind;
     ledger::Store catalog_store(url);
     ingest::CatalogSnapshot cat = catalog_store.Load();
+    ledger::CostStore cost_store(url);
+    const CostCatalog costs = cost_store.LoadCostCards();
+    if (!costs.empty()) o.costs = &costs;
     ledger::InvoiceStore store(url);
     ledger::RunResult r = store.Run(cat.catalog, cat.subscriptions, o);
     out << "invoice run " << r.run_id << " for " << f.period << ": " << r.customers << " customers, " << r.drafts
         << " drafts written (" << r.adjustments << " adjustment lines), " << r.left_finalized
         << " finalized invoices left as they are; usage up to " << (r.cutoff.empty() ? "(nothing consumed yet)" : r.cutoff)
         << "\n";
+    if (o.costs != nullptr) {
+        const int64_t report = cost_store.WriteMarginReport(f.period, "invoice run " + std::to_string(r.run_id),
+                                                            r.run_id, r.margin);
+        out << "margin report " << report << " of the drafts written: " << r.margin.size()
+            << " rows (customer, plan, model, day) in margin_rows; `tally margin --period " << f.period
+            << "` prints it\n";
+    } else {
+        out << "no cost cards published: no margin report (tally cost publish)\n";
+    }
     int exit = kExitOk;
     if (r.not_priced > 0) {
         err << "tally invoice run: " << r.not_priced << " draft(s) could not be priced (see `tally invoice list --period "

@@ -40,6 +40,8 @@ step "tally migrate"
 "$tally" migrate
 step "tally plan publish deploy/plans/*.yaml"
 "$tally" plan publish deploy/plans/*.yaml
+step "tally cost publish deploy/costs/*.yaml (what serving each model costs)"
+"$tally" cost publish deploy/costs/*.yaml
 step "tally customer import deploy/subscriptions.yaml"
 "$tally" customer import deploy/subscriptions.yaml
 
@@ -76,6 +78,10 @@ step "tally invoice show $first"
 
 step "tally invoice verify --period 2025-11"
 "$tally" invoice verify --period 2025-11
+
+step "tally margin --period 2025-11 --by customer (negative margins flagged)"
+"$tally" margin --period 2025-11 --by customer
+"$tally" margin --period 2025-11 --by model
 
 step "tally invoice export --period 2025-11 --format pdf --output $out"
 "$tally" invoice export --period 2025-11 --format pdf --output "$out"

@@ -394,6 +394,19 @@ RunResult InvoiceStore::Run(const Catalog& catalog, const std::vector<Subscripti
         billing::RunDecision decision =
             billing::DecideRun(catalog, subscriptions, o.period_id, priced, ReadInvoiced(tx, chunk, o.period_id));
         result.left_finalized += decision.left_finalized;
+        if (o.costs != nullptr) {
+            std::vector<Invoice> own;  // the drafts as priced, before adjustments for other periods
+            for (const Invoice& inv : priced) {
+                if (billing::PeriodIdOf(inv.period) != o.period_id) continue;
+                const bool drafted = std::any_of(decision.drafts.begin(), decision.drafts.end(), [&](const billing::Draft& d) {
+                    return d.invoice.customer == inv.customer && d.invoice.plan == inv.plan;
+                });
+                if (drafted) own.push_back(inv);
+            }
+            std::vector<billing::MarginRow> rows = billing::ComputeMarginRows(catalog, {}, read.rollups, own, *o.costs);
+            result.margin.insert(result.margin.end(), std::make_move_iterator(rows.begin()),
+                                 std::make_move_iterator(rows.end()));
+        }
         result.problems.insert(result.problems.end(), decision.problems.begin(), decision.problems.end());
 
         tx.exec_params0("DELETE FROM invoices WHERE status = 'draft' AND period_id = $1 AND customer_id = ANY($2::text[])",

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "billing/invoice_document.h"
+#include "billing/margin.h"
 #include "pricing/invoice.h"
 #include "pricing/subscription.h"
 
@@ -34,6 +35,9 @@ struct RunOptions {
     int customers_per_chunk = 250;
     // Called after each chunk of customers with (done, total).
     std::function<void(int64_t, int64_t)> progress;
+    // With cost cards: the margin of the drafts written (their own usage,
+    // adjustments for other periods left out) comes back in RunResult.
+    const CostCatalog* costs = nullptr;
 };
 
 struct RunResult {
@@ -46,6 +50,7 @@ struct RunResult {
     std::string cutoff;                 // RFC 3339, "" when nothing was ever consumed
     std::vector<std::string> problems;  // periods not re-priced for adjustments, rollups left out
     int64_t unresolved_rollups = 0;     // naming plans/models/units no longer published
+    std::vector<billing::MarginRow> margin;  // with RunOptions::costs
 };
 
 struct FinalizeResult {
