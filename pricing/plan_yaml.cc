@@ -298,16 +298,22 @@ class PlanParser {
 
     std::optional<Rate> ParseRate(const YAML::Node& node, std::string_view what) {
         int64_t rate_per = rates_per_;
-        YAML::Node price = node;
         if (node.IsMap()) {
             r_.CheckKeys(node, what, {"price", "per"});
-            price = r_.Required(node, "price", what);
-            YAML::Node per = YamlReader::Optional(node, "per");
+            const YAML::Node per = YamlReader::Optional(node, "per");
             if (auto n = r_.Integer(per, "per", 1)) {
                 if (!IsPowerOfTen(*n)) r_.Error(per, "per must be a power of ten such as 1, 1000 or 1000000");
                 rate_per = *n;
             }
+            // A fresh handle: assigning to a YAML::Node that shares `node`
+            // would overwrite `node` itself (and lose its `per`).
+            const YAML::Node price = r_.Required(node, "price", what);
+            return RateOf(price, what, rate_per);
         }
+        return RateOf(node, what, rate_per);
+    }
+
+    std::optional<Rate> RateOf(const YAML::Node& price, std::string_view what, int64_t rate_per) {
         auto d = r_.NonNegative(price, std::string(what));
         if (!d) return std::nullopt;
         if (d->fraction_digits() > kMaxRateDecimals) {

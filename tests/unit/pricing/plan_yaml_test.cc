@@ -43,6 +43,22 @@ versions:
     models:
 )";
 
+// `{price: P, per: N}` keeps its own N (it once priced at the version's
+// rates_per: yaml-cpp's assignment to a shared node overwrote the map).
+TEST(PlanYaml, RateWithItsOwnPerKeepsIt) {
+    UnitTable units;
+    Diagnostics d;
+    auto plan = ParsePlan(std::string(kHead) + "      m: {rates: {input: {price: \"1\", per: 1}, output: {price: \"3\", per: 1000}}}\n",
+                          "p.yaml", &units, &d);
+    ASSERT_TRUE(plan.has_value()) << (d.empty() ? "" : d[0].message);
+    const Band& band = plan->versions[0].models[0].bands[0];
+    ASSERT_TRUE(band.rates[kUnitInput].has_value());
+    EXPECT_EQ(band.rates[kUnitInput]->per(), 1);
+    EXPECT_EQ(band.rates[kUnitInput]->price().ToString(), "1");
+    EXPECT_EQ(band.rates[kUnitOutput]->per(), 1000);
+    EXPECT_EQ(band.rates[kUnitOutput]->price().ToString(), "3");
+}
+
 TEST(PlanYaml, ExamplePlansOfTheTestsAreValid) {
     for (const char* text : {testing::kDoubaoPlan, testing::kDeepseekPlan, testing::kFeaturePlan}) {
         EXPECT_TRUE(Problems(text).empty()) << Dump(Problems(text));
