@@ -33,13 +33,17 @@ t0=$(date +%s.%N)
 psql <<SQL
 SELECT setseed(0.42);
 INSERT INTO customers (customer_id, name) SELECT 'cust_' || i, '客户 ' || i FROM generate_series(1, $customers) i;
+-- random() is drawn per combination in the subquery: a filter on random()
+-- that names only b would be pushed down to b's scan and drawn twice in all.
 CREATE TEMP TABLE cells AS
-SELECT 'cust_' || c AS customer_id, m AS model, h AS hour, b AS band
-FROM generate_series(1, $customers) c,
-     unnest(ARRAY['model-a','model-b','model-c','model-d','model-e']) m,
-     generate_series(489424, 489424 + 719) h,
-     generate_series(0, 1) b
-WHERE random() < $share / 100.0 * (CASE WHEN b = 0 THEN 1.0 ELSE 0.5 END);
+SELECT customer_id, model, hour, band FROM (
+  SELECT 'cust_' || c AS customer_id, m AS model, h AS hour, b AS band, random() AS r
+  FROM generate_series(1, $customers) c,
+       unnest(ARRAY['model-a','model-b','model-c','model-d','model-e']) m,
+       generate_series(489424, 489424 + 719) h,
+       generate_series(0, 1) b
+  OFFSET 0) s
+WHERE r < $share / 100.0 * (CASE WHEN band = 0 THEN 1.0 ELSE 0.5 END);
 INSERT INTO rollups (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, quantity, calls)
 SELECT customer_id, 2025*12+10, hour, 'bench', 'v1', model, band, -1, -1, 0, u.unit,
        CASE u.unit WHEN '' THEN 0 ELSE (1 + floor(random() * 2000000))::bigint END,
