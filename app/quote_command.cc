@@ -7,6 +7,7 @@
 // events under the candidate plan by construction.
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <iostream>
 #include <map>
 #include <set>
@@ -120,8 +121,13 @@ struct QuoteContext {
     Instant read_from, read_to;  // the period in UTC with a day of margin on each side
     const ingest::CatalogSnapshot* current = nullptr;
     std::string current_default;
+    // Rating under the candidate: every subscription of the quoted
+    // customers on the candidate plan.
     const ingest::CatalogSnapshot* candidate = nullptr;
     std::string candidate_plan;
+    // Pricing under the candidate: the same, with the balances that earlier
+    // periods left (billing::MoveOntoCandidate).
+    const std::vector<Subscription>* candidate_pricing = nullptr;
     const std::vector<Invoice>* current_invoices = nullptr;  // every period of every quoted customer
 };
 
@@ -168,38 +174,81 @@ std::vector<QuoteRejected> RejectedInPeriod(const QuoteContext& c, ledger::Archi
     return out;
 }
 
-QuoteCustomerResult QuoteCustomer(const QuoteContext& c, ledger::ArchiveReader* archive, const std::string& customer) {
+// Whether the candidate puts every call in the same period as the plans
+// that billed it: one time zone for every version of the candidate and of
+// each plan the customer was put on (its subscriptions', else the default).
+// Then the calls the candidate rated or rejected in the period are the
+// archive's calls of the period: no second rating under the published plans.
+bool SamePeriods(const QuoteContext& c, const std::string& customer) {
+    const Plan& candidate = *c.candidate->catalog.FindPlan(c.candidate_plan);
+    const std::string& zone = candidate.versions.front().zone_name;
+    auto one_zone = [&](const Plan* plan) {
+        return plan != nullptr && std::all_of(plan->versions.begin(), plan->versions.end(),
+                                              [&](const PlanVersion& v) { return v.zone_name == zone; });
+    };
+    if (!one_zone(&candidate)) return false;
+    bool subscribed = false;
+    for (const Subscription& s : c.current->subscriptions) {
+        if (s.customer != customer) continue;
+        subscribed = true;
+        if (!one_zone(c.current->catalog.FindPlan(s.plan))) return false;
+    }
+    return subscribed || one_zone(c.current->catalog.FindPlan(c.current_default));
+}
+
+// A customer's archived calls of the period (and margins) rated under the
+// candidate, and under the published plans when periods could differ.
+struct RatedCustomer {
+    ingest::FileRater::Result candidate;
+    std::optional<ingest::FileRater::Result> as_billed;
+    int64_t archived = 0;
+};
+
+RatedCustomer RateCustomer(const QuoteContext& c, ledger::ArchiveReader* archive, const std::string& customer) {
     ingest::AssemblerOptions options;
     options.known_customers_only = false;  // customers of no subscription: on the default plan
     options.only_customer = customer;
-    ingest::FileRater as_billed(*c.current, c.current_default, options);
+    std::optional<ingest::FileRater> as_billed;
+    if (!SamePeriods(c, customer)) as_billed.emplace(*c.current, c.current_default, options);
     ingest::FileRater candidate(*c.candidate, c.candidate_plan, options);
-    QuoteCustomerResult run;
-    run.archived = archive->ForEachEvent(customer, c.read_from, c.read_to, [&](const ledger::ArchivedEvent& e) {
+    RatedCustomer out;
+    out.archived = archive->ForEachEvent(customer, c.read_from, c.read_to, [&](const ledger::ArchivedEvent& e) {
         // The Kafka partition and offset stand for a file and line: a
         // rejection names where the message is in the archive.
-        as_billed.Add(e.partition, e.offset, std::string(e.payload));
+        if (as_billed) as_billed->Add(e.partition, e.offset, std::string(e.payload));
         candidate.Add(e.partition, e.offset, std::string(e.payload));
     });
-    const ingest::FileRater::Result billed = as_billed.Finish();
-    ingest::FileRater::Result rated = candidate.Finish();
-    const std::vector<Invoice> rerated_as_billed =
-        PriceRollups(c.current->catalog, c.current->subscriptions, c.current_default, {},
-                     OfPeriod(billed.rollups, c.period));
+    out.candidate = candidate.Finish();
+    if (as_billed) out.as_billed = as_billed->Finish();
+    return out;
+}
+
+QuoteCustomerResult QuoteCustomer(const QuoteContext& c, ledger::ArchiveReader* archive, const std::string& customer,
+                                  RatedCustomer rated) {
+    QuoteCustomerResult run;
+    run.archived = rated.archived;
     run.current = OfCustomerPeriod(*c.current_invoices, customer, c.period_text);
-    run.candidate = PriceRollups(c.candidate->catalog, c.candidate->subscriptions, c.candidate_plan, {},
-                                 OfPeriod(std::move(rated.rollups), c.period));
+    run.candidate = PriceRollups(c.candidate->catalog, *c.candidate_pricing, c.candidate_plan, {},
+                                 OfPeriod(std::move(rated.candidate.rollups), c.period));
     run.quote = billing::CompareInvoices(customer, c.period_text, run.current, run.candidate);
+    if (!rated.candidate.rejected.empty()) {
+        run.rejected = RejectedInPeriod(c, archive, customer, rated.candidate.rejected);
+    }
     // The archive must hold every call the ledger bills for the period.
     int64_t calls_billed = 0, calls_archived = 0;
     for (const Invoice& inv : run.current) calls_billed += inv.calls;
-    for (const Invoice& inv : rerated_as_billed) calls_archived += inv.calls;
+    if (rated.as_billed) {
+        for (const Invoice& inv : PriceRollups(c.current->catalog, c.current->subscriptions, c.current_default, {},
+                                               OfPeriod(std::move(rated.as_billed->rollups), c.period))) {
+            calls_archived += inv.calls;
+        }
+    } else {
+        for (const Invoice& inv : run.candidate) calls_archived += inv.calls;
+        calls_archived += static_cast<int64_t>(run.rejected.size());
+    }
     if (auto gap = billing::ArchiveGap(customer, c.period_text, calls_billed, calls_archived)) {
         run.quote.errors.insert(run.quote.errors.begin(), *gap);
         run.archive_incomplete = true;
-    }
-    if (!rated.rejected.empty()) {
-        run.rejected = RejectedInPeriod(c, archive, customer, rated.rejected);
     }
     return run;
 }
@@ -223,6 +272,44 @@ int CheckOptions(const QuoteOptions& o, std::ostream& err) {
         return kExitUsage;
     }
     return kExitOk;
+}
+
+// The current side: every period of the customer (or of all) priced from
+// the stored rollups, as `tally usage` does, on a connection of its own.
+struct CurrentSide {
+    std::vector<Invoice> invoices;
+    int64_t unresolved = 0;
+};
+
+CurrentSide PriceCurrent(const std::string& url, const QuoteContext& c, const std::string& customer) {
+    ledger::Store store(url);
+    const RecordsRead read = FromRecords(c.current->catalog, store.LoadRollups(customer, -1));
+    return {PriceRollups(c.current->catalog, c.current->subscriptions, c.current_default, {}, read.rollups),
+            read.unresolved};
+}
+
+// Quotes every customer of the run, one after the other (each re-rating
+// is bounded by its own archive); `rated_first` is the first customer's
+// rating when it was done already.
+void QuoteAll(const QuoteOptions& o, const QuoteContext& c, const std::vector<std::string>& quoted,
+              ledger::ArchiveReader* archive, std::optional<RatedCustomer> rated_first, QuoteResult* result,
+              std::ostream& err) {
+    Progress::Options po;
+    po.what = "customers";
+    po.total = static_cast<int64_t>(quoted.size());
+    po.terminal = o.terminal;
+    std::optional<Progress> progress;
+    if (o.all_customers) progress.emplace(err, po);
+    std::vector<billing::CustomerQuote> quotes;
+    for (const std::string& customer : quoted) {
+        RatedCustomer rated = rated_first ? std::move(*rated_first) : RateCustomer(c, archive, customer);
+        rated_first.reset();
+        result->customers.push_back(QuoteCustomer(c, archive, customer, std::move(rated)));
+        quotes.push_back(result->customers.back().quote);
+        if (progress) progress->Advance(1);
+    }
+    if (progress) progress->Done();
+    result->book = billing::SumBook(std::move(quotes));
 }
 
 }  // namespace
@@ -252,23 +339,17 @@ int ComputeQuote(const QuoteOptions& o, QuoteResult* result, std::ostream& err) 
         if (!candidate_catalog) return kExitFailure;
         result->candidate_plan = c.candidate_plan;
         result->replaces_published = published.catalog.PlanIndex(c.candidate_plan) >= 0;
-
-        // Current: every period priced, as `tally usage` does (balances of
-        // earlier periods are spent), then the period kept per customer.
-        const RecordsRead read = FromRecords(published.catalog, store.LoadRollups(o.customer, -1));
-        if (read.unresolved > 0) {
-            err << "tally quote: " << read.unresolved << " rollup rows name a plan, version, model or unit that is "
-                << "not published any more and were left out of the current side\n";
-        }
+        c.current = &published;
         c.current_default = published.catalog.plans.front().name;
-        const std::vector<Invoice> current =
-            PriceRollups(published.catalog, published.subscriptions, c.current_default, {}, read.rollups);
-        c.current_invoices = &current;
-
+        // The current side is read and priced while the archive is re-rated.
+        std::future<CurrentSide> current_future =
+            std::async(std::launch::async, PriceCurrent, url, std::cref(c), o.customer);
         ledger::ArchiveReader archive(url);
         std::set<std::string> customers;
+        std::optional<CurrentSide> current;
         if (o.all_customers) {
-            for (const Invoice& inv : current) {
+            current = current_future.get();
+            for (const Invoice& inv : current->invoices) {
                 if (inv.period == c.period_text) customers.insert(inv.customer);
             }
             for (std::string& id : archive.Customers(c.read_from, c.read_to)) customers.insert(std::move(id));
@@ -276,34 +357,32 @@ int ComputeQuote(const QuoteOptions& o, QuoteResult* result, std::ostream& err) 
             customers.insert(o.customer);
         }
         const std::vector<std::string> quoted(customers.begin(), customers.end());
-        // Earlier periods' invoices: what they spent of grants and coupons.
-        std::vector<Invoice> earlier;
-        for (const Invoice& inv : current) {
-            if (inv.period < c.period_text && customers.count(inv.customer) != 0) earlier.push_back(inv);
-        }
         ingest::CatalogSnapshot candidate{
             std::move(*candidate_catalog),
-            billing::MoveOntoCandidate(published.subscriptions, quoted, c.candidate_plan, earlier),
+            billing::MoveOntoCandidate(published.subscriptions, quoted, c.candidate_plan, {}),
             {}};
+        c.candidate = &candidate;
         const Plan& plan = *candidate.catalog.FindPlan(c.candidate_plan);
         if (!SameCurrency(published.catalog, plan, published.subscriptions, customers, err)) return kExitFailure;
-        c.current = &published;
-        c.candidate = &candidate;
-
-        Progress::Options po;
-        po.what = "customers";
-        po.total = static_cast<int64_t>(quoted.size());
-        po.terminal = o.terminal;
-        std::optional<Progress> progress;
-        if (o.all_customers) progress.emplace(err, po);
-        std::vector<billing::CustomerQuote> quotes;
-        for (const std::string& customer : quoted) {
-            result->customers.push_back(QuoteCustomer(c, &archive, customer));
-            quotes.push_back(result->customers.back().quote);
-            if (progress) progress->Advance(1);
+        std::optional<RatedCustomer> rated_first;
+        if (!o.all_customers) {
+            rated_first = RateCustomer(c, &archive, o.customer);
+            current = current_future.get();
         }
-        if (progress) progress->Done();
-        result->book = billing::SumBook(std::move(quotes));
+        if (current->unresolved > 0) {
+            err << "tally quote: " << current->unresolved << " rollup rows name a plan, version, model or unit that "
+                << "is not published any more and were left out of the current side\n";
+        }
+        c.current_invoices = &current->invoices;
+        // Earlier periods' invoices: what they spent of grants and coupons.
+        std::vector<Invoice> earlier;
+        for (const Invoice& inv : current->invoices) {
+            if (inv.period < c.period_text && customers.count(inv.customer) != 0) earlier.push_back(inv);
+        }
+        const std::vector<Subscription> pricing =
+            billing::MoveOntoCandidate(published.subscriptions, quoted, c.candidate_plan, earlier);
+        c.candidate_pricing = &pricing;
+        QuoteAll(o, c, quoted, &archive, std::move(rated_first), result, err);
         return kExitOk;
     } catch (const std::exception& e) {
         err << "tally quote: " << e.what() << "\n";

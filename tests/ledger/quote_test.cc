@@ -317,6 +317,43 @@ TEST_F(QuoteTest, AnIncompleteArchiveIsRefused) {
     EXPECT_NE(err2.str().find("the ledger bills 20 calls but the archive holds 12"), std::string::npos)
         << err2.str();
     EXPECT_NE(err2.str().find("archive is incomplete"), std::string::npos);
+
+    // A candidate in another time zone counts the archive's calls of the
+    // period by re-rating them under the published plan: refused the same.
+    QuoteOptions utc = Options("acme");
+    std::string text = kCandidate;
+    text.replace(text.find("Asia/Shanghai"), 13, "UTC");
+    utc.plan = Write("utc.yaml", text);
+    std::ostringstream out3, err3;
+    EXPECT_EQ(RunQuote(utc, out3, err3), kExitFailure);
+    EXPECT_NE(err3.str().find("the ledger bills 20 calls but the archive holds 12"), std::string::npos)
+        << err3.str();
+}
+
+TEST_F(QuoteTest, ACandidateInAnotherTimeZoneMovesCallsBetweenPeriods) {
+    // Shanghai's November starts 8 hours before UTC's: under a UTC
+    // candidate, the first call (2025-10-31T17:00Z) is October's, and the
+    // archive still holds every call the ledger bills for November.
+    const Lines acme = MakeLines("acme", 50);
+    std::vector<std::string> all = acme.period;
+    all.insert(all.end(), acme.margins.begin(), acme.margins.end());
+    StoreAsConsumed(all, 0, true);
+    QuoteOptions utc = Options("acme");
+    std::string text = kCandidate;
+    text.replace(text.find("Asia/Shanghai"), 13, "UTC");
+    utc.plan = Write("utc.yaml", text);
+    QuoteResult result;
+    std::ostringstream err;
+    ASSERT_EQ(ComputeQuote(utc, &result, err), kExitOk) << err.str();
+    const QuoteCustomerResult& c = result.customers[0];
+    ASSERT_TRUE(c.quote.errors.empty()) << c.quote.errors.front();
+    EXPECT_EQ(c.quote.calls_current, 50);
+    // Not the first call (October in UTC), and the December margin call
+    // (2025-11-30T16:00Z) is November in UTC.
+    EXPECT_EQ(c.quote.calls_candidate, 50);
+    std::vector<std::string> utc_november(acme.period.begin() + 1, acme.period.end());
+    utc_november.push_back(acme.margins[1]);
+    EXPECT_EQ(Json(c.candidate), RateInvoices(utc_november, utc.plan, "acme"));
 }
 
 TEST_F(QuoteTest, AnInvalidCandidateIsRefusedWithLineAndColumn) {
