@@ -19,6 +19,8 @@ check() {  # dir, forbidden regex, why, [allowed regex]
 }
 check base '#include [<"](pricing|ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "base depends on nothing of ours"
 check pricing '#include [<"](ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' "pricing depends on nothing of ours and does no I/O"
+[ -d billing ] && check billing '#include [<"](ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' \
+    "billing is pure: it sees pricing and base only"
 [ -d ingest ] && check ingest '#include [<"](ledger|app)/' "ingest sees pricing only"
 [ -d ledger ] && check ledger '#include [<"](ingest|app)/' "ledger sees pricing, and of ingest only the interfaces it implements" \
     '#include "ingest/sink[.]h"'

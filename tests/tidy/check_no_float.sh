@@ -26,7 +26,7 @@ import os
 import re
 import sys
 
-DIRS = ("pricing", "ledger", "base")
+DIRS = ("pricing", "ledger", "base", "billing")
 EXTENSIONS = (".h", ".hh", ".hpp", ".hxx", ".inc", ".ipp", ".c", ".cc", ".cpp", ".cxx")
 
 TYPES = {"float", "double", "float_t", "double_t", "__float128", "__float80", "__ibm128", "__bf16",
