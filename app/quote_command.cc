@@ -457,7 +457,7 @@ void WriteCustomerTable(std::ostream& out, const QuoteResult& result, const Quot
         << (result.replaces_published ? " (in place of the published plan)" : " (not published)") << "\n";
     out << "  calls: " << q.calls_current << " billed, " << q.calls_candidate << " re-rated under the candidate ("
         << c.archived << " archived messages read)\n";
-    for (const std::string& e : q.errors) out << "  NOT COMPARED: " << e << "\n";
+    for (const std::string& e : q.errors) out << (q.no_usage ? "  " : "  NOT COMPARED: ") << e << "\n";
     if (q.errors.empty()) {
         std::vector<std::vector<std::string>> rows = {{"kind", "model", "unit", "cell", "qty current",
                                                        "qty candidate", "current " + std::string(q.currency.code()),
@@ -485,8 +485,8 @@ void WriteBookTable(std::ostream& out, const QuoteResult& result, const std::str
     for (const QuoteCustomerResult& c : result.customers) {
         const billing::CustomerQuote& q = c.quote;
         if (!q.errors.empty()) {
-            rows.push_back({q.customer, q.customer_name, std::to_string(q.calls_current), "", "NOT COMPARED", "", "",
-                            ""});
+            rows.push_back({q.customer, q.customer_name, std::to_string(q.calls_current), "",
+                            q.no_usage ? "no usage" : "NOT COMPARED", "", "", ""});
             continue;
         }
         rows.push_back({q.customer, q.customer_name, std::to_string(q.calls_current), std::string(q.currency.code()),
@@ -500,7 +500,9 @@ void WriteBookTable(std::ostream& out, const QuoteResult& result, const std::str
     }
     Table(out, rows, 2);
     for (const QuoteCustomerResult& c : result.customers) {
-        for (const std::string& e : c.quote.errors) out << "  NOT COMPARED: " << e << "\n";
+        if (!c.quote.no_usage) {
+            for (const std::string& e : c.quote.errors) out << "  NOT COMPARED: " << c.quote.customer << ": " << e << "\n";
+        }
         WriteRejected(out, c.rejected);
     }
     if (result.book.customers_not_compared > 0) {
@@ -596,7 +598,7 @@ int RunQuote(const QuoteOptions& o, std::ostream& out, std::ostream& err) {
         if (c.archive_incomplete) {
             ++refused;
             for (const std::string& e : c.quote.errors) err << "tally quote: " << e << "\n";
-        } else if (!c.quote.errors.empty()) {
+        } else if (!c.quote.errors.empty() && !c.quote.no_usage) {
             ++unpriced;
         }
         rejected += c.rejected.size();

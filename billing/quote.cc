@@ -135,6 +135,7 @@ CustomerQuote CompareInvoices(const std::string& customer, const std::string& pe
     if (!q.errors.empty()) return q;
     if (!cur && !cand) {
         q.errors.push_back("no invoice on either side (no usage in " + period + ")");
+        q.no_usage = true;
         return q;
     }
     if (cur && cand && !(*cur == *cand)) {
@@ -186,7 +187,7 @@ BookQuote SumBook(std::vector<CustomerQuote> customers) {
     std::map<std::string, BookTotal> totals;
     for (const CustomerQuote& q : customers) {
         if (!q.errors.empty()) {
-            ++book.customers_not_compared;
+            if (!q.no_usage) ++book.customers_not_compared;
             continue;
         }
         auto [it, fresh] = totals.try_emplace(std::string(q.currency.code()));

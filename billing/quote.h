@@ -81,6 +81,7 @@ struct CustomerQuote {
     std::vector<QuoteLine> lines;  // in key order
     Comparison subtotal, tax, total;
     Comparison amount_due;  // total less money grants
+    bool no_usage = false;  // no invoice on either side: nothing to compare (errors says so)
     // Not empty when the two sides cannot be compared (an invoice of either
     // side not priced, two currencies): the reasons. Lines and totals are
     // then empty and the customer stays out of the book's totals.
@@ -103,7 +104,7 @@ struct BookTotal {
 struct BookQuote {
     std::vector<CustomerQuote> customers;  // as given
     std::vector<BookTotal> totals;         // by currency code
-    int64_t customers_not_compared = 0;    // with errors
+    int64_t customers_not_compared = 0;    // with errors, other than no usage at all
 };
 
 BookQuote SumBook(std::vector<CustomerQuote> customers);

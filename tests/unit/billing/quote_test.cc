@@ -195,6 +195,7 @@ TEST(CompareInvoices, RefusesWhatCannotBeCompared) {
     q = CompareInvoices("acme", "2025-11", {}, {});
     ASSERT_EQ(q.errors.size(), 1u);
     EXPECT_NE(q.errors[0].find("no usage in 2025-11"), std::string::npos);
+    EXPECT_TRUE(q.no_usage);
 
     // A customer new to the book (no current invoice) compares with zero.
     q = CompareInvoices("acme", "2025-11", {}, {ok});
@@ -219,9 +220,10 @@ TEST(SumBook, TotalsPerCurrencyOfTheCustomersCompared) {
     c_failed.error = "overflow";
     const BookQuote book = SumBook({CompareInvoices("acme", "2025-11", {a}, {a2}),
                                     CompareInvoices("beta", "2025-11", {b}, {b2}),
-                                    CompareInvoices("gamma", "2025-11", {c}, {c_failed})});
-    EXPECT_EQ(book.customers.size(), 3u);
-    EXPECT_EQ(book.customers_not_compared, 1);
+                                    CompareInvoices("gamma", "2025-11", {c}, {c_failed}),
+                                    CompareInvoices("delta", "2025-11", {}, {})});
+    EXPECT_EQ(book.customers.size(), 4u);
+    EXPECT_EQ(book.customers_not_compared, 1);  // gamma; delta had no usage at all
     ASSERT_EQ(book.totals.size(), 1u);
     const BookTotal& t = book.totals[0];
     EXPECT_EQ(t.currency, kCny);
