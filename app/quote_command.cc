@@ -7,10 +7,16 @@
 // events under the candidate plan by construction.
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <future>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
+#include <utility>
 
 #include "app/commands.h"
 #include "app/progress.h"
@@ -204,6 +210,68 @@ struct RatedCustomer {
     int64_t archived = 0;
 };
 
+// Archived messages handed from the thread that reads them to the one that
+// rates them, a chunk at a time: PostgreSQL decompresses and sends the next
+// rows while the previous ones are rated. At most kChunksMax chunks wait.
+class ArchivePipe {
+   public:
+    struct Message {
+        int32_t partition = 0;
+        int64_t offset = 0;
+        std::string payload;
+    };
+    using Chunk = std::vector<Message>;
+    static constexpr size_t kChunkMessages = 8192;
+    static constexpr size_t kChunksMax = 4;
+
+    void Push(Chunk chunk) {
+        std::unique_lock lock(mutex_);
+        room_.wait(lock, [&] { return chunks_.size() < kChunksMax; });
+        chunks_.push_back(std::move(chunk));
+        ready_.notify_one();
+    }
+    // The reader's last word: done, or failed with `error`.
+    void Close(std::exception_ptr error) {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+        error_ = std::move(error);
+        ready_.notify_one();
+    }
+    // The next chunk; nullopt once the reader closed and all were taken.
+    // Rethrows the reader's failure.
+    std::optional<Chunk> Pop() {
+        std::unique_lock lock(mutex_);
+        ready_.wait(lock, [&] { return !chunks_.empty() || closed_; });
+        if (chunks_.empty()) {
+            if (error_) std::rethrow_exception(error_);
+            return std::nullopt;
+        }
+        Chunk chunk = std::move(chunks_.front());
+        chunks_.pop_front();
+        room_.notify_one();
+        return chunk;
+    }
+    // Lets a reader blocked in Push go on after the rating side failed.
+    void Drain() {
+        std::lock_guard lock(mutex_);
+        chunks_.clear();
+        draining_ = true;
+        room_.notify_all();
+    }
+    bool draining() {
+        std::lock_guard lock(mutex_);
+        return draining_;
+    }
+
+   private:
+    std::mutex mutex_;
+    std::condition_variable ready_, room_;
+    std::deque<Chunk> chunks_;
+    bool closed_ = false;
+    bool draining_ = false;
+    std::exception_ptr error_;
+};
+
 RatedCustomer RateCustomer(const QuoteContext& c, ledger::ArchiveReader* archive, const std::string& customer) {
     ingest::AssemblerOptions options;
     options.known_customers_only = false;  // customers of no subscription: on the default plan
@@ -212,12 +280,36 @@ RatedCustomer RateCustomer(const QuoteContext& c, ledger::ArchiveReader* archive
     if (!SamePeriods(c, customer)) as_billed.emplace(*c.current, c.current_default, options);
     ingest::FileRater candidate(*c.candidate, c.candidate_plan, options);
     RatedCustomer out;
-    out.archived = archive->ForEachEvent(customer, c.read_from, c.read_to, [&](const ledger::ArchivedEvent& e) {
-        // The Kafka partition and offset stand for a file and line: a
-        // rejection names where the message is in the archive.
-        if (as_billed) as_billed->Add(e.partition, e.offset, std::string(e.payload));
-        candidate.Add(e.partition, e.offset, std::string(e.payload));
+    ArchivePipe pipe;
+    std::thread reader([&] {
+        try {
+            ArchivePipe::Chunk chunk;
+            out.archived = archive->ForEachEvent(customer, c.read_from, c.read_to, [&](const ledger::ArchivedEvent& e) {
+                if (pipe.draining()) return;
+                chunk.push_back({e.partition, e.offset, std::string(e.payload)});
+                if (chunk.size() == ArchivePipe::kChunkMessages) pipe.Push(std::exchange(chunk, {}));
+            });
+            if (!chunk.empty()) pipe.Push(std::move(chunk));
+            pipe.Close(nullptr);
+        } catch (...) {
+            pipe.Close(std::current_exception());
+        }
     });
+    try {
+        while (std::optional<ArchivePipe::Chunk> chunk = pipe.Pop()) {
+            for (ArchivePipe::Message& m : *chunk) {
+                // The Kafka partition and offset stand for a file and line: a
+                // rejection names where the message is in the archive.
+                if (as_billed) as_billed->Add(m.partition, m.offset, m.payload);
+                candidate.Add(m.partition, m.offset, std::move(m.payload));
+            }
+        }
+    } catch (...) {
+        pipe.Drain();
+        reader.join();
+        throw;
+    }
+    reader.join();
     out.candidate = candidate.Finish();
     if (as_billed) out.as_billed = as_billed->Finish();
     return out;

@@ -50,7 +50,7 @@ class ArchiveReader {
                          const std::function<void(const ArchivedEvent&)>& use);
 
     // Archive rows fetched per round trip.
-    static constexpr int kRowsPerFetch = 32;
+    static constexpr int kRowsPerFetch = 4;
 
    private:
     struct Impl;
