@@ -10,7 +10,9 @@ namespace tally {
 
 namespace {
 
-std::string TwoDigits(int64_t n) { return (n < 10 ? "0" : "") + std::to_string(n); }
+std::string TwoDigits(int64_t n) {
+    return (n < 10 ? "0" : "") + std::to_string(n);
+}
 
 std::string Duration(int64_t seconds) {
     if (seconds < 60) return std::to_string(seconds) + "s";
@@ -52,8 +54,7 @@ void Progress::Done() {
 }
 
 std::string Progress::Render() const {
-    const int64_t elapsed_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(options_.now() - start_).count();
+    const int64_t elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.now() - start_).count();
     std::string s = std::to_string(done_);
     const int64_t total = options_.total;
     if (total >= 0) s += "/" + std::to_string(total);

@@ -94,7 +94,7 @@ std::optional<Catalog> CandidateCatalog(const Catalog& published, const std::str
 
 // Contract terms carry amounts in their plan's currency: a candidate in
 // another currency cannot take them over.
-bool SameCurrency(const Catalog& published, const Plan& candidate, const std::vector<Subscription>& moved,
+bool SameCurrency(const Catalog& published, const Plan& candidate, const std::vector<Subscription>& subscriptions,
                   const std::set<std::string>& customers, std::ostream& err) {
     const Currency want = candidate.versions.front().currency;
     for (const PlanVersion& v : candidate.versions) {
@@ -104,7 +104,7 @@ bool SameCurrency(const Catalog& published, const Plan& candidate, const std::ve
             return false;
         }
     }
-    for (const Subscription& s : moved) {
+    for (const Subscription& s : subscriptions) {
         if (customers.count(s.customer) == 0) continue;
         const Plan* was = published.FindPlan(s.plan);
         if (was == nullptr) continue;
@@ -174,8 +174,8 @@ std::vector<QuoteRejected> RejectedInPeriod(const QuoteContext& c, ledger::Archi
         const bool decoded = decoder.Decode(e.payload, &event, &reason);
         if (decoded && CandidatePeriodOf(plan, event.time) != c.period) return;
         const ingest::RejectedAt& r = *it->second;
-        out.push_back({customer, std::string(e.topic), e.partition, e.offset, std::string(RejectReasonCode(r.code)),
-                       r.reason});
+        out.push_back(
+            {customer, std::string(e.topic), e.partition, e.offset, std::string(RejectReasonCode(r.code)), r.reason});
     });
     return out;
 }
@@ -484,9 +484,13 @@ int ComputeQuote(const QuoteOptions& o, QuoteResult* result, std::ostream& err) 
 
 namespace {
 
-std::string Money(const Amount& a) { return a.ToString(a.currency().minor_digits()); }
+std::string Money(const Amount& a) {
+    return a.ToString(a.currency().minor_digits());
+}
 
-std::string Signed(const Amount& a) { return (a.is_negative() || a.is_zero() ? "" : "+") + Money(a); }
+std::string Signed(const Amount& a) {
+    return (a.is_negative() || a.is_zero() ? "" : "+") + Money(a);
+}
 
 std::string Change(const std::optional<Percent>& p) {
     if (!p) return "n/a";
@@ -537,8 +541,7 @@ void WriteRejected(std::ostream& out, const std::vector<QuoteRejected>& rejected
         << (rejected.size() > kShownMax ? " (the first 20; --format json lists all)" : "") << ":\n";
     for (size_t i = 0; i < rejected.size() && i < kShownMax; ++i) {
         const QuoteRejected& r = rejected[i];
-        out << "    " << r.topic << "/" << r.partition << "@" << r.offset << "  " << r.code << ": " << r.reason
-            << "\n";
+        out << "    " << r.topic << "/" << r.partition << "@" << r.offset << "  " << r.code << ": " << r.reason << "\n";
     }
 }
 
@@ -551,9 +554,9 @@ void WriteCustomerTable(std::ostream& out, const QuoteResult& result, const Quot
         << c.archived << " archived messages read)\n";
     for (const std::string& e : q.errors) out << (q.no_usage ? "  " : "  NOT COMPARED: ") << e << "\n";
     if (q.errors.empty()) {
-        std::vector<std::vector<std::string>> rows = {{"kind", "model", "unit", "cell", "qty current",
-                                                       "qty candidate", "current " + std::string(q.currency.code()),
-                                                       "candidate", "difference", "change"}};
+        std::vector<std::vector<std::string>> rows = {{"kind", "model", "unit", "cell", "qty current", "qty candidate",
+                                                       "current " + std::string(q.currency.code()), "candidate",
+                                                       "difference", "change"}};
         for (const billing::QuoteLine& l : q.lines) {
             rows.push_back({std::string(LineKindName(l.key.kind)), l.key.model, l.key.unit, CellText(l.key),
                             l.in_current ? std::to_string(l.quantity_current) : "-",
@@ -593,7 +596,8 @@ void WriteBookTable(std::ostream& out, const QuoteResult& result, const std::str
     Table(out, rows, 2);
     for (const QuoteCustomerResult& c : result.customers) {
         if (!c.quote.no_usage) {
-            for (const std::string& e : c.quote.errors) out << "  NOT COMPARED: " << c.quote.customer << ": " << e << "\n";
+            for (const std::string& e : c.quote.errors)
+                out << "  NOT COMPARED: " << c.quote.customer << ": " << e << "\n";
         }
         WriteRejected(out, c.rejected);
     }
@@ -604,9 +608,10 @@ void WriteBookTable(std::ostream& out, const QuoteResult& result, const std::str
 }
 
 std::string ComparisonJson(const billing::Comparison& c) {
-    return "{\"current\":\"" + Money(c.current) + "\",\"candidate\":\"" + Money(c.candidate) +
-           "\",\"difference\":\"" + Money(c.difference) + "\",\"change_percent\":" +
-           (c.change ? "\"" + c.change->value().ToString(2) + "\"" : std::string("null")) + "}";
+    return "{\"current\":\"" + Money(c.current) + "\",\"candidate\":\"" + Money(c.candidate) + "\",\"difference\":\"" +
+           Money(c.difference) +
+           "\",\"change_percent\":" + (c.change ? "\"" + c.change->value().ToString(2) + "\"" : std::string("null")) +
+           "}";
 }
 
 std::string StringsJson(const std::vector<std::string>& items) {
@@ -623,9 +628,8 @@ void WriteLineJson(std::ostream& out, const billing::QuoteLine& l) {
         << ",\"batch\":" << (k.batch ? "true" : "false") << ",\"thinking\":" << (k.thinking ? "true" : "false")
         << ",\"tier\":" << JsonString(k.tier) << ",\"description\":" << JsonString(k.description)
         << ",\"in_current\":" << (l.in_current ? "true" : "false")
-        << ",\"in_candidate\":" << (l.in_candidate ? "true" : "false")
-        << ",\"quantity_current\":" << l.quantity_current << ",\"quantity_candidate\":" << l.quantity_candidate
-        << ",\"amount\":" << ComparisonJson(l.amount) << "}";
+        << ",\"in_candidate\":" << (l.in_candidate ? "true" : "false") << ",\"quantity_current\":" << l.quantity_current
+        << ",\"quantity_candidate\":" << l.quantity_candidate << ",\"amount\":" << ComparisonJson(l.amount) << "}";
 }
 
 void WriteCustomerJson(std::ostream& out, const QuoteCustomerResult& c) {

@@ -171,8 +171,8 @@ CustomerQuote CompareInvoices(const std::string& customer, const std::string& pe
         line.in_candidate = sides.second.present;
         line.quantity_current = sides.first.quantity;
         line.quantity_candidate = sides.second.quantity;
-        line.amount = Compare(line.in_current ? sides.first.amount : zero,
-                              line.in_candidate ? sides.second.amount : zero);
+        line.amount =
+            Compare(line.in_current ? sides.first.amount : zero, line.in_candidate ? sides.second.amount : zero);
         q.lines.push_back(std::move(line));
     }
     q.subtotal = Compare(sums[0][0], sums[1][0]);
@@ -208,8 +208,8 @@ BookQuote SumBook(std::vector<CustomerQuote> customers) {
     return book;
 }
 
-std::optional<std::string> ArchiveGap(const std::string& customer, const std::string& period,
-                                      int64_t calls_in_rollups, int64_t calls_in_archive) {
+std::optional<std::string> ArchiveGap(const std::string& customer, const std::string& period, int64_t calls_in_rollups,
+                                      int64_t calls_in_archive) {
     TALLY_ASSERT(calls_in_rollups >= 0);
     TALLY_ASSERT(calls_in_archive >= 0);
     if (calls_in_rollups == calls_in_archive) return std::nullopt;
@@ -217,11 +217,13 @@ std::optional<std::string> ArchiveGap(const std::string& customer, const std::st
                       std::to_string(calls_in_rollups) + " calls but the archive holds " +
                       std::to_string(calls_in_archive) + "; ";
     if (calls_in_archive < calls_in_rollups) {
-        why += "the archive is incomplete (consumed with --no-archive, or days dropped by archive retention), so a "
-               "re-rating would leave calls out: no quote is made";
+        why +=
+            "the archive is incomplete (consumed with --no-archive, or days dropped by archive retention), so a "
+            "re-rating would leave calls out: no quote is made";
     } else {
-        why += "the archive holds calls the rollups do not count (usage stored by another path?), so the two sides "
-               "would not describe the same calls: no quote is made";
+        why +=
+            "the archive holds calls the rollups do not count (usage stored by another path?), so the two sides "
+            "would not describe the same calls: no quote is made";
     }
     return why;
 }

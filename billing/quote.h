@@ -112,8 +112,8 @@ BookQuote SumBook(std::vector<CustomerQuote> customers);
 // Whether the archive holds every call the rollups bill for the period:
 // nullopt when the counts agree, else a sentence saying the quote cannot
 // be made and why (the archive was off, or its retention dropped days).
-std::optional<std::string> ArchiveGap(const std::string& customer, const std::string& period,
-                                      int64_t calls_in_rollups, int64_t calls_in_archive);
+std::optional<std::string> ArchiveGap(const std::string& customer, const std::string& period, int64_t calls_in_rollups,
+                                      int64_t calls_in_archive);
 
 // Subscriptions of the quoted customers put on `candidate_plan` (every one
 // of theirs, contract terms kept), the others unchanged. Amount coupons and

@@ -13,7 +13,9 @@ namespace {
 // 0x1E separates the messages of one archive row (RFC 7464; BatchWriter).
 constexpr char kRecordSeparator = '\x1e';
 
-int64_t Millis(Instant t) { return t.time_since_epoch().count(); }
+int64_t Millis(Instant t) {
+    return t.time_since_epoch().count();
+}
 
 // SQL for the archive rows of [from, to): a row holds calls of one UTC day,
 // so its first event time is at most a day before `from` (the index on
@@ -55,8 +57,8 @@ std::vector<std::string> ArchiveReader::Customers(Instant from, Instant to) {
     TALLY_ASSERT(from < to);
     pqxx::read_transaction tx(*impl_->conn);
     std::vector<std::string> out;
-    for (const auto& row :
-         tx.exec("SELECT DISTINCT customer_id FROM event_archive WHERE " + RangeCondition(tx, from, to) + " ORDER BY 1")) {
+    for (const auto& row : tx.exec("SELECT DISTINCT customer_id FROM event_archive WHERE " +
+                                   RangeCondition(tx, from, to) + " ORDER BY 1")) {
         out.push_back(row[0].as<std::string>());
     }
     tx.commit();
@@ -67,11 +69,12 @@ int64_t ArchiveReader::ForEachEvent(const std::string& customer, Instant from, I
                                     const std::function<void(const ArchivedEvent&)>& use) {
     TALLY_ASSERT(from < to);
     pqxx::read_transaction tx(*impl_->conn);
-    tx.exec0("DECLARE quote_archive NO SCROLL CURSOR FOR "
-             "SELECT kafka_topic, kafka_partition, array_to_string(kafka_offsets, ','), payloads "
-             "FROM event_archive WHERE customer_id = " +
-             tx.quote(customer) + " AND " + RangeCondition(tx, from, to) +
-             " ORDER BY first_event_time, kafka_partition, kafka_offsets[1]");
+    tx.exec0(
+        "DECLARE quote_archive NO SCROLL CURSOR FOR "
+        "SELECT kafka_topic, kafka_partition, array_to_string(kafka_offsets, ','), payloads "
+        "FROM event_archive WHERE customer_id = " +
+        tx.quote(customer) + " AND " + RangeCondition(tx, from, to) +
+        " ORDER BY first_event_time, kafka_partition, kafka_offsets[1]");
     const std::string fetch = "FETCH " + std::to_string(kRowsPerFetch) + " FROM quote_archive";
     int64_t calls = 0;
     std::vector<int64_t> offsets;

@@ -80,7 +80,7 @@ subscriptions:
 )";
 
 std::string EventLine(const std::string& customer, int n, const std::string& time, const std::string& model,
-                  int64_t input, int64_t output) {
+                      int64_t input, int64_t output) {
     return R"({"specversion": "1.0", "id": ")" + customer + "-" + std::to_string(n) +
            R"(", "source": "gw", "type": "llm.call", "time": ")" + time + R"(", "subject": ")" + customer +
            R"(", "data": {"model": ")" + model + R"(", "input_tokens": )" + std::to_string(input) +
@@ -100,11 +100,12 @@ Lines MakeLines(const std::string& customer, int count) {
     for (int i = 1; i < count; ++i) {
         char time[32];
         std::snprintf(time, sizeof time, "2025-11-%02dT%02d:%02d:07.5Z", 1 + i % 29, i % 24, i % 60);
-        l.period.push_back(EventLine(customer, i, time, i % 3 == 0 ? "hunyuan-lite" : "hunyuan-pro", 1000 + i * 37,
-                                 100 + i * 11));
+        l.period.push_back(
+            EventLine(customer, i, time, i % 3 == 0 ? "hunyuan-lite" : "hunyuan-pro", 1000 + i * 37, 100 + i * 11));
     }
     l.margins.push_back(EventLine(customer, count, "2025-10-31T15:59:59.999Z", "hunyuan-pro", 99999, 9999));  // October
-    l.margins.push_back(EventLine(customer, count + 1, "2025-11-30T16:00:00Z", "hunyuan-pro", 88888, 8888));  // December
+    l.margins.push_back(
+        EventLine(customer, count + 1, "2025-11-30T16:00:00Z", "hunyuan-pro", 88888, 8888));  // December
     return l;
 }
 
@@ -259,8 +260,7 @@ TEST_F(QuoteTest, AllCustomersGiveOneRowEachAndABookTotal) {
     const billing::BookTotal& t = result.book.totals[0];
     EXPECT_EQ(t.customers, 2);
     EXPECT_EQ(t.total.current, result.customers[0].quote.total.current + result.customers[1].quote.total.current);
-    EXPECT_EQ(t.total.candidate,
-              result.customers[0].quote.total.candidate + result.customers[1].quote.total.candidate);
+    EXPECT_EQ(t.total.candidate, result.customers[0].quote.total.candidate + result.customers[1].quote.total.candidate);
     // Progress was written as periodic lines (not a terminal).
     EXPECT_NE(err.str().find("done: 2/2 customers"), std::string::npos) << err.str();
 
@@ -314,8 +314,7 @@ TEST_F(QuoteTest, AnIncompleteArchiveIsRefused) {
 
     std::ostringstream out, err2;
     EXPECT_EQ(RunQuote(Options("acme"), out, err2), kExitFailure);
-    EXPECT_NE(err2.str().find("the ledger bills 20 calls but the archive holds 12"), std::string::npos)
-        << err2.str();
+    EXPECT_NE(err2.str().find("the ledger bills 20 calls but the archive holds 12"), std::string::npos) << err2.str();
     EXPECT_NE(err2.str().find("archive is incomplete"), std::string::npos);
 
     // A candidate in another time zone counts the archive's calls of the
@@ -326,8 +325,7 @@ TEST_F(QuoteTest, AnIncompleteArchiveIsRefused) {
     utc.plan = Write("utc.yaml", text);
     std::ostringstream out3, err3;
     EXPECT_EQ(RunQuote(utc, out3, err3), kExitFailure);
-    EXPECT_NE(err3.str().find("the ledger bills 20 calls but the archive holds 12"), std::string::npos)
-        << err3.str();
+    EXPECT_NE(err3.str().find("the ledger bills 20 calls but the archive holds 12"), std::string::npos) << err3.str();
 }
 
 TEST_F(QuoteTest, ACandidateInAnotherTimeZoneMovesCallsBetweenPeriods) {
@@ -372,8 +370,7 @@ TEST_F(QuoteTest, ArchiveReaderStreamsEveryMessageByteForByte) {
     const Instant from = *ParseRfc3339("2025-10-31T00:00:00Z");
     const Instant to = *ParseRfc3339("2025-12-01T00:00:00Z");
     EXPECT_EQ(reader.Customers(from, to), std::vector<std::string>{"acme"});
-    EXPECT_TRUE(reader.Customers(*ParseRfc3339("2025-12-05T00:00:00Z"), *ParseRfc3339("2026-01-01T00:00:00Z"))
-                    .empty());
+    EXPECT_TRUE(reader.Customers(*ParseRfc3339("2025-12-05T00:00:00Z"), *ParseRfc3339("2026-01-01T00:00:00Z")).empty());
     std::multiset<std::string> seen;
     const int64_t n = reader.ForEachEvent("acme", from, to, [&](const ledger::ArchivedEvent& e) {
         EXPECT_EQ(e.customer, "acme");

@@ -13,7 +13,9 @@ using testing::Dec;
 const Currency kCny = *Currency::FromCode("CNY");
 const Currency kUsd = *Currency::FromCode("USD");
 
-Amount Cny(const char* text) { return Amount(kCny, Dec(text)); }
+Amount Cny(const char* text) {
+    return Amount(kCny, Dec(text));
+}
 
 InvoiceLine Usage(const char* model, const char* unit, const char* band, int64_t quantity, const char* amount) {
     InvoiceLine l;
@@ -46,7 +48,9 @@ Invoice MakeInvoice(const char* plan, std::vector<InvoiceLine> lines, const char
     return inv;
 }
 
-std::string Pct(const std::optional<Percent>& p) { return p ? p->value().ToString(2) : "none"; }
+std::string Pct(const std::optional<Percent>& p) {
+    return p ? p->value().ToString(2) : "none";
+}
 
 TEST(PercentChange, ExactDecimalsRoundedHalfEvenToTwoPlaces) {
     EXPECT_EQ(Pct(PercentChange(Cny("100"), Cny("30"))), "-70.00");
@@ -71,9 +75,10 @@ TEST(PercentChange, NoneFromZero) {
 }
 
 TEST(CompareInvoices, MatchesLinesByWhatTheyBillNotByVersion) {
-    Invoice current = MakeInvoice("hunyuan", {Usage("hunyuan-pro", "input", "0-32000", 1000000, "30.00"),
-                                              Usage("hunyuan-pro", "output", "0-32000", 200000, "20.00"),
-                                              Usage("hunyuan-lite", "input", "all", 500, "0.40")},
+    Invoice current = MakeInvoice("hunyuan",
+                                  {Usage("hunyuan-pro", "input", "0-32000", 1000000, "30.00"),
+                                   Usage("hunyuan-pro", "output", "0-32000", 200000, "20.00"),
+                                   Usage("hunyuan-lite", "input", "all", 500, "0.40")},
                                   "3.02");
     InvoiceLine cut_in = Usage("hunyuan-pro", "input", "0-32000", 1000000, "9.00");
     cut_in.plan_version = "v2-cut";
@@ -218,10 +223,9 @@ TEST(SumBook, TotalsPerCurrencyOfTheCustomersCompared) {
     c_failed.customer = "gamma";
     c_failed.period = "2025-11";
     c_failed.error = "overflow";
-    const BookQuote book = SumBook({CompareInvoices("acme", "2025-11", {a}, {a2}),
-                                    CompareInvoices("beta", "2025-11", {b}, {b2}),
-                                    CompareInvoices("gamma", "2025-11", {c}, {c_failed}),
-                                    CompareInvoices("delta", "2025-11", {}, {})});
+    const BookQuote book =
+        SumBook({CompareInvoices("acme", "2025-11", {a}, {a2}), CompareInvoices("beta", "2025-11", {b}, {b2}),
+                 CompareInvoices("gamma", "2025-11", {c}, {c_failed}), CompareInvoices("delta", "2025-11", {}, {})});
     EXPECT_EQ(book.customers.size(), 4u);
     EXPECT_EQ(book.customers_not_compared, 1);  // gamma; delta had no usage at all
     ASSERT_EQ(book.totals.size(), 1u);
@@ -278,8 +282,9 @@ TEST(MoveOntoCandidate, RepointsEverySubscriptionAndCarriesWhatBalancesAreLeft) 
     std::vector<Subscription> subs = testing::MustSubscriptions(kGrantSubscriptions, &catalog);
     Rater rater(catalog, subs, "base", {});
     for (const char* customer : {"acme", "beta"}) {
-        ASSERT_EQ(rater.Add(testing::MakeEvent({.customer = customer, .model = "m", .time = "2025-10-03T12:00:00Z",
-                                                 .input = 50}))
+        ASSERT_EQ(rater
+                      .Add(testing::MakeEvent(
+                          {.customer = customer, .model = "m", .time = "2025-10-03T12:00:00Z", .input = 50}))
                       .status,
                   RateStatus::kRated);
     }
