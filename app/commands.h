@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "billing/quote.h"
 #include "pricing/diagnostic.h"
+#include "pricing/invoice.h"
 #include "pricing/plan.h"
 
 namespace CLI {
@@ -109,6 +111,44 @@ int RunMargin(const MarginOptions& options, std::ostream& out, std::ostream& err
 int RunCostValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
 int RunCostPublish(const std::vector<std::string>& files, const std::string& database_url, std::ostream& out,
                    std::ostream& err);
+
+// `tally quote` (app/quote_command.cc): one customer's period, or every
+// customer's, as billed today next to the archived calls re-rated under a
+// candidate plan file that is not published (docs/api.md).
+struct QuoteOptions {
+    std::string database_url;
+    std::string customer;        // one customer, or:
+    bool all_customers = false;  // every customer billed or archived in the period
+    std::string period;          // YYYY-MM
+    std::string plan;            // the candidate plan file
+    std::string format = "table";
+    std::optional<bool> terminal;  // progress as a bar; default: isatty(stderr)
+};
+// A message of the period the candidate could not price (never dropped).
+struct QuoteRejected {
+    std::string customer, topic;
+    int32_t partition = 0;
+    int64_t offset = 0;
+    std::string code, reason;
+};
+struct QuoteCustomerResult {
+    billing::CustomerQuote quote;
+    std::vector<Invoice> current, candidate;  // the customer's invoices of the period on each side
+    std::vector<QuoteRejected> rejected;
+    bool archive_incomplete = false;  // refused: the archive lacks calls the rollups bill (quote.errors says)
+    int64_t archived = 0;  // archived messages read (the period and a day around it)
+};
+struct QuoteResult {
+    std::string candidate_plan;  // its name; a published plan of that name is replaced
+    bool replaces_published = false;
+    std::vector<QuoteCustomerResult> customers;
+    billing::BookQuote book;
+};
+// Computes a quote; returns kExitOk, or the exit code with the reason on err
+// (usage errors, an invalid candidate, the database). Refusals of single
+// customers (an incomplete archive) are in their quote's errors.
+int ComputeQuote(const QuoteOptions& options, QuoteResult* result, std::ostream& err);
+int RunQuote(const QuoteOptions& options, std::ostream& out, std::ostream& err);
 
 int RunPlanPublish(const std::vector<std::string>& files, const std::string& database_url, std::ostream& out,
                    std::ostream& err);

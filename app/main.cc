@@ -241,6 +241,22 @@ Examples:
   tally usage
   tally usage --period 2025-11 --customer cust_42 --format json)");
 
+    tally::QuoteOptions quote;
+    auto* quote_cmd = app.add_subcommand(
+        "quote", "A period's bill today next to its archived calls re-rated under a candidate plan file");
+    quote_cmd->add_option("--database-url", quote.database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    quote_cmd->add_option("--customer", quote.customer, "The customer to quote");
+    quote_cmd->add_flag("--all-customers", quote.all_customers, "Every customer billed or archived in the period");
+    quote_cmd->add_option("--period", quote.period, "Billing month YYYY-MM")->required();
+    quote_cmd->add_option("--plan", quote.plan, "The candidate plan (YAML, not published)")->required();
+    quote_cmd->add_option("--format", quote.format, "table (default) or json");
+    quote_cmd->footer(R"(
+Exit codes: 0 ok, 1 failure (an archive that lacks billed calls: no quote), 2 usage error,
+3 some calls of the period could not be priced under the candidate (listed).
+Examples:
+  tally quote --customer cust_42 --period 2025-11 --plan hunyuan-pro-cut.yaml
+  tally quote --all-customers --period 2025-11 --plan hunyuan-pro-cut.yaml --format json)");
+
     // Cost cards and margin reports (docs/margin.md).
     auto* cost_cmd = app.add_subcommand("cost", "Work with cost cards: what serving each model costs");
     cost_cmd->require_subcommand(1);
@@ -300,6 +316,7 @@ a negative margin are flagged NEGATIVE.)");
         if (*cost_validate_cmd) return tally::RunCostValidate(cost_files, std::cout, std::cerr);
         if (*cost_publish_cmd) return tally::RunCostPublish(cost_files, database_url, std::cout, std::cerr);
         if (*margin_cmd) return tally::RunMargin(margin, std::cout, std::cerr);
+        if (*quote_cmd) return tally::RunQuote(quote, std::cout, std::cerr);
         if (*consume_cmd) return tally::RunConsume(consume, std::cout, std::cerr);
         if (*migrate_cmd) return tally::RunMigrate(database_url, std::cout, std::cerr);
         if (*dev_cmd) return tally::RunDevKafka(dev, std::cout, std::cerr);
