@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "app/commands.h"
+#include "app/progress.h"
 #include "app/report.h"
 #include "app/text_table.h"
 #include "base/assert.h"
@@ -198,8 +199,22 @@ int RunInvoiceRun(const InvoiceFlags& f, const std::string& kind, std::ostream& 
     ledger::CostStore cost_store(url);
     const CostCatalog costs = cost_store.LoadCostCards();
     if (!costs.empty()) o.costs = &costs;
+    // A bar with rate and ETA on a terminal, a line every 5 s otherwise.
+    std::unique_ptr<Progress> progress;
+    int64_t shown = 0;
+    o.progress = [&](int64_t done, int64_t total) {
+        if (!progress) {
+            Progress::Options po;
+            po.what = "customers";
+            po.total = total;
+            progress = std::make_unique<Progress>(err, po);
+        }
+        progress->Advance(done - shown);
+        shown = done;
+    };
     ledger::InvoiceStore store(url);
     ledger::RunResult r = store.Run(cat.catalog, cat.subscriptions, o);
+    if (progress) progress->Done();
     out << "invoice run " << r.run_id << " for " << f.period << ": " << r.customers << " customers, " << r.drafts
         << " drafts written (" << r.adjustments << " adjustment lines), " << r.left_finalized
         << " finalized invoices left as they are; usage up to " << (r.cutoff.empty() ? "(nothing consumed yet)" : r.cutoff)

@@ -1,5 +1,8 @@
 #include "app/report.h"
 
+#include "app/text_table.h"
+#include "billing/invoice_document.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -29,22 +32,6 @@ std::string Cell(const InvoiceLine& l) {
     return c;
 }
 
-void Table(std::ostream& out, const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right) {
-    std::vector<size_t> width(rows.front().size(), 0);
-    for (const auto& r : rows) {
-        for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], DisplayWidth(r[i]));
-    }
-    for (const auto& r : rows) {
-        std::string line = "  ";
-        for (size_t i = 0; i < r.size(); ++i) {
-            std::string pad(width[i] - DisplayWidth(r[i]), ' ');
-            line += right[i] ? pad + r[i] : r[i] + pad;
-            if (i + 1 < r.size()) line += "  ";
-        }
-        while (!line.empty() && line.back() == ' ') line.pop_back();
-        out << line << "\n";
-    }
-}
 
 }  // namespace
 
@@ -77,24 +64,7 @@ size_t DisplayWidth(std::string_view s) {
 }
 
 std::string JsonString(std::string_view s) {
-    std::string out = "\"";
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
-        switch (ch) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20) {
-                    out += fmt::format("\\u{:04x}", c);
-                } else {
-                    out += ch;
-                }
-        }
-    }
-    return out + "\"";
+    return billing::JsonQuote(s);
 }
 
 size_t InvoiceErrors(const std::vector<Invoice>& invoices) {
@@ -135,7 +105,7 @@ void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices,
                                 l.amount.ToString(d), l.amount_rounded.ToString(d)});
             }
         }
-        Table(out, rows, {false, false, false, false, false, true, true, true, true});
+        WriteTextTable(out, rows, {false, false, false, false, false, true, true, true, true});
         // How the exact sum and the subtotal reconcile: exact sum + rounding
         // (+ commitment true-up + adjustments) = subtotal.
         Amount rounded = Amount::Zero(inv.currency);
@@ -161,7 +131,7 @@ void WriteInvoicesTable(std::ostream& out, const std::vector<Invoice>& invoices,
         totals.push_back({"total", inv.total.ToString(d) + " " + cur});
         for (const auto& g : inv.grants) totals.push_back({"grant " + g.name, "-" + g.amount.ToString(d) + " " + cur});
         if (!inv.grants.empty()) totals.push_back({"amount due", inv.amount_due.ToString(d) + " " + cur});
-        Table(out, totals, {false, true});
+        WriteTextTable(out, totals, {false, true});
         out << "\n";
     }
     if (stats.lines == 0) {  // priced from the ledger's rollups, not from a file

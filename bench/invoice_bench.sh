@@ -30,7 +30,11 @@ echo "$customers customers, ~$share % of hours per model, $(nproc) cores, $(date
 t0=$(date +%s.%N)
 # 2025-11 in Asia/Shanghai: UTC hours 489424 (2025-10-31T16:00Z) to 489424+719; the period id is
 # 2025*12+10. Hours are drawn per (customer, model) with a fixed seed.
+# Bulk load: foreign key triggers off for the session (the rows are made
+# consistent here) and the primary key built once after the insert.
 psql <<SQL
+SET session_replication_role = replica;
+ALTER TABLE rollups DROP CONSTRAINT rollups_pkey;
 SELECT setseed(0.42);
 INSERT INTO customers (customer_id, name) SELECT 'cust_' || i, '客户 ' || i FROM generate_series(1, $customers) i;
 -- random() is drawn per combination in the subquery: a filter on random()
@@ -49,6 +53,7 @@ SELECT customer_id, 2025*12+10, hour, 'bench', 'v1', model, band, -1, -1, 0, u.u
        CASE u.unit WHEN '' THEN 0 ELSE (1 + floor(random() * 2000000))::bigint END,
        CASE u.unit WHEN '' THEN (1 + floor(random() * 200))::bigint ELSE 0 END
 FROM cells, (VALUES (''), ('input'), ('cached_input'), ('output')) u (unit);
+ALTER TABLE rollups ADD PRIMARY KEY (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit);
 ANALYZE rollups;
 SQL
 t1=$(date +%s.%N)
