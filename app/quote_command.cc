@@ -21,6 +21,7 @@
 #include "app/commands.h"
 #include "app/progress.h"
 #include "app/report.h"
+#include "billing/invoice_run.h"
 #include "billing/quote.h"
 #include "ingest/event_decoder.h"
 #include "ingest/file_rater.h"
@@ -35,14 +36,9 @@ namespace tally {
 namespace {
 
 // "2025-11" -> month id; nullopt when not a month.
+// The one reading of "YYYY-MM" (billing/invoice_run.h).
 std::optional<int32_t> ParseMonth(const std::string& text) {
-    int y = 0, m = 0;
-    if (text.size() != 7 || text[4] != '-' || text.find_first_not_of("0123456789") != 4 ||
-        text.find_first_not_of("0123456789", 5) != std::string::npos ||
-        std::sscanf(text.c_str(), "%4d-%2d", &y, &m) != 2 || y < 1970 || m < 1 || m > 12) {
-        return std::nullopt;
-    }
-    return MonthId(y, m);
+    return billing::PeriodIdOf(text);
 }
 
 Instant MonthStartUtc(int32_t id) {

@@ -15,4 +15,24 @@ namespace tally::ledger {
 // missing or older ("run tally migrate") or newer than this tally.
 std::unique_ptr<pqxx::connection> Connect(const std::string& database_url);
 
+// A connection that connects again when it was lost (PostgreSQL
+// restarted): the CLI stores' one connection. Connects at construction.
+class Reconnecting {
+   public:
+    explicit Reconnecting(std::string database_url) : url_(std::move(database_url)) { Get(); }
+    // Throws ingest::SinkError (as Connect) when it has to connect and cannot.
+    pqxx::connection& Get() {
+        if (!conn_ || !conn_->is_open()) {
+            conn_.reset();
+            conn_ = Connect(url_);
+        }
+        return *conn_;
+    }
+    void Reset() { conn_.reset(); }
+
+   private:
+    std::string url_;
+    std::unique_ptr<pqxx::connection> conn_;
+};
+
 }  // namespace tally::ledger

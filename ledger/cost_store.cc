@@ -85,17 +85,9 @@ std::optional<Amount> ReadAmount(Currency currency, const pqxx::field& field) {
 }  // namespace
 
 struct CostStore::Impl {
-    explicit Impl(std::string u) : url(std::move(u)) { Conn(); }
-    pqxx::connection& Conn() {
-        if (!conn || !conn->is_open()) {
-            conn.reset();
-            conn = Connect(url);
-        }
-        TALLY_ASSERT(conn != nullptr);
-        return *conn;
-    }
-    std::string url;
-    std::unique_ptr<pqxx::connection> conn;
+    explicit Impl(std::string url) : connection(std::move(url)) {}
+    pqxx::connection& Conn() { return connection.Get(); }
+    Reconnecting connection;
 };
 
 CostStore::CostStore(const std::string& database_url) : impl_(std::make_unique<Impl>(database_url)) {}

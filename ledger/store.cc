@@ -126,19 +126,9 @@ void CheckName(std::string_view what, std::string_view value) {
 }  // namespace
 
 struct Store::Impl {
-    explicit Impl(std::string u) : url(std::move(u)) { Conn(); }
-    // Connects again when the connection was lost (PostgreSQL restarted);
-    // throws ingest::SinkError (ledger/connect.h).
-    pqxx::connection& Conn() {
-        if (!conn || !conn->is_open()) {
-            conn.reset();
-            conn = Connect(url);
-        }
-        TALLY_ASSERT(conn != nullptr);
-        return *conn;
-    }
-    std::string url;
-    std::unique_ptr<pqxx::connection> conn;
+    explicit Impl(std::string url) : connection(std::move(url)) {}
+    pqxx::connection& Conn() { return connection.Get(); }
+    Reconnecting connection;
 };
 
 Store::Store(const std::string& database_url) : impl_(std::make_unique<Impl>(database_url)) {}
@@ -310,7 +300,7 @@ ingest::CatalogSnapshot Store::Load() {
         return LoadOnce();
     } catch (const std::exception& e) {
         ingest::SinkError error = Classify(e, "loading plans, customers and subscriptions");
-        if (error.kind != ingest::SinkErrorKind::kFatal) impl_->conn.reset();  // connect again next time
+        if (error.kind != ingest::SinkErrorKind::kFatal) impl_->connection.Reset();  // connect again next time
         throw error;
     }
 }
