@@ -1,5 +1,6 @@
 #include "ledger/invoice_store.h"
 
+#include <date/tz.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -72,9 +73,8 @@ const std::string kLineColumns =
     ", COALESCE(adjusts_period, ''), COALESCE(adjusts_invoice, ''), basis_calls, "
     "COALESCE(basis_subtotal::text, '')";
 
-// The JSON arrays this file writes: ["a","b"] and [{"name":..,"amount":..}].
-// Read back with PostgreSQL's own JSON functions, not parsed here.
-billing::InvoiceDocument DocumentOf(const pqxx::row& r, pqxx::transaction_base& tx) {
+// An invoice row without its plan versions and grants (LoadWhere adds them).
+billing::InvoiceDocument DocumentOf(const pqxx::row& r) {
     billing::InvoiceDocument d;
     d.invoice_id = r[0].as<int64_t>();
     d.status = r[1].as<std::string>();
@@ -91,9 +91,6 @@ billing::InvoiceDocument DocumentOf(const pqxx::row& r, pqxx::transaction_base& 
     d.currency = r[12].as<std::string>();
     d.rounding = r[13].as<std::string>();
     d.round_at = r[14].as<std::string>();
-    for (const auto& v : tx.exec_params("SELECT json_array_elements_text($1::json)", r[15].as<std::string>())) {
-        d.plan_versions.push_back(v[0].as<std::string>());
-    }
     d.calls = r[16].as<int64_t>();
     d.exact_subtotal = r[17].as<std::string>();
     d.subtotal = r[18].as<std::string>();
@@ -101,10 +98,6 @@ billing::InvoiceDocument DocumentOf(const pqxx::row& r, pqxx::transaction_base& 
     d.tax = r[20].as<std::string>();
     d.total = r[21].as<std::string>();
     d.amount_due = r[22].as<std::string>();
-    for (const auto& g : tx.exec_params("SELECT g->>'name', g->>'amount' FROM json_array_elements($1::json) g",
-                                        r[23].as<std::string>())) {
-        d.grants.push_back({g[0].as<std::string>(), g[1].as<std::string>()});
-    }
     d.error = r[24].as<std::string>();
     d.cutoff = MsText(r[25]);
     d.grace_until = MsText(r[26]);
@@ -154,16 +147,31 @@ std::vector<billing::InvoiceDocument> LoadWhere(pqxx::transaction_base& tx, cons
                                               std::forward<Args>(args)...);
     for (const pqxx::row& r : found) {
         index[r[0].as<int64_t>()] = docs.size();
-        docs.push_back(DocumentOf(r, tx));
+        docs.push_back(DocumentOf(r));
     }
     if (docs.empty()) return docs;
     std::vector<std::string> ids;
     for (const auto& [id, _] : index) ids.push_back(std::to_string(id));
+    const std::string id_array = PgArray(ids);
     for (const auto& r : tx.exec_params("SELECT " + kLineColumns +
                                             " FROM invoice_lines WHERE invoice_id = ANY($1::bigint[]) "
                                             "ORDER BY invoice_id, line_no",
-                                        PgArray(ids))) {
+                                        id_array)) {
         docs[index.at(r[0].as<int64_t>())].lines.push_back(LineOf(r));
+    }
+    // The arrays and JSON this file writes, read back with PostgreSQL's own
+    // functions, for every invoice at once.
+    for (const auto& r : tx.exec_params("SELECT i.invoice_id, v.val FROM invoices i, unnest(i.plan_versions) "
+                                        "WITH ORDINALITY AS v (val, ord) WHERE i.invoice_id = ANY($1::bigint[]) "
+                                        "ORDER BY i.invoice_id, v.ord",
+                                        id_array)) {
+        docs[index.at(r[0].as<int64_t>())].plan_versions.push_back(r[1].as<std::string>());
+    }
+    for (const auto& r : tx.exec_params("SELECT i.invoice_id, g.val->>'name', g.val->>'amount' FROM invoices i, "
+                                        "jsonb_array_elements(i.grants) WITH ORDINALITY AS g (val, ord) "
+                                        "WHERE i.invoice_id = ANY($1::bigint[]) ORDER BY i.invoice_id, g.ord",
+                                        id_array)) {
+        docs[index.at(r[0].as<int64_t>())].grants.push_back({r[1].as<std::string>(), r[2].as<std::string>()});
     }
     return docs;
 }
@@ -502,29 +510,73 @@ RunResult InvoiceStore::Run(const Catalog& catalog, const std::vector<Subscripti
 
 namespace {
 
-FinalizeResult FinalizeOne(pqxx::transaction_base& tx, int64_t invoice_id) {
-    billing::InvoiceDocument doc = LoadOne(tx, std::to_string(invoice_id), /*for_update=*/true);
-    if (doc.status != "draft") throw LedgerError("invoice " + doc.number + " is " + doc.status + " already");
-    if (!doc.error.empty()) {
-        throw LedgerError("draft " + std::to_string(invoice_id) + " of " + doc.customer + " " + doc.period +
-                          " could not be priced and cannot be finalized: " + doc.error);
+// Finalizes the drafts `ids` (in that order) in the caller's transaction:
+// each issuer and year takes a block of consecutive numbers from its counter
+// (gapless: the block is the transaction's), then one statement freezes them.
+std::vector<FinalizeResult> FinalizeMany(pqxx::transaction_base& tx, const std::vector<int64_t>& ids) {
+    std::vector<FinalizeResult> out;
+    if (ids.empty()) return out;
+    std::vector<std::string> id_texts;
+    for (int64_t id : ids) id_texts.push_back(std::to_string(id));
+    const std::string id_array = PgArray(id_texts);
+    tx.exec_params("SELECT 1 FROM invoices WHERE invoice_id = ANY($1::bigint[]) ORDER BY invoice_id FOR UPDATE", id_array);
+    std::vector<billing::InvoiceDocument> loaded = LoadWhere(tx, "invoice_id = ANY($1::bigint[])", id_array);
+    std::map<int64_t, billing::InvoiceDocument*> by_id;
+    for (auto& d : loaded) by_id[d.invoice_id] = &d;
+    const int64_t now_ms = tx.exec1("SELECT " + Ms("date_trunc('milliseconds', now())"))[0].as<int64_t>();
+    const Instant now{std::chrono::milliseconds(now_ms)};
+    std::map<std::string, std::string> prefixes;
+    for (const auto& r : tx.exec("SELECT issuer, invoice_prefix FROM issuers")) {
+        prefixes[r[0].as<std::string>()] = r[1].as<std::string>();
     }
-    pqxx::row r = tx.exec_params1(
-        "SELECT i.invoice_prefix, " + Ms("date_trunc('milliseconds', now())") +
-            ", extract(year FROM now() AT TIME ZONE $2)::int FROM issuers i WHERE i.issuer = $1",
-        doc.issuer, doc.time_zone);
-    const int64_t finalized_ms = r[1].as<int64_t>();
-    const int year = r[2].as<int>();
-    const int64_t n = NextNumber(tx, doc.issuer, year, "invoice");
-    doc.number = fmt::format("{}-{}-{:06d}", r[0].as<std::string>(), year, n);
-    doc.finalized_at = FormatRfc3339(Instant{std::chrono::milliseconds(finalized_ms)});
-    doc.status = "finalized";
-    doc.sha256 = billing::Sha256Hex(billing::CanonicalJson(doc));
-    tx.exec_params0("UPDATE invoices SET status = 'finalized', number = $2, "
-                    "finalized_at = timestamptz 'epoch' + $3 * interval '1 millisecond', sha256 = $4 "
-                    "WHERE invoice_id = $1",
-                    invoice_id, doc.number, finalized_ms, doc.sha256);
-    return {invoice_id, doc.number, doc.customer, doc.period, doc.total, doc.currency, doc.sha256};
+    // (issuer, year) -> the invoices taking its numbers, in the order given.
+    std::map<std::pair<std::string, int>, std::vector<billing::InvoiceDocument*>> blocks;
+    for (int64_t id : ids) {
+        auto it = by_id.find(id);
+        if (it == by_id.end()) throw LedgerError("no invoice " + std::to_string(id));
+        billing::InvoiceDocument& doc = *it->second;
+        if (doc.status != "draft") throw LedgerError("invoice " + doc.number + " is " + doc.status + " already");
+        if (!doc.error.empty()) {
+            throw LedgerError("draft " + std::to_string(id) + " of " + doc.customer + " " + doc.period +
+                              " could not be priced and cannot be finalized: " + doc.error);
+        }
+        const date::time_zone* zone = date::locate_zone(doc.time_zone);
+        const auto local_day = date::floor<date::days>(zone->to_local(now));
+        const int year = static_cast<int>(date::year_month_day(date::local_days(local_day)).year());
+        blocks[{doc.issuer, year}].push_back(&doc);
+    }
+    std::vector<std::string> numbers, hashes, updated;
+    for (auto& [key, docs] : blocks) {
+        const auto& [issuer, year] = key;
+        const int64_t n = static_cast<int64_t>(docs.size());
+        const int64_t last =
+            tx.exec_params1("INSERT INTO document_counters (issuer, year, kind, last_number) VALUES ($1, $2, 'invoice', $3) "
+                            "ON CONFLICT (issuer, year, kind) DO UPDATE SET last_number = document_counters.last_number + $3 "
+                            "RETURNING last_number",
+                            issuer, year, n)[0]
+                .as<int64_t>();
+        TALLY_ASSERT(last >= n);
+        for (int64_t i = 0; i < n; ++i) {
+            billing::InvoiceDocument& doc = *docs[static_cast<size_t>(i)];
+            doc.number = fmt::format("{}-{}-{:06d}", prefixes.at(issuer), year, last - n + 1 + i);
+            doc.finalized_at = FormatRfc3339(now);
+            doc.status = "finalized";
+            doc.sha256 = billing::Sha256Hex(billing::CanonicalJson(doc));
+            updated.push_back(std::to_string(doc.invoice_id));
+            numbers.push_back(doc.number);
+            hashes.push_back(doc.sha256);
+        }
+    }
+    tx.exec_params0("UPDATE invoices SET status = 'finalized', number = u.number, "
+                    "finalized_at = timestamptz 'epoch' + $4 * interval '1 millisecond', sha256 = u.sha256 "
+                    "FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u (id, number, sha256) "
+                    "WHERE invoice_id = u.id",
+                    PgArray(updated), PgArray(numbers), PgArray(hashes), now_ms);
+    for (int64_t id : ids) {
+        const billing::InvoiceDocument& doc = *by_id.at(id);
+        out.push_back({id, doc.number, doc.customer, doc.period, doc.total, doc.currency, doc.sha256});
+    }
+    return out;
 }
 
 }  // namespace
@@ -532,8 +584,7 @@ FinalizeResult FinalizeOne(pqxx::transaction_base& tx, int64_t invoice_id) {
 std::vector<FinalizeResult> InvoiceStore::FinalizeIds(const std::vector<int64_t>& invoice_ids) {
     pqxx::work tx(*impl_->conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
-    std::vector<FinalizeResult> out;
-    for (int64_t id : invoice_ids) out.push_back(FinalizeOne(tx, id));
+    std::vector<FinalizeResult> out = FinalizeMany(tx, invoice_ids);
     tx.commit();
     return out;
 }
@@ -541,12 +592,13 @@ std::vector<FinalizeResult> InvoiceStore::FinalizeIds(const std::vector<int64_t>
 std::vector<FinalizeResult> InvoiceStore::FinalizePeriod(int32_t period_id, const std::string& customer) {
     pqxx::work tx(*impl_->conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
-    std::vector<FinalizeResult> out;
+    std::vector<int64_t> ids;
     for (const auto& r : tx.exec_params("SELECT invoice_id FROM invoices WHERE status = 'draft' AND period_id = $1 "
                                         "AND ($2 = '' OR customer_id = $2) ORDER BY customer_id, plan",
                                         period_id, customer)) {
-        out.push_back(FinalizeOne(tx, r[0].as<int64_t>()));
+        ids.push_back(r[0].as<int64_t>());
     }
+    std::vector<FinalizeResult> out = FinalizeMany(tx, ids);
     tx.commit();
     return out;
 }
@@ -554,11 +606,12 @@ std::vector<FinalizeResult> InvoiceStore::FinalizePeriod(int32_t period_id, cons
 std::vector<FinalizeResult> InvoiceStore::FinalizeDue() {
     pqxx::work tx(*impl_->conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
-    std::vector<FinalizeResult> out;
+    std::vector<int64_t> ids;
     for (const auto& r : tx.exec("SELECT invoice_id FROM invoices WHERE status = 'draft' AND error = '' "
                                  "AND grace_until <= now() ORDER BY period_id, customer_id, plan")) {
-        out.push_back(FinalizeOne(tx, r[0].as<int64_t>()));
+        ids.push_back(r[0].as<int64_t>());
     }
+    std::vector<FinalizeResult> out = FinalizeMany(tx, ids);
     tx.commit();
     return out;
 }
