@@ -21,12 +21,14 @@ enum class RejectReason : uint8_t {
     kAboveTopBand,     // the prompt is above the model's top band, which rejects
     kOverflow,         // a count of the call does not fit the arithmetic
     kFutureTime,       // the call's time is further ahead than the allowed clock skew
+    kServedModelUnpriced,  // a routed call bills at its served model's price, which the plan version lacks
 };
 
-inline constexpr std::array<RejectReason, 9> kRejectReasons = {
+inline constexpr std::array<RejectReason, 10> kRejectReasons = {
     RejectReason::kInvalid,      RejectReason::kUnknownCustomer, RejectReason::kNoSubscription,
     RejectReason::kConflict,     RejectReason::kUnknownModel,    RejectReason::kNoPlanVersion,
     RejectReason::kAboveTopBand, RejectReason::kOverflow,        RejectReason::kFutureTime,
+    RejectReason::kServedModelUnpriced,
 };
 
 // The stored code: "invalid", "unknown_customer", ...

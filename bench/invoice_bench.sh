@@ -40,8 +40,8 @@ FROM generate_series(1, $customers) c,
      generate_series(489424, 489424 + 719) h,
      generate_series(0, 1) b
 WHERE random() < $share / 100.0 * (CASE WHEN b = 0 THEN 1.0 ELSE 0.5 END);
-INSERT INTO rollups (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, quantity, calls)
-SELECT customer_id, 2025*12+10, hour, 'bench', 'v1', model, band, -1, -1, 0, u.unit,
+INSERT INTO rollups (customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, unit, quantity, calls)
+SELECT customer_id, 2025*12+10, hour, 'bench', 'v1', model, '', band, -1, -1, 0, u.unit,
        CASE u.unit WHEN '' THEN 0 ELSE (1 + floor(random() * 2000000))::bigint END,
        CASE u.unit WHEN '' THEN (1 + floor(random() * 200))::bigint ELSE 0 END
 FROM cells, (VALUES (''), ('input'), ('cached_input'), ('output')) u (unit);
