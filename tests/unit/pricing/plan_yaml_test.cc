@@ -216,7 +216,7 @@ TEST(PlanYaml, RoutedCallsIsBillRequestedOrBillServed) {
     EXPECT_EQ(v.models.at(static_cast<size_t>(v.model_index.at("a"))).routed_calls, RoutedCalls::kBillServed);
     EXPECT_EQ(v.models.at(static_cast<size_t>(v.model_index.at("b"))).routed_calls, RoutedCalls::kBillRequested);
     auto p = Problems(std::string(kHead) + "      a: {rates: {input: \"1\", output: \"2\"}, routed_calls: cheapest}\n");
-    EXPECT_TRUE(Has(p, "8:52: ")) << Dump(p);
+    EXPECT_TRUE(Has(p, "8:59: ")) << Dump(p);
     EXPECT_TRUE(Has(p, "routed_calls")) << Dump(p);
     EXPECT_TRUE(Has(p, "bill_served")) << Dump(p);
 }
