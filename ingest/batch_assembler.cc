@@ -95,6 +95,8 @@ AssembledBatch BatchAssembler::Assemble(std::span<const Message> messages) {
 std::vector<RollupRecord> NewCallRecords(const Catalog& catalog, const AssembledBatch& assembled,
                                        const std::vector<KeyOutcome>& outcomes) {
     TALLY_ASSERT(outcomes.size() == assembled.batch.keys.size());
+    TALLY_ASSERT(assembled.parts.size() == outcomes.size());
+    TALLY_ASSERT(assembled.served_models.size() == outcomes.size());
     std::vector<Rollup> rollups;
     for (size_t i = 0; i < outcomes.size(); ++i) {
         if (outcomes[i] != KeyOutcome::kNew) continue;
