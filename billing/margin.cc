@@ -361,8 +361,8 @@ std::vector<MarginRow> ComputeMarginRows(const Catalog& catalog, const PeriodRul
             }
         }
         for (MarginRow& row : rows) {
-            RowKey key{row.customer,   row.plan, row.model, row.served_model,
-                       row.day,        std::string(row.figures.currency.code())};
+            RowKey key{row.customer,     row.plan, row.model,
+                       row.served_model, row.day,  std::string(row.figures.currency.code())};
             auto [at, fresh] = merged.try_emplace(key, row);
             if (!fresh) Merge(&at->second.figures, row.figures);
         }

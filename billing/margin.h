@@ -55,7 +55,7 @@ struct MarginRow {
     std::string plan;
     std::string model;         // the model billed
     std::string served_model;  // the model that served routed calls (and is costed); "" when not routed
-    std::string day;  // YYYY-MM-DD in the zone of the plan version of the usage
+    std::string day;           // YYYY-MM-DD in the zone of the plan version of the usage
     MarginFigures figures;
 };
 

@@ -258,7 +258,8 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
         const uint32_t index = served_models_.Intern(e.served_model);
         if (index >= UINT16_MAX) {
             return Reject(RejectReason::kInvalid, "served_model '" + e.served_model + "' is one more than the " +
-                                                      std::to_string(UINT16_MAX - 1) + " distinct served models a rater keeps");
+                                                      std::to_string(UINT16_MAX - 1) +
+                                                      " distinct served models a rater keeps");
         }
         served = static_cast<uint16_t>(index + 1);
     }

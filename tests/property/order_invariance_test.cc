@@ -154,8 +154,8 @@ std::string Render(const std::vector<Rollup>& rollups, const std::vector<Invoice
     // The rollups themselves, served model included (invoices bill the
     // model billed and do not show it).
     for (const Rollup& r : rollups) {
-        out << "rollup " << r.customer << " " << r.period << " " << r.hour << " " << r.cell.plan << "/" << r.cell.version
-            << "/" << r.cell.model << "/" << int{r.cell.band} << "/" << int{r.cell.condition} << "/"
+        out << "rollup " << r.customer << " " << r.period << " " << r.hour << " " << r.cell.plan << "/"
+            << r.cell.version << "/" << r.cell.model << "/" << int{r.cell.band} << "/" << int{r.cell.condition} << "/"
             << int{r.cell.window} << "/" << int{r.cell.flags} << "/" << r.cell.served << " served '" << r.served_model
             << "' calls " << r.calls;
         for (int64_t q : r.quantities) out << " " << q;

@@ -284,14 +284,13 @@ TEST(EventDecoder, ReadsTheServedModelOfARoutedCall) {
     std::string reason;
     ASSERT_TRUE(decoder.Decode(kGood, &e, &reason)) << reason;
     EXPECT_EQ(e.served_model, "");  // absent: not routed
-    const std::string routed = Replace(kGood, R"("model":"doubao-seed-1.6",)",
-                                       R"("model":"doubao-seed-1.6","served_model":"qwen-flash",)");
+    const std::string routed =
+        Replace(kGood, R"("model":"doubao-seed-1.6",)", R"("model":"doubao-seed-1.6","served_model":"qwen-flash",)");
     ASSERT_TRUE(decoder.Decode(routed, &e, &reason)) << reason;
     EXPECT_EQ(e.model, "doubao-seed-1.6");
     EXPECT_EQ(e.served_model, "qwen-flash");
     // Served by the model it asked for: not routed.
-    ASSERT_TRUE(decoder.Decode(Replace(routed, R"("served_model":"qwen-flash")",
-                                       R"("served_model":"doubao-seed-1.6")"),
+    ASSERT_TRUE(decoder.Decode(Replace(routed, R"("served_model":"qwen-flash")", R"("served_model":"doubao-seed-1.6")"),
                                &e, &reason))
         << reason;
     EXPECT_EQ(e.served_model, "");
@@ -302,8 +301,8 @@ TEST(EventDecoder, ReadsTheServedModelOfARoutedCall) {
 }
 
 TEST(EventDecoder, RejectsABadServedModelNamingTheField) {
-    const std::string routed = Replace(kGood, R"("model":"doubao-seed-1.6",)",
-                                       R"("model":"doubao-seed-1.6","served_model":"qwen-flash",)");
+    const std::string routed =
+        Replace(kGood, R"("model":"doubao-seed-1.6",)", R"("model":"doubao-seed-1.6","served_model":"qwen-flash",)");
     EXPECT_EQ(Reason(Replace(routed, R"("served_model":"qwen-flash")", R"("served_model":"")")),
               "field 'data.served_model' is empty");
     EXPECT_EQ(Reason(Replace(routed, R"("served_model":"qwen-flash")", R"("served_model":7)")),

@@ -208,9 +208,10 @@ versions:
 TEST(PlanYaml, RoutedCallsIsBillRequestedOrBillServed) {
     UnitTable units;
     Diagnostics d;
-    auto plan = ParsePlan(std::string(kHead) + "      a: {rates: {input: \"1\", output: \"2\"}, routed_calls: bill_served}\n" +
-                              "      b: {rates: {input: \"1\", output: \"2\"}}\n",
-                          "p.yaml", &units, &d);
+    auto plan =
+        ParsePlan(std::string(kHead) + "      a: {rates: {input: \"1\", output: \"2\"}, routed_calls: bill_served}\n" +
+                      "      b: {rates: {input: \"1\", output: \"2\"}}\n",
+                  "p.yaml", &units, &d);
     ASSERT_TRUE(plan.has_value()) << (d.empty() ? "" : d.front().message);
     const PlanVersion& v = plan->versions.at(0);
     EXPECT_EQ(v.models.at(static_cast<size_t>(v.model_index.at("a"))).routed_calls, RoutedCalls::kBillServed);

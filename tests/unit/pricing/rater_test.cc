@@ -322,8 +322,7 @@ TEST_F(RoutedRaterTest, BillRequestedPricesTheModelAskedForAndKeepsTheServedOne)
 TEST_F(RoutedRaterTest, BillServedPricesTheServedModelsEntry) {
     Rater rater(catalog_, {}, "routed", {});
     std::vector<RatedPart> parts;
-    RateOutcome o =
-        rater.Classify(MakeEvent({.model = "small", .input = 1'000'000, .served_model = "big"}), &parts);
+    RateOutcome o = rater.Classify(MakeEvent({.model = "small", .input = 1'000'000, .served_model = "big"}), &parts);
     ASSERT_EQ(o.status, RateStatus::kRated) << o.reason;
     EXPECT_EQ(ModelName(parts.at(0).key.cell), "big");
     EXPECT_EQ(rater.ServedModel(parts.at(0).key.cell.served), "big");
@@ -356,8 +355,7 @@ TEST_F(RoutedRaterTest, RollupsKeepTheServedModelByNameWhateverTheOrder) {
     auto rollups = [&](std::vector<const char*> served) {
         Rater rater(catalog_, {}, "routed", {});
         for (const char* s : served) {
-            EXPECT_EQ(rater.Add(MakeEvent({.model = "big", .input = 5, .served_model = s})).status,
-                      RateStatus::kRated);
+            EXPECT_EQ(rater.Add(MakeEvent({.model = "big", .input = 5, .served_model = s})).status, RateStatus::kRated);
         }
         return rater.Rollups();
     };

@@ -62,8 +62,8 @@ std::vector<RollupRecord> StoreAndRead(const std::vector<std::vector<RollupRecor
     std::map<Key, RollupRecord> table;
     for (const auto& batch : batches) {
         for (const RollupRecord& r : batch) {
-            Key k{r.customer, r.period, r.hour, r.plan,          r.version, r.model,
-                  r.served_model, r.band, r.condition, r.time_window, r.flags, r.unit};
+            Key k{r.customer,     r.period, r.hour,      r.plan,        r.version, r.model,
+                  r.served_model, r.band,   r.condition, r.time_window, r.flags,   r.unit};
             auto [it, fresh] = table.try_emplace(k, r);
             if (!fresh) {
                 it->second.quantity = SaturatingAdd(it->second.quantity, r.quantity);
