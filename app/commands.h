@@ -104,7 +104,7 @@ struct MarginOptions {
     std::string database_url;
     std::string period;            // YYYY-MM
     std::string customer;          // empty: all
-    std::string by = "customer";   // customer|model|plan|day
+    std::string by = "customer";   // customer|model|served_model|plan|day
     std::string format = "table";  // table|json|csv
 };
 int RunMargin(const MarginOptions& options, std::ostream& out, std::ostream& err);

@@ -275,7 +275,8 @@ Examples:
     auto* margin_cmd = app.add_subcommand("margin", "Revenue, cost and gross margin of a month, stored and printed");
     margin_cmd->add_option("--period", margin.period, "Billing month YYYY-MM")->required();
     margin_cmd->add_option("--customer", margin.customer, "Only this customer");
-    margin_cmd->add_option("--by", margin.by, "customer (default), model, plan or day");
+    margin_cmd->add_option("--by", margin.by,
+                           "customer (default), model (billed), served_model (that served the calls), plan or day");
     margin_cmd->add_option("--format", margin.format, "table (default), json or csv");
     margin_cmd->add_option("--database-url", margin.database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
     margin_cmd->footer(R"(

@@ -190,7 +190,7 @@ int RunMargin(const MarginOptions& o, std::ostream& out, std::ostream& err) {
     }
     const std::optional<billing::MarginGroup> by = billing::ParseMarginGroup(o.by);
     if (!by) {
-        err << "tally margin: --by must be customer, model, plan or day\n";
+        err << "tally margin: --by must be customer, model, served_model, plan or day\n";
         return kExitUsage;
     }
     if (o.format != "table" && o.format != "json" && o.format != "csv") {

@@ -15,6 +15,7 @@ std::string_view RejectReasonCode(RejectReason reason) {
         case RejectReason::kAboveTopBand: return "above_top_band";
         case RejectReason::kOverflow: return "overflow";
         case RejectReason::kFutureTime: return "future_time";
+        case RejectReason::kServedModelUnpriced: return "served_model_unpriced";
     }
     TALLY_UNREACHABLE();
 }

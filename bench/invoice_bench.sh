@@ -48,12 +48,12 @@ SELECT customer_id, model, hour, band FROM (
        generate_series(0, 1) b
   OFFSET 0) s
 WHERE r < $share / 100.0 * (CASE WHEN band = 0 THEN 1.0 ELSE 0.5 END);
-INSERT INTO rollups (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, quantity, calls)
-SELECT customer_id, 2025*12+10, hour, 'bench', 'v1', model, band, -1, -1, 0, u.unit,
+INSERT INTO rollups (customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, unit, quantity, calls)
+SELECT customer_id, 2025*12+10, hour, 'bench', 'v1', model, '', band, -1, -1, 0, u.unit,
        CASE u.unit WHEN '' THEN 0 ELSE (1 + floor(random() * 2000000))::bigint END,
        CASE u.unit WHEN '' THEN (1 + floor(random() * 200))::bigint ELSE 0 END
 FROM cells, (VALUES (''), ('input'), ('cached_input'), ('output')) u (unit);
-ALTER TABLE rollups ADD PRIMARY KEY (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit);
+ALTER TABLE rollups ADD PRIMARY KEY (customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, unit);
 ANALYZE rollups;
 SQL
 t1=$(date +%s.%N)

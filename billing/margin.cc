@@ -88,7 +88,7 @@ std::string DayLabel(const LocalTime& t) {
     return buf;
 }
 
-// One invoice's usage of one model on one local day.
+// One invoice's usage of one model billed, served by one model, on one local day.
 struct Cell {
     int128 list_value = 0;  // sum of quantity x cell rate, at 10^-18
     int64_t calls = 0;
@@ -98,7 +98,7 @@ struct Cell {
     std::string error;
 };
 
-using CellKey2 = std::pair<std::string, std::string>;  // (model, day)
+using CellKey2 = std::tuple<std::string, std::string, std::string>;  // (model, served model, day)
 
 void AddCost(const CostQuote& quote, Cell* cell) {
     if (!quote.amount) {
@@ -116,9 +116,11 @@ void AddCost(const CostQuote& quote, Cell* cell) {
     }
 }
 
-// Adds one rollup's list value, calls and cost to its cell.
+// Adds one rollup's list value, calls and cost to its cell. The cost is the
+// served model's when the calls were routed.
 void AddRollup(const Catalog& catalog, const Rollup& r, const PlanVersion& version, const ModelPricing& model,
                const CostCatalog& costs, Cell* cell) {
+    const std::string& costed = r.served_model.empty() ? model.name : r.served_model;
     cell->calls = SaturatingAdd(cell->calls, r.calls);
     const Instant at{std::chrono::hours(r.hour)};
     const int64_t band_from = PlanBandLowerBound(model, r.cell.band);
@@ -134,7 +136,7 @@ void AddRollup(const Catalog& catalog, const Rollup& r, const PlanVersion& versi
             const Amount list = rate->AmountFor(q, version.currency, RoundingMode::kHalfEven);
             cell->list_value = CheckedAdd128(cell->list_value, list.value().raw());
         }
-        AddCost(costs.Cost(model.name, catalog.units.Name(unit), band_from, at, q), cell);
+        AddCost(costs.Cost(costed, catalog.units.Name(unit), band_from, at, q), cell);
     }
 }
 
@@ -160,7 +162,7 @@ std::vector<int128> Allocate(int128 subtotal, const std::vector<int128>& weights
     return shares;
 }
 
-// The rows of one invoice from its cells, in (model, day) order.
+// The rows of one invoice from its cells, in (model, served model, day) order.
 std::vector<MarginRow> InvoiceRows(const Invoice& inv, const std::map<CellKey2, Cell>& cells) {
     std::vector<MarginRow> rows;
     std::vector<int128> by_value, by_calls;
@@ -169,8 +171,9 @@ std::vector<MarginRow> InvoiceRows(const Invoice& inv, const std::map<CellKey2, 
         MarginRow row;
         row.customer = inv.customer;
         row.plan = inv.plan;
-        row.model = key.first;
-        row.day = key.second;
+        row.model = std::get<0>(key);
+        row.served_model = std::get<1>(key);
+        row.day = std::get<2>(key);
         MarginFigures& f = row.figures;
         f.currency = inv.currency;
         f.revenue = Amount::Zero(inv.currency);
@@ -286,7 +289,12 @@ std::vector<MarginRow> ComputeMarginRows(const Catalog& catalog, const PeriodRul
     const Rollup* last = nullptr;
     std::optional<size_t> invoice;
     std::string cells_day;
-    std::vector<std::pair<const std::string*, Cell*>> day_cells;
+    struct DayCell {
+        const std::string* model;
+        const std::string* served;
+        Cell* cell;
+    };
+    std::vector<DayCell> day_cells;
     for (const Rollup& r : rollups) {
         TALLY_ASSERT(r.cell.plan < catalog.plans.size());
         const Plan& plan = catalog.plans[r.cell.plan];
@@ -315,12 +323,13 @@ std::vector<MarginRow> ComputeMarginRows(const Catalog& catalog, const PeriodRul
             day_cells.clear();
         }
         Cell* found = nullptr;
-        for (const auto& [name, c] : day_cells) {
-            if (name == &model.name) found = c;
+        for (const DayCell& c : day_cells) {
+            if (c.model == &model.name && *c.served == r.served_model) found = c.cell;
         }
         if (found == nullptr) {
-            found = &cells[*invoice][{model.name, day}];
-            day_cells.emplace_back(&model.name, found);
+            auto at = cells[*invoice].try_emplace({model.name, r.served_model, day}).first;
+            found = &at->second;
+            day_cells.push_back({&model.name, &std::get<1>(at->first), found});
         }
         Cell& cell = *found;
         try {
@@ -329,7 +338,7 @@ std::vector<MarginRow> ComputeMarginRows(const Catalog& catalog, const PeriodRul
             if (cell.error.empty()) cell.error = e.what();
         }
     }
-    using RowKey = std::tuple<std::string, std::string, std::string, std::string, std::string>;
+    using RowKey = std::tuple<std::string, std::string, std::string, std::string, std::string, std::string>;
     std::map<RowKey, MarginRow> merged;
     for (size_t i = 0; i < invoices.size(); ++i) {
         std::vector<MarginRow> rows;
@@ -341,8 +350,9 @@ std::vector<MarginRow> ComputeMarginRows(const Catalog& catalog, const PeriodRul
                 MarginRow row;
                 row.customer = invoices[i].customer;
                 row.plan = invoices[i].plan;
-                row.model = key.first;
-                row.day = key.second;
+                row.model = std::get<0>(key);
+                row.served_model = std::get<1>(key);
+                row.day = std::get<2>(key);
                 row.figures.currency = invoices[i].currency;
                 row.figures.revenue = Amount::Zero(invoices[i].currency);
                 row.figures.calls = cell.calls;
@@ -351,7 +361,8 @@ std::vector<MarginRow> ComputeMarginRows(const Catalog& catalog, const PeriodRul
             }
         }
         for (MarginRow& row : rows) {
-            RowKey key{row.customer, row.plan, row.model, row.day, std::string(row.figures.currency.code())};
+            RowKey key{row.customer,     row.plan, row.model,
+                       row.served_model, row.day,  std::string(row.figures.currency.code())};
             auto [at, fresh] = merged.try_emplace(key, row);
             if (!fresh) Merge(&at->second.figures, row.figures);
         }
@@ -370,6 +381,7 @@ std::optional<MarginGroup> ParseMarginGroup(std::string_view text) {
     if (text == "model") return MarginGroup::kModel;
     if (text == "plan") return MarginGroup::kPlan;
     if (text == "day") return MarginGroup::kDay;
+    if (text == "served_model") return MarginGroup::kServedModel;
     return std::nullopt;
 }
 
@@ -379,6 +391,7 @@ std::string_view MarginGroupName(MarginGroup group) {
         case MarginGroup::kModel: return "model";
         case MarginGroup::kPlan: return "plan";
         case MarginGroup::kDay: return "day";
+        case MarginGroup::kServedModel: return "served_model";
     }
     TALLY_UNREACHABLE();
 }
@@ -392,6 +405,7 @@ std::vector<MarginGroupRow> GroupMarginRows(const std::vector<MarginRow>& rows, 
             case MarginGroup::kModel: key = &row.model; break;
             case MarginGroup::kPlan: key = &row.plan; break;
             case MarginGroup::kDay: key = &row.day; break;
+            case MarginGroup::kServedModel: key = row.served_model.empty() ? &row.model : &row.served_model; break;
         }
         TALLY_ASSERT(key != nullptr);
         auto [it, fresh] =

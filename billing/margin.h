@@ -8,7 +8,8 @@
 //     everywhere; exact, the residue on one row (below).
 //   cost = quantity x the cost card's rate of the model, unit and band in
 //     force at the usage hour (CostCatalog::Cost), exact; unknown when any
-//     unit of the row has no cost.
+//     unit of the row has no cost. The model costed is the one that served
+//     the calls: the served model of routed calls, else the model billed.
 //   margin = revenue - cost; margin % = margin / revenue x 100, half-even
 //     at 2 places ("n/a" when revenue is 0).
 #pragma once
@@ -47,18 +48,20 @@ struct MarginFigures {
     std::string MarginPercentText() const;
 };
 
-// The finest grain: one customer, plan, model and local day.
+// The finest grain: one customer, plan, model billed, served model and
+// local day.
 struct MarginRow {
     std::string customer;
     std::string plan;
-    std::string model;
-    std::string day;  // YYYY-MM-DD in the zone of the plan version of the usage
+    std::string model;         // the model billed
+    std::string served_model;  // the model that served routed calls (and is costed); "" when not routed
+    std::string day;           // YYYY-MM-DD in the zone of the plan version of the usage
     MarginFigures figures;
 };
 
 // Margin rows of `invoices` (as PriceRollups made them from `rollups`,
-// canonical, under `period`), ordered by (customer, plan, model, day,
-// currency). Rollups belonging to no invoice in `invoices` are skipped, so
+// canonical, under `period`), ordered by (customer, plan, model,
+// served_model, day, currency). Rollups belonging to no invoice in `invoices` are skipped, so
 // a caller keeps only the invoices of the period it reports on.
 // Revenue rows of one invoice add up to its subtotal exactly: each share is
 // subtotal x weight / total weight truncated at Decimal's 10^-18, and the
@@ -69,12 +72,14 @@ std::vector<MarginRow> ComputeMarginRows(const Catalog& catalog, const PeriodRul
                                          const std::vector<Rollup>& rollups, const std::vector<Invoice>& invoices,
                                          const CostCatalog& costs);
 
-enum class MarginGroup : uint8_t { kCustomer, kModel, kPlan, kDay };
-std::optional<MarginGroup> ParseMarginGroup(std::string_view text);  // customer|model|plan|day
+// kModel groups by the model billed, kServedModel by the model that served
+// the calls (the model billed when they were not routed).
+enum class MarginGroup : uint8_t { kCustomer, kModel, kPlan, kDay, kServedModel };
+std::optional<MarginGroup> ParseMarginGroup(std::string_view text);  // customer|model|plan|day|served_model
 std::string_view MarginGroupName(MarginGroup group);
 
 struct MarginGroupRow {
-    std::string key;  // the customer id, model, plan or day
+    std::string key;  // the customer id, model, plan, day or serving model
     MarginFigures figures;
 };
 

@@ -82,6 +82,7 @@ step "tally invoice verify --period 2025-11"
 step "tally margin --period 2025-11 --by customer (negative margins flagged)"
 "$tally" margin --period 2025-11 --by customer
 "$tally" margin --period 2025-11 --by model
+"$tally" margin --period 2025-11 --by served_model  # cost follows the model that served (Model Router)
 
 step "tally invoice export --period 2025-11 --format pdf --output $out"
 "$tally" invoice export --period 2025-11 --format pdf --output "$out"

@@ -85,14 +85,18 @@ AssembledBatch BatchAssembler::Assemble(std::span<const Message> messages) {
         batch.keys.push_back(
             {key, hash, event_.source, event_.id, event_.subject, event_.time, m.partition, m.offset, m.payload, {}});
         out.parts.push_back(parts);
+        out.served_models.push_back(event_.served_model);
     }
     TALLY_ASSERT(out.parts.size() == batch.keys.size());
+    TALLY_ASSERT(out.served_models.size() == batch.keys.size());
     return out;
 }
 
 std::vector<RollupRecord> NewCallRecords(const Catalog& catalog, const AssembledBatch& assembled,
                                        const std::vector<KeyOutcome>& outcomes) {
     TALLY_ASSERT(outcomes.size() == assembled.batch.keys.size());
+    TALLY_ASSERT(assembled.parts.size() == outcomes.size());
+    TALLY_ASSERT(assembled.served_models.size() == outcomes.size());
     std::vector<Rollup> rollups;
     for (size_t i = 0; i < outcomes.size(); ++i) {
         if (outcomes[i] != KeyOutcome::kNew) continue;
@@ -102,6 +106,8 @@ std::vector<RollupRecord> NewCallRecords(const Catalog& catalog, const Assembled
             r.customer = assembled.batch.keys[i].customer;
             r.cell = parts[p].key.cell;
             r.cell.customer = 0;
+            r.cell.served = 0;
+            r.served_model = assembled.served_models[i];
             r.period = parts[p].key.period;
             r.hour = parts[p].key.hour;
             r.quantities = parts[p].quantities;

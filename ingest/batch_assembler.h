@@ -57,6 +57,7 @@ struct AssemblerOptions {
 struct AssembledBatch {
     Batch batch;  // keys, repeats and dead letters; offsets are the caller's
     std::vector<std::vector<RatedPart>> parts;  // per batch.keys: the call's rate cells
+    std::vector<std::string> served_models;     // per batch.keys: the served model, "" when not routed
     int64_t outside_period = 0;                 // bounded periods only
     int64_t other_customers = 0;                // only_customer only
 };

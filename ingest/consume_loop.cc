@@ -228,6 +228,7 @@ std::vector<std::shared_ptr<Job>> SplitByPartition(Job& job, size_t n) {
         Job& s = share_of(batch.keys[i].partition);
         s.assembled.batch.keys.push_back(std::move(batch.keys[i]));
         s.assembled.parts.push_back(std::move(job.assembled.parts[i]));
+        s.assembled.served_models.push_back(std::move(job.assembled.served_models[i]));
     }
     for (auto& d : batch.dead_letters) share_of(d.partition).assembled.batch.dead_letters.push_back(std::move(d));
     for (const auto& a : batch.offsets) share_of(a.partition).assembled.batch.offsets.push_back(a);

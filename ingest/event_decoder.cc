@@ -44,9 +44,10 @@ enum DataKey : uint8_t {
     kReasoningTokens,
     kBatch,
     kThinking,
-    kProject
+    kProject,
+    kServedModel
 };
-constexpr std::array<std::string_view, 10> kDataKeys = {"model",
+constexpr std::array<std::string_view, 11> kDataKeys = {"model",
                                                         "input_tokens",
                                                         "output_tokens",
                                                         "cached_input_tokens",
@@ -55,8 +56,9 @@ constexpr std::array<std::string_view, 10> kDataKeys = {"model",
                                                         "reasoning_tokens",
                                                         "batch",
                                                         "thinking",
-                                                        "project"};
-static_assert(kData + 1 == kTopKeys.size() && kProject + 1 == kDataKeys.size(), "one name per enumerator");
+                                                        "project",
+                                                        "served_model"};
+static_assert(kData + 1 == kTopKeys.size() && kServedModel + 1 == kDataKeys.size(), "one name per enumerator");
 static_assert(kDataKeys.size() <= 32, "one bit per known key in SeenKeys");
 
 // The index of `key` in `names`, or N when it is not there.
@@ -325,6 +327,9 @@ void DecodeData(od::object data, Event* e, SeenKeys* seen) {
             case kBatch: e->batch = Boolean(v, "data.batch"); break;
             case kThinking: e->thinking = Boolean(v, "data.thinking"); break;
             case kProject: e->project.assign(Text(v, "data.project")); break;
+            case kServedModel:
+                e->served_model.assign(Identifier(v, "data.served_model", "field 'data.served_model'"));
+                break;
             default: TALLY_UNREACHABLE();
         }
     }
@@ -420,6 +425,7 @@ void Reset(Event* e) {
     e->source.clear();
     e->subject.clear();
     e->model.clear();
+    e->served_model.clear();
     e->project.clear();
     e->time = Instant{};
     e->input_tokens = e->output_tokens = e->cached_input_tokens = 0;
@@ -465,6 +471,8 @@ bool EventDecoder::Decode(std::string_view json, Event* e, std::string* reason) 
         *reason = std::string("missing required field '") + missing + "'";
         return false;
     }
+    // Served by the model it asked for: not routed.
+    if (e->served_model == e->model) e->served_model.clear();
     // Each count is at most kCountMax, so these sums cannot overflow.
     static_assert(kCountMax <= INT64_MAX / 3);
     const int64_t cached_and_writes = e->cached_input_tokens + e->cache_write_tokens + e->cache_write_1h_tokens;

@@ -82,12 +82,16 @@ static_assert(kQuantitySaturated == std::numeric_limits<int64_t>::max());
 // LEAST), as the view usage_rollups does: a huge count never stops a fold.
 std::string FoldSql() {
     std::string sql =
-        "INSERT INTO rollups AS u "
-        "SELECT customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, "
-        "LEAST(sum(quantity), {max})::bigint, LEAST(sum(calls), {max})::bigint FROM rollup_deltas "
-        "GROUP BY customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit "
-        "ORDER BY customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit "
-        "ON CONFLICT (customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit) "
+        "INSERT INTO rollups AS u (customer_id, period, hour, plan, version, model, served_model, band, condition, "
+        "time_window, flags, unit, quantity, calls) "
+        "SELECT customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
+        "unit, LEAST(sum(quantity), {max})::bigint, LEAST(sum(calls), {max})::bigint FROM rollup_deltas "
+        "GROUP BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
+        "unit "
+        "ORDER BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
+        "unit "
+        "ON CONFLICT (customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, "
+        "flags, unit) "
         "DO UPDATE SET quantity = LEAST(u.quantity::numeric + EXCLUDED.quantity, {max})::bigint, "
         "calls = LEAST(u.calls::numeric + EXCLUDED.calls, {max})::bigint";
     const std::string max = std::to_string(kQuantitySaturated);
@@ -333,14 +337,15 @@ ingest::StoreResult BatchWriter::StoreOnce(const ingest::Batch& in, const ingest
     if (trace) std::fprintf(stderr, "rows keys %zu rollups %zu\n", in.keys.size(), records.size());
     if (!records.empty()) {
         CopyRows s(tx, "rollup_deltas",
-                   {"customer_id", "period", "hour", "plan", "version", "model", "band", "condition", "time_window",
-                    "flags", "unit", "quantity", "calls"});
+                   {"customer_id", "period", "hour", "plan", "version", "model", "served_model", "band", "condition",
+                    "time_window", "flags", "unit", "quantity", "calls"});
         for (const RollupRecord& r : records) {
             // The shape of pricing/rollup_records.h, checked again by the
             // table (sql/0002): a calls record or a unit record.
             TALLY_ASSERT(!r.unit.empty() || r.quantity == 0);
             TALLY_ASSERT(r.unit.empty() || r.calls == 0);
-            s.Text(r.customer).Int(r.period).Int(r.hour).Text(r.plan).Text(r.version).Text(r.model).Int(r.band);
+            s.Text(r.customer).Int(r.period).Int(r.hour).Text(r.plan).Text(r.version).Text(r.model);
+            s.Text(r.served_model).Int(r.band);
             s.Int(r.condition).Int(r.time_window).Int(r.flags).Text(r.unit).Int(r.quantity).Int(r.calls).EndRow();
         }
         s.Complete();

@@ -195,11 +195,11 @@ int64_t CostStore::WriteMarginReport(const std::string& period, const std::strin
     tx.exec0(
         "CREATE TEMP TABLE margin_rows_in (customer_id text, plan text, model text, day text, currency text, "
         "revenue text, cost text, margin text, margin_pct text, negative text, calls bigint, error text, "
-        "cost_unknown text) ON COMMIT DROP");
+        "cost_unknown text, served_model text) ON COMMIT DROP");
     {
         CopyRows copy(tx, "margin_rows_in",
                       {"customer_id", "plan", "model", "day", "currency", "revenue", "cost", "margin", "margin_pct",
-                       "negative", "calls", "error", "cost_unknown"});
+                       "negative", "calls", "error", "cost_unknown", "served_model"});
         for (const billing::MarginRow& row : rows) {
             const billing::MarginFigures& f = row.figures;
             copy.Text(row.customer)
@@ -214,17 +214,18 @@ int64_t CostStore::WriteMarginReport(const std::string& period, const std::strin
                 .Text(f.negative ? "t" : "f")
                 .Int(f.calls)
                 .Text(SafeText(f.error))
-                .Text(SafeText(f.cost_unknown));
+                .Text(SafeText(f.cost_unknown))
+                .Text(row.served_model);
             copy.EndRow();
         }
         copy.Complete();
     }
     const pqxx::result inserted = tx.exec_params(
         "INSERT INTO margin_rows (report_id, customer_id, plan, model, day, currency, revenue, cost, margin, "
-        "margin_pct, negative, calls, error, cost_unknown) "
+        "margin_pct, negative, calls, error, cost_unknown, served_model) "
         "SELECT $1, customer_id, plan, model, day::date, currency, revenue::numeric, NULLIF(cost, '')::numeric, "
         "NULLIF(margin, '')::numeric, NULLIF(margin_pct, '')::numeric, negative::boolean, calls, "
-        "NULLIF(error, ''), NULLIF(cost_unknown, '') FROM margin_rows_in",
+        "NULLIF(error, ''), NULLIF(cost_unknown, ''), served_model FROM margin_rows_in",
         id);
     TALLY_ASSERT(inserted.affected_rows() == rows.size());
     tx.commit();
@@ -247,8 +248,9 @@ std::optional<StoredMarginReport> CostStore::LatestMarginReport(const std::strin
     report.created_at = head[0][4].as<std::string>();
     for (const auto& row : tx.exec_params(
              "SELECT customer_id, plan, model, to_char(day, 'YYYY-MM-DD'), currency, revenue::text, cost::text, "
-             "margin::text, margin_pct::text, negative, calls, coalesce(error, ''), coalesce(cost_unknown, '') "
-             "FROM margin_rows WHERE report_id = $1 ORDER BY customer_id, plan, model, day, currency",
+             "margin::text, margin_pct::text, negative, calls, coalesce(error, ''), coalesce(cost_unknown, ''), "
+             "served_model FROM margin_rows WHERE report_id = $1 "
+             "ORDER BY customer_id, plan, model, served_model, day, currency",
              report.report_id)) {
         billing::MarginRow r;
         r.customer = row[0].as<std::string>();
@@ -271,6 +273,7 @@ std::optional<StoredMarginReport> CostStore::LatestMarginReport(const std::strin
         f.calls = row[10].as<int64_t>();
         f.error = row[11].as<std::string>();
         f.cost_unknown = row[12].as<std::string>();
+        r.served_model = row[13].as<std::string>();
         report.rows.push_back(std::move(r));
     }
     tx.commit();

@@ -220,7 +220,8 @@ int64_t NextNumber(pqxx::transaction_base& tx, const std::string& issuer, int ye
 std::vector<RollupRecord> ReadRollups(pqxx::transaction_base& tx, const std::string& customers, int32_t period_id) {
     std::vector<RollupRecord> out;
     const std::string cols =
-        "customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, quantity, calls";
+        "customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, quantity, calls, "
+        "served_model";
     for (const auto& row : tx.exec_params("SELECT " + cols + " FROM rollups WHERE customer_id = ANY($1::text[]) AND period <= $2 "
                                           "UNION ALL SELECT " + cols +
                                               " FROM rollup_deltas WHERE customer_id = ANY($1::text[]) AND period <= $2",
@@ -239,6 +240,7 @@ std::vector<RollupRecord> ReadRollups(pqxx::transaction_base& tx, const std::str
         r.unit = row[10].as<std::string>();
         r.quantity = row[11].as<int64_t>();
         r.calls = row[12].as<int64_t>();
+        r.served_model = row[13].as<std::string>();
         TALLY_ASSERT(!r.unit.empty() || r.quantity == 0);
         TALLY_ASSERT(r.unit.empty() || r.calls == 0);
         out.push_back(std::move(r));

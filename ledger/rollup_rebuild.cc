@@ -58,11 +58,11 @@ std::vector<RebuildOutcome> RebuildRollups(const std::string& database_url, int3
         tx.exec_params0("DELETE FROM rollup_deltas WHERE customer_id = $1 AND period = $2", c, period_id);
         CopyRows rows(tx, "rollups",
                       {"customer_id", "period", "hour", "plan", "version", "model", "band", "condition", "time_window",
-                       "flags", "unit", "quantity", "calls"});
+                       "flags", "unit", "quantity", "calls", "served_model"});
         for (const RollupRecord& r : records) {
             rows.Text(r.customer).Int(r.period).Int(r.hour).Text(r.plan).Text(r.version).Text(r.model).Int(r.band);
             rows.Int(r.condition).Int(r.time_window).Int(r.flags).Text(r.unit).Int(r.quantity).Int(r.calls);
-            rows.EndRow();
+            rows.Text(r.served_model).EndRow();
         }
         rows.Complete();
         o.replaced = true;

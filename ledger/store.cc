@@ -344,8 +344,10 @@ std::vector<RollupRecord> Store::LoadRollups(const std::string& customer, int32_
     pqxx::work tx(impl_->Conn());
     for (const auto& row : tx.exec_params(
              "SELECT customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, "
-             "quantity, calls FROM usage_rollups WHERE ($1 = '' OR customer_id = $1) AND ($2 < 0 OR period = $2) "
-             "ORDER BY customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit",
+             "quantity, calls, served_model FROM usage_rollups "
+             "WHERE ($1 = '' OR customer_id = $1) AND ($2 < 0 OR period = $2) "
+             "ORDER BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, "
+             "flags, unit",
              customer, period)) {
         RollupRecord r;
         r.customer = row[0].as<std::string>();
@@ -361,6 +363,7 @@ std::vector<RollupRecord> Store::LoadRollups(const std::string& customer, int32_
         r.unit = row[10].as<std::string>();
         r.quantity = row[11].as<int64_t>();
         r.calls = row[12].as<int64_t>();
+        r.served_model = row[13].as<std::string>();
         // The shape the tables check (sql/0002), checked again as it is read.
         TALLY_ASSERT(!r.unit.empty() || r.quantity == 0);
         TALLY_ASSERT(r.unit.empty() || r.calls == 0);

@@ -39,7 +39,10 @@ struct Event {
     std::string source;
     std::string subject;  // the billing account (customer id)
     Instant time;         // what the call is billed by
-    std::string model;
+    std::string model;    // the model the call asked for
+    // The model that actually served it (the Model Router's `served_model`);
+    // "" when the call was not routed (absent, or equal to `model`).
+    std::string served_model;
     std::string project;
     int64_t input_tokens = 0;   // the whole prompt, including cached and cache writes
     int64_t output_tokens = 0;  // the whole completion, including reasoning

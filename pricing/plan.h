@@ -87,6 +87,10 @@ struct Window {
 enum class BandBy : uint8_t { kPrompt, kUncached };
 enum class BandMode : uint8_t { kWholeCall, kGraduated };
 enum class AboveTop : uint8_t { kReject, kTopBand };
+// How a call of this model that another model served (the event's
+// `served_model`) is billed: at this model's prices, or classified and priced
+// under the served model's entry of the same plan version.
+enum class RoutedCalls : uint8_t { kBillRequested, kBillServed };
 enum class BatchCache : uint8_t {
     kDiscounted,     // the batch multiplier applies to cache hits too (Anthropic)
     kFullCacheRate,  // cache hits keep their online cache-hit rate (Volcano's tables)
@@ -104,6 +108,7 @@ struct ModelPricing {
     BandBy band_by = BandBy::kPrompt;
     BandMode band_mode = BandMode::kWholeCall;
     AboveTop above_top = AboveTop::kReject;
+    RoutedCalls routed_calls = RoutedCalls::kBillRequested;
     std::vector<Band> bands;  // at least one; contiguous from 0
     std::vector<Window> windows;
     BatchPricing batch;

@@ -397,7 +397,7 @@ class PlanParser {
         if (!r_.ExpectMap(node, where)) return;
         r_.CheckKeys(node, where,
                      {"band_by", "band_pricing", "above_top_band", "rates", "thinking_rates", "batch_rates",
-                      "output_conditions", "bands", "windows", "batch"});
+                      "output_conditions", "bands", "windows", "batch", "routed_calls"});
         if (auto i = r_.Choice(YamlReader::Optional(node, "band_by"), "band_by", {"prompt", "uncached_input"})) {
             m->band_by = static_cast<BandBy>(*i);
         }
@@ -408,6 +408,10 @@ class PlanParser {
         if (auto i = r_.Choice(YamlReader::Optional(node, "above_top_band"), "above_top_band",
                                {"reject", "bill_at_top_band"})) {
             m->above_top = static_cast<AboveTop>(*i);
+        }
+        if (auto i = r_.Choice(YamlReader::Optional(node, "routed_calls"), "routed_calls",
+                               {"bill_requested", "bill_served"})) {
+            m->routed_calls = static_cast<RoutedCalls>(*i);
         }
         YAML::Node bands = YamlReader::Optional(node, "bands");
         YAML::Node rates = YamlReader::Optional(node, "rates");

@@ -29,6 +29,23 @@ RateOutcome Reject(RejectReason code, std::string reason) {
     return {RateStatus::kRejected, code, std::move(reason)};
 }
 
+// The index of model `name` in `v`, or -1. A version prices a handful of
+// models: a scan comparing lengths first beats hashing the name; large
+// versions use the map.
+int FindModel(const PlanVersion& v, const std::string& name) {
+    if (v.models.size() <= 16) {
+        for (size_t i = 0; i < v.models.size(); ++i) {
+            const std::string& candidate = v.models[i].name;
+            if (candidate.size() == name.size() && std::memcmp(candidate.data(), name.data(), name.size()) == 0) {
+                return static_cast<int>(i);
+            }
+        }
+        return -1;
+    }
+    auto mi = v.model_index.find(name);
+    return mi == v.model_index.end() ? -1 : mi->second;
+}
+
 }  // namespace
 
 std::vector<AnchorTerm> AnchorTerms(const std::vector<const Subscription*>& subscriptions) {
@@ -222,22 +239,29 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
         return Reject(RejectReason::kNoPlanVersion, "plan " + plan.name + " has no version in force at " + FormatRfc3339(e.time));
     }
     const PlanVersion& v = plan.versions[static_cast<size_t>(version_index)];
-    // A version prices a handful of models: a scan comparing lengths first
-    // beats hashing the name; large versions use the map.
-    int found = -1;
-    if (v.models.size() <= 16) {
-        for (size_t i = 0; i < v.models.size(); ++i) {
-            const std::string& name = v.models[i].name;
-            if (name.size() == e.model.size() && std::memcmp(name.data(), e.model.data(), name.size()) == 0) {
-                found = static_cast<int>(i);
-                break;
-            }
-        }
-    } else if (auto mi = v.model_index.find(e.model); mi != v.model_index.end()) {
-        found = mi->second;
-    }
+    int found = FindModel(v, e.model);
     if (found < 0) {
         return Reject(RejectReason::kUnknownModel, "model '" + e.model + "' has no price in plan " + plan.name + " version " + v.id);
+    }
+    uint16_t served = 0;
+    if (!e.served_model.empty() && e.served_model != e.model) {  // a routed call
+        if (v.models[static_cast<size_t>(found)].routed_calls == RoutedCalls::kBillServed) {
+            const int served_found = FindModel(v, e.served_model);
+            if (served_found < 0) {
+                return Reject(RejectReason::kServedModelUnpriced,
+                              "model '" + e.model + "' bills routed calls at the served model's price " +
+                                  "(routed_calls: bill_served), and served_model '" + e.served_model +
+                                  "' has no price in plan " + plan.name + " version " + v.id);
+            }
+            found = served_found;
+        }
+        const uint32_t index = served_models_.Intern(e.served_model);
+        if (index >= UINT16_MAX) {
+            return Reject(RejectReason::kInvalid, "served_model '" + e.served_model + "' is one more than the " +
+                                                      std::to_string(UINT16_MAX - 1) +
+                                                      " distinct served models a rater keeps");
+        }
+        served = static_cast<uint16_t>(index + 1);
     }
     const auto model_index = static_cast<uint16_t>(found);
     const ModelPricing& m = v.models[model_index];
@@ -247,6 +271,7 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     base.cell.plan = plan_index;
     base.cell.version = static_cast<uint16_t>(version_index);
     base.cell.model = model_index;
+    base.cell.served = served;
     base.hour = HourOf(e.time);
     if (period_.monthly()) {
         // The subscription in force at the call's time decides the period.
@@ -388,6 +413,8 @@ std::vector<Rollup> Rater::Rollups() const {
         r.customer = customers_.Get(key.cell.customer);
         r.cell = key.cell;
         r.cell.customer = 0;
+        r.cell.served = 0;
+        r.served_model = ServedModel(key.cell.served);
         r.period = key.period;
         r.hour = key.hour;
         r.quantities = row.quantities;
@@ -398,15 +425,24 @@ std::vector<Rollup> Rater::Rollups() const {
     return out;
 }
 
+const std::string& Rater::ServedModel(uint16_t served) const {
+    static const std::string kNotRouted;
+    if (served == 0) return kNotRouted;
+    TALLY_ASSERT(served <= served_models_.size());
+    return served_models_.Get(served - 1u);
+}
+
 void CanonicalizeRollups(std::vector<Rollup>* rollups) {
     auto less = [](const Rollup& a, const Rollup& b) {
         if (a.customer != b.customer) return a.customer < b.customer;
         if (a.period != b.period) return a.period < b.period;
         if (a.hour != b.hour) return a.hour < b.hour;
-        return a.cell < b.cell;
+        if (a.cell != b.cell) return a.cell < b.cell;
+        return a.served_model < b.served_model;
     };
     auto same = [](const Rollup& a, const Rollup& b) {
-        return a.customer == b.customer && a.period == b.period && a.hour == b.hour && a.cell == b.cell;
+        return a.customer == b.customer && a.period == b.period && a.hour == b.hour && a.cell == b.cell &&
+               a.served_model == b.served_model;
     };
     std::sort(rollups->begin(), rollups->end(), less);
     std::vector<Rollup> merged;

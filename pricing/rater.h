@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,12 +38,16 @@ struct CellKey {
     uint8_t condition = kNone;  // output condition within the band
     uint8_t window = kNone;     // time window
     uint8_t flags = 0;          // kFlagBatch | kFlagThinking
-    uint8_t pad[2] = {0, 0};
+    // The model that served a routed call: 1 + its index in the Rater's
+    // served-model table (Rater::ServedModel); 0 when the call was not
+    // routed. In a Rollup it is 0 and Rollup::served_model names the model.
+    uint16_t served = 0;
 
     friend bool operator==(const CellKey&, const CellKey&) = default;
     friend auto operator<=>(const CellKey&, const CellKey&) = default;
 };
 static_assert(sizeof(CellKey) == 16, "CellKey is packed into two words for hashing");
+static_assert(offsetof(CellKey, served) == 14, "served fills what was the padding");
 
 struct RollupKey {
     CellKey cell;
@@ -81,14 +86,18 @@ struct RollupRow {
 // index. This is what is summed across batches and stored.
 struct Rollup {
     std::string customer;
-    CellKey cell;  // cell.customer is unused (0)
+    CellKey cell;  // cell.customer and cell.served are unused (0)
+    // The model that served the calls when they were routed (the events'
+    // `served_model`), "" when not. cell.model is the model billed: the one
+    // asked for, or the served one under `routed_calls: bill_served`.
+    std::string served_model;
     int32_t period = 0;
     int32_t hour = 0;
     Quantities quantities{};
     int64_t calls = 0;
 };
 
-// Orders rollups by (customer, period, hour, cell) and sums rows with equal
+// Orders rollups by (customer, period, hour, cell, served_model) and sums rows with equal
 // keys: the canonical form, equal for equal sets of events.
 void CanonicalizeRollups(std::vector<Rollup>* rollups);
 
@@ -180,6 +189,8 @@ class Rater {
     size_t row_count() const { return rollups_.size(); }
 
     const std::string& CustomerId(uint32_t index) const { return customers_.Get(index); }
+    // The served model of CellKey::served: "" for 0 (not routed).
+    const std::string& ServedModel(uint16_t served) const;
     const Catalog& catalog() const { return catalog_; }
     const PeriodRule& period_rule() const { return period_; }
 
@@ -194,6 +205,7 @@ class Rater {
     PeriodRule period_;
 
     internal::StringIndex customers_;
+    internal::StringIndex served_models_;  // CellKey::served - 1
     // Per interned customer, the plans it is on, latest first.
     struct Term {
         Instant from;

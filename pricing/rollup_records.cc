@@ -23,6 +23,7 @@ std::vector<RollupRecord> ToRecords(const Catalog& catalog, const std::vector<Ro
         base.plan = plan.name;
         base.version = v.id;
         base.model = v.models[r.cell.model].name;
+        base.served_model = r.served_model;
         base.band = r.cell.band;
         base.condition = r.cell.condition == kNone ? int16_t{-1} : int16_t{r.cell.condition};
         base.time_window = r.cell.window == kNone ? int16_t{-1} : int16_t{r.cell.window};
@@ -48,7 +49,7 @@ std::vector<RollupRecord> ToRecords(const Catalog& catalog, const std::vector<Ro
 RecordsRead FromRecords(const Catalog& catalog, const std::vector<RollupRecord>& records) {
     RecordsRead read;
     using CellOf = std::tuple<std::string, int32_t, int32_t, uint16_t, uint16_t, uint16_t, int16_t, int16_t, int16_t,
-                              int16_t>;
+                              int16_t, std::string>;
     std::map<CellOf, Rollup> cells;
     for (const RollupRecord& rec : records) {
         const int plan = catalog.PlanIndex(rec.plan);
@@ -76,7 +77,7 @@ RecordsRead FromRecords(const Catalog& catalog, const std::vector<RollupRecord>&
         }
         const auto key = std::make_tuple(rec.customer, rec.period, rec.hour, static_cast<uint16_t>(plan),
                                          static_cast<uint16_t>(version), static_cast<uint16_t>(model), rec.band,
-                                         rec.condition, rec.time_window, rec.flags);
+                                         rec.condition, rec.time_window, rec.flags, rec.served_model);
         auto [it, fresh] = cells.try_emplace(key);
         Rollup& roll = it->second;
         if (fresh) {
@@ -90,6 +91,7 @@ RecordsRead FromRecords(const Catalog& catalog, const std::vector<RollupRecord>&
             roll.cell.condition = rec.condition < 0 ? kNone : static_cast<uint8_t>(rec.condition);
             roll.cell.window = rec.time_window < 0 ? kNone : static_cast<uint8_t>(rec.time_window);
             roll.cell.flags = static_cast<uint8_t>(rec.flags);
+            roll.served_model = rec.served_model;
         }
         if (calls_record) {
             roll.calls = SaturatingAdd(roll.calls, rec.calls);

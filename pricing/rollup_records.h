@@ -23,7 +23,8 @@ struct RollupRecord {
     std::string customer;
     int32_t period = 0;  // billing month id (MonthId) or 0 for an explicit period
     int32_t hour = 0;    // UTC hours since the epoch
-    std::string plan, version, model;
+    std::string plan, version, model;  // model: the model billed
+    std::string served_model;          // the model that served routed calls, "" when not routed
     int16_t band = 0, condition = -1, time_window = -1, flags = 0;  // -1: none
     std::string unit;      // "" for the calls record
     int64_t quantity = 0;  // 0 on the calls record

@@ -81,6 +81,8 @@ setup() {  # name seed count
     ev e2e-o cust_2 1000 999      # a conflicting re-send of e2e-o
     ev e2e-o cust_2 1000 100      # and an exact copy, back to back: a duplicate
     ev e2e-zero cust_z 0 0        # zero tokens: cust_z's invoice is its commitment
+    # Routed by the Model Router: billed as doubao-seed-1.6, served by the flash model.
+    ev e2e-routed cust_4 2000 300 | sed 's/"model":"doubao-seed-1.6",/&"served_model":"doubao-seed-1.6-flash",/'
   } >"$work/$name.jsonl"
 }
 
@@ -134,6 +136,11 @@ for r in json.load(open(sys.argv[1]))["rejected"]: print(r["code"] + "|" + r["re
     fail "$name: the dead letters differ from the lines tally rate rejects"
   fi
   [ "$conflicts" -ge 1 ] || fail "$name: the conflicting re-send is not a dead letter"
+  # The routed call's served model is kept in its rollup (sql/0005).
+  local routed
+  routed=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT string_agg(DISTINCT model || '>' || served_model, ',') \
+    FROM usage_rollups WHERE served_model <> ''")
+  [ "$routed" = "doubao-seed-1.6>doubao-seed-1.6-flash" ] || fail "$name: the routed call's served model is '$routed'"
   local keys archived
   keys=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(*) FROM event_keys")
   archived=$("$psql" "$TALLY_DATABASE_URL" -tAc "SELECT count(DISTINCT payload) FROM archived_events")

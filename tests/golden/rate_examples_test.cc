@@ -193,11 +193,13 @@ TEST(RateExamples, Gemini25ProAtAndAbove200K) {
         {"gemini-2.5-pro input 0-200000 batch @2025-10", "0.05"},            // 80000 x 0.625
         {"gemini-2.5-pro cached_input 0-200000 batch @2025-10", "0.00125"},  // 20000 x 0.0625
         {"gemini-2.5-pro output 0-200000 batch @2025-10", "0.02"},           // 4000 x 5
-        {"gemini-2.5-flash input all @2025-10", "0.3"},
+        // 1000000 x 0.30, and g-0007's 100000 x 0.30: a call asking for
+        // flash that the Model Router sent to pro bills at flash's price.
+        {"gemini-2.5-flash input all @2025-10", "0.33"},
         {"gemini-2.5-flash output all @2025-10", "2.5"},
     };
     EXPECT_EQ(nov.lines, expected);
-    EXPECT_EQ(nov.total, "7.57");
+    EXPECT_EQ(nov.total, "7.60");
 }
 
 TEST(RateExamples, QwenPlusBandsThinkingBatchAndTax) {

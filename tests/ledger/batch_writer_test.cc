@@ -11,6 +11,7 @@
 #include <pqxx/pqxx>
 
 #include "ledger/migrations.h"
+#include "ledger/store.h"
 #include "tests/ledger/ledger_db.h"
 
 namespace tally::ledger {
@@ -377,6 +378,44 @@ TEST_F(BatchWriterTest, CallsWithNoUnitInCommonBothCount) {
     writer_->FoldDeltas();
     EXPECT_EQ(Text(usage), ":0:2 input:100:0 output:50:0");
     EXPECT_EQ(Count("SELECT calls FROM rollups WHERE unit = ''"), 2);
+}
+
+// The Model Router: a routed call's served model is part of its cell through
+// the deltas, the fold, the view and LoadRollups.
+TEST_F(BatchWriterTest, ARoutedCallKeepsItsServedModelThroughStoreFoldAndRead) {
+    auto served = [](RollupRecord r, const std::string& model) {
+        r.served_model = model;
+        return r;
+    };
+    Batch a;
+    a.keys = {Key(m_, 1, 1, "c1", 0, 0, "{}"), Key(m_, 2, 2, "c1", 0, 1, "{}")};
+    a.offsets = {{0, -1, 2}};
+    writer_->Store(a, Fixed({Cell("c1", "", 0, 1), Cell("c1", "input", 100, 0), served(Cell("c1", "", 0, 1), "pro"),
+                             served(Cell("c1", "input", 30, 0), "pro")}));
+    const std::string usage =
+        "SELECT string_agg(served_model || ':' || unit || ':' || quantity || ':' || calls, ' ' "
+        "ORDER BY served_model, unit) FROM usage_rollups";
+    EXPECT_EQ(Text(usage), "::0:1 :input:100:0 pro::0:1 pro:input:30:0");
+    EXPECT_EQ(writer_->FoldDeltas().rollups, 4);
+    Batch b;
+    b.keys = {Key(m_, 3, 3, "c1", 0, 2, "{}")};
+    b.offsets = {{0, 2, 3}};
+    writer_->Store(b, Fixed({served(Cell("c1", "", 0, 1), "pro"), served(Cell("c1", "input", 5, 0), "pro")}));
+    EXPECT_EQ(Text(usage), "::0:1 :input:100:0 pro::0:2 pro:input:35:0");
+    EXPECT_EQ(writer_->FoldDeltas().rollups, 2);  // added to pro's rows, not to the unrouted ones
+    EXPECT_EQ(Text("SELECT string_agg(served_model || ':' || unit || ':' || quantity || ':' || calls, ' ' "
+                   "ORDER BY served_model, unit) FROM rollups"),
+              "::0:1 :input:100:0 pro::0:2 pro:input:35:0");
+    tally::ledger::Store store(url_);
+    const std::vector<RollupRecord> read = store.LoadRollups("c1", 24310);
+    ASSERT_EQ(read.size(), 4u);
+    EXPECT_EQ(read[0].served_model, "");
+    EXPECT_EQ(read[1].served_model, "");
+    EXPECT_EQ(read[2].served_model, "pro");
+    EXPECT_EQ(read[2].calls, 2);
+    EXPECT_EQ(read[3].served_model, "pro");
+    EXPECT_EQ(read[3].unit, "input");
+    EXPECT_EQ(read[3].quantity, 35);
 }
 
 TEST_F(BatchWriterTest, AZeroTokenCallIsStoredAsACallsRow) {

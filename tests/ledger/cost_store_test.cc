@@ -169,6 +169,7 @@ void ExpectEqualRows(const std::vector<billing::MarginRow>& a, const std::vector
         EXPECT_EQ(a[i].customer, b[i].customer);
         EXPECT_EQ(a[i].plan, b[i].plan);
         EXPECT_EQ(a[i].model, b[i].model);
+        EXPECT_EQ(a[i].served_model, b[i].served_model);
         EXPECT_EQ(a[i].day, b[i].day);
         const billing::MarginFigures& x = a[i].figures;
         const billing::MarginFigures& y = b[i].figures;
@@ -182,6 +183,23 @@ void ExpectEqualRows(const std::vector<billing::MarginRow>& a, const std::vector
         EXPECT_EQ(x.error, y.error);
         EXPECT_EQ(x.cost_unknown, y.cost_unknown);
     }
+}
+
+// Model Router: rows of one model billed and day, one not routed and one
+// served by another model (costed by it), are two rows of margin_rows.
+TEST_F(CostStoreTest, KeepsTheServedModelOfMarginRows) {
+    std::vector<billing::MarginRow> rows = {Row("a", "m", "2025-11-03", "2", "1"),
+                                            Row("a", "m", "2025-11-03", "4", "11")};
+    rows[1].served_model = "pro";
+    ASSERT_TRUE(rows[1].figures.negative);
+    const int64_t id = store_->WriteMarginReport("2025-11", "tally margin", std::nullopt, rows);
+    EXPECT_EQ(Text("SELECT string_agg(served_model || ':' || margin::text, ',' ORDER BY served_model) FROM "
+                   "margin_rows WHERE report_id = " +
+                   std::to_string(id)),
+              ":1,pro:-7");
+    auto latest = store_->LatestMarginReport("2025-11");
+    ASSERT_TRUE(latest.has_value());
+    ExpectEqualRows(latest->rows, rows);
 }
 
 TEST_F(CostStoreTest, WritesAMarginReportAndReadsItBackEqual) {

@@ -58,7 +58,7 @@ versions:
     time_zone: Asia/Shanghai
     tax_percent: "6"
     models:
-      x: {rates: {input: "0.7", cached_input: "0.14", output: "7"}}
+      x: {rates: {input: "0.7", cached_input: "0.14", output: "7"}, routed_calls: bill_served}
       y: {rates: {input: "1", output: "10"}}
     free_quotas:
       - {name: trial, models: [x], tokens: 100000}
@@ -138,12 +138,29 @@ Event RandomEvent(std::mt19937_64& rng, int serial) {
     e.reasoning_tokens = std::uniform_int_distribution<int64_t>(0, e.output_tokens)(rng) / 2;
     e.batch = std::uniform_int_distribution<int>(0, 3)(rng) == 0;
     e.thinking = std::uniform_int_distribution<int>(0, 2)(rng) == 0;
+    // A quarter of the calls routed by the Model Router: to a model the plan
+    // prices (under c2's bill_served x, priced as y) or to one it does not.
+    static const char* const kServed[] = {"x", "y", "grad", "upstream-z"};
+    if (std::uniform_int_distribution<int>(0, 3)(rng) == 0) {
+        e.served_model = kServed[std::uniform_int_distribution<size_t>(0, std::size(kServed) - 1)(rng)];
+        if (e.served_model == e.model) e.served_model.clear();  // as the decoder does
+    }
     return e;
 }
 
-std::string Render(const std::vector<Invoice>& invoices, int64_t rejected) {
+std::string Render(const std::vector<Rollup>& rollups, const std::vector<Invoice>& invoices, int64_t rejected) {
     std::ostringstream out;
     out << "rejected " << rejected << "\n";
+    // The rollups themselves, served model included (invoices bill the
+    // model billed and do not show it).
+    for (const Rollup& r : rollups) {
+        out << "rollup " << r.customer << " " << r.period << " " << r.hour << " " << r.cell.plan << "/"
+            << r.cell.version << "/" << r.cell.model << "/" << int{r.cell.band} << "/" << int{r.cell.condition} << "/"
+            << int{r.cell.window} << "/" << int{r.cell.flags} << "/" << r.cell.served << " served '" << r.served_model
+            << "' calls " << r.calls;
+        for (int64_t q : r.quantities) out << " " << q;
+        out << "\n";
+    }
     for (const auto& inv : invoices) {
         out << inv.customer << " " << inv.period << " " << FormatRfc3339(inv.period_start) << " "
             << FormatRfc3339(inv.period_end) << " " << inv.calls << " " << inv.exact_subtotal.ToString() << "\n";
@@ -218,7 +235,7 @@ class OrderInvariance : public ::testing::Test {
             EXPECT_EQ(sum, inv.subtotal) << inv.customer << " " << inv.period;
             EXPECT_EQ(inv.subtotal + inv.tax, inv.total);
         }
-        return Render(invoices, rejected);
+        return Render(all, invoices, rejected);
     }
 
     Catalog catalog_;

@@ -61,6 +61,7 @@ versions:
       b: {rates: {input: "0.5", output: "0.5"}}
       z: {rates: {input: "0.1", output: "0.1"}}
       usd: {currency: USD, rates: {input: "0.1", output: "0.1"}}
+      pro: {rates: {input: "6", output: "10"}}   # serves routed calls; the plan does not price it
 )";
 
 class MarginTest : public ::testing::Test {
@@ -327,6 +328,56 @@ TEST_F(MarginTest, OnlyTheInvoicesGivenGetRows) {
     EXPECT_EQ(rows[0].day, "2025-11-03");
 }
 
+// The Model Router: a call asking for `a` that `pro` served bills at a's
+// price (routed_calls defaults to bill_requested) and costs pro's cost.
+TEST_F(MarginTest, ARoutedCallIsCostedByItsServedModel) {
+    // Revenue: the invoice's subtotal 6.00 split by list value:
+    //   unrouted a: 1000 input x 2 / 1000 = 2.00
+    //   routed a:   1000 input x 2 / 1000 + 500 output x 4 / 1000 = 4.00
+    // Cost: unrouted at a's card, 1000 x 1 / 1000 = 1;
+    //   routed at pro's, 1000 x 6 / 1000 + 500 x 10 / 1000 = 11 (a's card would say 2.5).
+    auto rows = Rows({{.customer = "routed", .model = "a", .time = "2025-11-03T04:00:00Z", .input = 1000},
+                      {.customer = "routed",
+                       .model = "a",
+                       .time = "2025-11-03T05:00:00Z",
+                       .input = 1000,
+                       .output = 500,
+                       .served_model = "pro"}});
+    ASSERT_EQ(invoices_.size(), 1u);
+    EXPECT_EQ(invoices_[0].subtotal.ToString(2), "6.00");
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].model, "a");
+    EXPECT_EQ(rows[0].served_model, "");
+    EXPECT_EQ(rows[0].day, "2025-11-03");
+    EXPECT_EQ(rows[0].figures.revenue.value().ToString(2), "2.00");
+    EXPECT_EQ(rows[0].figures.cost->value().ToString(2), "1.00");
+    EXPECT_FALSE(rows[0].figures.negative);
+    EXPECT_EQ(rows[1].model, "a");
+    EXPECT_EQ(rows[1].served_model, "pro");
+    EXPECT_EQ(rows[1].figures.calls, 1);
+    EXPECT_EQ(rows[1].figures.revenue.value().ToString(2), "4.00");
+    ASSERT_TRUE(rows[1].figures.cost.has_value());
+    EXPECT_EQ(rows[1].figures.cost->value().ToString(2), "11.00");
+    EXPECT_EQ(rows[1].figures.margin->value().ToString(2), "-7.00");
+    EXPECT_EQ(rows[1].figures.MarginPercentText(), "-175.00");
+    EXPECT_TRUE(rows[1].figures.negative);
+    ExpectRowsSumToSubtotal(rows);
+
+    // --by model groups by the model billed, --by served_model by the model that served.
+    const auto by_model = GroupMarginRows(rows, MarginGroup::kModel);
+    ASSERT_EQ(by_model.size(), 1u);
+    EXPECT_EQ(by_model[0].key, "a");
+    EXPECT_EQ(by_model[0].figures.cost->value().ToString(2), "12.00");
+    EXPECT_EQ(by_model[0].figures.margin->value().ToString(2), "-6.00");
+    const auto by_served = GroupMarginRows(rows, MarginGroup::kServedModel);
+    ASSERT_EQ(by_served.size(), 2u);
+    EXPECT_EQ(by_served[0].key, "a");
+    EXPECT_EQ(by_served[0].figures.margin->value().ToString(2), "1.00");
+    EXPECT_EQ(by_served[1].key, "pro");
+    EXPECT_EQ(by_served[1].figures.revenue.value().ToString(2), "4.00");
+    EXPECT_TRUE(by_served[1].figures.negative);
+}
+
 TEST(MarginPercent, RoundsHalfEvenAtTwoPlaces) {
     const Currency cny = *Currency::FromCode("CNY");
     auto pct = [&](const char* margin, const char* revenue) {
@@ -343,7 +394,8 @@ TEST(MarginPercent, RoundsHalfEvenAtTwoPlaces) {
 }
 
 TEST(MarginGroup, ParsesItsNames) {
-    for (auto g : {MarginGroup::kCustomer, MarginGroup::kModel, MarginGroup::kPlan, MarginGroup::kDay}) {
+    for (auto g : {MarginGroup::kCustomer, MarginGroup::kModel, MarginGroup::kPlan, MarginGroup::kDay,
+                   MarginGroup::kServedModel}) {
         EXPECT_EQ(ParseMarginGroup(MarginGroupName(g)), g);
     }
     EXPECT_FALSE(ParseMarginGroup("week").has_value());

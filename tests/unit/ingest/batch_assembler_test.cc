@@ -184,6 +184,27 @@ TEST_F(AssemblerTest, ZeroTokenCallsAreBilledAndGiveACallsRecord) {
     EXPECT_TRUE(NewCallRecords(snapshot_.catalog, ab, {KeyOutcome::kDuplicate}).empty());
 }
 
+TEST_F(AssemblerTest, ARoutedCallsRecordsNameItsServedModel) {
+    AssemblerOptions options;
+    BatchAssembler assembler(snapshot_, "p", options);
+    const std::string routed = R"({"specversion":"1.0","id":"r","source":"s","type":"llm.call",)"
+                               R"("time":"2025-11-03T12:00:00Z","subject":"c1",)"
+                               R"("data":{"model":"m","served_model":"other","input_tokens":5,"output_tokens":0}})";
+    const std::string plain = Event("plain", "c1", 7);
+    std::vector<Message> messages = {{0, 0, routed}, {0, 1, plain}};
+    const AssembledBatch ab = assembler.Assemble(messages);
+    ASSERT_EQ(ab.batch.keys.size(), 2u);
+    EXPECT_EQ(ab.served_models, (std::vector<std::string>{"other", ""}));
+    const std::vector<RollupRecord> records =
+        NewCallRecords(snapshot_.catalog, ab, {KeyOutcome::kNew, KeyOutcome::kNew});
+    std::set<std::string> seen;
+    for (const RollupRecord& r : records) {
+        EXPECT_EQ(r.model, "m");
+        seen.insert(r.served_model + ":" + r.unit + ":" + std::to_string(r.quantity + r.calls));
+    }
+    EXPECT_EQ(seen, (std::set<std::string>{":input:7", ":output:1", "::1", "other:input:5", "other::1"}));
+}
+
 TEST_F(AssemblerTest, RepeatsAreGroupedWithinTheTransactionThatStoresThem) {
     // Stored by 2 connections: partitions 0 and 2 in one transaction, 1 in
     // the other. A repeat on partition 1 of a call first seen on partition 0

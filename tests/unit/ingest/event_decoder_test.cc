@@ -278,5 +278,44 @@ TEST(EventDecoder, AcceptsOnlyTimesFrom1970To2200) {
     }
 }
 
+TEST(EventDecoder, ReadsTheServedModelOfARoutedCall) {
+    EventDecoder decoder;
+    Event e;
+    std::string reason;
+    ASSERT_TRUE(decoder.Decode(kGood, &e, &reason)) << reason;
+    EXPECT_EQ(e.served_model, "");  // absent: not routed
+    const std::string routed =
+        Replace(kGood, R"("model":"doubao-seed-1.6",)", R"("model":"doubao-seed-1.6","served_model":"qwen-flash",)");
+    ASSERT_TRUE(decoder.Decode(routed, &e, &reason)) << reason;
+    EXPECT_EQ(e.model, "doubao-seed-1.6");
+    EXPECT_EQ(e.served_model, "qwen-flash");
+    // Served by the model it asked for: not routed.
+    ASSERT_TRUE(decoder.Decode(Replace(routed, R"("served_model":"qwen-flash")", R"("served_model":"doubao-seed-1.6")"),
+                               &e, &reason))
+        << reason;
+    EXPECT_EQ(e.served_model, "");
+    // The decoder is reused: the next event without it is not routed.
+    ASSERT_TRUE(decoder.Decode(routed, &e, &reason)) << reason;
+    ASSERT_TRUE(decoder.Decode(kGood, &e, &reason)) << reason;
+    EXPECT_EQ(e.served_model, "");
+}
+
+TEST(EventDecoder, RejectsABadServedModelNamingTheField) {
+    const std::string routed =
+        Replace(kGood, R"("model":"doubao-seed-1.6",)", R"("model":"doubao-seed-1.6","served_model":"qwen-flash",)");
+    EXPECT_EQ(Reason(Replace(routed, R"("served_model":"qwen-flash")", R"("served_model":"")")),
+              "field 'data.served_model' is empty");
+    EXPECT_EQ(Reason(Replace(routed, R"("served_model":"qwen-flash")", R"("served_model":7)")),
+              "field 'data.served_model' must be a string");
+    EXPECT_EQ(Reason(Replace(routed, R"("served_model":"qwen-flash")", R"("served_model":null)")),
+              "field 'data.served_model' must be a string");
+    EXPECT_NE(Reason(Replace(routed, "qwen-flash", std::string(257, 'q'))).find("field 'data.served_model'"),
+              std::string::npos);
+    EXPECT_NE(Reason(Replace(routed, "qwen-flash", R"(qwen\u0007)")).find("data.served_model"), std::string::npos);
+    EXPECT_EQ(Reason(Replace(routed, R"("served_model":"qwen-flash")",
+                             R"("served_model":"qwen-flash","served_model":"qwen-max")")),
+              "duplicate key 'data.served_model'");
+}
+
 }  // namespace
 }  // namespace tally

@@ -205,6 +205,23 @@ versions:
     EXPECT_EQ(plan->VersionAt(testing::At("2025-08-31T23:59:59Z")), nullptr);
 }
 
+TEST(PlanYaml, RoutedCallsIsBillRequestedOrBillServed) {
+    UnitTable units;
+    Diagnostics d;
+    auto plan =
+        ParsePlan(std::string(kHead) + "      a: {rates: {input: \"1\", output: \"2\"}, routed_calls: bill_served}\n" +
+                      "      b: {rates: {input: \"1\", output: \"2\"}}\n",
+                  "p.yaml", &units, &d);
+    ASSERT_TRUE(plan.has_value()) << (d.empty() ? "" : d.front().message);
+    const PlanVersion& v = plan->versions.at(0);
+    EXPECT_EQ(v.models.at(static_cast<size_t>(v.model_index.at("a"))).routed_calls, RoutedCalls::kBillServed);
+    EXPECT_EQ(v.models.at(static_cast<size_t>(v.model_index.at("b"))).routed_calls, RoutedCalls::kBillRequested);
+    auto p = Problems(std::string(kHead) + "      a: {rates: {input: \"1\", output: \"2\"}, routed_calls: cheapest}\n");
+    EXPECT_TRUE(Has(p, "8:59: ")) << Dump(p);
+    EXPECT_TRUE(Has(p, "routed_calls")) << Dump(p);
+    EXPECT_TRUE(Has(p, "bill_served")) << Dump(p);
+}
+
 TEST(PlanYaml, UnknownKeysMissingKeysAndBadYamlAreReported) {
     auto p = Problems(R"(plan: p
 versions:

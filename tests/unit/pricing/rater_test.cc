@@ -272,5 +272,108 @@ TEST_F(RaterTest, RollupsSumPerHourAndCell) {
     EXPECT_LT(rows[0].hour, rows[1].hour);
 }
 
+// Model Router: `big` bills routed calls at its own price (the default),
+// `small` at the served model's price.
+const char* const kRoutedPlan = R"(
+plan: routed
+versions:
+  - version: v1
+    effective_from: 2025-01-01T00:00:00Z
+    currency: CNY
+    time_zone: UTC
+    models:
+      big:
+        rates: {input: "4.00", output: "16.00"}
+      small:
+        rates: {input: "0.30", output: "3.00"}
+        routed_calls: bill_served
+)";
+
+class RoutedRaterTest : public ::testing::Test {
+   protected:
+    RoutedRaterTest() : catalog_(testing::MustCatalog({kRoutedPlan})) {}
+    const std::string& ModelName(const CellKey& cell) const {
+        return catalog_.plans.at(cell.plan).versions.at(cell.version).models.at(cell.model).name;
+    }
+    Catalog catalog_;
+};
+
+TEST_F(RoutedRaterTest, BillRequestedPricesTheModelAskedForAndKeepsTheServedOne) {
+    Rater rater(catalog_, {}, "routed", {});
+    std::vector<RatedPart> parts;
+    RateOutcome o = rater.Classify(MakeEvent({.model = "big", .input = 10, .served_model = "small"}), &parts);
+    ASSERT_EQ(o.status, RateStatus::kRated) << o.reason;
+    ASSERT_EQ(parts.size(), 1u);
+    EXPECT_EQ(ModelName(parts[0].key.cell), "big");
+    EXPECT_NE(parts[0].key.cell.served, 0);
+    EXPECT_EQ(rater.ServedModel(parts[0].key.cell.served), "small");
+    // Under bill_requested the served model need not be in the plan.
+    o = rater.Classify(MakeEvent({.model = "big", .input = 10, .served_model = "third-party-x"}), &parts);
+    ASSERT_EQ(o.status, RateStatus::kRated) << o.reason;
+    EXPECT_EQ(ModelName(parts.at(0).key.cell), "big");
+    EXPECT_EQ(rater.ServedModel(parts.at(0).key.cell.served), "third-party-x");
+    // Not routed: served 0.
+    o = rater.Classify(MakeEvent({.model = "big", .input = 10}), &parts);
+    ASSERT_EQ(o.status, RateStatus::kRated) << o.reason;
+    EXPECT_EQ(parts.at(0).key.cell.served, 0);
+    EXPECT_EQ(rater.ServedModel(0), "");
+}
+
+TEST_F(RoutedRaterTest, BillServedPricesTheServedModelsEntry) {
+    Rater rater(catalog_, {}, "routed", {});
+    std::vector<RatedPart> parts;
+    RateOutcome o = rater.Classify(MakeEvent({.model = "small", .input = 1'000'000, .served_model = "big"}), &parts);
+    ASSERT_EQ(o.status, RateStatus::kRated) << o.reason;
+    EXPECT_EQ(ModelName(parts.at(0).key.cell), "big");
+    EXPECT_EQ(rater.ServedModel(parts.at(0).key.cell.served), "big");
+    // Priced: a million input tokens of big at 4.00 per million, not small's 0.30.
+    rater.AddParts(parts, 1);
+    const std::vector<Rollup> rollups = rater.Rollups();
+    ASSERT_EQ(rollups.size(), 1u);
+    EXPECT_EQ(rollups[0].served_model, "big");
+    EXPECT_EQ(rollups[0].cell.served, 0);
+    const std::vector<Invoice> invoices = PriceRollups(catalog_, {}, "routed", {}, rollups);
+    ASSERT_EQ(invoices.size(), 1u);
+    EXPECT_EQ(invoices[0].subtotal.value().ToString(2), "4.00");
+}
+
+TEST_F(RoutedRaterTest, BillServedRejectsAServedModelThePlanDoesNotPrice) {
+    Rater rater(catalog_, {}, "routed", {});
+    std::vector<RatedPart> parts;
+    const RateOutcome o = rater.Classify(MakeEvent({.model = "small", .input = 10, .served_model = "gpt-9"}), &parts);
+    EXPECT_EQ(o.status, RateStatus::kRejected);
+    EXPECT_EQ(o.code, RejectReason::kServedModelUnpriced);
+    EXPECT_EQ(RejectReasonCode(o.code), "served_model_unpriced");
+    EXPECT_NE(o.reason.find("served_model 'gpt-9' has no price in plan routed version v1"), std::string::npos)
+        << o.reason;
+    EXPECT_NE(o.reason.find("bill_served"), std::string::npos) << o.reason;
+}
+
+TEST_F(RoutedRaterTest, RollupsKeepTheServedModelByNameWhateverTheOrder) {
+    // The served-model table's indices follow the order models are first
+    // seen; rollups name the model, so the orders give equal rollups.
+    auto rollups = [&](std::vector<const char*> served) {
+        Rater rater(catalog_, {}, "routed", {});
+        for (const char* s : served) {
+            EXPECT_EQ(rater.Add(MakeEvent({.model = "big", .input = 5, .served_model = s})).status, RateStatus::kRated);
+        }
+        return rater.Rollups();
+    };
+    const std::vector<Rollup> a = rollups({"x", "y", "", "y"});
+    const std::vector<Rollup> b = rollups({"y", "", "y", "x"});
+    ASSERT_EQ(a.size(), 3u);
+    ASSERT_EQ(b.size(), a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].served_model, b[i].served_model);
+        EXPECT_TRUE(a[i].cell == b[i].cell);
+        EXPECT_EQ(a[i].calls, b[i].calls);
+        EXPECT_EQ(a[i].quantities, b[i].quantities);
+    }
+    EXPECT_EQ(a[0].served_model, "");
+    EXPECT_EQ(a[1].served_model, "x");
+    EXPECT_EQ(a[2].served_model, "y");
+    EXPECT_EQ(a[2].calls, 2);
+}
+
 }  // namespace
 }  // namespace tally

@@ -57,13 +57,13 @@ std::string Text(const std::vector<Invoice>& invoices) {
 // What the ledger does with records: appended in batches, summed per key
 // (saturating), read back.
 std::vector<RollupRecord> StoreAndRead(const std::vector<std::vector<RollupRecord>>& batches) {
-    using Key = std::tuple<std::string, int32_t, int32_t, std::string, std::string, std::string, int16_t, int16_t,
-                           int16_t, int16_t, std::string>;
+    using Key = std::tuple<std::string, int32_t, int32_t, std::string, std::string, std::string, std::string, int16_t,
+                           int16_t, int16_t, int16_t, std::string>;
     std::map<Key, RollupRecord> table;
     for (const auto& batch : batches) {
         for (const RollupRecord& r : batch) {
-            Key k{r.customer, r.period, r.hour, r.plan, r.version, r.model, r.band, r.condition, r.time_window,
-                  r.flags, r.unit};
+            Key k{r.customer,     r.period, r.hour,      r.plan,        r.version, r.model,
+                  r.served_model, r.band,   r.condition, r.time_window, r.flags,   r.unit};
             auto [it, fresh] = table.try_emplace(k, r);
             if (!fresh) {
                 it->second.quantity = SaturatingAdd(it->second.quantity, r.quantity);
@@ -152,6 +152,45 @@ TEST_F(RollupRecordsTest, AZeroTokenCallMakesItsInvoiceAndTheCommitmentBills) {
     EXPECT_EQ(direct[0].calls, 1);
     EXPECT_EQ(direct[0].subtotal.ToString(2), "100.00");  // the minimum commitment
     EXPECT_EQ(Text(ledger), Text(direct));
+}
+
+TEST_F(RollupRecordsTest, RecordsKeepTheServedModelOfRoutedCalls) {
+    // One cell and hour, served by three models (one not routed): three
+    // rollups both ways, each naming its served model.
+    const std::vector<Event> events = {MakeEvent({.customer = "r", .model = "n", .input = 10, .served_model = "x"}),
+                                       MakeEvent({.customer = "r", .model = "n", .input = 20}),
+                                       MakeEvent({.customer = "r", .model = "n", .input = 40, .served_model = "y"}),
+                                       MakeEvent({.customer = "r", .model = "n", .input = 80, .served_model = "x"})};
+    Rater rater(catalog_, {}, "commit", {});
+    for (const Event& e : events) EXPECT_EQ(rater.Add(e).status, RateStatus::kRated);
+    const std::vector<Rollup> direct = rater.Rollups();
+    const std::vector<RollupRecord> records = ToRecords(catalog_, direct);
+    ASSERT_EQ(records.size(), 6u);  // a calls record and an input record per served model
+    EXPECT_EQ(records[0].served_model, "");
+    EXPECT_EQ(records[2].served_model, "x");
+    EXPECT_EQ(records[4].served_model, "y");
+    std::vector<std::vector<RollupRecord>> batches;
+    for (const Event& e : events) {
+        Rater one(catalog_, {}, "commit", {});
+        EXPECT_EQ(one.Add(e).status, RateStatus::kRated);
+        batches.push_back(ToRecords(catalog_, one.Rollups()));
+    }
+    const RecordsRead read = FromRecords(catalog_, StoreAndRead(batches));
+    EXPECT_EQ(read.unresolved, 0);
+    ASSERT_EQ(read.rollups.size(), 3u);
+    ASSERT_EQ(direct.size(), 3u);
+    const std::vector<std::string> served = {"", "x", "y"};
+    const std::vector<int64_t> input = {20, 90, 40};
+    for (size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(direct[i].served_model, served[i]);
+        EXPECT_EQ(read.rollups[i].served_model, served[i]);
+        EXPECT_EQ(read.rollups[i].quantities[kUnitInput], input[i]);
+        EXPECT_EQ(read.rollups[i].calls, direct[i].calls);
+        EXPECT_TRUE(read.rollups[i].cell == direct[i].cell);
+    }
+    // Invoice lines stay per billed model: the routed calls bill with the others.
+    EXPECT_EQ(Text(PriceRollups(catalog_, {}, "commit", {}, read.rollups)),
+              Text(PriceRollups(catalog_, {}, "commit", {}, direct)));
 }
 
 TEST_F(RollupRecordsTest, CallsOfOneCellWithNoUnitInCommonCountTwice) {

@@ -52,6 +52,7 @@ Event MakeEvent(const EventSpec& s) {
     e.thinking = s.thinking;
     e.cache_write_tokens = s.cache_write;
     e.cache_write_1h_tokens = s.cache_write_1h;
+    e.served_model = s.served_model;
     return e;
 }
 

@@ -29,6 +29,7 @@ struct EventSpec {
     bool thinking = false;
     int64_t cache_write = 0;
     int64_t cache_write_1h = 0;
+    const char* served_model = "";  // the Model Router's served model; "" not routed
 };
 Event MakeEvent(const EventSpec& spec);
 
