@@ -219,11 +219,15 @@ int RunInvoiceRun(const InvoiceFlags& f, const std::string& kind, std::ostream& 
         << " drafts written (" << r.adjustments << " adjustment lines), " << r.left_finalized
         << " finalized invoices left as they are; usage up to " << (r.cutoff.empty() ? "(nothing consumed yet)" : r.cutoff)
         << "\n";
+    if (std::getenv("TALLY_TRACE_RUN") != nullptr) {
+        err << "trace: " << r.rollup_rows << " rollup rows; read " << r.read_ms << " ms, price " << r.price_ms
+            << " ms, write " << r.write_ms << " ms\n";
+    }
     if (o.costs != nullptr) {
         const int64_t report = cost_store.WriteMarginReport(f.period, "invoice run " + std::to_string(r.run_id),
                                                             r.run_id, r.margin);
         out << "margin report " << report << " of the drafts written: " << r.margin.size()
-            << " rows (customer, plan, model, day) in margin_rows; `tally margin --period " << f.period
+            << " rows (customer, plan, model, served model, day) in margin_rows; `tally margin --period " << f.period
             << "` prints it\n";
     } else {
         out << "no cost cards published: no margin report (tally cost publish)\n";

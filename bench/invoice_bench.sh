@@ -60,7 +60,7 @@ t1=$(date +%s.%N)
 rows=$(psql -c "SELECT count(*) FROM rollups")
 echo "setup: $rows rollup rows in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
 # TALLY_BENCH_WRAP prefixes the timed run (e.g. "perf record -g -o /tmp/run.perf").
-/usr/bin/time -f "invoice run: %e s wall, %M KiB max RSS" ${TALLY_BENCH_WRAP:-} "$tally" invoice run --period 2025-11
+TALLY_TRACE_RUN=1 /usr/bin/time -f "invoice run: %e s wall, %M KiB max RSS" ${TALLY_BENCH_WRAP:-} "$tally" invoice run --period 2025-11
 /usr/bin/time -f "finalize: %e s wall, %M KiB max RSS" "$tally" invoice finalize --period 2025-11 | tail -1
 psql -c "SELECT count(*) || ' invoices, ' || sum(total) || ' CNY in total' FROM invoices"
 psql -c "SELECT count(*) || ' invoice lines' FROM invoice_lines"

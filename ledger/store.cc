@@ -10,6 +10,7 @@
 #include "base/identifier.h"
 #include "ledger/connect.h"
 #include "ledger/errors.h"
+#include "ledger/rollup_rows.h"
 #include "pricing/event.h"
 #include "pricing/plan_yaml.h"
 
@@ -343,31 +344,12 @@ std::vector<RollupRecord> Store::LoadRollups(const std::string& customer, int32_
     std::vector<RollupRecord> out;
     pqxx::work tx(impl_->Conn());
     for (const auto& row : tx.exec_params(
-             "SELECT customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, "
-             "quantity, calls, served_model FROM usage_rollups "
+             "SELECT " + std::string(kRollupColumns) + " FROM usage_rollups "
              "WHERE ($1 = '' OR customer_id = $1) AND ($2 < 0 OR period = $2) "
              "ORDER BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, "
              "flags, unit",
              customer, period)) {
-        RollupRecord r;
-        r.customer = row[0].as<std::string>();
-        r.period = row[1].as<int32_t>();
-        r.hour = row[2].as<int32_t>();
-        r.plan = row[3].as<std::string>();
-        r.version = row[4].as<std::string>();
-        r.model = row[5].as<std::string>();
-        r.band = row[6].as<int16_t>();
-        r.condition = row[7].as<int16_t>();
-        r.time_window = row[8].as<int16_t>();
-        r.flags = row[9].as<int16_t>();
-        r.unit = row[10].as<std::string>();
-        r.quantity = row[11].as<int64_t>();
-        r.calls = row[12].as<int64_t>();
-        r.served_model = row[13].as<std::string>();
-        // The shape the tables check (sql/0002), checked again as it is read.
-        TALLY_ASSERT(!r.unit.empty() || r.quantity == 0);
-        TALLY_ASSERT(r.unit.empty() || r.calls == 0);
-        out.push_back(std::move(r));
+        out.push_back(RollupRecordOf(row));
     }
     tx.commit();
     return out;

@@ -1,6 +1,7 @@
 #include "pricing/rollup_records.h"
 
 #include <map>
+#include <unordered_map>
 #include <tuple>
 
 #include "base/assert.h"
@@ -50,7 +51,25 @@ RecordsRead FromRecords(const Catalog& catalog, const std::vector<RollupRecord>&
     RecordsRead read;
     using CellOf = std::tuple<std::string, int32_t, int32_t, uint16_t, uint16_t, uint16_t, int16_t, int16_t, int16_t,
                               int16_t, std::string>;
-    std::map<CellOf, Rollup> cells;
+    // Hashed, not ordered: CanonicalizeRollups orders the result once.
+    struct CellHash {
+        size_t operator()(const CellOf& c) const noexcept {
+            size_t h = std::hash<std::string>()(std::get<0>(c));
+            auto mix = [&h](uint64_t v) { h = (h ^ v) * 0x100000001b3ULL + (h >> 29); };
+            mix(static_cast<uint64_t>(static_cast<uint32_t>(std::get<1>(c))) << 32 |
+                static_cast<uint32_t>(std::get<2>(c)));
+            mix(static_cast<uint64_t>(std::get<3>(c)) << 32 | static_cast<uint64_t>(std::get<4>(c)) << 16 |
+                std::get<5>(c));
+            mix(static_cast<uint64_t>(static_cast<uint16_t>(std::get<6>(c))) << 48 |
+                static_cast<uint64_t>(static_cast<uint16_t>(std::get<7>(c))) << 32 |
+                static_cast<uint64_t>(static_cast<uint16_t>(std::get<8>(c))) << 16 |
+                static_cast<uint16_t>(std::get<9>(c)));
+            if (!std::get<10>(c).empty()) mix(std::hash<std::string>()(std::get<10>(c)));
+            return h;
+        }
+    };
+    std::unordered_map<CellOf, Rollup, CellHash> cells;
+    cells.reserve(records.size() / 2 + 1);
     for (const RollupRecord& rec : records) {
         const int plan = catalog.PlanIndex(rec.plan);
         int version = -1, model = -1;

@@ -179,6 +179,23 @@ TEST_F(InvoiceStoreTest, RunWritesDraftsAndARerunReplacesThem) {
     EXPECT_EQ(docs[0].subtotal, "1.00");  // 500,000 x 2.00 / 1M
 }
 
+// Rollups are read through COPY's text format: an id with a backslash (and
+// Chinese) comes back as it was stored.
+TEST_F(InvoiceStoreTest, CustomerIdsSurviveTheCopyReadOfRollups) {
+    const std::string odd = "客户\\x\\\\y";  // 客户\x\\y
+    {
+        Store store(url_);
+        store.AddCustomer(odd, "");
+        store.Subscribe(odd, "p", "2025-01-01T00:00:00Z", "");
+    }
+    Consume({Call(odd, "1", "2025-11-03T10:00:00Z", 300000)});
+    RunPeriod("2025-11");
+    auto docs = Period("2025-11");
+    ASSERT_EQ(docs.size(), 1u);
+    EXPECT_EQ(docs[0].customer, odd);
+    EXPECT_EQ(docs[0].subtotal, "0.60");
+}
+
 TEST_F(InvoiceStoreTest, FinalizedInvoicesAreNumberedFrozenAndVerifiable) {
     Consume({Call("a", "1", "2025-11-03T10:00:00Z", 300000)});
     RunPeriod("2025-11");
