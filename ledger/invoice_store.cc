@@ -4,6 +4,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <exception>
+#include <thread>
+#include <mutex>
+#include <condition_variable>
 #include <map>
 #include <pqxx/pqxx>
 #include <pqxx/tablereader>
@@ -325,9 +329,81 @@ std::string GrantsJson(const billing::InvoiceDocument& d) {
 }  // namespace
 
 struct InvoiceStore::Impl {
-    explicit Impl(const std::string& url) : conn(Connect(url)) {}
+    explicit Impl(const std::string& u) : url(u), conn(Connect(u)) {}
+    std::string url;
     std::unique_ptr<pqxx::connection> conn;
 };
+
+namespace {
+
+// Reads the rollups of a run's chunks ahead, on a connection of its own in
+// the run's snapshot (exported by the run's transaction, imported here), so
+// PostgreSQL sends the next chunk while this process prices the current one
+// (2 cores). One chunk waits at most; an error is handed to the taker.
+class ChunkReader {
+   public:
+    ChunkReader(const std::string& url, const std::string& snapshot, const std::vector<std::string>& chunks,
+                int32_t period_id)
+        : conn_(Connect(url)), chunks_(chunks), period_id_(period_id) {
+        thread_ = std::thread([this, snapshot] { Loop(snapshot); });
+    }
+    ~ChunkReader() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+    ChunkReader(const ChunkReader&) = delete;
+    ChunkReader& operator=(const ChunkReader&) = delete;
+
+    // The records of the next chunk, in order; rethrows the reader's error.
+    std::vector<RollupRecord> Take() {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return ready_ || error_; });
+        if (error_) std::rethrow_exception(error_);
+        ready_ = false;
+        cv_.notify_all();
+        return std::move(next_);
+    }
+
+   private:
+    void Loop(const std::string& snapshot) {
+        try {
+            pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::read_only> tx(*conn_);
+            tx.exec0("SET TRANSACTION SNAPSHOT " + tx.quote(snapshot));
+            tx.exec0("SET LOCAL enable_seqscan = off");
+            for (const std::string& chunk : chunks_) {
+                std::vector<RollupRecord> records = ReadRollups(tx, chunk, period_id_);
+                std::unique_lock<std::mutex> lock(mu_);
+                cv_.wait(lock, [this] { return !ready_ || stop_; });
+                if (stop_) return;
+                next_ = std::move(records);
+                ready_ = true;
+                cv_.notify_all();
+            }
+            tx.commit();
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mu_);
+            error_ = std::current_exception();
+            cv_.notify_all();
+        }
+    }
+
+    std::unique_ptr<pqxx::connection> conn_;
+    const std::vector<std::string>& chunks_;
+    const int32_t period_id_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<RollupRecord> next_;
+    bool ready_ = false;
+    bool stop_ = false;
+    std::exception_ptr error_;
+    std::thread thread_;
+};
+
+}  // namespace
 
 InvoiceStore::InvoiceStore(const std::string& database_url) : impl_(std::make_unique<Impl>(database_url)) {}
 InvoiceStore::~InvoiceStore() = default;
@@ -427,14 +503,27 @@ RunResult InvoiceStore::Run(const Catalog& catalog, const std::vector<Subscripti
         customers.push_back(r[0].as<std::string>());
     }
     result.customers = static_cast<int64_t>(customers.size());
+    // Each chunk reads a few hundred customers of a table holding all of
+    // them: through the primary key, never a sequential scan, whatever the
+    // planner estimates for `customer_id = ANY(...)` (a scan of the whole
+    // table per chunk made reading 80 % of a 10,000-customer run).
+    tx.exec0("SET LOCAL enable_seqscan = off");
     const std::string& default_plan = catalog.plans.front().name;
+    std::vector<std::string> chunks;
+    std::vector<size_t> chunk_ends;
     for (size_t begin = 0; begin < customers.size(); begin += static_cast<size_t>(o.customers_per_chunk)) {
         const size_t end = std::min(customers.size(), begin + static_cast<size_t>(o.customers_per_chunk));
-        const std::string chunk =
-            PgArray(std::vector<std::string>(customers.begin() + static_cast<std::ptrdiff_t>(begin),
-                                             customers.begin() + static_cast<std::ptrdiff_t>(end)));
+        chunks.push_back(PgArray(std::vector<std::string>(customers.begin() + static_cast<std::ptrdiff_t>(begin),
+                                                          customers.begin() + static_cast<std::ptrdiff_t>(end))));
+        chunk_ends.push_back(end);
+    }
+    const std::string snapshot = tx.exec1("SELECT pg_export_snapshot()")[0].as<std::string>();
+    ChunkReader reader(impl_->url, snapshot, chunks, o.period_id);
+    for (size_t c = 0; c < chunks.size(); ++c) {
+        const std::string& chunk = chunks[c];
+        const size_t end = chunk_ends[c];
         const auto t0 = std::chrono::steady_clock::now();
-        std::vector<RollupRecord> records = ReadRollups(tx, chunk, o.period_id);
+        std::vector<RollupRecord> records = reader.Take();  // waits only when reading is behind
         const auto t1 = std::chrono::steady_clock::now();
         RecordsRead read = FromRecords(catalog, records);
         result.unresolved_rollups += read.unresolved;

@@ -51,8 +51,8 @@ struct RunResult {
     std::vector<std::string> problems;  // periods not re-priced for adjustments, rollups left out
     int64_t unresolved_rollups = 0;     // naming plans/models/units no longer published
     std::vector<billing::MarginRow> margin;  // with RunOptions::costs
-    // Where the time went: reading rollups; pricing, deciding and margin;
-    // writing drafts.
+    // Where the time went: waiting for the next chunk's rollups (read
+    // ahead on a second connection), pricing, deciding and margin, writing.
     int64_t rollup_rows = 0;
     int64_t read_ms = 0, price_ms = 0, write_ms = 0;
 };
