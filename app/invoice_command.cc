@@ -266,11 +266,16 @@ int RunFinalize(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
         err << "tally invoice finalize: give invoice ids, or --period P, or --due\n";
         return kExitUsage;
     }
+    if (!f.ids.empty() && !f.customer.empty()) {
+        err << "tally invoice finalize: --customer goes with --period, not with ids\n";
+        return kExitUsage;
+    }
     ledger::InvoiceStore store(url);
+    std::vector<std::string> not_priced;
     if (f.due) {
-        WriteFinalized(out, store.FinalizeDue());
+        WriteFinalized(out, store.FinalizeDue(&not_priced));
     } else if (!f.period.empty()) {
-        WriteFinalized(out, store.FinalizePeriod(ParsePeriodOrThrow(f.period), f.customer));
+        WriteFinalized(out, store.FinalizePeriod(ParsePeriodOrThrow(f.period), f.customer, &not_priced));
     } else {
         std::vector<int64_t> ids;
         for (const auto& id : f.ids) {
@@ -282,7 +287,8 @@ int RunFinalize(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
         }
         WriteFinalized(out, store.FinalizeIds(ids));
     }
-    return kExitOk;
+    for (const std::string& n : not_priced) err << "tally invoice finalize: left as a draft: " << n << "\n";
+    return not_priced.empty() ? kExitOk : kExitPartial;
 }
 
 std::vector<billing::InvoiceDocument> Selected(ledger::InvoiceStore& store, const InvoiceFlags& f) {
@@ -343,15 +349,28 @@ int RunVerify(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
             if (d.status != "draft") targets.push_back(d.number);
         }
     }
-    int bad = 0;
+    int bad = 0, notes = 0;
     for (const auto& t : targets) {
         ledger::VerifyResult v = store.Verify(t);
         out << v.number << (v.ok() ? "  ok  " : "  MISMATCH  stored " + v.stored_sha256 + "  computed ")
             << v.computed_sha256 << "\n";
         bad += v.ok() ? 0 : 1;
+        // Its credit notes, each against the hash stored when it was issued.
+        for (const billing::CreditNoteDocument& cn : store.CreditNotes(t)) {
+            const std::string computed = billing::Sha256Hex(billing::CanonicalJson(cn));
+            const bool ok = computed == cn.sha256;
+            out << "  " << cn.number << (ok ? "  ok  " : "  MISMATCH  stored " + cn.sha256 + "  computed ") << computed
+                << "\n";
+            bad += ok ? 0 : 1;
+            ++notes;
+        }
     }
-    out << targets.size() << " invoice(s) verified, " << bad << " mismatch(es)\n";
+    out << targets.size() << " invoice(s) and " << notes << " credit note(s) verified, " << bad << " mismatch(es)\n";
     return bad == 0 ? kExitOk : kExitFailure;
+}
+
+bool docs_would_be_many(const InvoiceFlags& f) {
+    return f.ids.size() > 1 || !f.period.empty();
 }
 
 int RunExport(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
@@ -359,6 +378,11 @@ int RunExport(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
     if (url.empty()) return kExitUsage;
     if (f.ids.empty() && f.period.empty()) {
         err << "tally invoice export: give invoice ids or numbers, or --period P\n";
+        return kExitUsage;
+    }
+    if (f.format == "pdf" && docs_would_be_many(f) && std::filesystem::exists(f.output) &&
+        !std::filesystem::is_directory(f.output)) {
+        err << "tally invoice export: " << f.output << " is a file; several PDFs need a directory\n";
         return kExitUsage;
     }
     ledger::InvoiceStore store(url);
@@ -403,7 +427,8 @@ int RunExport(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
     }
     std::ofstream file(f.output, std::ios::binary);
     file << text;
-    if (!file.flush()) {
+    file.close();
+    if (!file) {
         err << "tally invoice export: cannot write " << f.output << "\n";
         return kExitFailure;
     }

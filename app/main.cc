@@ -299,7 +299,17 @@ a negative margin are flagged NEGATIVE.)");
         return code == 0 ? tally::kExitOk : tally::kExitUsage;
     }
     try {
-        if (action) return action();
+        if (action) {
+            const int code = action();
+            // Output that could not be written (a full disk, a closed pipe)
+            // is a failure, not a success that printed nothing.
+            std::cout.flush();
+            if (!std::cout) {
+                std::cerr << "tally: could not write the output\n";
+                return tally::kExitFailure;
+            }
+            return code;
+        }
         if (*rate_cmd) return tally::RunRate(rate, std::cout, std::cerr);
         if (*validate_cmd) return tally::RunPlanValidate(validate_files, std::cout, std::cerr);
         if (*publish_cmd) return tally::RunPlanPublish(publish_files, database_url, std::cout, std::cerr);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <exception>
 #include <thread>
 #include <mutex>
@@ -289,8 +290,10 @@ std::vector<RollupRecord> ReadRollups(pqxx::transaction_base& tx, const std::str
 
 // What has been invoiced per finalized (customer, plan, period) of these
 // customers up to `period_id`: the finalized subtotal without its own
-// adjustment lines (those bill other periods), plus the adjustments for it
-// on invoices that this run keeps (not void, not a draft it replaces).
+// adjustment lines (those bill other periods), plus the adjustments for the
+// period on invoices that this run keeps (not void, not a draft it
+// replaces), whichever invoice of the period they named: after a void and
+// a replacement, what was already carried still counts.
 std::vector<billing::InvoicedPeriod> ReadInvoiced(pqxx::transaction_base& tx, const std::string& customers,
                                                   int32_t period_id) {
     std::vector<billing::InvoicedPeriod> out;
@@ -299,7 +302,8 @@ std::vector<billing::InvoicedPeriod> ReadInvoiced(pqxx::transaction_base& tx, co
              "  (f.subtotal - COALESCE((SELECT sum(own.amount_rounded) FROM invoice_lines own "
              "                         WHERE own.invoice_id = f.invoice_id AND own.kind = 'adjustment'), 0))::text, "
              "  COALESCE((SELECT sum(l.amount_rounded) FROM invoice_lines l JOIN invoices i USING (invoice_id) "
-             "            WHERE l.kind = 'adjustment' AND l.adjusts_invoice = f.number AND i.status <> 'void' "
+             "            WHERE l.kind = 'adjustment' AND l.adjusts_period = f.period AND i.customer_id = f.customer_id "
+             "              AND i.plan = f.plan AND i.status <> 'void' "
              "              AND NOT (i.status = 'draft' AND i.period_id = $2)), 0)::text "
              "FROM invoices f WHERE f.status = 'finalized' AND f.customer_id = ANY($1::text[]) AND f.period_id <= $2",
              customers, period_id)) {
@@ -416,8 +420,39 @@ void InvoiceStore::SetIssuer(const Issuer& is) {
             throw LedgerError("a number prefix is 1 to 16 letters or digits, not '" + *prefix + "'");
         }
     }
+    if (is.issuer.size() > 64 || is.issuer.find_first_not_of(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != std::string::npos) {
+        throw LedgerError("an issuer id is 1 to 64 letters, digits, '_', '.' or '-', not '" + is.issuer + "'");
+    }
+    for (const std::string* text : {&is.name, &is.address, &is.tax_id, &is.email}) {
+        if (text->size() > 1000) throw LedgerError("issuer fields are at most 1000 bytes");
+    }
+    auto upper = [](std::string t) {
+        for (char& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        return t;
+    };
+    if (upper(is.invoice_prefix) == upper(is.credit_note_prefix)) {
+        throw LedgerError("the invoice and credit note prefixes must differ (" + is.invoice_prefix + ")");
+    }
     pqxx::work tx(*impl_->conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    // Numbers are unique across issuers: no prefix (of either kind) twice.
+    for (const auto& r : tx.exec_params("SELECT issuer, invoice_prefix, credit_note_prefix FROM issuers WHERE issuer <> $1",
+                                        is.issuer)) {
+        for (const std::string* mine : {&is.invoice_prefix, &is.credit_note_prefix}) {
+            for (int col : {1, 2}) {
+                if (upper(*mine) == upper(r[col].as<std::string>())) {
+                    throw LedgerError("prefix " + *mine + " is issuer " + r[0].as<std::string>() +
+                                      "'s: numbers would collide");
+                }
+            }
+        }
+    }
+    for (const std::string& plan : is.plans) {
+        if (tx.exec_params("SELECT 1 FROM plan_versions WHERE plan = $1 LIMIT 1", plan).empty()) {
+            throw LedgerError("no published plan " + plan);
+        }
+    }
     if (is.is_default) tx.exec0("UPDATE issuers SET is_default = false WHERE is_default");
     tx.exec_params0(
         "INSERT INTO issuers (issuer, name, address, tax_id, email, invoice_prefix, credit_note_prefix, is_default) "
@@ -675,6 +710,12 @@ std::vector<FinalizeResult> FinalizeMany(pqxx::transaction_base& tx, const std::
             throw LedgerError("draft " + std::to_string(id) + " of " + doc.customer + " " + doc.period +
                               " could not be priced and cannot be finalized: " + doc.error);
         }
+        const std::optional<Instant> period_end = ParseRfc3339(doc.period_end);
+        TALLY_ASSERT(period_end.has_value());
+        if (*period_end > now) {
+            throw LedgerError("draft " + std::to_string(id) + " of " + doc.customer + " is for " + doc.period +
+                              ", which has not ended (it ends " + doc.period_end + "): usage may still come");
+        }
         const date::time_zone* zone = date::locate_zone(doc.time_zone);
         const auto local_day = date::floor<date::days>(zone->to_local(now));
         const int year = static_cast<int>(date::year_month_day(date::local_days(local_day)).year());
@@ -724,13 +765,23 @@ std::vector<FinalizeResult> InvoiceStore::FinalizeIds(const std::vector<int64_t>
     return out;
 }
 
-std::vector<FinalizeResult> InvoiceStore::FinalizePeriod(int32_t period_id, const std::string& customer) {
+std::vector<FinalizeResult> InvoiceStore::FinalizePeriod(int32_t period_id, const std::string& customer,
+                                                         std::vector<std::string>* not_priced) {
     pqxx::work tx(*impl_->conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     std::vector<int64_t> ids;
-    for (const auto& r : tx.exec_params("SELECT invoice_id FROM invoices WHERE status = 'draft' AND period_id = $1 "
-                                        "AND ($2 = '' OR customer_id = $2) ORDER BY customer_id, plan",
+    // Drafts that could not be priced stay drafts (and are named); the
+    // others are finalized.
+    for (const auto& r : tx.exec_params("SELECT invoice_id, error, customer_id, plan FROM invoices WHERE status = 'draft' "
+                                        "AND period_id = $1 AND ($2 = '' OR customer_id = $2) ORDER BY customer_id, plan",
                                         period_id, customer)) {
+        if (!r[1].as<std::string>().empty()) {
+            if (not_priced != nullptr) {
+                not_priced->push_back("draft " + r[0].as<std::string>() + " of " + r[2].as<std::string>() + " (" +
+                                      r[3].as<std::string>() + ") could not be priced: " + r[1].as<std::string>());
+            }
+            continue;
+        }
         ids.push_back(r[0].as<int64_t>());
     }
     std::vector<FinalizeResult> out = FinalizeMany(tx, ids);
@@ -738,9 +789,16 @@ std::vector<FinalizeResult> InvoiceStore::FinalizePeriod(int32_t period_id, cons
     return out;
 }
 
-std::vector<FinalizeResult> InvoiceStore::FinalizeDue() {
+std::vector<FinalizeResult> InvoiceStore::FinalizeDue(std::vector<std::string>* not_priced) {
     pqxx::work tx(*impl_->conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
+    if (not_priced != nullptr) {
+        for (const auto& r : tx.exec("SELECT invoice_id, customer_id, period, error FROM invoices WHERE status = 'draft' "
+                                     "AND error <> '' AND grace_until <= now() ORDER BY period_id, customer_id, plan")) {
+            not_priced->push_back("draft " + r[0].as<std::string>() + " of " + r[1].as<std::string>() + " " +
+                                  r[2].as<std::string>() + " could not be priced: " + r[3].as<std::string>());
+        }
+    }
     std::vector<int64_t> ids;
     for (const auto& r : tx.exec("SELECT invoice_id FROM invoices WHERE status = 'draft' AND error = '' "
                                  "AND grace_until <= now() ORDER BY period_id, customer_id, plan")) {
@@ -780,7 +838,7 @@ billing::CreditNoteDocument IssueCreditNote(pqxx::transaction_base& tx, const bi
                                             const std::string& reason) {
     if (inv.status != "finalized") {
         throw LedgerError("invoice " + (inv.number.empty() ? std::to_string(inv.invoice_id) : inv.number) + " is " +
-                          inv.status + ": only a finalized invoice can be credited");
+                          inv.status + ": only a finalized invoice can be voided or credited");
     }
     if (reason.empty()) throw LedgerError("a credit note needs a reason");
     std::optional<Currency> currency = Currency::FromCode(inv.currency);

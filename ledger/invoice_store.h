@@ -100,10 +100,15 @@ class InvoiceStore {
     RunResult Run(const Catalog& catalog, const std::vector<Subscription>& subscriptions, const RunOptions& options);
 
     // Finalizes drafts: gapless number per issuer and year, frozen, hashed.
+    // A draft of a period that has not ended, or that could not be priced,
+    // is refused (LedgerError), and then none of `invoice_ids` is.
     std::vector<FinalizeResult> FinalizeIds(const std::vector<int64_t>& invoice_ids);
-    std::vector<FinalizeResult> FinalizePeriod(int32_t period_id, const std::string& customer);
-    // Every draft whose grace has passed (grace_until <= now()).
-    std::vector<FinalizeResult> FinalizeDue();
+    // Drafts of a period that ended. Drafts that could not be priced are
+    // left as drafts and described in *not_priced (may be null).
+    std::vector<FinalizeResult> FinalizePeriod(int32_t period_id, const std::string& customer,
+                                               std::vector<std::string>* not_priced = nullptr);
+    // Every draft whose grace has passed (grace_until <= now()), as above.
+    std::vector<FinalizeResult> FinalizeDue(std::vector<std::string>* not_priced = nullptr);
 
     // An invoice by id ("17") or number ("INV-2025-000001"), with its lines.
     billing::InvoiceDocument Load(const std::string& id_or_number);

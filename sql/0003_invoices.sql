@@ -145,8 +145,10 @@ CREATE TABLE credit_notes (
 CREATE INDEX credit_notes_invoice ON credit_notes (invoice_id);
 
 -- A finalized invoice and its lines never change: the only change allowed
--- is voiding it (status, voided_at, void_reason and nothing else). Drafts
--- are replaced freely. Credit notes are immutable from the start.
+-- is voiding it (status, voided_at, void_reason and nothing else), and only
+-- once its void credit note exists. Drafts are replaced freely. Credit
+-- notes are immutable from the start. None of these tables, nor the number
+-- counters, can be truncated; a counter only ever goes up.
 CREATE FUNCTION tally_invoice_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -161,7 +163,8 @@ BEGIN
     END IF;
     IF OLD.status = 'finalized' AND NEW.status = 'void'
        AND (to_jsonb(NEW) - 'status' - 'voided_at' - 'void_reason') = (to_jsonb(OLD) - 'status' - 'voided_at' - 'void_reason')
-       AND NEW.voided_at IS NOT NULL AND NEW.void_reason IS NOT NULL THEN
+       AND NEW.voided_at IS NOT NULL AND NEW.void_reason IS NOT NULL
+       AND EXISTS (SELECT 1 FROM credit_notes c WHERE c.invoice_id = OLD.invoice_id AND c.kind = 'void') THEN
         RETURN NEW;
     END IF;
     RAISE EXCEPTION 'UPDATE of % invoice % is not allowed: finalized invoices are immutable (void it with a credit note)',
@@ -188,3 +191,24 @@ CREATE TRIGGER invoice_lines_immutable BEFORE INSERT OR UPDATE OR DELETE ON invo
 
 CREATE TRIGGER credit_notes_immutable BEFORE UPDATE OR DELETE ON credit_notes
     FOR EACH ROW EXECUTE FUNCTION tally_refuse_change();
+
+CREATE FUNCTION tally_counter_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.issuer = OLD.issuer AND NEW.year = OLD.year AND NEW.kind = OLD.kind
+       AND NEW.last_number > OLD.last_number THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION '% of a document counter is not allowed: numbers only ever go up', TG_OP
+        USING ERRCODE = 'restrict_violation';
+END $$;
+CREATE TRIGGER document_counters_only_up BEFORE UPDATE OR DELETE ON document_counters
+    FOR EACH ROW EXECUTE FUNCTION tally_counter_guard();
+
+CREATE TRIGGER invoices_no_truncate BEFORE TRUNCATE ON invoices
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_refuse_change();
+CREATE TRIGGER invoice_lines_no_truncate BEFORE TRUNCATE ON invoice_lines
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_refuse_change();
+CREATE TRIGGER credit_notes_no_truncate BEFORE TRUNCATE ON credit_notes
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_refuse_change();
+CREATE TRIGGER document_counters_no_truncate BEFORE TRUNCATE ON document_counters
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_refuse_change();

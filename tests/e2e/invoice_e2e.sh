@@ -78,7 +78,7 @@ done
 numbers=$(q "SELECT string_agg(right(number, 6), ',' ORDER BY number) FROM invoices")
 [ "$numbers" = "000001,000002,000003,000004" ] || fail "numbers $numbers"
 "$tally" invoice verify --period 2025-11 >"$work/verify" || fail "verify: $(cat "$work/verify")"
-grep -q "4 invoice(s) verified, 0 mismatch" "$work/verify" || fail "verify: $(cat "$work/verify")"
+grep -q "4 invoice(s) and 0 credit note(s) verified, 0 mismatch" "$work/verify" || fail "verify: $(cat "$work/verify")"
 if q "UPDATE invoices SET total = 0" 2>/dev/null; then fail "UPDATE of a finalized invoice was allowed"; fi
 if q "DELETE FROM invoice_lines" 2>/dev/null; then fail "DELETE of finalized lines was allowed"; fi
 if "$tally" invoice finalize --period 2025-11 | grep -q "[1-9] invoice(s) finalized"; then fail "finalized twice"; fi

@@ -363,6 +363,61 @@ TEST_F(InvoiceStoreTest, VoidIssuesACreditNoteAndMakesRoomForAReplacement) {
     EXPECT_EQ(invoices_->Load(replacement).total, "2.65");
 }
 
+// What a superuser's SQL and a careless operator could do to numbers and
+// credit notes, refused by the database and by SetIssuer.
+TEST_F(InvoiceStoreTest, NumbersAndVoidsCannotBeBypassed) {
+    Consume({Call("a", "1", "2025-11-03T10:00:00Z", 300000)});
+    RunPeriod("2025-11");
+    const std::string number = invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "").at(0).number;
+    EXPECT_NE(TryExec("UPDATE invoices SET status = 'void', voided_at = now(), void_reason = 'sql'"), "")
+        << "a void without its credit note";
+    EXPECT_NE(TryExec("TRUNCATE invoice_lines CASCADE"), "");
+    EXPECT_NE(TryExec("TRUNCATE invoices CASCADE"), "");
+    EXPECT_NE(TryExec("DELETE FROM document_counters"), "");
+    EXPECT_NE(TryExec("UPDATE document_counters SET last_number = 0"), "");
+    invoices_->Void(number, "wrong");
+    EXPECT_NE(TryExec("TRUNCATE credit_notes CASCADE"), "");
+    // Another issuer may not take a prefix in use, of either kind; nor name
+    // a plan that does not exist.
+    Issuer other;
+    other.issuer = "other";
+    other.name = "Other";
+    EXPECT_THROW(invoices_->SetIssuer(other), LedgerError);  // INV and CN are acme's
+    other.invoice_prefix = "OTH";
+    other.credit_note_prefix = "cn";
+    EXPECT_THROW(invoices_->SetIssuer(other), LedgerError);
+    other.credit_note_prefix = "OCN";
+    other.plans = {"nosuchplan"};
+    EXPECT_THROW(invoices_->SetIssuer(other), LedgerError);
+    other.plans.clear();
+    EXPECT_NO_THROW(invoices_->SetIssuer(other));
+}
+
+// A period whose late usage was carried as an adjustment, then voided and
+// invoiced again at its full price: the next run takes the adjustment back.
+TEST_F(InvoiceStoreTest, AVoidedPeriodsCarriedAdjustmentIsTakenBack) {
+    Consume({Call("a", "1", "2025-10-10T00:00:00Z", 400000)});  // 0.80
+    RunPeriod("2025-10");
+    const std::string oct = invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-10"), "").at(0).number;
+    Consume({Call("a", "2", "2025-10-11T00:00:00Z", 400000)});  // late: +0.80
+    RunPeriod("2025-11");
+    invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "");  // carries +0.80 for October
+    invoices_->Void(oct, "redo");
+    RunPeriod("2025-10");
+    auto redo = invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-10"), "");
+    ASSERT_EQ(redo.size(), 1u);
+    EXPECT_EQ(invoices_->Load(redo[0].number).subtotal, "1.60");  // both calls
+    // October is now billed 1.60 by its replacement and 0.80 by November's
+    // adjustment: December takes 0.80 back.
+    RunResult r = RunPeriod("2025-12");
+    EXPECT_EQ(r.adjustments, 1);
+    auto dec = Period("2025-12");
+    ASSERT_EQ(dec.size(), 1u);
+    const billing::DocumentLine* adj = LineOfKind(dec[0], "adjustment");
+    ASSERT_NE(adj, nullptr);
+    EXPECT_EQ(adj->amount_rounded, "-0.80");
+}
+
 TEST_F(InvoiceStoreTest, DraftsThatCouldNotBePricedAreNeverFinalized) {
     Consume({Call("a", "1", "2025-11-03T10:00:00Z", 300000)});
     RunPeriod("2025-11");
