@@ -1,31 +1,20 @@
 #include <iostream>
 
 #include "app/commands.h"
+#include "app/with_database.h"
 #include "ledger/store.h"
 
 namespace tally {
 
 namespace {
 
-// Runs `body` against the ledger, turning failures into exit codes.
+// Runs `body` against the ledger's Store, turning failures into exit codes.
 template <typename Body>
 int WithStore(const char* command, const std::string& url_flag, std::ostream& err, Body body) {
-    const std::string url = DatabaseUrl(url_flag);
-    if (url.empty()) {
-        err << "tally " << command << ": no database: give --database-url or set TALLY_DATABASE_URL\n";
-        return kExitUsage;
-    }
-    try {
+    return WithDatabase(command, url_flag, err, [&](const std::string& url) {
         ledger::Store store(url);
         return body(store);
-    } catch (const ledger::LedgerError& e) {
-        err << "tally " << command << ": " << e.what() << "\n";
-    } catch (const std::exception& e) {
-        std::string what = e.what();
-        while (!what.empty() && what.back() == '\n') what.pop_back();
-        err << "tally " << command << ": " << MaskSecret(url) << ": " << what << "\n";
-    }
-    return kExitFailure;
+    });
 }
 
 }  // namespace

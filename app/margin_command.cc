@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "app/commands.h"
+#include "app/with_database.h"
 #include "app/report.h"
 #include "billing/invoice_run.h"
 #include "billing/margin.h"
@@ -21,24 +22,6 @@ namespace tally {
 
 namespace {
 
-template <typename Body>
-int WithCostStore(const char* command, const std::string& url_flag, std::ostream& err, Body body) {
-    const std::string url = DatabaseUrl(url_flag);
-    if (url.empty()) {
-        err << "tally " << command << ": no database: give --database-url or set TALLY_DATABASE_URL\n";
-        return kExitUsage;
-    }
-    try {
-        return body(url);
-    } catch (const ledger::LedgerError& e) {
-        err << "tally " << command << ": " << e.what() << "\n";
-    } catch (const std::exception& e) {
-        std::string what = e.what();
-        while (!what.empty() && what.back() == '\n') what.pop_back();
-        err << "tally " << command << ": " << MaskSecret(url) << ": " << what << "\n";
-    }
-    return kExitFailure;
-}
 
 // "2025-11" -> month id; nullopt when malformed.
 // The one reading of "YYYY-MM" (billing/invoice_run.h).
@@ -167,7 +150,7 @@ int RunCostValidate(const std::vector<std::string>& files, std::ostream& out, st
 
 int RunCostPublish(const std::vector<std::string>& files, const std::string& database_url, std::ostream& out,
                    std::ostream& err) {
-    return WithCostStore("cost publish", database_url, err, [&](const std::string& url) {
+    return WithDatabase("cost publish", database_url, err, [&](const std::string& url) {
         ledger::CostStore store(url);
         const int failures = ForEachFile(files, err, [&](const std::string& file, const std::string& text) {
             Diagnostics diagnostics;
@@ -197,7 +180,7 @@ int RunMargin(const MarginOptions& o, std::ostream& out, std::ostream& err) {
         err << "tally margin: --format must be table, json or csv\n";
         return kExitUsage;
     }
-    return WithCostStore("margin", o.database_url, err, [&](const std::string& url) {
+    return WithDatabase("margin", o.database_url, err, [&](const std::string& url) {
         ledger::Store store(url);
         ledger::CostStore costs(url);
         ingest::CatalogSnapshot cat = store.Load();
