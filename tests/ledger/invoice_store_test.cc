@@ -107,12 +107,13 @@ class InvoiceStoreTest : public LedgerDb {
         }
     }
 
-    RunResult RunPeriod(const std::string& period, const std::string& customer = "") {
+    RunResult RunPeriod(const std::string& period, const std::string& customer = "", int customers_per_chunk = 250) {
         Store store(url_);
         ingest::CatalogSnapshot cat = store.Load();
         RunOptions o;
         o.period_id = *billing::PeriodIdOf(period);
         o.customer = customer;
+        o.customers_per_chunk = customers_per_chunk;
         return invoices_->Run(cat.catalog, cat.subscriptions, o);
     }
 
@@ -231,6 +232,32 @@ TEST_F(InvoiceStoreTest, FinalizedInvoicesAreNumberedFrozenAndVerifiable) {
                       "ALTER TABLE invoice_lines ENABLE TRIGGER invoice_lines_immutable"),
               "");
     EXPECT_FALSE(invoices_->Verify(number).ok());
+}
+
+// Chunks are read ahead on a second connection in the run's snapshot: a
+// run in chunks of 5 customers writes the same drafts as one chunk.
+TEST_F(InvoiceStoreTest, ChunkedRunsReadOneSnapshot) {
+    std::vector<Event> events;
+    Store store(url_);
+    for (int i = 0; i < 23; ++i) {
+        const std::string c = "k" + std::to_string(i);
+        store.AddCustomer(c, "");
+        store.Subscribe(c, "p", "2025-01-01T00:00:00Z", "");
+        events.push_back(Call(c, "e" + std::to_string(i), "2025-11-05T00:00:00Z", 100000 * (i + 1), 1000 * i));
+    }
+    Consume(events);
+    auto drafts = [&] {
+        std::string out;
+        for (const auto& d : Period("2025-11")) out += d.customer + " " + d.subtotal + " " + d.total + "\n";
+        return out;
+    };
+    RunResult one = RunPeriod("2025-11", "", 250);
+    const std::string whole = drafts();
+    RunResult chunked = RunPeriod("2025-11", "", 5);
+    EXPECT_EQ(chunked.drafts, one.drafts);
+    EXPECT_EQ(chunked.rollup_rows, one.rollup_rows);
+    EXPECT_EQ(drafts(), whole);
+    EXPECT_EQ(one.drafts, 23);
 }
 
 TEST_F(InvoiceStoreTest, ConcurrentFinalizationsGiveGaplessNumbers) {
