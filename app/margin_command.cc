@@ -192,8 +192,11 @@ int RunMargin(const MarginOptions& o, std::ostream& out, std::ostream& err) {
         // As tally usage: every period is priced, then the one asked is kept
         // (amount coupons and grants are balances earlier periods use up).
         RecordsRead read = FromRecords(cat.catalog, store.LoadRollups(o.customer, -1));
-        std::vector<Invoice> invoices =
-            PriceRollups(cat.catalog, cat.subscriptions, cat.catalog.plans.front().name, {}, read.rollups);
+        CommitmentHorizon horizon;  // commitments without usage are revenue too, as their invoices say
+        horizon.through = *month;
+        if (!o.customer.empty()) horizon.customers.push_back(o.customer);
+        std::vector<Invoice> invoices = PriceRollups(cat.catalog, cat.subscriptions, cat.catalog.plans.front().name,
+                                                     {}, read.rollups, &horizon);
         std::erase_if(invoices, [&](const Invoice& inv) { return inv.period != o.period; });
         const std::vector<billing::MarginRow> rows =
             billing::ComputeMarginRows(cat.catalog, {}, read.rollups, invoices, cost_cards);

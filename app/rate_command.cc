@@ -90,8 +90,16 @@ int RunRate(const RateOptions& o, std::ostream& out, std::ostream& err) {
     stats.other_customers = rated.other_customers;
     stats.rejected = static_cast<int64_t>(report.rejected.size());
     stats.duplicates = static_cast<int64_t>(report.duplicates.size());
-    const std::vector<Invoice> invoices =
-        PriceRollups(snapshot.catalog, snapshot.subscriptions, default_plan, period, rated.rollups);
+    // Monthly: commitments bill through the last month with a call, with or
+    // without calls of their own, as `tally invoice run` bills them.
+    std::optional<CommitmentHorizon> horizon;
+    if (period.monthly() && !rated.rollups.empty()) {
+        horizon.emplace();
+        for (const Rollup& r : rated.rollups) horizon->through = std::max(horizon->through, r.period);
+        if (!o.customer.empty()) horizon->customers.push_back(o.customer);
+    }
+    const std::vector<Invoice> invoices = PriceRollups(snapshot.catalog, snapshot.subscriptions, default_plan, period,
+                                                       rated.rollups, horizon ? &*horizon : nullptr);
     if (o.format == "json") {
         WriteInvoicesJson(out, invoices, report);
     } else {

@@ -59,8 +59,13 @@ int RunUsage(const UsageOptions& o, std::ostream& out, std::ostream& err) {
         // asked for is shown: amount coupons and grants are balances that
         // earlier periods use up, so a period priced alone would spend them again.
         RecordsRead read = FromRecords(cat.catalog, store.LoadRollups(o.customer, -1));
-        std::vector<Invoice> invoices =
-            PriceRollups(cat.catalog, cat.subscriptions, cat.catalog.plans.front().name, {}, read.rollups);
+        // A period asked for shows a minimum commitment also without usage,
+        // as its invoice will.
+        CommitmentHorizon horizon;
+        horizon.through = period;
+        if (!o.customer.empty()) horizon.customers.push_back(o.customer);
+        std::vector<Invoice> invoices = PriceRollups(cat.catalog, cat.subscriptions, cat.catalog.plans.front().name, {},
+                                                     read.rollups, period >= 0 ? &horizon : nullptr);
         if (period >= 0) {
             std::erase_if(invoices, [&](const Invoice& inv) { return inv.period != MonthLabel(period); });
         }

@@ -537,6 +537,13 @@ RunResult InvoiceStore::Run(const Catalog& catalog, const std::vector<Subscripti
              o.period_id, o.customer)) {
         customers.push_back(r[0].as<std::string>());
     }
+    // And everyone whose subscription may bill a minimum commitment, usage
+    // or not (PriceRollups' CommitmentHorizon decides).
+    for (const Subscription& s : subscriptions) {
+        if ((o.customer.empty() || s.customer == o.customer) && MayCommit(catalog, s)) customers.push_back(s.customer);
+    }
+    std::sort(customers.begin(), customers.end());
+    customers.erase(std::unique(customers.begin(), customers.end()), customers.end());
     result.customers = static_cast<int64_t>(customers.size());
     // Each chunk reads a few hundred customers of a table holding all of
     // them: through the primary key, never a sequential scan, whatever the
@@ -546,8 +553,11 @@ RunResult InvoiceStore::Run(const Catalog& catalog, const std::vector<Subscripti
     const std::string& default_plan = catalog.plans.front().name;
     std::vector<std::string> chunks;
     std::vector<size_t> chunk_ends;
+    std::vector<std::vector<std::string>> chunk_customers;
     for (size_t begin = 0; begin < customers.size(); begin += static_cast<size_t>(o.customers_per_chunk)) {
         const size_t end = std::min(customers.size(), begin + static_cast<size_t>(o.customers_per_chunk));
+        chunk_customers.emplace_back(customers.begin() + static_cast<std::ptrdiff_t>(begin),
+                                     customers.begin() + static_cast<std::ptrdiff_t>(end));
         chunks.push_back(PgArray(std::vector<std::string>(customers.begin() + static_cast<std::ptrdiff_t>(begin),
                                                           customers.begin() + static_cast<std::ptrdiff_t>(end))));
         chunk_ends.push_back(end);
@@ -562,10 +572,17 @@ RunResult InvoiceStore::Run(const Catalog& catalog, const std::vector<Subscripti
         const auto t1 = std::chrono::steady_clock::now();
         RecordsRead read = FromRecords(catalog, records);
         result.unresolved_rollups += read.unresolved;
-        std::vector<Invoice> priced = PriceRollups(catalog, subscriptions, default_plan, {}, read.rollups);
+        std::vector<billing::InvoicedPeriod> invoiced = ReadInvoiced(tx, chunk, o.period_id);
+        CommitmentHorizon horizon;  // commitments bill this period, and earlier ones alike, without usage
+        horizon.through = o.period_id;
+        horizon.customers = std::move(chunk_customers[c]);
+        for (const billing::InvoicedPeriod& f : invoiced) {
+            auto [first, fresh] = horizon.first_billed.try_emplace(f.customer, f.period_id);
+            if (!fresh) first->second = std::min(first->second, f.period_id);
+        }
+        std::vector<Invoice> priced = PriceRollups(catalog, subscriptions, default_plan, {}, read.rollups, &horizon);
         const auto t2 = std::chrono::steady_clock::now();
-        billing::RunDecision decision =
-            billing::DecideRun(catalog, subscriptions, o.period_id, priced, ReadInvoiced(tx, chunk, o.period_id));
+        billing::RunDecision decision = billing::DecideRun(catalog, subscriptions, o.period_id, priced, invoiced);
         result.left_finalized += decision.left_finalized;
         if (o.costs != nullptr) {
             std::vector<Invoice> own;  // the drafts as priced, before adjustments for other periods

@@ -177,6 +177,24 @@ int AnchorDay(const Subscription* subscription) {
     return day;
 }
 
+// The version whose zone bounds monthly period `period`: the latest begun
+// before the period (in that version's zone) ends, as the period's last call
+// would have had; the first version if none had.
+const PlanVersion& PeriodZoneVersion(const Plan& plan, int32_t period, const std::vector<AnchorTerm>& anchors) {
+    TALLY_ASSERT(!plan.versions.empty());
+    for (auto v = plan.versions.rbegin(); v != plan.versions.rend(); ++v) {
+        if (v->effective_from < AnchoredPeriodBounds(anchors, v->zone, period).end) return *v;
+    }
+    return plan.versions.front();
+}
+
+// Whether `s` may bill a minimum commitment in some period.
+bool MayCommit(const Plan& plan, const Subscription& s) {
+    if (s.minimum_commitment) return true;
+    return std::any_of(plan.versions.begin(), plan.versions.end(),
+                       [](const PlanVersion& v) { return v.minimum_commitment.has_value(); });
+}
+
 // Everything that stays the same while one customer's periods are priced.
 struct CustomerContext {
     const Plan* plan = nullptr;
@@ -240,6 +258,31 @@ class PeriodPricer {
             failed.error = e.what();
             return failed;
         }
+        return inv;
+    }
+
+    // A period of `customer` under the context's subscription without any
+    // usage: the commitment true-up (then tax and grants), or nullopt when
+    // no commitment applies to the period.
+    std::optional<Invoice> PriceWithoutUsage(const std::string& customer, int32_t period,
+                                             const std::vector<AnchorTerm>& anchors) {
+        TALLY_ASSERT(rule_.monthly());
+        const Plan& plan = *ctx_->plan;
+        const PlanVersion& zone_version = PeriodZoneVersion(plan, period, anchors);
+        Invoice inv;
+        inv.customer = customer;
+        inv.plan = plan.name;
+        if (ctx_->subscription != nullptr) inv.customer_name = ctx_->subscription->customer_name;
+        SetPeriod(period, zone_version, anchors, &inv);
+        const PlanVersion& terms = TermsVersion(plan, inv, zone_version);
+        ApplyTerms(terms, ctx_->subscription, &inv);
+        SetZeroAmounts(&inv);
+        const bool committed = terms.minimum_commitment.has_value() ||
+                               (ctx_->subscription != nullptr && ctx_->subscription->minimum_commitment.has_value());
+        if (!committed) return std::nullopt;
+        Finish(terms, &inv);
+        AssertFinished(inv);
+        if (inv.lines.empty()) return std::nullopt;  // a commitment of 0.00
         return inv;
     }
 
@@ -654,19 +697,90 @@ std::optional<Rate> CellRate(const ModelPricing& m, const CellKey& cell, UnitId 
     return rate;
 }
 
+namespace {
+
+// The periods in which `customer`'s subscriptions (earliest `from` first)
+// bill a commitment whether or not they have usage (CommitmentHorizon), and
+// which subscription does in each, by plan name: the latest in force.
+std::map<int32_t, std::map<std::string_view, const Subscription*>> CommitmentPeriods(
+    const Catalog& catalog, const std::vector<const Subscription*>& subs, const std::vector<AnchorTerm>& anchors,
+    const CommitmentHorizon& horizon, const std::string& customer, std::optional<int32_t> first_usage) {
+    std::vector<const Subscription*> sorted = subs;
+    std::stable_sort(sorted.begin(), sorted.end(), [](const Subscription* a, const Subscription* b) {
+        return a->from.value_or(Instant::min()) < b->from.value_or(Instant::min());
+    });
+    std::map<int32_t, std::map<std::string_view, const Subscription*>> out;
+    for (size_t k = 0; k < sorted.size(); ++k) {
+        const Subscription& s = *sorted[k];
+        const Plan* plan = catalog.FindPlan(s.plan);
+        if (plan == nullptr || plan->versions.empty() || !MayCommit(*plan, s)) continue;
+        int32_t start = horizon.through;
+        if (s.from) {
+            const PlanVersion* v = plan->VersionAt(*s.from);
+            ZoneClock clock(v != nullptr ? v->zone : plan->versions.front().zone);
+            start = AnchoredPeriod(anchors, &clock, *s.from);
+        } else {
+            if (first_usage) start = std::min(start, *first_usage);
+            auto f = horizon.first_billed.find(customer);
+            if (f != horizon.first_billed.end()) start = std::min(start, f->second);
+        }
+        const Instant from = s.from.value_or(Instant::min());
+        const Instant next = k + 1 < sorted.size() ? sorted[k + 1]->from.value_or(Instant::min()) : Instant::max();
+        for (int32_t p = start; p <= horizon.through; ++p) {
+            const PeriodBounds bounds = AnchoredPeriodBounds(anchors, PeriodZoneVersion(*plan, p, anchors).zone, p);
+            if (next <= bounds.start) break;  // replaced before this period began
+            if (from >= bounds.end) continue;
+            out[p][plan->name] = &s;  // a later subscription on the same plan replaces an earlier one
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+bool MayCommit(const Catalog& catalog, const Subscription& subscription) {
+    const Plan* plan = catalog.FindPlan(subscription.plan);
+    return plan != nullptr && MayCommit(*plan, subscription);
+}
+
 std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
                                   const std::string& default_plan, const PeriodRule& period,
-                                  const std::vector<Rollup>& rollups) {
+                                  const std::vector<Rollup>& rollups, const CommitmentHorizon* horizon) {
+    TALLY_ASSERT(horizon == nullptr || period.monthly());
     std::unordered_map<std::string, std::vector<const Subscription*>> subs;
     for (const auto& s : subscriptions) subs[s.customer].push_back(&s);
     // Customers without a subscription were rated on default_plan: their
     // rollups carry it, as every rollup carries its own plan.
     TALLY_ASSERT(catalog.FindPlan(default_plan) != nullptr);
+    // With a horizon, customers whose subscriptions may bill a commitment
+    // are priced even without rollups.
+    std::vector<std::string> committed;
+    if (horizon != nullptr) {
+        for (const Subscription& s : subscriptions) {
+            if (!horizon->customers.empty() &&
+                !std::binary_search(horizon->customers.begin(), horizon->customers.end(), s.customer)) {
+                continue;
+            }
+            if (MayCommit(catalog, s)) committed.push_back(s.customer);
+        }
+        std::sort(committed.begin(), committed.end());
+        committed.erase(std::unique(committed.begin(), committed.end()), committed.end());
+    }
 
     std::vector<Invoice> invoices;
     size_t i = 0;
-    while (i < rollups.size()) {
-        const std::string& customer = rollups[i].customer;
+    size_t next_committed = 0;
+    while (i < rollups.size() || next_committed < committed.size()) {
+        const std::string customer =
+            next_committed == committed.size() ||
+                    (i < rollups.size() && rollups[i].customer <= committed[next_committed])
+                ? rollups[i].customer
+                : committed[next_committed];
+        if (next_committed < committed.size() && committed[next_committed] == customer) ++next_committed;
+        const size_t begin = i;
+        while (i < rollups.size() && rollups[i].customer == customer) ++i;
+        const size_t end = i;
+
         auto it = subs.find(customer);
         // The subscription that put the customer on `plan` for calls up to
         // `until`: the latest such one in force by then (else the first).
@@ -686,33 +800,63 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
             AnchorTerms(it != subs.end() ? it->second : std::vector<const Subscription*>{});
         // Coupon and grant balances run on per subscription, across periods.
         std::map<const Subscription*, CustomerContext> contexts;
-        while (i < rollups.size() && rollups[i].customer == customer) {
+        auto context_for = [&](const Subscription* sub, const Plan& plan) -> CustomerContext& {
+            auto [ctx_it, fresh] = contexts.try_emplace(sub);
+            CustomerContext& ctx = ctx_it->second;
+            if (fresh) {
+                ctx.subscription = sub;
+                ctx.plan = sub != nullptr ? catalog.FindPlan(sub->plan) : &plan;
+                TALLY_ASSERT(ctx.plan != nullptr);
+                if (sub != nullptr) {
+                    for (const auto& g : sub->grants) ctx.grant_balances.push_back(g.amount);
+                    for (const auto& c : sub->coupons) ctx.coupon_balances.push_back(c.amount);
+                }
+            }
+            return ctx;
+        };
+        std::map<int32_t, std::map<std::string_view, const Subscription*>> without_usage;
+        if (horizon != nullptr && it != subs.end()) {
+            std::optional<int32_t> first_usage;
+            for (size_t r = begin; r < end; ++r) {
+                first_usage = std::min(first_usage.value_or(rollups[r].period), rollups[r].period);
+            }
+            without_usage = CommitmentPeriods(catalog, it->second, anchors, *horizon, customer, first_usage);
+        }
+        size_t r = begin;
+        auto empty = without_usage.begin();
+        while (r < end || empty != without_usage.end()) {
+            const int32_t p = empty == without_usage.end() || (r < end && rollups[r].period <= empty->first)
+                                  ? rollups[r].period
+                                  : empty->first;
             // A period's calls under each plan the customer was on in it, by
             // plan name (a plan's index depends on the catalog's load order).
             std::map<std::string_view, std::vector<const Rollup*>> by_plan;
-            int32_t p = rollups[i].period;
-            for (; i < rollups.size() && rollups[i].customer == customer && rollups[i].period == p; ++i) {
-                TALLY_ASSERT(rollups[i].cell.plan < catalog.plans.size());
-                auto& rows = by_plan[catalog.plans[rollups[i].cell.plan].name];
-                TALLY_ASSERT(rows.empty() || rows.back()->hour <= rollups[i].hour);
-                rows.push_back(&rollups[i]);
+            for (; r < end && rollups[r].period == p; ++r) {
+                TALLY_ASSERT(rollups[r].cell.plan < catalog.plans.size());
+                auto& rows = by_plan[catalog.plans[rollups[r].cell.plan].name];
+                TALLY_ASSERT(rows.empty() || rows.back()->hour <= rollups[r].hour);
+                rows.push_back(&rollups[r]);
+            }
+            std::map<std::string_view, const Subscription*> idle;  // plans with a commitment and no usage
+            if (empty != without_usage.end() && empty->first == p) {
+                for (const auto& [plan_name, sub] : empty->second) {
+                    if (by_plan.try_emplace(plan_name).second) idle[plan_name] = sub;
+                }
+                ++empty;
             }
             for (const auto& [plan_name, rows] : by_plan) {
+                if (rows.empty()) {
+                    const Subscription* sub = idle.at(plan_name);
+                    const Plan& plan = *catalog.FindPlan(sub->plan);
+                    PeriodPricer pricer(catalog, period, &context_for(sub, plan));
+                    if (std::optional<Invoice> inv = pricer.PriceWithoutUsage(customer, p, anchors)) {
+                        invoices.push_back(std::move(*inv));
+                    }
+                    continue;
+                }
                 const Plan& plan = catalog.plans[rows.front()->cell.plan];
                 const Instant until{std::chrono::hours(rows.back()->hour + 1)};
-                const Subscription* sub = subscription_for(plan, until);
-                auto [ctx_it, fresh] = contexts.try_emplace(sub);
-                CustomerContext& ctx = ctx_it->second;
-                if (fresh) {
-                    ctx.subscription = sub;
-                    ctx.plan = sub != nullptr ? catalog.FindPlan(sub->plan) : &plan;
-                    TALLY_ASSERT(ctx.plan != nullptr);
-                    if (sub != nullptr) {
-                        for (const auto& g : sub->grants) ctx.grant_balances.push_back(g.amount);
-                        for (const auto& c : sub->coupons) ctx.coupon_balances.push_back(c.amount);
-                    }
-                }
-                PeriodPricer pricer(catalog, period, &ctx);
+                PeriodPricer pricer(catalog, period, &context_for(subscription_for(plan, until), plan));
                 invoices.push_back(pricer.Price(rows, anchors));
             }
         }

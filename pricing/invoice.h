@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -101,13 +102,34 @@ struct PricingError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// Which monthly periods bill a minimum commitment without usage. A
+// subscription with a commitment (its own or its plan's terms for the
+// period) bills it in every period it is in force at some instant of, from
+// the period of its `from` (without one: the customer's first period with
+// usage in the rollups or in `first_billed`, else `through`) to `through`,
+// whether or not it has calls: with none, the invoice has the commitment
+// line only (then tax, then grants, which carry on as for any period).
+struct CommitmentHorizon {
+    int32_t through = 0;           // MonthId: the last period billed
+    // The customers priced without rollups; sorted. Empty: every subscribed one.
+    std::vector<std::string> customers;
+    // Per customer, the first period it has an invoice of (the ledger's).
+    std::map<std::string, int32_t> first_billed;
+};
+
+// Whether `subscription` (on a plan of `catalog`) may bill a minimum
+// commitment in some period: the customers a CommitmentHorizon prices.
+bool MayCommit(const Catalog& catalog, const Subscription& subscription);
+
 // Prices canonical rollups (CanonicalizeRollups) into one invoice per
-// customer, period and plan, in (customer, period) order. Grants carry their
-// remaining balance from one period of a customer to the next. Never throws
-// on data: an invoice that cannot be priced carries its `error`.
+// customer, period and plan, in (customer, period, plan name) order. Grants
+// carry their remaining balance from one period of a customer to the next.
+// With `horizon` (monthly periods only), commitments bill periods without
+// usage too. Never throws on data: an invoice that cannot be priced carries
+// its `error`.
 std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
                                   const std::string& default_plan, const PeriodRule& period,
-                                  const std::vector<Rollup>& rollups);
+                                  const std::vector<Rollup>& rollups, const CommitmentHorizon* horizon = nullptr);
 
 // Appends `adjustments` (kind kAdjustment, amount == amount_rounded in the
 // invoice's currency and minor unit, either sign, first_hour and last_hour

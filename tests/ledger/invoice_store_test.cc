@@ -355,6 +355,47 @@ TEST_F(InvoiceStoreTest, LateUsageBecomesAnAdjustmentPricedWithThePeriodsTiers) 
     EXPECT_EQ(dec_b[1].subtotal, "0.20");
 }
 
+TEST_F(InvoiceStoreTest, AMinimumCommitmentBillsAMonthWithoutUsage) {
+    {
+        Store store(url_);
+        store.AddCustomer("c", "承诺客户");
+        store.Subscribe("c", "p", "2025-10-01T00:00:00+08:00", "minimum_commitment: \"10.00\"\n");
+    }
+    // September is before c's subscription: nothing to bill.
+    EXPECT_EQ(RunPeriod("2025-09").drafts, 0);
+    // October: no call at all, the commitment bills.
+    RunResult r = RunPeriod("2025-10");
+    EXPECT_EQ(r.drafts, 1);
+    auto oct = Period("2025-10");
+    ASSERT_EQ(oct.size(), 1u);
+    EXPECT_EQ(oct[0].customer, "c");
+    EXPECT_EQ(oct[0].customer_name, "承诺客户");
+    EXPECT_EQ(oct[0].calls, 0);
+    ASSERT_EQ(oct[0].lines.size(), 1u);
+    EXPECT_EQ(oct[0].lines[0].kind, "commitment");
+    EXPECT_EQ(oct[0].subtotal, "10.00");
+    EXPECT_EQ(oct[0].tax, "0.60");
+    EXPECT_EQ(oct[0].total, "10.60");
+    auto finalized = invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-10"), "");
+    ASSERT_EQ(finalized.size(), 1u);
+    // November with 1,000,000 input tokens (2.00): the true-up makes 10.00,
+    // and October, priced again, is what was invoiced: no adjustment.
+    Consume({Call("c", "c1", "2025-11-03T00:00:00Z", 1000000)});
+    r = RunPeriod("2025-11");
+    EXPECT_EQ(r.adjustments, 0);
+    auto nov = Period("2025-11");
+    ASSERT_EQ(nov.size(), 1u);
+    EXPECT_EQ(nov[0].calls, 1);
+    EXPECT_EQ(LineOfKind(nov[0], "commitment")->amount_rounded, "8.00");
+    EXPECT_EQ(nov[0].subtotal, "10.00");
+    // Run for the one customer alone, the same.
+    RunPeriod("2025-12", "c");
+    auto dec = Period("2025-12");
+    ASSERT_EQ(dec.size(), 1u);
+    EXPECT_EQ(dec[0].subtotal, "10.00");
+    EXPECT_EQ(LineOfKind(dec[0], "adjustment"), nullptr);
+}
+
 TEST_F(InvoiceStoreTest, VoidIssuesACreditNoteAndMakesRoomForAReplacement) {
     Consume({Call("a", "1", "2025-11-03T10:00:00Z", 1500000)});  // 2.50 + 0.15 tax = 2.65
     RunPeriod("2025-11");

@@ -450,6 +450,89 @@ TEST_F(InvoiceTest, AnEmptyInvoiceTakesTheTermsOfThePeriodAndCarriesAdjustments)
     EXPECT_EQ(bare.period_end, testing::At("2026-01-01T00:00:00Z"));
 }
 
+TEST_F(InvoiceTest, ACommitmentBillsAPeriodWithoutUsageWithTheHorizonAndGrantsCarryOn) {
+    Rater rater(catalog_, subscriptions_, "tiers", {});
+    rater.Add(MakeEvent({.customer = "acme", .model = "b", .time = "2025-11-03T01:00:00Z", .input = 60, .output = 50}));
+    // Without a horizon only the month with usage bills (tally usage of one period, quotes).
+    ASSERT_EQ(PriceRollups(catalog_, subscriptions_, "tiers", {}, rater.Rollups()).size(), 1u);
+
+    CommitmentHorizon horizon;
+    horizon.through = MonthId(2026, 1);
+    auto invoices = PriceRollups(catalog_, subscriptions_, "tiers", {}, rater.Rollups(), &horizon);
+    // acme has no `from`: it bills from its first month with usage; no one else commits.
+    ASSERT_EQ(invoices.size(), 3u);
+    EXPECT_EQ(invoices[0].period, "2025-11");
+    EXPECT_EQ(invoices[0].grants[0].amount.ToString(2), "2120.00");  // as without a horizon
+    const Invoice& dec = invoices[1];
+    EXPECT_EQ(dec.customer, "acme");
+    EXPECT_EQ(dec.customer_name, "Acme 科技");
+    EXPECT_EQ(dec.period, "2025-12");
+    EXPECT_EQ(dec.period_start, testing::At("2025-12-01T00:00:00Z"));
+    EXPECT_EQ(dec.calls, 0);
+    EXPECT_TRUE(dec.plan_versions.empty());
+    ASSERT_EQ(dec.lines.size(), 1u);
+    EXPECT_EQ(dec.lines[0].kind, LineKind::kCommitment);
+    EXPECT_EQ(dec.lines[0].amount_rounded.ToString(2), "2000.00");
+    EXPECT_EQ(dec.subtotal.ToString(2), "2000.00");
+    EXPECT_EQ(dec.tax.ToString(2), "120.00");
+    ASSERT_EQ(dec.grants.size(), 1u);
+    EXPECT_EQ(dec.grants[0].amount.ToString(2), "380.00");  // what November left of 2500
+    EXPECT_EQ(dec.amount_due.ToString(2), "1740.00");
+    const Invoice& jan = invoices[2];
+    EXPECT_EQ(jan.period, "2026-01");
+    EXPECT_TRUE(jan.grants.empty());  // the grant expired at 2026-01-01
+    EXPECT_EQ(jan.amount_due.ToString(2), "2120.00");
+
+    // Without any usage, acme (no `from`) bills the horizon's month alone,
+    // unless the horizon names other customers only.
+    invoices = PriceRollups(catalog_, subscriptions_, "tiers", {}, {}, &horizon);
+    ASSERT_EQ(invoices.size(), 1u);
+    EXPECT_EQ(invoices[0].period, "2026-01");
+    EXPECT_EQ(invoices[0].customer, "acme");
+    horizon.customers = {"beta", "delta"};
+    EXPECT_TRUE(PriceRollups(catalog_, subscriptions_, "tiers", {}, {}, &horizon).empty());
+    // An invoice the ledger already has of an earlier month starts acme's months there.
+    horizon.customers.clear();
+    horizon.through = MonthId(2025, 12);
+    horizon.first_billed["acme"] = MonthId(2025, 10);
+    invoices = PriceRollups(catalog_, subscriptions_, "tiers", {}, rater.Rollups(), &horizon);
+    ASSERT_EQ(invoices.size(), 3u);
+    EXPECT_EQ(invoices[0].period, "2025-10");
+    EXPECT_EQ(invoices[0].subtotal.ToString(2), "2000.00");
+    EXPECT_EQ(invoices[1].period, "2025-11");
+    EXPECT_EQ(invoices[2].period, "2025-12");
+}
+
+TEST(CommitmentHorizonTest, ASubscriptionBillsEveryPeriodItIsInForceInAndNoOther) {
+    Catalog catalog = testing::MustCatalog({kTierPlan, testing::kDeepseekPlan});
+    // omega: on tiers with a commitment from mid-October, then on deepseek
+    // from 5 December; no calls at all.
+    std::vector<Subscription> subs = testing::MustSubscriptions(R"(
+subscriptions:
+  - customer: omega
+    plan: tiers
+    from: 2025-10-10T00:00:00Z
+    minimum_commitment: "50"
+  - customer: omega
+    plan: deepseek
+    from: 2025-12-05T00:00:00Z
+)", &catalog);
+    CommitmentHorizon horizon;
+    horizon.through = MonthId(2026, 2);
+    auto invoices = PriceRollups(catalog, subs, "tiers", {}, {}, &horizon);
+    std::vector<std::string> periods;
+    for (const Invoice& inv : invoices) {
+        periods.push_back(inv.period);
+        EXPECT_EQ(inv.plan, "tiers");
+        EXPECT_EQ(inv.subtotal.ToString(2), "50.00") << inv.period;  // a whole commitment, not prorated
+        EXPECT_EQ(inv.total.ToString(2), "53.00") << inv.period;
+    }
+    EXPECT_EQ(periods, (std::vector<std::string>{"2025-10", "2025-11", "2025-12"}));
+    // Before its `from`, nothing.
+    horizon.through = MonthId(2025, 9);
+    EXPECT_TRUE(PriceRollups(catalog, subs, "tiers", {}, {}, &horizon).empty());
+}
+
 // Many lines each below half a fen or just above it: one call of 10 models.
 std::string SubFenPlan(const char* place) {
     std::string text =
