@@ -104,7 +104,7 @@ bool IsAuditRole(std::string_view role) {
 void CheckActor(const std::string& actor, std::string_view actor_role) {
     CheckText("the actor", actor);
     if (!IsAuditRole(actor_role)) {
-        throw LedgerError("unknown actor role '" + std::string(actor_role) +
+        throw LedgerError("unknown actor role '" + Printable(actor_role) +
                           "': customer, finance, sales, admin or operator");
     }
 }
@@ -235,7 +235,8 @@ std::vector<KeyInfo> KeyStore::List() {
 
 void KeyStore::Revoke(const std::string& key_id, const std::string& actor, std::string_view actor_role) {
     CheckActor(actor, actor_role);
-    if (!IsKeyId(key_id)) throw LedgerError("no API key '" + key_id + "': a key id is 12 lowercase hex digits");
+    if (!IsKeyId(key_id))
+        throw LedgerError("no API key '" + Printable(key_id) + "': a key id is 12 lowercase hex digits");
     pqxx::work tx(impl_->Conn());
     const pqxx::result found =
         tx.exec_params("SELECT " + Ms("revoked_at") + " FROM api_keys WHERE key_id = $1 FOR UPDATE", key_id);
