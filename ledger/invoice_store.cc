@@ -885,8 +885,11 @@ billing::CreditNoteDocument IssueCreditNote(pqxx::transaction_base& tx, const bi
             throw LedgerError("credit of " + subtotal.ToString(digits) + " " + inv.currency + " is more than the " +
                               left.ToString(digits) + " left uncredited on invoice " + inv.number);
         }
-        tax = (subtotal * Percent(ParseStoredDecimal(inv.tax_percent))).RoundToMinor(*mode);
-        tax = Amount::Min(tax, invoice_tax - credited_tax);
+        // Tax on what is credited so far, rounded once, less the tax already
+        // credited: partial notes in any number of pieces add up to the
+        // invoice's tax exactly, and no piece takes more than its share.
+        const Amount cumulative = ((credited + subtotal) * Percent(ParseStoredDecimal(inv.tax_percent))).RoundToMinor(*mode);
+        tax = Amount::Max(Amount::Min(cumulative - credited_tax, invoice_tax - credited_tax), Amount::Zero(*currency));
     } else if (left.is_zero() && tax.is_zero()) {
         subtotal = Amount::Zero(*currency);
     }

@@ -431,6 +431,20 @@ TEST_F(InvoiceStoreTest, VoidIssuesACreditNoteAndMakesRoomForAReplacement) {
     EXPECT_EQ(invoices_->Load(replacement).total, "2.65");
 }
 
+TEST_F(InvoiceStoreTest, PartialCreditsInManyPiecesAddUpToTheInvoiceTaxFairly) {
+    Consume({Call("a", "1", "2025-11-03T10:00:00Z", 1500000)});  // 2.50 + 0.15 tax = 2.65
+    RunPeriod("2025-11");
+    const std::string number = invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "").at(0).number;
+    // Ten credits of 0.25: 6 % of each is 0.015. Each note's tax is the tax
+    // on all credited so far (rounded once, half even) less what earlier
+    // notes took, so no note takes 0.02 at the others' expense.
+    std::vector<std::string> taxes;
+    for (int i = 0; i < 10; ++i) taxes.push_back(invoices_->Credit(number, "0.25", "piece").tax);
+    EXPECT_EQ(taxes, (std::vector<std::string>{"0.02", "0.01", "0.01", "0.02", "0.02", "0.01", "0.01", "0.02", "0.02",
+                                               "0.01"}));
+    EXPECT_THROW(invoices_->Credit(number, "0.01", "nothing left"), LedgerError);
+}
+
 // What a superuser's SQL and a careless operator could do to numbers and
 // credit notes, refused by the database and by SetIssuer.
 TEST_F(InvoiceStoreTest, NumbersAndVoidsCannotBeBypassed) {
