@@ -39,11 +39,28 @@ ledger::Issuer IssuerNamed(const std::vector<ledger::Issuer>& issuers, const std
 // render::WriteInvoicePdf or render::InvoicePdfBytes.
 render::PdfDocument PdfOf(const billing::InvoiceDocument& invoice, const ledger::Issuer& issuer);
 
+// A credit note as the PDF renderer's input: title "Credit note", its own
+// number, the reference "Credits invoice INV-...", issuer and customer as on
+// the invoice, the invoice's period, what it credits, the credited
+// subtotal, tax and total, the reason and the credit note's hash. Amounts
+// are printed as credited (positive, as the ledger stores them).
+//   - A void credits the whole invoice: its lines as invoiced, less what
+//     earlier partial credit notes already credited (a line of its own).
+//   - A partial credit is one line: that amount of the invoice's subtotal.
+// REQUIRES: `credited` is the invoice the note credits (same number).
+render::PdfDocument PdfOfCreditNote(const billing::CreditNoteDocument& note, const billing::InvoiceDocument& credited,
+                                    const ledger::Issuer& issuer);
+
 // Invoices as CSV (billing::ExportCsv: one row per line, header row).
 std::string CsvOf(const std::vector<billing::InvoiceDocument>& invoices);
+// Credit notes as CSV (billing::ExportCsv: one row per credit note). The
+// columns differ from the invoices', so the two never share a file.
+std::string CsvOf(const std::vector<billing::CreditNoteDocument>& credit_notes);
 
-// Invoices as a JSON array of billing::ExportJson objects, one per line of
-// text, ending in a newline ("[]\n" for none).
-std::string JsonOf(const std::vector<billing::InvoiceDocument>& invoices);
+// Invoices, then credit notes, as a JSON array of their billing::ExportJson
+// objects (each says which it is in "document"), one per line of text,
+// ending in a newline ("[]\n" for none).
+std::string JsonOf(const std::vector<billing::InvoiceDocument>& invoices,
+                   const std::vector<billing::CreditNoteDocument>& credit_notes = {});
 
 }  // namespace tally::documents
