@@ -360,8 +360,10 @@ Exported SelectedForExport(ledger::InvoiceStore& store, const InvoiceFlags& f) {
     return e;
 }
 
+// --output is a file for one document named by id or number, else a
+// directory (--period and --credit-notes select any number of documents).
 std::string PdfPath(const InvoiceFlags& f, size_t count, const std::string& name) {
-    if (count <= 1 && !std::filesystem::is_directory(f.output)) return f.output;
+    if (count <= 1 && !docs_would_be_many(f) && !std::filesystem::is_directory(f.output)) return f.output;
     std::filesystem::create_directories(f.output);
     return (std::filesystem::path(f.output) / (name + ".pdf")).string();
 }

@@ -161,7 +161,7 @@ render::PdfDocument PdfOfCreditNote(const billing::CreditNoteDocument& note, con
                                  "Less what earlier credit notes of invoice " + credited.number + " credited", "", "",
                                  (-earlier).ToString(MinorDigits(note.currency))});
         }
-        pdf.notes.push_back("Voids " + of_invoice + ": credits all of it that earlier credit notes had not.");
+        pdf.notes.push_back("Voids " + of_invoice + ": credits all of it not credited before.");
     } else {
         pdf.lines.push_back({"1", "Partial credit of invoice " + credited.number + ": " + note.reason, "", "",
                              note.subtotal});
