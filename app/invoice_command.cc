@@ -23,6 +23,7 @@
 #include "ingest/file_rater.h"
 #include "ledger/cost_store.h"
 #include "ledger/invoice_store.h"
+#include "ledger/migrations.h"
 #include "ledger/rollup_rebuild.h"
 #include "ledger/store.h"
 #include "pricing/currency.h"
@@ -343,8 +344,12 @@ Exported SelectedForExport(ledger::InvoiceStore& store, const InvoiceFlags& f) {
             if (!IsInvoiceId(id)) cn = store.FindCreditNote(id);
             if (cn) {
                 e.credit_notes.push_back(std::move(*cn));
-            } else {
+                continue;
+            }
+            try {
                 e.invoices.push_back(store.Load(id));
+            } catch (const ledger::LedgerError&) {
+                throw ledger::LedgerError("no invoice or credit note " + id);
             }
         }
     } else {

@@ -235,6 +235,8 @@ for n in notes:
     assert hashlib.sha256(text.encode()).hexdigest() == n["sha256"], (text, n["sha256"])
 PY
 [ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$work/cn.json")" = 2 ] || fail "JSON count"
+if "$tally" invoice export CN-1999-000042 --format json >"$work/out" 2>&1; then fail "exported a credit note that is not"; fi
+grep -q "no invoice or credit note CN-1999-000042" "$work/out" || fail "unknown number: $(cat "$work/out")"
 # Invoices and credit notes never share a CSV (different columns).
 usage_error "export them separately" invoice export "$other" "$cn_part" --format csv
 "$tally" invoice export "$other" "$cn_part" --format json >"$work/mixed.json" || fail "mixed JSON export"
