@@ -92,8 +92,8 @@ CLI::Validator IdentifierCheck(const std::string& what) {
 }
 
 CLI::Validator TextCheck(const std::string& what) {
-    return CLI::Validator([what](std::string& value) -> std::string { return Utf8Error(what, value).value_or(""); },
-                          "", what);
+    return CLI::Validator([what](std::string& value) -> std::string { return Utf8Error(what, value).value_or(""); }, "",
+                          what);
 }
 
 // A credit's amount is a positive plain decimal. Whether it has more places
@@ -558,7 +558,8 @@ void AddInvoiceCommands(CLI::App& app, std::function<int()>* action) {
     issuer_set->add_option("--email", f->issuer.email, "Billing e-mail")->check(TextCheck("e-mail"));
     issuer_set->add_option("--invoice-prefix", f->issuer.invoice_prefix, "Invoice numbers: PREFIX-YYYY-NNNNNN (INV)")
         ->check(IdentifierCheck("invoice prefix"));
-    issuer_set->add_option("--credit-note-prefix", f->issuer.credit_note_prefix, "Credit notes: PREFIX-YYYY-NNNNNN (CN)")
+    issuer_set
+        ->add_option("--credit-note-prefix", f->issuer.credit_note_prefix, "Credit notes: PREFIX-YYYY-NNNNNN (CN)")
         ->check(IdentifierCheck("credit note prefix"));
     issuer_set->add_flag("--default", f->issuer.is_default, "Issue the invoices of every plan not given to another");
     issuer_set->add_option("--plan", f->issuer.plans, "Issue this plan's invoices (repeatable)")
@@ -593,9 +594,7 @@ adjustment line naming that period. The run records its ingestion cut-off.)");
     auto* finalize_cmd = invoice_cmd->add_subcommand("finalize", "Number and freeze drafts");
     finalize_cmd->add_option("ids", f->ids, "Draft ids")->check(IdentifierCheck("invoice number or id"));
     finalize_cmd->add_option("--period", f->period, "Every draft of this billing month")->check(kPeriod);
-    finalize_cmd
-        ->add_option("--customer", f
-        ->customer, "With --period: only this customer")
+    finalize_cmd->add_option("--customer", f->customer, "With --period: only this customer")
         ->check(IdentifierCheck("customer id"));
     finalize_cmd->add_flag("--due", f->due, "Every draft whose grace period has passed (for a timer)");
     db(finalize_cmd);
@@ -618,32 +617,24 @@ adjustment line naming that period. The run records its ingestion cut-off.)");
     bind(show_cmd, [f] { return RunShow(*f, std::cout, std::cerr); });
 
     auto* verify_cmd = invoice_cmd->add_subcommand("verify", "Recompute finalized invoices' SHA-256 from the ledger");
-    verify_cmd
-        ->add_option("ids", f
-        ->ids, "Invoice numbers or ids (default: every finalized one)")
+    verify_cmd->add_option("ids", f->ids, "Invoice numbers or ids (default: every finalized one)")
         ->check(IdentifierCheck("invoice number or id"));
     verify_cmd->add_option("--period", f->period, "Every finalized invoice of this billing month")->check(kPeriod);
     db(verify_cmd);
     bind(verify_cmd, [f] { return RunVerify(*f, std::cout, std::cerr); });
 
     auto* void_cmd = invoice_cmd->add_subcommand("void", "Void a finalized invoice with a credit note for all of it");
-    void_cmd
-        ->add_option("id", f
-        ->ids, "Invoice number or id")
+    void_cmd->add_option("id", f->ids, "Invoice number or id")
         ->required()
         ->check(IdentifierCheck("invoice number or id"));
-    void_cmd
-        ->add_option("--reason", f
-        ->reason, "Why (printed on the credit note)")
+    void_cmd->add_option("--reason", f->reason, "Why (printed on the credit note)")
         ->required()
         ->check(TextCheck("reason"));
     db(void_cmd);
     bind(void_cmd, [f] { return RunVoidOrCredit(*f, true, std::cout, std::cerr); });
 
     auto* credit_cmd = invoice_cmd->add_subcommand("credit", "A credit note for part of a finalized invoice");
-    credit_cmd
-        ->add_option("id", f
-        ->ids, "Invoice number or id")
+    credit_cmd->add_option("id", f->ids, "Invoice number or id")
         ->required()
         ->check(IdentifierCheck("invoice number or id"));
     credit_cmd->add_option("--amount", f->amount, "Amount before tax, e.g. 10.00 (tax at the invoice's rate)")
@@ -656,9 +647,7 @@ adjustment line naming that period. The run records its ingestion cut-off.)");
     bind(credit_cmd, [f] { return RunVoidOrCredit(*f, false, std::cout, std::cerr); });
 
     auto* export_cmd = invoice_cmd->add_subcommand("export", "Invoices and credit notes as CSV, JSON or PDF");
-    export_cmd
-        ->add_option("ids", f
-        ->ids, "Invoice numbers or ids, credit note numbers")
+    export_cmd->add_option("ids", f->ids, "Invoice numbers or ids, credit note numbers")
         ->check(IdentifierCheck("invoice number or id"));
     export_cmd->add_option("--period", f->period, "Every invoice of this billing month")->check(kPeriod);
     export_cmd->add_option("--customer", f->customer, "Only this customer")->check(IdentifierCheck("customer id"));
@@ -666,9 +655,7 @@ adjustment line naming that period. The run records its ingestion cut-off.)");
         ->check(CLI::IsMember({"draft", "finalized", "void"}));
     export_cmd->add_flag("--credit-notes", f->credit_notes,
                          "The credit notes of the invoices selected, instead of the invoices");
-    export_cmd
-        ->add_option("--format", f
-        ->format, "csv, json or pdf")
+    export_cmd->add_option("--format", f->format, "csv, json or pdf")
         ->required()
         ->check(CLI::IsMember({"csv", "json", "pdf"}));
     export_cmd->add_option("--output", f->output, "File (or, for several PDFs, a directory); default stdout");

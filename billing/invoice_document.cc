@@ -252,9 +252,9 @@ std::string ExportCsv(const std::vector<CreditNoteDocument>& docs) {
         "credit_note_number,kind,issuer,invoice_number,customer,customer_name,currency,reason,subtotal,tax,total,"
         "created_at,sha256\r\n";
     for (const CreditNoteDocument& d : docs) {
-        const std::vector<std::string> fields = {d.number, d.kind, d.issuer, d.invoice_number, d.customer,
-                                                 d.customer_name, d.currency, d.reason, d.subtotal, d.tax,
-                                                 d.total, d.created_at, d.sha256};
+        const std::vector<std::string> fields = {d.number,        d.kind,       d.issuer, d.invoice_number, d.customer,
+                                                 d.customer_name, d.currency,   d.reason, d.subtotal,       d.tax,
+                                                 d.total,         d.created_at, d.sha256};
         for (size_t i = 0; i < fields.size(); ++i) out += (i > 0 ? "," : "") + CsvField(fields[i]);
         out += "\r\n";
     }

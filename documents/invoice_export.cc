@@ -163,8 +163,8 @@ render::PdfDocument PdfOfCreditNote(const billing::CreditNoteDocument& note, con
         }
         pdf.notes.push_back("Voids " + of_invoice + ": credits all of it not credited before.");
     } else {
-        pdf.lines.push_back({"1", "Partial credit of invoice " + credited.number + ": " + note.reason, "", "",
-                             note.subtotal});
+        pdf.lines.push_back(
+            {"1", "Partial credit of invoice " + credited.number + ": " + note.reason, "", "", note.subtotal});
         pdf.notes.push_back("Credits part of " + of_invoice + ", with tax at the invoice's rate.");
     }
     pdf.totals.push_back({"Subtotal credited", note.subtotal, false});

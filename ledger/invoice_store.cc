@@ -930,13 +930,12 @@ namespace {
 // credits (the canonical form covers both), `where` over credit_notes c.
 std::vector<billing::CreditNoteDocument> CreditNotesWhere(pqxx::transaction_base& tx, const std::string& where,
                                                           const std::string& param) {
+    const std::string query =
+        "SELECT c.credit_note_id, c.number, c.issuer, c.customer_id, c.currency, c.kind, c.reason, c.subtotal::text, "
+        "c.tax::text, c.total::text, " + Ms("c.created_at") + ", c.sha256, i.number, i.customer_name "
+        "FROM credit_notes c JOIN invoices i USING (invoice_id) WHERE " + where + " ORDER BY c.credit_note_id";
     std::vector<billing::CreditNoteDocument> out;
-    for (const auto& r : tx.exec_params("SELECT c.credit_note_id, c.number, c.issuer, c.customer_id, c.currency, c.kind, "
-                                        "c.reason, c.subtotal::text, c.tax::text, c.total::text, " +
-                                            Ms("c.created_at") + ", c.sha256, i.number, i.customer_name "
-                                                                 "FROM credit_notes c JOIN invoices i USING (invoice_id) "
-                                                                 "WHERE " + where + " ORDER BY c.credit_note_id",
-                                        param)) {
+    for (const auto& r : tx.exec_params(query, param)) {
         billing::CreditNoteDocument cn;
         cn.credit_note_id = r[0].as<int64_t>();
         cn.number = r[1].as<std::string>();

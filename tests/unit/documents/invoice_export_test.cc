@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <pango/pangocairo.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -265,11 +266,12 @@ TEST(PdfOfCreditNote, RendersAsACreditNoteAReaderCanRead) {
     if (std::system("command -v pdftotext >/dev/null 2>&1") != 0) {
         GTEST_SKIP() << "pdftotext is missing: install the package poppler-utils";
     }
-    const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("tally-cn-test-" + std::to_string(getpid()));
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("tally-cn-test-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir);
     const std::string pdf_path = (dir / "CN-2026-000002.pdf").string();
-    const std::string error = render::WriteInvoicePdf(
-        PdfOfCreditNote(Note("void", "90.00", "5.40", "95.40"), Invoice(), Issuer()), pdf_path);
+    const std::string error =
+        render::WriteInvoicePdf(PdfOfCreditNote(Note("void", "90.00", "5.40", "95.40"), Invoice(), Issuer()), pdf_path);
     ASSERT_EQ(error, "");
     int status = -1;
     // -raw: the text in content order, one table cell after another.
