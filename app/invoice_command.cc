@@ -9,19 +9,25 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "app/commands.h"
 #include "app/progress.h"
 #include "app/report.h"
 #include "app/text_table.h"
 #include "base/assert.h"
+#include "base/identifier.h"
 #include "billing/invoice_document.h"
 #include "billing/invoice_run.h"
+#include "documents/invoice_export.h"
 #include "ingest/file_rater.h"
 #include "ledger/cost_store.h"
 #include "ledger/invoice_store.h"
+#include "ledger/migrations.h"
 #include "ledger/rollup_rebuild.h"
 #include "ledger/store.h"
+#include "pricing/currency.h"
+#include "pricing/decimal.h"
 #include "render/invoice_pdf.h"
 
 namespace tally {
@@ -32,71 +38,21 @@ std::string SafeShort(const std::string& s) {
     return s.size() <= 60 ? s : s.substr(0, 57) + "...";
 }
 
-// 1234567 -> "1,234,567".
-std::string Grouped(int64_t n) {
-    std::string digits = std::to_string(n < 0 ? -n : n);
-    std::string out;
-    for (size_t i = 0; i < digits.size(); ++i) {
-        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-        out += digits[i];
-    }
-    return (n < 0 ? "-" : "") + out;
-}
-
-std::string PerText(int64_t per) {
-    switch (per) {
-        case 1: return "";
-        case 1000: return " / 1K";
-        case 1000000: return " / 1M";
-        default: return " / " + Grouped(per);
-    }
-}
-
-std::string LineDescription(const billing::DocumentLine& l) {
-    if (l.kind != "usage" && l.kind != "free_quota" && l.kind != "unpriced") return l.description;
-    std::string d = l.model + " · " + l.unit + " · " + l.band;
-    if (!l.output_condition.empty()) d += " " + l.output_condition;
-    if (!l.window.empty()) d += " " + l.window;
-    if (l.batch) d += " batch";
-    if (l.thinking) d += " thinking";
-    if (!l.tier.empty()) d += " · " + l.tier;
-    if (l.kind == "free_quota") d += " · free: " + l.description;
-    if (l.kind == "unpriced") d += " · " + l.description;
-    return d + " · " + l.plan_version;
-}
-
-// The local calendar dates an RFC 3339 period covers in `zone`
-// ("2025-11-01 to 2025-11-30"); the instants as given if the zone is unknown.
-std::string LocalPeriod(const billing::InvoiceDocument& d) {
-    std::optional<Instant> start = ParseRfc3339(d.period_start);
-    std::optional<Instant> end = ParseRfc3339(d.period_end);
-    const date::time_zone* zone = nullptr;
-    try {
-        zone = date::locate_zone(d.time_zone);
-    } catch (const std::exception&) {
-        zone = nullptr;
-    }
-    if (!start || !end || zone == nullptr) return d.period_start + " to " + d.period_end;
-    auto day = [&](Instant t) {
-        return date::format("%F", date::floor<date::days>(date::zoned_time<std::chrono::milliseconds>(zone, t).get_local_time()));
-    };
-    return d.period + " (" + day(*start) + " to " + day(*end - std::chrono::milliseconds(1)) + ", " + d.time_zone + ")";
-}
-
 void WriteDocumentTable(std::ostream& out, const billing::InvoiceDocument& d) {
     out << "Invoice " << (d.number.empty() ? "(draft " + std::to_string(d.invoice_id) + ")" : d.number) << "  "
         << d.status << "  issuer " << d.issuer << "\n";
     out << "Customer " << d.customer << (d.customer_name.empty() ? "" : " (" + d.customer_name + ")") << "  plan "
         << d.plan << "\n";
-    out << "Period " << LocalPeriod(d) << "  " << d.calls << " calls  amounts in " << d.currency << "\n";
+    out << "Period " << documents::LocalPeriod(d) << "  " << d.calls << " calls  amounts in " << d.currency << "\n";
     if (!d.error.empty()) {
         out << "  NOT PRICED: " << d.error << "\n\n";
         return;
     }
     std::vector<std::vector<std::string>> rows = {{"#", "line", "quantity", "rate", "exact amount", "amount"}};
     for (const auto& l : d.lines) {
-        rows.push_back({std::to_string(l.line_no), LineDescription(l), l.quantity ? Grouped(*l.quantity) : "",
-                        l.rate.empty() ? "" : l.rate + PerText(l.rate_per), l.amount, l.amount_rounded});
+        rows.push_back({std::to_string(l.line_no), documents::LineDescription(l),
+                        l.quantity ? documents::Grouped(*l.quantity) : "", documents::UnitPrice(l), l.amount,
+                        l.amount_rounded});
     }
     WriteTextTable(out, rows, {true, false, true, true, true, true});
     std::vector<std::vector<std::string>> totals = {{"exact sum of lines", d.exact_subtotal},
@@ -112,40 +68,6 @@ void WriteDocumentTable(std::ostream& out, const billing::InvoiceDocument& d) {
     out << "  usage up to the ingestion cut-off " << (d.cutoff.empty() ? "(none)" : d.cutoff) << "\n\n";
 }
 
-render::PdfDocument PdfOf(const billing::InvoiceDocument& d, const ledger::Issuer& issuer) {
-    render::PdfDocument pdf;
-    pdf.title = "Invoice";
-    pdf.number = d.number;
-    pdf.status = d.status;
-    pdf.issue_date = d.finalized_at.size() >= 10 ? d.finalized_at.substr(0, 10) : "";
-    pdf.period = LocalPeriod(d);
-    pdf.currency = d.currency;
-    pdf.issuer = {issuer.name, issuer.address, issuer.tax_id, issuer.email};
-    pdf.customer = {d.customer_name.empty() ? d.customer : d.customer_name, "Customer ID " + d.customer, "", ""};
-    for (const auto& l : d.lines) {
-        std::string quantity = l.quantity ? Grouped(*l.quantity) + (l.unit.empty() ? "" : " " + l.unit) : "";
-        pdf.lines.push_back({std::to_string(l.line_no), LineDescription(l), quantity,
-                             l.rate.empty() ? "" : l.rate + PerText(l.rate_per), l.amount_rounded});
-        if (l.kind == "adjustment") {
-            pdf.notes.push_back("Line " + std::to_string(l.line_no) + " corrects " + l.adjusts_period + " (invoice " +
-                                l.adjusts_invoice + ") for usage billed after it was finalized.");
-        }
-    }
-    pdf.totals.push_back({"Subtotal", d.subtotal, false});
-    pdf.totals.push_back({"Tax " + d.tax_percent + "%", d.tax, false});
-    pdf.totals.push_back({"Total " + d.currency, d.total, true});
-    for (const auto& g : d.grants) pdf.totals.push_back({"Prepaid " + g.name, "-" + g.amount, false});
-    if (!d.grants.empty()) pdf.totals.push_back({"Amount due " + d.currency, d.amount_due, true});
-    pdf.notes.push_back("Each line is priced exactly; the exact sum of the lines is " + d.exact_subtotal + " " +
-                        d.currency + ", rounded " + d.rounding + " " +
-                        (d.round_at == "line" ? "on each line" : "once on the invoice's exact sum") + ".");
-    pdf.notes.push_back("Plan " + d.plan + ", " + std::to_string(d.calls) + " calls, usage billed up to " +
-                        (d.cutoff.empty() ? std::string("(no cut-off)") : d.cutoff) + ".");
-    if (!d.voided_at.empty()) pdf.notes.push_back("Voided " + d.voided_at + ": " + d.void_reason);
-    pdf.sha256 = d.sha256;
-    return pdf;
-}
-
 // Flags are checked when parsed (kPeriod below): here a period is valid.
 int32_t ParsePeriodOrThrow(const std::string& period) {
     std::optional<int32_t> id = billing::PeriodIdOf(period);
@@ -159,6 +81,32 @@ const CLI::Validator kPeriod(
     },
     "YYYY-MM", "billing month");
 
+// Text from the command line that goes to PostgreSQL is checked where it
+// enters, so that a bad byte is a usage error with our message (exit 2),
+// never PostgreSQL's "invalid byte sequence for encoding UTF8" (exit 1).
+// Ids, numbers and prefixes are identifiers (base/identifier.h); names,
+// addresses and reasons are free text that must be UTF-8.
+CLI::Validator IdentifierCheck(const std::string& what) {
+    return CLI::Validator(
+        [what](std::string& value) -> std::string { return IdentifierError(what, value).value_or(""); }, "", what);
+}
+
+CLI::Validator TextCheck(const std::string& what) {
+    return CLI::Validator([what](std::string& value) -> std::string { return Utf8Error(what, value).value_or(""); }, "",
+                          what);
+}
+
+// A credit's amount is a positive plain decimal. Whether it has more places
+// than the invoice's currency allows is checked once the invoice is read
+// (RunVoidOrCredit), also a usage error.
+const CLI::Validator kCreditAmount(
+    [](std::string& value) -> std::string {
+        std::optional<Decimal> d = Decimal::Parse(value);
+        if (d && !d->is_negative() && !d->is_zero()) return "";
+        return "an amount before tax above zero like 10.00 (digits and one '.'), not '" + Printable(value) + "'";
+    },
+    "DECIMAL", "credit amount");
+
 std::string RequireUrl(const std::string& flag, std::ostream& err, const char* command) {
     std::string url = DatabaseUrl(flag);
     if (url.empty()) err << "tally " << command << ": no database: give --database-url or set TALLY_DATABASE_URL\n";
@@ -170,6 +118,7 @@ struct InvoiceFlags {
     std::string period, customer, status, format = "table", output, reason, amount;
     std::vector<std::string> ids;
     bool due = false;
+    bool credit_notes = false;  // export: the selected invoices' credit notes
     ledger::Issuer issuer;
 };
 
@@ -370,14 +319,97 @@ int RunVerify(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
 }
 
 bool docs_would_be_many(const InvoiceFlags& f) {
-    return f.ids.size() > 1 || !f.period.empty();
+    return f.ids.size() > 1 || !f.period.empty() || f.credit_notes;
+}
+
+// What `invoice export` writes: the invoices selected, or with
+// --credit-notes their credit notes; a credit note's number selects it.
+struct Exported {
+    std::vector<billing::InvoiceDocument> invoices;
+    std::vector<billing::CreditNoteDocument> credit_notes;
+    size_t size() const { return invoices.size() + credit_notes.size(); }
+};
+
+bool IsInvoiceId(const std::string& s) {
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+Exported SelectedForExport(ledger::InvoiceStore& store, const InvoiceFlags& f) {
+    Exported e;
+    if (!f.ids.empty()) {
+        // Invoice and credit note prefixes are distinct across issuers, so a
+        // number is one or the other.
+        for (const auto& id : f.ids) {
+            std::optional<billing::CreditNoteDocument> cn;
+            if (!IsInvoiceId(id)) cn = store.FindCreditNote(id);
+            if (cn) {
+                e.credit_notes.push_back(std::move(*cn));
+                continue;
+            }
+            try {
+                e.invoices.push_back(store.Load(id));
+            } catch (const ledger::LedgerError&) {
+                throw ledger::LedgerError("no invoice or credit note " + id);
+            }
+        }
+    } else {
+        e.invoices = Selected(store, f);
+    }
+    if (f.credit_notes) {
+        for (const auto& d : e.invoices) {
+            if (d.status == "draft") continue;  // never credited
+            for (auto& cn : store.CreditNotes(std::to_string(d.invoice_id))) e.credit_notes.push_back(std::move(cn));
+        }
+        e.invoices.clear();
+    }
+    return e;
+}
+
+// --output is a file for one document named by id or number, else a
+// directory (--period and --credit-notes select any number of documents).
+std::string PdfPath(const InvoiceFlags& f, size_t count, const std::string& name) {
+    if (count <= 1 && !docs_would_be_many(f) && !std::filesystem::is_directory(f.output)) return f.output;
+    std::filesystem::create_directories(f.output);
+    return (std::filesystem::path(f.output) / (name + ".pdf")).string();
+}
+
+int WritePdfs(ledger::InvoiceStore& store, const InvoiceFlags& f, const Exported& e, std::ostream& out,
+              std::ostream& err) {
+    const std::vector<ledger::Issuer> issuers = store.Issuers();
+    int failed = 0;
+    auto write = [&](const render::PdfDocument& pdf, const std::string& path) {
+        const std::string error = render::WriteInvoicePdf(pdf, path);
+        if (!error.empty()) {
+            err << "tally invoice export: " << path << ": " << error << "\n";
+            ++failed;
+            return;
+        }
+        out << "wrote " << path << "\n";
+    };
+    for (const auto& d : e.invoices) {
+        const std::string path =
+            PdfPath(f, e.size(), d.number.empty() ? "draft-" + std::to_string(d.invoice_id) : d.number);
+        write(documents::PdfOf(d, documents::IssuerNamed(issuers, d.issuer)), path);
+    }
+    std::map<std::string, billing::InvoiceDocument> credited;  // by number: several notes may credit one
+    for (const auto& cn : e.credit_notes) {
+        auto it = credited.find(cn.invoice_number);
+        if (it == credited.end()) it = credited.emplace(cn.invoice_number, store.Load(cn.invoice_number)).first;
+        write(documents::PdfOfCreditNote(cn, it->second, documents::IssuerNamed(issuers, cn.issuer)),
+              PdfPath(f, e.size(), cn.number));
+    }
+    return failed == 0 ? kExitOk : kExitFailure;
 }
 
 int RunExport(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
     const std::string url = RequireUrl(f.database_url, err, "invoice export");
     if (url.empty()) return kExitUsage;
     if (f.ids.empty() && f.period.empty()) {
-        err << "tally invoice export: give invoice ids or numbers, or --period P\n";
+        err << "tally invoice export: give invoice or credit note numbers (or invoice ids), or --period P\n";
+        return kExitUsage;
+    }
+    if (f.format == "pdf" && f.output.empty()) {
+        err << "tally invoice export: --format pdf needs --output (a file for one document, a directory for more)\n";
         return kExitUsage;
     }
     if (f.format == "pdf" && docs_would_be_many(f) && std::filesystem::exists(f.output) &&
@@ -386,40 +418,18 @@ int RunExport(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
         return kExitUsage;
     }
     ledger::InvoiceStore store(url);
-    std::vector<billing::InvoiceDocument> docs = Selected(store, f);
-    if (f.format == "pdf") {
-        if (f.output.empty()) {
-            err << "tally invoice export: --format pdf needs --output (a file for one invoice, a directory for more)\n";
-            return kExitUsage;
-        }
-        std::map<std::string, ledger::Issuer> issuers;
-        for (auto& is : store.Issuers()) issuers[is.issuer] = is;
-        int failed = 0;
-        for (const auto& d : docs) {
-            std::string path = f.output;
-            if (docs.size() > 1 || std::filesystem::is_directory(path)) {
-                std::filesystem::create_directories(f.output);
-                path = (std::filesystem::path(f.output) /
-                        ((d.number.empty() ? "draft-" + std::to_string(d.invoice_id) : d.number) + ".pdf"))
-                           .string();
-            }
-            std::string error = render::WriteInvoicePdf(PdfOf(d, issuers[d.issuer]), path);
-            if (!error.empty()) {
-                err << "tally invoice export: " << path << ": " << error << "\n";
-                ++failed;
-                continue;
-            }
-            out << "wrote " << path << "\n";
-        }
-        return failed == 0 ? kExitOk : kExitFailure;
-    }
+    const Exported e = SelectedForExport(store, f);
+    if (f.format == "pdf") return WritePdfs(store, f, e, out, err);
     std::string text;
     if (f.format == "csv") {
-        text = billing::ExportCsv(docs);
+        if (!e.invoices.empty() && !e.credit_notes.empty()) {
+            err << "tally invoice export: invoices and credit notes have different CSV columns: export them "
+                   "separately (or use --format json)\n";
+            return kExitUsage;
+        }
+        text = e.credit_notes.empty() ? documents::CsvOf(e.invoices) : documents::CsvOf(e.credit_notes);
     } else {
-        text = "[";
-        for (size_t i = 0; i < docs.size(); ++i) text += (i > 0 ? ",\n" : "") + billing::ExportJson(docs[i]);
-        text += "]\n";
+        text = documents::JsonOf(e.invoices, e.credit_notes);
     }
     if (f.output.empty()) {
         out << text;
@@ -432,7 +442,8 @@ int RunExport(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
         err << "tally invoice export: cannot write " << f.output << "\n";
         return kExitFailure;
     }
-    out << "wrote " << f.output << " (" << docs.size() << " invoice(s))\n";
+    out << "wrote " << f.output << " (" << e.invoices.size() << " invoice(s), " << e.credit_notes.size()
+        << " credit note(s))\n";
     return kExitOk;
 }
 
@@ -444,6 +455,17 @@ int RunVoidOrCredit(const InvoiceFlags& f, bool void_it, std::ostream& out, std:
         return kExitUsage;
     }
     ledger::InvoiceStore store(url);
+    if (!void_it) {
+        const billing::InvoiceDocument inv = store.Load(f.ids.front());
+        std::optional<Currency> currency = Currency::FromCode(inv.currency);
+        std::optional<Decimal> amount = Decimal::Parse(f.amount);
+        TALLY_ASSERT(amount.has_value());  // kCreditAmount
+        if (currency && amount->fraction_digits() > currency->minor_digits()) {
+            err << "tally invoice credit: --amount " << f.amount << " has more decimal places than " << inv.currency
+                << " allows (" << currency->minor_digits() << ")\n";
+            return kExitUsage;
+        }
+    }
     billing::CreditNoteDocument cn =
         void_it ? store.Void(f.ids.front(), f.reason) : store.Credit(f.ids.front(), f.amount, f.reason);
     out << "credit note " << cn.number << " for invoice " << cn.invoice_number << ": subtotal " << cn.subtotal << ", tax "
@@ -527,22 +549,28 @@ void AddInvoiceCommands(CLI::App& app, std::function<int()>* action) {
     auto* issuer_cmd = app.add_subcommand("issuer", "Who issues invoices: legal name, address, tax id, number prefixes");
     issuer_cmd->require_subcommand(1);
     auto* issuer_set = issuer_cmd->add_subcommand("set", "Add or change an issuer (the first one is the default)");
-    issuer_set->add_option("id", f->issuer.issuer, "Issuer id")->required();
-    issuer_set->add_option("--name", f->issuer.name, "Legal name as printed (may be Chinese)")->required();
-    issuer_set->add_option("--address", f->issuer.address, "Address");
-    issuer_set->add_option("--tax-id", f->issuer.tax_id, "Tax id");
-    issuer_set->add_option("--email", f->issuer.email, "Billing e-mail");
-    issuer_set->add_option("--invoice-prefix", f->issuer.invoice_prefix, "Invoice numbers: PREFIX-YYYY-NNNNNN (INV)");
-    issuer_set->add_option("--credit-note-prefix", f->issuer.credit_note_prefix, "Credit notes: PREFIX-YYYY-NNNNNN (CN)");
+    issuer_set->add_option("id", f->issuer.issuer, "Issuer id")->required()->check(IdentifierCheck("issuer id"));
+    issuer_set->add_option("--name", f->issuer.name, "Legal name as printed (may be Chinese)")
+        ->required()
+        ->check(TextCheck("name"));
+    issuer_set->add_option("--address", f->issuer.address, "Address")->check(TextCheck("address"));
+    issuer_set->add_option("--tax-id", f->issuer.tax_id, "Tax id")->check(TextCheck("tax id"));
+    issuer_set->add_option("--email", f->issuer.email, "Billing e-mail")->check(TextCheck("e-mail"));
+    issuer_set->add_option("--invoice-prefix", f->issuer.invoice_prefix, "Invoice numbers: PREFIX-YYYY-NNNNNN (INV)")
+        ->check(IdentifierCheck("invoice prefix"));
+    issuer_set
+        ->add_option("--credit-note-prefix", f->issuer.credit_note_prefix, "Credit notes: PREFIX-YYYY-NNNNNN (CN)")
+        ->check(IdentifierCheck("credit note prefix"));
     issuer_set->add_flag("--default", f->issuer.is_default, "Issue the invoices of every plan not given to another");
-    issuer_set->add_option("--plan", f->issuer.plans, "Issue this plan's invoices (repeatable)");
+    issuer_set->add_option("--plan", f->issuer.plans, "Issue this plan's invoices (repeatable)")
+        ->check(IdentifierCheck("plan"));
     db(issuer_set);
     bind(issuer_set, [f] { return RunIssuerSet(*f, std::cout, std::cerr); });
 
     auto* rerate_cmd = app.add_subcommand(
         "rerate", "After a retroactive plan version: rate a period's archived calls again and regenerate its drafts");
     rerate_cmd->add_option("--period", f->period, "Billing month YYYY-MM")->required()->check(kPeriod);
-    rerate_cmd->add_option("--customer", f->customer, "Only this customer");
+    rerate_cmd->add_option("--customer", f->customer, "Only this customer")->check(IdentifierCheck("customer id"));
     db(rerate_cmd);
     rerate_cmd->footer(R"(
 Finalized invoices are never edited: the difference between what they billed
@@ -555,7 +583,7 @@ archive does not hold every billed call of the period keeps its rollups.)");
     invoice_cmd->require_subcommand(1);
     auto* run_cmd = invoice_cmd->add_subcommand("run", "Price a billing period's usage into draft invoices");
     run_cmd->add_option("--period", f->period, "Billing month YYYY-MM")->check(kPeriod)->required();
-    run_cmd->add_option("--customer", f->customer, "Only this customer");
+    run_cmd->add_option("--customer", f->customer, "Only this customer")->check(IdentifierCheck("customer id"));
     db(run_cmd);
     run_cmd->footer(R"(
 Drafts of the period are replaced; finalized invoices are never touched.
@@ -564,60 +592,85 @@ adjustment line naming that period. The run records its ingestion cut-off.)");
     bind(run_cmd, [f] { return RunInvoiceRun(*f, "run", std::cout, std::cerr); });
 
     auto* finalize_cmd = invoice_cmd->add_subcommand("finalize", "Number and freeze drafts");
-    finalize_cmd->add_option("ids", f->ids, "Draft ids");
+    finalize_cmd->add_option("ids", f->ids, "Draft ids")->check(IdentifierCheck("invoice number or id"));
     finalize_cmd->add_option("--period", f->period, "Every draft of this billing month")->check(kPeriod);
-    finalize_cmd->add_option("--customer", f->customer, "With --period: only this customer");
+    finalize_cmd->add_option("--customer", f->customer, "With --period: only this customer")
+        ->check(IdentifierCheck("customer id"));
     finalize_cmd->add_flag("--due", f->due, "Every draft whose grace period has passed (for a timer)");
     db(finalize_cmd);
     bind(finalize_cmd, [f] { return RunFinalize(*f, std::cout, std::cerr); });
 
     auto* list_cmd = invoice_cmd->add_subcommand("list", "Invoices with their status and totals");
     list_cmd->add_option("--period", f->period, "Billing month YYYY-MM")->check(kPeriod);
-    list_cmd->add_option("--customer", f->customer, "Only this customer");
+    list_cmd->add_option("--customer", f->customer, "Only this customer")->check(IdentifierCheck("customer id"));
     list_cmd->add_option("--status", f->status, "draft, finalized or void")
         ->check(CLI::IsMember({"draft", "finalized", "void"}));
     db(list_cmd);
     bind(list_cmd, [f] { return RunList(*f, std::cout, std::cerr); });
 
     auto* show_cmd = invoice_cmd->add_subcommand("show", "One or more invoices, line by line");
-    show_cmd->add_option("ids", f->ids, "Invoice numbers or ids");
+    show_cmd->add_option("ids", f->ids, "Invoice numbers or ids")->check(IdentifierCheck("invoice number or id"));
     show_cmd->add_option("--period", f->period, "Every invoice of this billing month")->check(kPeriod);
-    show_cmd->add_option("--customer", f->customer, "Only this customer");
+    show_cmd->add_option("--customer", f->customer, "Only this customer")->check(IdentifierCheck("customer id"));
     show_cmd->add_option("--format", f->format, "table (default) or json")->check(CLI::IsMember({"table", "json"}));
     db(show_cmd);
     bind(show_cmd, [f] { return RunShow(*f, std::cout, std::cerr); });
 
     auto* verify_cmd = invoice_cmd->add_subcommand("verify", "Recompute finalized invoices' SHA-256 from the ledger");
-    verify_cmd->add_option("ids", f->ids, "Invoice numbers or ids (default: every finalized one)");
+    verify_cmd->add_option("ids", f->ids, "Invoice numbers or ids (default: every finalized one)")
+        ->check(IdentifierCheck("invoice number or id"));
     verify_cmd->add_option("--period", f->period, "Every finalized invoice of this billing month")->check(kPeriod);
     db(verify_cmd);
     bind(verify_cmd, [f] { return RunVerify(*f, std::cout, std::cerr); });
 
     auto* void_cmd = invoice_cmd->add_subcommand("void", "Void a finalized invoice with a credit note for all of it");
-    void_cmd->add_option("id", f->ids, "Invoice number or id")->required();
-    void_cmd->add_option("--reason", f->reason, "Why (printed on the credit note)")->required();
+    void_cmd->add_option("id", f->ids, "Invoice number or id")
+        ->required()
+        ->check(IdentifierCheck("invoice number or id"));
+    void_cmd->add_option("--reason", f->reason, "Why (printed on the credit note)")
+        ->required()
+        ->check(TextCheck("reason"));
     db(void_cmd);
     bind(void_cmd, [f] { return RunVoidOrCredit(*f, true, std::cout, std::cerr); });
 
     auto* credit_cmd = invoice_cmd->add_subcommand("credit", "A credit note for part of a finalized invoice");
-    credit_cmd->add_option("id", f->ids, "Invoice number or id")->required();
-    credit_cmd->add_option("--amount", f->amount, "Amount before tax, e.g. 10.00 (tax at the invoice's rate)")->required();
-    credit_cmd->add_option("--reason", f->reason, "Why (printed on the credit note)")->required();
+    credit_cmd->add_option("id", f->ids, "Invoice number or id")
+        ->required()
+        ->check(IdentifierCheck("invoice number or id"));
+    credit_cmd->add_option("--amount", f->amount, "Amount before tax, e.g. 10.00 (tax at the invoice's rate)")
+        ->required()
+        ->check(kCreditAmount);
+    credit_cmd->add_option("--reason", f->reason, "Why (printed on the credit note)")
+        ->required()
+        ->check(TextCheck("reason"));
     db(credit_cmd);
     bind(credit_cmd, [f] { return RunVoidOrCredit(*f, false, std::cout, std::cerr); });
 
-    auto* export_cmd = invoice_cmd->add_subcommand("export", "Invoices as CSV, JSON or PDF");
-    export_cmd->add_option("ids", f->ids, "Invoice numbers or ids");
+    auto* export_cmd = invoice_cmd->add_subcommand("export", "Invoices and credit notes as CSV, JSON or PDF");
+    export_cmd->add_option("ids", f->ids, "Invoice numbers or ids, credit note numbers")
+        ->check(IdentifierCheck("invoice number or id"));
     export_cmd->add_option("--period", f->period, "Every invoice of this billing month")->check(kPeriod);
-    export_cmd->add_option("--customer", f->customer, "Only this customer");
-    export_cmd->add_option("--status", f->status, "draft, finalized or void");
-    export_cmd->add_option("--format", f->format, "csv, json or pdf")->required()->check(CLI::IsMember({"csv", "json", "pdf"}));
+    export_cmd->add_option("--customer", f->customer, "Only this customer")->check(IdentifierCheck("customer id"));
+    export_cmd->add_option("--status", f->status, "draft, finalized or void")
+        ->check(CLI::IsMember({"draft", "finalized", "void"}));
+    export_cmd->add_flag("--credit-notes", f->credit_notes,
+                         "The credit notes of the invoices selected, instead of the invoices");
+    export_cmd->add_option("--format", f->format, "csv, json or pdf")
+        ->required()
+        ->check(CLI::IsMember({"csv", "json", "pdf"}));
     export_cmd->add_option("--output", f->output, "File (or, for several PDFs, a directory); default stdout");
     db(export_cmd);
     export_cmd->footer(R"(
 Examples:
   tally invoice export INV-2025-000001 --format pdf --output /tmp/INV-2025-000001.pdf
-  tally invoice export --period 2025-11 --format csv --output /tmp/2025-11.csv)");
+  tally invoice export --period 2025-11 --format csv --output /tmp/2025-11.csv
+  tally invoice export CN-2026-000001 --format pdf --output /tmp/CN-2026-000001.pdf
+  tally invoice export --period 2025-11 --credit-notes --format csv
+
+A credit note's number selects the credit note; --credit-notes exports the
+credit notes of the invoices selected (ids, numbers or --period) instead of
+the invoices. Invoices and credit notes never share a CSV (their columns
+differ); a JSON array may hold both ("document" says which).)");
     bind(export_cmd, [f] { return RunExport(*f, std::cout, std::cerr); });
 }
 

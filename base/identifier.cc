@@ -147,4 +147,27 @@ std::optional<std::string> IdentifierError(std::string_view what, std::string_vi
     return std::nullopt;
 }
 
+std::optional<std::string> Utf8Error(std::string_view what, std::string_view value) {
+    TALLY_ASSERT(!what.empty());
+    size_t i = 0;
+    while (i < value.size()) {
+        const auto b = static_cast<unsigned char>(value[i]);
+        if (b == 0) {
+            return std::string(what) + " '" + Printable(value) + "' holds a NUL byte at offset " + std::to_string(i);
+        }
+        if (b < 0x80) {
+            ++i;
+            continue;
+        }
+        char32_t c = 0;
+        const size_t n = DecodeUtf8(value, i, &c);
+        if (n == 0) {
+            return std::string(what) + " '" + Printable(value) + "' is not valid UTF-8 (byte " + Hex("0x%02x", b) +
+                   " at offset " + std::to_string(i) + ")";
+        }
+        i += n;
+    }
+    return std::nullopt;
+}
+
 }  // namespace tally

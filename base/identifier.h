@@ -22,6 +22,12 @@ inline constexpr size_t kIdentifierBytesMax = 256;
 // U+0080-U+009F). The value appears in it only through Printable.
 std::optional<std::string> IdentifierError(std::string_view what, std::string_view value);
 
+// nullopt when `value` is valid UTF-8 (RFC 3629, as for identifiers) without
+// NUL; otherwise a sentence that starts with `what` ("reason") and says where
+// the first bad byte is. For free text that goes to PostgreSQL (names,
+// addresses, reasons), which refuses such bytes with a message of its own.
+std::optional<std::string> Utf8Error(std::string_view what, std::string_view value);
+
 // The byte offset of the first C0 control character or DEL in `value`, or
 // npos. For free text that may hold anything else (a project name).
 size_t FindAsciiControl(std::string_view value);

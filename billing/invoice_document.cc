@@ -217,14 +217,47 @@ std::string ExportCsv(const std::vector<InvoiceDocument>& docs) {
     return out;
 }
 
+namespace {
+
+// The fields a credit note's hash covers, in their fixed order.
+void CanonicalFields(const CreditNoteDocument& d, JsonObject* o) {
+    o->Str("document", "credit_note").Str("number", d.number).Str("issuer", d.issuer);
+    o->Str("invoice_number", d.invoice_number).Str("customer", d.customer).Str("customer_name", d.customer_name);
+    o->Str("currency", d.currency).Str("kind", d.kind).Str("reason", d.reason);
+    o->Str("subtotal", d.subtotal).Str("tax", d.tax).Str("total", d.total).Str("created_at", d.created_at);
+}
+
+}  // namespace
+
 std::string CanonicalJson(const CreditNoteDocument& d) {
     std::string out;
     JsonObject o(&out);
-    o.Str("document", "credit_note").Str("number", d.number).Str("issuer", d.issuer);
-    o.Str("invoice_number", d.invoice_number).Str("customer", d.customer).Str("customer_name", d.customer_name);
-    o.Str("currency", d.currency).Str("kind", d.kind).Str("reason", d.reason);
-    o.Str("subtotal", d.subtotal).Str("tax", d.tax).Str("total", d.total).Str("created_at", d.created_at);
+    CanonicalFields(d, &o);
     o.Close();
+    return out;
+}
+
+std::string ExportJson(const CreditNoteDocument& d) {
+    std::string out;
+    JsonObject o(&out);
+    o.Int("credit_note_id", d.credit_note_id);
+    CanonicalFields(d, &o);
+    o.Str("sha256", d.sha256);
+    o.Close();
+    return out;
+}
+
+std::string ExportCsv(const std::vector<CreditNoteDocument>& docs) {
+    std::string out =
+        "credit_note_number,kind,issuer,invoice_number,customer,customer_name,currency,reason,subtotal,tax,total,"
+        "created_at,sha256\r\n";
+    for (const CreditNoteDocument& d : docs) {
+        const std::vector<std::string> fields = {d.number,        d.kind,       d.issuer, d.invoice_number, d.customer,
+                                                 d.customer_name, d.currency,   d.reason, d.subtotal,       d.tax,
+                                                 d.total,         d.created_at, d.sha256};
+        for (size_t i = 0; i < fields.size(); ++i) out += (i > 0 ? "," : "") + CsvField(fields[i]);
+        out += "\r\n";
+    }
     return out;
 }
 

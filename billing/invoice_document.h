@@ -98,4 +98,11 @@ struct CreditNoteDocument {
 };
 std::string CanonicalJson(const CreditNoteDocument& doc);
 
+// The credit note as one JSON object (its id, the canonical fields and the
+// hash), for `tally invoice export CN-... --format json`.
+std::string ExportJson(const CreditNoteDocument& doc);
+
+// CSV (RFC 4180, header row, one row per credit note), for `--format csv`.
+std::string ExportCsv(const std::vector<CreditNoteDocument>& docs);
+
 }  // namespace tally::billing

@@ -944,22 +944,23 @@ billing::CreditNoteDocument InvoiceStore::Credit(const std::string& id_or_number
     return cn;
 }
 
-std::vector<billing::CreditNoteDocument> InvoiceStore::CreditNotes(const std::string& id_or_number) {
-    pqxx::work tx(*impl_->conn);
-    billing::InvoiceDocument inv = LoadOne(tx, id_or_number, false);
+namespace {
+
+// Credit notes with the number and customer name of the invoice each
+// credits (the canonical form covers both), `where` over credit_notes c.
+std::vector<billing::CreditNoteDocument> CreditNotesWhere(pqxx::transaction_base& tx, const std::string& where,
+                                                          const std::string& param) {
+    const std::string query =
+        "SELECT c.credit_note_id, c.number, c.issuer, c.customer_id, c.currency, c.kind, c.reason, c.subtotal::text, "
+        "c.tax::text, c.total::text, " + Ms("c.created_at") + ", c.sha256, i.number, i.customer_name "
+        "FROM credit_notes c JOIN invoices i USING (invoice_id) WHERE " + where + " ORDER BY c.credit_note_id";
     std::vector<billing::CreditNoteDocument> out;
-    for (const auto& r : tx.exec_params("SELECT credit_note_id, number, issuer, customer_id, currency, kind, reason, "
-                                        "subtotal::text, tax::text, total::text, " +
-                                            Ms("created_at") + ", sha256 FROM credit_notes WHERE invoice_id = $1 "
-                                                               "ORDER BY credit_note_id",
-                                        inv.invoice_id)) {
+    for (const auto& r : tx.exec_params(query, param)) {
         billing::CreditNoteDocument cn;
         cn.credit_note_id = r[0].as<int64_t>();
         cn.number = r[1].as<std::string>();
         cn.issuer = r[2].as<std::string>();
-        cn.invoice_number = inv.number;
         cn.customer = r[3].as<std::string>();
-        cn.customer_name = inv.customer_name;
         cn.currency = r[4].as<std::string>();
         cn.kind = r[5].as<std::string>();
         cn.reason = r[6].as<std::string>();
@@ -968,10 +969,30 @@ std::vector<billing::CreditNoteDocument> InvoiceStore::CreditNotes(const std::st
         cn.total = r[9].as<std::string>();
         cn.created_at = MsText(r[10]);
         cn.sha256 = r[11].as<std::string>();
+        cn.invoice_number = r[12].is_null() ? "" : r[12].as<std::string>();
+        cn.customer_name = r[13].as<std::string>();
         out.push_back(std::move(cn));
     }
+    return out;
+}
+
+}  // namespace
+
+std::vector<billing::CreditNoteDocument> InvoiceStore::CreditNotes(const std::string& id_or_number) {
+    pqxx::work tx(*impl_->conn);
+    billing::InvoiceDocument inv = LoadOne(tx, id_or_number, false);
+    std::vector<billing::CreditNoteDocument> out =
+        CreditNotesWhere(tx, "c.invoice_id = $1::bigint", std::to_string(inv.invoice_id));
     tx.commit();
     return out;
+}
+
+std::optional<billing::CreditNoteDocument> InvoiceStore::FindCreditNote(const std::string& number) {
+    pqxx::work tx(*impl_->conn);
+    std::vector<billing::CreditNoteDocument> found = CreditNotesWhere(tx, "c.number = $1", number);
+    tx.commit();
+    if (found.empty()) return std::nullopt;
+    return std::move(found.front());
 }
 
 }  // namespace tally::ledger

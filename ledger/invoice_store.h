@@ -124,6 +124,8 @@ class InvoiceStore {
     billing::CreditNoteDocument Credit(const std::string& id_or_number, const std::string& subtotal,
                                        const std::string& reason);
     std::vector<billing::CreditNoteDocument> CreditNotes(const std::string& invoice_id_or_number);
+    // The credit note numbered `number` ("CN-2026-000001"), nullopt if none is.
+    std::optional<billing::CreditNoteDocument> FindCreditNote(const std::string& number);
 
    private:
     struct Impl;

@@ -6,7 +6,8 @@
 #   export -> a late event (adjustment on the next period = what `tally rate`
 #   says the period costs now minus what was invoiced) -> a retroactive price
 #   cut and `tally rerate` (a negative adjustment of exactly the cut) ->
-#   void with a credit note and a replacement invoice.
+#   void with a credit note and a replacement invoice -> bad arguments are
+#   usage errors before PostgreSQL -> credit notes exported as PDF, CSV, JSON.
 # Usage: invoice_e2e.sh TALLY SOURCE_DIR PG_STATE
 set -euo pipefail
 tally=$1 src=$2 state=$3
@@ -142,4 +143,110 @@ grep -q "credit note CN-" "$work/void" || fail "no credit note: $(cat "$work/voi
 grep -q "000005" "$work/fin2" || fail "the replacement did not get the next number: $(cat "$work/fin2")"
 [ "$(q "SELECT subtotal FROM invoices WHERE customer_id = 'cust_volc_a' AND period = '2025-11' AND status = 'finalized'")" = "$cut_subtotal" ] ||
   fail "the replacement is not priced at the cut price"
+# Bad arguments are usage errors (exit 2) with our message, before anything
+# reaches PostgreSQL: a malformed credit amount, text that is not UTF-8.
+# (other: the largest finalized November invoice of another customer.)
+other=$(q "SELECT number FROM invoices WHERE customer_id <> 'cust_volc_a' AND period = '2025-11' AND status = 'finalized' ORDER BY subtotal DESC LIMIT 1")
+[ -n "$other" ] || fail "no other finalized November invoice"
+part=$(q "SELECT trunc(subtotal / 2, 2) FROM invoices WHERE number = '$other'")
+other_currency=$(q "SELECT currency FROM invoices WHERE number = '$other'")
+python3 -c "import sys; from decimal import Decimal as D; sys.exit(0 if D(sys.argv[1]) > 0 else 1)" "$part" ||
+  fail "$other is too small to credit part of it"
+notes_before=$(q "SELECT count(*) FROM credit_notes")
+usage_error() {  # expected-message command...: exits 2, says expected-message, never PostgreSQL's words
+  local want=$1 rc=0
+  shift
+  "$tally" "$@" >"$work/bad.out" 2>&1 || rc=$?
+  [ "$rc" = 2 ] || fail "exit $rc, not 2 (usage error), for: $* ($(cat "$work/bad.out"))"
+  grep -qF -- "$want" "$work/bad.out" || fail "no '$want' for: $* ($(cat "$work/bad.out"))"
+  if grep -qiE "invalid byte sequence|ERROR: |pqxx" "$work/bad.out"; then fail "PostgreSQL's message shows: $(cat "$work/bad.out")"; fi
+}
+for bad in abc 1,00 -5.00 0 0.00 "" 1e3 10. 5.0.0; do
+  usage_error "--amount" invoice credit "$other" --amount "$bad" --reason "wrong price"
+done
+usage_error "has more decimal places than $other_currency allows" invoice credit "$other" --amount 1.001 --reason "wrong price"
+usage_error "is not valid UTF-8 (byte 0xff at offset 4)" invoice credit "$other" --amount 1.00 --reason $'bad \xff reason'
+usage_error "is not valid UTF-8" invoice void "$other" --reason $'\xc3'
+usage_error "customer id '\xfe' is not valid UTF-8" invoice list --customer $'\xfe'
+usage_error "customer id" invoice run --period 2025-11 --customer $'cust_\xe5\xae'
+usage_error "is not valid UTF-8" invoice export $'INV-\xff' --format json
+usage_error "is not valid UTF-8" issuer set demo2 --name $'\xe7\xa4\xba\xff'
+usage_error "is not valid UTF-8" issuer set demo --name "示例云计算有限公司" --address $'\x80'
+[ "$(q "SELECT count(*) FROM credit_notes")" = "$notes_before" ] || fail "a refused credit wrote a credit note"
+[ "$(q "SELECT count(*) FROM issuers")" = 1 ] || fail "a refused issuer was written"
+
+# Credit notes export like invoices: a partial credit of half of other's
+# invoice beside the void of cust_volc_a's, each as PDF, CSV and JSON.
+"$tally" invoice credit "$other" --amount "$part" --reason "价格调整, 5 元" >"$work/credit" || fail "credit: $(cat "$work/credit")"
+cn_void=$(sed -n 's/^credit note \(CN-[0-9]*-[0-9]*\) .*/\1/p' "$work/void")
+cn_part=$(sed -n 's/^credit note \(CN-[0-9]*-[0-9]*\) .*/\1/p' "$work/credit")
+[ -n "$cn_void" ] && [ -n "$cn_part" ] || fail "credit note numbers: '$cn_void' '$cn_part'"
+cn_field() { q "SELECT $2 FROM credit_notes WHERE number = '$1'"; }
+[ "$(cn_field "$cn_part" subtotal)" = "$part" ] || fail "partial credit subtotal $(cn_field "$cn_part" subtotal)"
+"$tally" invoice export "$cn_void" --format pdf --output "$work/$cn_void.pdf" >"$work/out" || fail "export: $(cat "$work/out")"
+"$tally" invoice export "$cn_part" --format pdf --output "$work/$cn_part.pdf" >"$work/out" || fail "export: $(cat "$work/out")"
+if [ -n "${TALLY_E2E_KEEP:-}" ]; then mkdir -p "$TALLY_E2E_KEEP" && cp "$work"/CN-*.pdf "$TALLY_E2E_KEEP"/; fi
+if command -v pdftotext >/dev/null; then
+  pdf_has() {  # file strings...
+    local f=$1
+    shift
+    pdftotext -raw "$f" "$f.txt"
+    for want in "$@"; do grep -qF -- "$want" "$f.txt" || fail "$(basename "$f") lacks '$want': $(cat "$f.txt")"; done
+    if grep -q DRAFT "$f.txt"; then fail "$(basename "$f") says DRAFT"; fi
+  }
+  volc_a_name=$(q "SELECT customer_name FROM invoices WHERE number = '$volc_a'")
+  other_name=$(q "SELECT customer_name FROM invoices WHERE number = '$other'")
+  # The void credits every line of the invoice: its first line's amount shows.
+  first_line=$(q "SELECT l.amount_rounded FROM invoice_lines l JOIN invoices i USING (invoice_id) WHERE i.number = '$volc_a' AND l.line_no = 1")
+  pdf_has "$work/$cn_void.pdf" "Credit note" "$cn_void" "Credits invoice $volc_a" "$volc_a_name" "示例云计算有限公司" \
+    "Subtotal credited" "$(cn_field "$cn_void" subtotal)" "$(cn_field "$cn_void" tax)" "$(cn_field "$cn_void" total) $(cn_field "$cn_void" currency)" \
+    "$first_line" "Reason: billing address was wrong" "SHA-256 $(cn_field "$cn_void" sha256)"
+  pdf_has "$work/$cn_part.pdf" "Credit note" "$cn_part" "Credits invoice $other" "$other_name" \
+    "Partial credit of invoice $other" "$part" "$(cn_field "$cn_part" tax)" "$(cn_field "$cn_part" total) $other_currency" \
+    "价格调整, 5 元"
+fi
+# CSV: a header and one row per credit note, as stored.
+"$tally" invoice export "$cn_void" "$cn_part" --format csv --output "$work/cn.csv" >/dev/null || fail "CSV export"
+python3 - "$work/cn.csv" "$cn_void" "$cn_part" "$volc_a" "$other" "$part" <<'PY' || fail "credit note CSV: $(cat "$work/cn.csv")"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8")))
+assert [r["credit_note_number"] for r in rows] == sys.argv[2:4], rows
+assert [r["invoice_number"] for r in rows] == sys.argv[4:6], rows
+assert [r["kind"] for r in rows] == ["void", "partial"], rows
+assert rows[1]["subtotal"] == sys.argv[6] and rows[1]["reason"] == "价格调整, 5 元", rows
+PY
+while IFS=, read -r number subtotal tax total sha; do
+  grep -qF "$number,void,demo,$volc_a" "$work/cn.csv" || grep -qF "$number,partial,demo,$other" "$work/cn.csv" ||
+    fail "CSV row of $number"
+  grep -F "$number," "$work/cn.csv" | grep -qF ",$subtotal,$tax,$total," || fail "CSV amounts of $number"
+  grep -F "$number," "$work/cn.csv" | grep -qF ",$sha" || fail "CSV hash of $number"
+done < <(q "SELECT number, subtotal, tax, total, sha256 FROM credit_notes ORDER BY number" | tr '|' ,)
+# JSON: the period's credit notes (--credit-notes), each hashing to its stored SHA-256.
+"$tally" invoice export --period 2025-11 --credit-notes --format json >"$work/cn.json" || fail "JSON export"
+python3 - "$work/cn.json" "$cn_void" "$cn_part" <<'PY' || fail "credit note JSON: $(cat "$work/cn.json")"
+import hashlib, json, sys
+notes = json.load(open(sys.argv[1], encoding="utf-8"))
+assert sorted(n["number"] for n in notes) == sorted(sys.argv[2:4]), notes
+for n in notes:
+    assert n["document"] == "credit_note", n
+    canonical = {k: n[k] for k in ["document", "number", "issuer", "invoice_number", "customer", "customer_name",
+                                   "currency", "kind", "reason", "subtotal", "tax", "total", "created_at"]}
+    text = json.dumps(canonical, ensure_ascii=False, separators=(",", ":"))
+    assert hashlib.sha256(text.encode()).hexdigest() == n["sha256"], (text, n["sha256"])
+PY
+[ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$work/cn.json")" = 2 ] || fail "JSON count"
+if "$tally" invoice export CN-1999-000042 --format json >"$work/out" 2>&1; then fail "exported a credit note that is not"; fi
+grep -q "no invoice or credit note CN-1999-000042" "$work/out" || fail "unknown number: $(cat "$work/out")"
+# Invoices and credit notes never share a CSV (different columns).
+usage_error "export them separately" invoice export "$other" "$cn_part" --format csv
+"$tally" invoice export "$other" "$cn_part" --format json >"$work/mixed.json" || fail "mixed JSON export"
+[ "$(python3 -c 'import json,sys; print(",".join(d["document"] for d in json.load(open(sys.argv[1]))))' "$work/mixed.json")" = \
+  "invoice,credit_note" ] || fail "mixed JSON: $(cat "$work/mixed.json")"
+# Several credit notes as PDF go to a directory, one file per number.
+"$tally" invoice export --period 2025-11 --credit-notes --format pdf --output "$work/cn-pdfs" >/dev/null || fail "PDF dir"
+[ -s "$work/cn-pdfs/$cn_void.pdf" ] && [ -s "$work/cn-pdfs/$cn_part.pdf" ] || fail "PDFs: $(ls "$work/cn-pdfs")"
+"$tally" invoice export "$other" --credit-notes --format pdf --output "$work/one-note" >/dev/null || fail "PDF of one note"
+[ "$(ls "$work/one-note")" = "$cn_part.pdf" ] || fail "--credit-notes of $other wrote: $(ls "$work/one-note")"
+"$tally" invoice verify >"$work/verify2" || fail "verify: $(cat "$work/verify2")"
+grep -q "2 credit note(s) verified, 0 mismatch" "$work/verify2" || fail "verify: $(cat "$work/verify2")"
 echo "invoice e2e ok"

@@ -422,6 +422,16 @@ TEST_F(InvoiceStoreTest, VoidIssuesACreditNoteAndMakesRoomForAReplacement) {
     EXPECT_THROW(invoices_->Void(number, "again"), LedgerError);
     EXPECT_NE(TryExec("UPDATE credit_notes SET total = 0"), "");
     EXPECT_EQ(invoices_->CreditNotes(number).size(), 2u);
+    // A credit note by its number, as issued (with the invoice's number and
+    // customer name its hash covers); a number that is not one: nullopt.
+    std::optional<billing::CreditNoteDocument> found = invoices_->FindCreditNote(part.number);
+    ASSERT_TRUE(found.has_value());
+    EXPECT_EQ(billing::CanonicalJson(*found), billing::CanonicalJson(part));
+    EXPECT_EQ(found->sha256, part.sha256);
+    EXPECT_EQ(found->credit_note_id, part.credit_note_id);
+    EXPECT_EQ(invoices_->FindCreditNote(cn.number)->kind, "void");
+    EXPECT_FALSE(invoices_->FindCreditNote(number).has_value());
+    EXPECT_FALSE(invoices_->FindCreditNote("CN-1999-000001").has_value());
 
     // The period can be invoiced again, under a new number.
     RunResult r = RunPeriod("2025-11");

@@ -75,6 +75,20 @@ TEST(Printable, EscapesControlsAndBadBytesAndCutsLongValues) {
     EXPECT_EQ(Printable(text + "tail"), text + "...");
 }
 
+TEST(Utf8Error, AcceptsAnyValidUtf8TextWithControls) {
+    for (std::string_view fine : {"", "billing address was wrong", "客户要求\n重开", "tab\there", "😀 é \x7f"}) {
+        EXPECT_EQ(Utf8Error("reason", fine), std::nullopt) << fine;
+    }
+}
+
+TEST(Utf8Error, RefusesBadBytesAndNulWithWhere) {
+    EXPECT_EQ(Utf8Error("reason", "ok\xff"), R"(reason 'ok\xff' is not valid UTF-8 (byte 0xff at offset 2))");
+    EXPECT_EQ(Utf8Error("--name", "\xc0\xaf"), R"(--name '\xc0\xaf' is not valid UTF-8 (byte 0xc0 at offset 0))");
+    EXPECT_NE(Utf8Error("reason", "\xed\xa0\x80").value_or("").find("byte 0xed at offset 0"), std::string::npos);
+    EXPECT_NE(Utf8Error("reason", "\xe5\xae").value_or("").find("not valid UTF-8"), std::string::npos);  // cut short
+    EXPECT_EQ(Utf8Error("reason", std::string("a\0b", 3)), R"(reason 'a\u0000b' holds a NUL byte at offset 1)");
+}
+
 TEST(FindAsciiControl, FindsC0AndDelOnly) {
     EXPECT_EQ(FindAsciiControl("search-bot 搜索"), std::string_view::npos);
     EXPECT_EQ(FindAsciiControl(std::string("ab\0", 3)), 2u);
