@@ -164,6 +164,9 @@ int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, st
 // the chosen subcommand sets *action to the function that runs it.
 void AddInvoiceCommands(CLI::App& app, std::function<int()>* action);
 
+// Registers `tally serve` (app/serve_command.cc, docs/api.md).
+void AddServeCommand(CLI::App& app, std::function<int()>* action);
+
 // Reads a whole file; false with a message in *error when it cannot.
 bool ReadFile(const std::string& path, std::string* text, std::string* error);
 // Reads each file and hands its text to `use`, which returns false when the
