@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
 
 #include "app/commands.h"
@@ -17,6 +16,7 @@
 #include "base/assert.h"
 #include "billing/invoice_document.h"
 #include "billing/invoice_run.h"
+#include "documents/invoice_export.h"
 #include "ingest/file_rater.h"
 #include "ledger/cost_store.h"
 #include "ledger/invoice_store.h"
@@ -32,71 +32,21 @@ std::string SafeShort(const std::string& s) {
     return s.size() <= 60 ? s : s.substr(0, 57) + "...";
 }
 
-// 1234567 -> "1,234,567".
-std::string Grouped(int64_t n) {
-    std::string digits = std::to_string(n < 0 ? -n : n);
-    std::string out;
-    for (size_t i = 0; i < digits.size(); ++i) {
-        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-        out += digits[i];
-    }
-    return (n < 0 ? "-" : "") + out;
-}
-
-std::string PerText(int64_t per) {
-    switch (per) {
-        case 1: return "";
-        case 1000: return " / 1K";
-        case 1000000: return " / 1M";
-        default: return " / " + Grouped(per);
-    }
-}
-
-std::string LineDescription(const billing::DocumentLine& l) {
-    if (l.kind != "usage" && l.kind != "free_quota" && l.kind != "unpriced") return l.description;
-    std::string d = l.model + " · " + l.unit + " · " + l.band;
-    if (!l.output_condition.empty()) d += " " + l.output_condition;
-    if (!l.window.empty()) d += " " + l.window;
-    if (l.batch) d += " batch";
-    if (l.thinking) d += " thinking";
-    if (!l.tier.empty()) d += " · " + l.tier;
-    if (l.kind == "free_quota") d += " · free: " + l.description;
-    if (l.kind == "unpriced") d += " · " + l.description;
-    return d + " · " + l.plan_version;
-}
-
-// The local calendar dates an RFC 3339 period covers in `zone`
-// ("2025-11-01 to 2025-11-30"); the instants as given if the zone is unknown.
-std::string LocalPeriod(const billing::InvoiceDocument& d) {
-    std::optional<Instant> start = ParseRfc3339(d.period_start);
-    std::optional<Instant> end = ParseRfc3339(d.period_end);
-    const date::time_zone* zone = nullptr;
-    try {
-        zone = date::locate_zone(d.time_zone);
-    } catch (const std::exception&) {
-        zone = nullptr;
-    }
-    if (!start || !end || zone == nullptr) return d.period_start + " to " + d.period_end;
-    auto day = [&](Instant t) {
-        return date::format("%F", date::floor<date::days>(date::zoned_time<std::chrono::milliseconds>(zone, t).get_local_time()));
-    };
-    return d.period + " (" + day(*start) + " to " + day(*end - std::chrono::milliseconds(1)) + ", " + d.time_zone + ")";
-}
-
 void WriteDocumentTable(std::ostream& out, const billing::InvoiceDocument& d) {
     out << "Invoice " << (d.number.empty() ? "(draft " + std::to_string(d.invoice_id) + ")" : d.number) << "  "
         << d.status << "  issuer " << d.issuer << "\n";
     out << "Customer " << d.customer << (d.customer_name.empty() ? "" : " (" + d.customer_name + ")") << "  plan "
         << d.plan << "\n";
-    out << "Period " << LocalPeriod(d) << "  " << d.calls << " calls  amounts in " << d.currency << "\n";
+    out << "Period " << documents::LocalPeriod(d) << "  " << d.calls << " calls  amounts in " << d.currency << "\n";
     if (!d.error.empty()) {
         out << "  NOT PRICED: " << d.error << "\n\n";
         return;
     }
     std::vector<std::vector<std::string>> rows = {{"#", "line", "quantity", "rate", "exact amount", "amount"}};
     for (const auto& l : d.lines) {
-        rows.push_back({std::to_string(l.line_no), LineDescription(l), l.quantity ? Grouped(*l.quantity) : "",
-                        l.rate.empty() ? "" : l.rate + PerText(l.rate_per), l.amount, l.amount_rounded});
+        rows.push_back({std::to_string(l.line_no), documents::LineDescription(l),
+                        l.quantity ? documents::Grouped(*l.quantity) : "", documents::UnitPrice(l), l.amount,
+                        l.amount_rounded});
     }
     WriteTextTable(out, rows, {true, false, true, true, true, true});
     std::vector<std::vector<std::string>> totals = {{"exact sum of lines", d.exact_subtotal},
@@ -110,40 +60,6 @@ void WriteDocumentTable(std::ostream& out, const billing::InvoiceDocument& d) {
     if (!d.voided_at.empty()) out << "  VOID since " << d.voided_at << ": " << d.void_reason << "\n";
     if (d.status == "draft") out << "  draft until finalized (grace until " << d.grace_until << ")\n";
     out << "  usage up to the ingestion cut-off " << (d.cutoff.empty() ? "(none)" : d.cutoff) << "\n\n";
-}
-
-render::PdfDocument PdfOf(const billing::InvoiceDocument& d, const ledger::Issuer& issuer) {
-    render::PdfDocument pdf;
-    pdf.title = "Invoice";
-    pdf.number = d.number;
-    pdf.status = d.status;
-    pdf.issue_date = d.finalized_at.size() >= 10 ? d.finalized_at.substr(0, 10) : "";
-    pdf.period = LocalPeriod(d);
-    pdf.currency = d.currency;
-    pdf.issuer = {issuer.name, issuer.address, issuer.tax_id, issuer.email};
-    pdf.customer = {d.customer_name.empty() ? d.customer : d.customer_name, "Customer ID " + d.customer, "", ""};
-    for (const auto& l : d.lines) {
-        std::string quantity = l.quantity ? Grouped(*l.quantity) + (l.unit.empty() ? "" : " " + l.unit) : "";
-        pdf.lines.push_back({std::to_string(l.line_no), LineDescription(l), quantity,
-                             l.rate.empty() ? "" : l.rate + PerText(l.rate_per), l.amount_rounded});
-        if (l.kind == "adjustment") {
-            pdf.notes.push_back("Line " + std::to_string(l.line_no) + " corrects " + l.adjusts_period + " (invoice " +
-                                l.adjusts_invoice + ") for usage billed after it was finalized.");
-        }
-    }
-    pdf.totals.push_back({"Subtotal", d.subtotal, false});
-    pdf.totals.push_back({"Tax " + d.tax_percent + "%", d.tax, false});
-    pdf.totals.push_back({"Total " + d.currency, d.total, true});
-    for (const auto& g : d.grants) pdf.totals.push_back({"Prepaid " + g.name, "-" + g.amount, false});
-    if (!d.grants.empty()) pdf.totals.push_back({"Amount due " + d.currency, d.amount_due, true});
-    pdf.notes.push_back("Each line is priced exactly; the exact sum of the lines is " + d.exact_subtotal + " " +
-                        d.currency + ", rounded " + d.rounding + " " +
-                        (d.round_at == "line" ? "on each line" : "once on the invoice's exact sum") + ".");
-    pdf.notes.push_back("Plan " + d.plan + ", " + std::to_string(d.calls) + " calls, usage billed up to " +
-                        (d.cutoff.empty() ? std::string("(no cut-off)") : d.cutoff) + ".");
-    if (!d.voided_at.empty()) pdf.notes.push_back("Voided " + d.voided_at + ": " + d.void_reason);
-    pdf.sha256 = d.sha256;
-    return pdf;
 }
 
 // Flags are checked when parsed (kPeriod below): here a period is valid.
@@ -392,8 +308,7 @@ int RunExport(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
             err << "tally invoice export: --format pdf needs --output (a file for one invoice, a directory for more)\n";
             return kExitUsage;
         }
-        std::map<std::string, ledger::Issuer> issuers;
-        for (auto& is : store.Issuers()) issuers[is.issuer] = is;
+        const std::vector<ledger::Issuer> issuers = store.Issuers();
         int failed = 0;
         for (const auto& d : docs) {
             std::string path = f.output;
@@ -403,7 +318,8 @@ int RunExport(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
                         ((d.number.empty() ? "draft-" + std::to_string(d.invoice_id) : d.number) + ".pdf"))
                            .string();
             }
-            std::string error = render::WriteInvoicePdf(PdfOf(d, issuers[d.issuer]), path);
+            const ledger::Issuer issuer = documents::IssuerNamed(issuers, d.issuer);
+            std::string error = render::WriteInvoicePdf(documents::PdfOf(d, issuer), path);
             if (!error.empty()) {
                 err << "tally invoice export: " << path << ": " << error << "\n";
                 ++failed;
@@ -415,11 +331,9 @@ int RunExport(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
     }
     std::string text;
     if (f.format == "csv") {
-        text = billing::ExportCsv(docs);
+        text = documents::CsvOf(docs);
     } else {
-        text = "[";
-        for (size_t i = 0; i < docs.size(); ++i) text += (i > 0 ? ",\n" : "") + billing::ExportJson(docs[i]);
-        text += "]\n";
+        text = documents::JsonOf(docs);
     }
     if (f.output.empty()) {
         out << text;

@@ -5,7 +5,9 @@
 # it implements (ingest/sink.h), ingest nothing of ledger; libpqxx stays in
 # ledger/; render (the invoice PDF) takes formatted text and includes nothing
 # of ours, and base and pricing do not include it; billing (pure, like
-# pricing) sees pricing and base only; nothing includes app/.
+# pricing) sees pricing and base only; documents (the exported invoice
+# documents) sees billing, render, pricing and of the ledger only
+# ledger/invoice_store.h (the Issuer value), never libpqxx; nothing includes app/.
 set -u
 root=${1:?usage: check_layers.sh SOURCE_DIR}
 cd "$root" || exit 2
@@ -30,12 +32,14 @@ check ingest '#include "ingest/(dev_broker|synthetic)[.]h"' "the mock broker and
     '^ingest/(dev_broker|synthetic)[.]cc:'
 [ -d render ] && check render '#include [<"](base|pricing|ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' \
     "render depends on nothing of ours: its input is already-formatted text"
+[ -d documents ] && check documents '#include [<"](ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' \
+    "documents sees billing, render and pricing, and of the ledger only the Issuer value" '#include "ledger/invoice_store[.]h"'
 [ -d app ] && check app '#include <pqxx' "libpqxx stays inside ledger/"
 [ -d api ] && check api '#include [<"](app|ingest)/|#include <pqxx' \
     "api (tally serve) sees base, pricing, billing, ledger's stores, render and documents; never app/ or libpqxx" \
     '#include "ingest/sink[.]h"'
 [ -d api ] && check api '#include <boost/' "Boost.Beast/Asio stay in api/server.cc (compile time)" '^api/server[.]cc:'
-for d in base pricing billing ingest ledger render; do
+for d in base pricing billing ingest ledger render documents; do
     [ -d $d ] && check $d '#include [<"]api/' "nothing below api/ includes it"
 done
 [ -d bench ] && check bench '#include [<"]app/' "nothing depends on app"
