@@ -101,7 +101,7 @@ class LedgerBackend final : public Backend {
     // Runs `body` on the handle, made first if needed; a failure drops the
     // handle so the next request connects again.
     template <typename Handle, typename Body>
-    auto Guard(std::unique_ptr<Handle>& handle, Body body) {
+    auto Guard(std::unique_ptr<Handle>& handle, Body body) -> decltype(body(*handle)) {
         if (!handle) handle = std::make_unique<Handle>(url_);
         try {
             return body(*handle);

@@ -49,7 +49,7 @@ subscriptions:
     discounts: [{name: contract, percent: "10", models: [b]}]
     coupons:
       - {code: FIVE, amount: "0.05"}
-    minimum_commitment: "200"
+    minimum_commitment: "500"
 )";
 
 class UsageReportTest : public ::testing::Test {
@@ -139,12 +139,14 @@ TEST_F(UsageReportTest, ByModelShowsEachModelAndTheInvoiceLevelRows) {
         if (!fresh) it->second += l.amount_rounded;
     }
     for (const char* m : {"a", "b", "c"}) EXPECT_EQ(by["usage:" + std::string(m)], model.at(m).ToString(2)) << m;
-    EXPECT_EQ(by.count("discount:contract") + by.count("coupon:FIVE"), 2u) << ::testing::PrintToString(by);
+    EXPECT_EQ(by.count("discount:contract (10%)") + by.count("coupon:coupon FIVE (0.05 CNY)"), 2u)
+        << ::testing::PrintToString(by);
     bool commitment = false;
     for (const InvoiceLine& l : inv[0].lines) commitment = commitment || l.kind == LineKind::kCommitment;
     size_t commitment_rows = 0;
     for (const UsageRow& row : r.rows) commitment_rows += row.kind == "commitment" ? 1u : 0u;
-    EXPECT_EQ(commitment_rows, commitment ? 1u : 0u);
+    EXPECT_TRUE(commitment);  // usage is below the 500 CNY minimum
+    EXPECT_EQ(commitment_rows, 1u);
     // Every row kind is one the docs name.
     for (const UsageRow& row : r.rows) {
         EXPECT_TRUE(row.kind == "usage" || row.kind == "discount" || row.kind == "coupon" || row.kind == "rounding" ||
@@ -184,13 +186,16 @@ TEST_F(UsageReportTest, ADayCostsTheSubtotalThroughItLessTheSubtotalBeforeIt) {
         }
     }
     EXPECT_TRUE(found);
-    // The days are in order, then the commitment's true-up.
+    // The days are in order, then the commitment's true-up as the last row.
     std::string last;
     for (const UsageRow& row : r.rows) {
         if (row.kind != "usage") continue;
         EXPECT_LT(last, row.group);
         last = row.group;
     }
+    ASSERT_FALSE(r.rows.empty());
+    EXPECT_EQ(r.rows.back().kind, "commitment");
+    EXPECT_EQ(Sum(r), "500.00");
 }
 
 TEST_F(UsageReportTest, ARangeCostsTheSubtotalThroughToLessTheSubtotalBeforeFrom) {
@@ -207,7 +212,7 @@ TEST_F(UsageReportTest, ARangeCostsTheSubtotalThroughToLessTheSubtotalBeforeFrom
     for (GroupBy g : {GroupBy::kHour, GroupBy::kDay, GroupBy::kModel}) {
         SCOPED_TRACE(std::string(GroupByName(g)));
         const UsageReport r =
-            ComputeUsage(catalog_, subscriptions_, some, {.customer = "acme", .from = from, .to = to, .group_by = g});
+            ComputeUsage(catalog_, subscriptions_, some, {.customer = "acme", .period = std::nullopt, .from = from, .to = to, .group_by = g});
         EXPECT_EQ(RowSum(r), expected.ToString(2));
         for (const UsageRow& row : r.rows) {
             if (g == GroupBy::kHour && row.kind == "usage") {
