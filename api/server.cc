@@ -60,13 +60,14 @@ struct Server::Impl {
     std::ostream& log;
     std::mutex log_mutex;
     Service service;
-    asio::io_context ioc;
-    tcp::acceptor acceptor{asio::make_strand(ioc)};  // its handlers and StopNow run on its strand
-    std::optional<asio::signal_set> signals;
     std::atomic<int> connections{0};
     std::atomic<bool> stopping{false};
     std::atomic<uint64_t> next_request{0};
     std::atomic<int64_t> busy{0};  // requests read and not yet written
+    // Last: destroying it destroys the sessions still waiting, which use the members above.
+    asio::io_context ioc;
+    tcp::acceptor acceptor{asio::make_strand(ioc)};  // its handlers and StopNow run on its strand
+    std::optional<asio::signal_set> signals;
 };
 
 namespace {
