@@ -167,6 +167,27 @@ void AddInvoiceCommands(CLI::App& app, std::function<int()>* action);
 // Registers `tally serve` (app/serve_command.cc, docs/api.md).
 void AddServeCommand(CLI::App& app, std::function<int()>* action);
 
+// `tally key create|list|revoke` and `tally audit` (app/key_command.cc,
+// docs/api.md "Keys and roles").
+struct KeyOptions {
+    std::string database_url;
+    std::string role;      // create: customer, finance, sales or admin
+    std::string customer;  // create: with role customer only
+    std::string expires;   // create: RFC 3339; empty: never
+    std::string label;     // create
+    std::string key_id;    // revoke
+    std::string format = "table";  // list, audit: table or json
+    int limit = 50;                 // audit
+};
+int RunKeyCreate(const KeyOptions& options, std::ostream& out, std::ostream& err);
+int RunKeyList(const KeyOptions& options, std::ostream& out, std::ostream& err);
+int RunKeyRevoke(const KeyOptions& options, std::ostream& out, std::ostream& err);
+int RunAudit(const KeyOptions& options, std::ostream& out, std::ostream& err);
+// The actor of CLI actions in the audit log: "cli:" + $USER, or "cli:unknown".
+std::string CliActor();
+// Registers `tally key ...` and `tally audit` like AddInvoiceCommands.
+void AddKeyCommands(CLI::App& app, std::function<int()>* action);
+
 // Reads a whole file; false with a message in *error when it cannot.
 bool ReadFile(const std::string& path, std::string* text, std::string* error);
 // Reads each file and hands its text to `use`, which returns false when the
