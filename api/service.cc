@@ -288,8 +288,13 @@ void Service::Dispatch(const Request& request, Backend& backend, Response* respo
                 response->content_type = "text/csv; charset=utf-8";
                 response->body = backend.Csv(*doc);
             }
-            const std::string file = (doc->number.empty() ? "draft-" + std::to_string(doc->invoice_id) : doc->number) +
-                                     (m.route->id == RouteId::kInvoicePdf ? ".pdf" : ".csv");
+            std::string file = (doc->number.empty() ? "draft-" + std::to_string(doc->invoice_id) : doc->number) +
+                               (m.route->id == RouteId::kInvoicePdf ? ".pdf" : ".csv");
+            for (char& c : file) {  // a header value: no quotes, no control bytes
+                const bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                                   c == '.' || c == '-' || c == '_';
+                if (!plain) c = '_';
+            }
             if (m.route->id != RouteId::kInvoice) {
                 response->headers.emplace_back("Content-Disposition", "attachment; filename=\"" + file + "\"");
             }

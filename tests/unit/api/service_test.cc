@@ -7,6 +7,8 @@
 
 #include <map>
 
+#include "api/ledger_backend.h"
+
 namespace tally::api {
 namespace {
 
@@ -241,6 +243,20 @@ TEST(Metrics, CountsByRouteAndStatusWithAHistogram) {
     EXPECT_NE(text.find("tally_http_request_duration_seconds_bucket{le=\"0.005000\"} 2\n"), std::string::npos);
     EXPECT_NE(text.find("tally_http_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos);
     EXPECT_NE(text.find("tally_http_request_duration_seconds_sum 0.073010\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tally::api
+
+namespace tally::api {
+namespace {
+
+TEST(WithStatementTimeout, AddsTheOptionToBothUrlForms) {
+    EXPECT_EQ(WithStatementTimeout("postgresql://u@h:5432/db", 5000),
+              "postgresql://u@h:5432/db?options=-c%20statement_timeout%3D5000");
+    EXPECT_EQ(WithStatementTimeout("postgres://u@h/db?sslmode=disable", 250),
+              "postgres://u@h/db?sslmode=disable&options=-c%20statement_timeout%3D250");
+    EXPECT_EQ(WithStatementTimeout("host=h dbname=db", 5000), "host=h dbname=db options='-c statement_timeout=5000'");
 }
 
 }  // namespace
