@@ -128,7 +128,8 @@ bool AllowedRaw(char c) {
 Target ParseTarget(std::string_view target) {
     if (target.empty() || target.front() != '/') throw BadRequest("the request target must start with '/'");
     if (target.size() > kTargetMax) {
-        throw HttpError(414, "uri_too_long", "the request target is longer than " + std::to_string(kTargetMax) + " bytes");
+        throw HttpError(414, "uri_too_long",
+                        "the request target is longer than " + std::to_string(kTargetMax) + " bytes");
     }
     if (target.find('#') != std::string_view::npos) throw BadRequest("the request target must not have a fragment");
     for (const char c : target) {
