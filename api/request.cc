@@ -37,6 +37,22 @@ std::string_view StatusText(int status) {
     }
 }
 
+std::string MaskPasswords(std::string text) {
+    size_t from = 0;
+    while ((from = text.find("://", from)) != std::string::npos) {
+        from += 3;
+        const size_t at = text.find('@', from);
+        const size_t colon = text.find(':', from);
+        const size_t end = text.find_first_of(" /\t\n", from);
+        if (at == std::string::npos || colon == std::string::npos || colon > at ||
+            (end != std::string::npos && end < at)) {
+            continue;
+        }
+        text.replace(colon + 1, at - colon - 1, "***");
+    }
+    return text;
+}
+
 bool ValidUtf8(std::string_view s) {
     size_t i = 0;
     while (i < s.size()) {

@@ -49,6 +49,10 @@ struct Target {
 // space. A trailing '/' is not allowed ("/v1/usage/"), except "/" itself.
 Target ParseTarget(std::string_view target);
 
+// `text` with the password of any "scheme://user:password@" replaced by
+// *** (for the log: a database error may quote its connection URL).
+std::string MaskPasswords(std::string text);
+
 // True when `s` is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool ValidUtf8(std::string_view s);
 

@@ -182,7 +182,9 @@ class Session : public std::enable_shared_from_this<Session> {
         std::string internal_error;
         TALLY_ASSERT(tls_backend != nullptr);
         Response r = server_.service.Handle(request, *tls_backend, request_id, &internal_error);
-        if (!internal_error.empty()) server_.Log("request " + request_id + " failed: " + internal_error);
+        if (!internal_error.empty()) {
+            server_.Log("request " + request_id + " failed: " + MaskPasswords(internal_error));
+        }
 
         const bool keep_alive = req.keep_alive() && !server_.stopping.load();
         res_.emplace(static_cast<http::status>(r.status), req.version());

@@ -81,3 +81,16 @@ TEST(ErrorBody, IsTheDocumentedJsonWithEscapes) {
 
 }  // namespace
 }  // namespace tally::api
+
+namespace tally::api {
+namespace {
+
+TEST(MaskPasswords, HidesEveryUrlPasswordAndNothingElse) {
+    EXPECT_EQ(MaskPasswords("connect to postgresql://tally:hunter2@db:5432/x failed; postgres://a:b@c too"),
+              "connect to postgresql://tally:***@db:5432/x failed; postgres://a:***@c too");
+    EXPECT_EQ(MaskPasswords("postgresql://tally@db/x: no password"), "postgresql://tally@db/x: no password");
+    EXPECT_EQ(MaskPasswords("http://host:80/path then a@b"), "http://host:80/path then a@b");
+}
+
+}  // namespace
+}  // namespace tally::api
