@@ -164,6 +164,9 @@ int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, st
 // the chosen subcommand sets *action to the function that runs it.
 void AddInvoiceCommands(CLI::App& app, std::function<int()>* action);
 
+// Registers `tally serve` (app/serve_command.cc, docs/api.md).
+void AddServeCommand(CLI::App& app, std::function<int()>* action);
+
 // `tally key create|list|revoke` and `tally audit` (app/key_command.cc,
 // docs/api.md "Keys and roles").
 struct KeyOptions {

@@ -291,6 +291,7 @@ a negative margin are flagged NEGATIVE.)");
 
     std::function<int()> action;  // set by the subcommands registered with a callback
     tally::AddInvoiceCommands(app, &action);
+    tally::AddServeCommand(app, &action);
     tally::AddKeyCommands(app, &action);
 
     try {

@@ -8,7 +8,9 @@ PACKAGES=(
   python3                                  # test scripts (float ban, e2e comparisons)
   clang libclang-rt-14-dev                 # libFuzzer and sanitizers for the fuzz targets
   libfmt-dev libyaml-cpp-dev libsimdjson-dev libhowardhinnant-date-dev tzdata
-  libcli11-dev libboost1.81-dev
+  libcli11-dev
+  libboost1.81-dev                         # Boost.Beast and Asio (tally serve), headers only
+  curl                                     # tests/e2e/serve_e2e.sh talks to tally serve with it
   libgtest-dev libgmock-dev
   libpqxx-dev librdkafka-dev postgresql-15   # the ledger and the Kafka consumer
   libssl-dev                               # SHA-256 (dedup keys)

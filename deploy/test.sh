@@ -31,8 +31,8 @@ if [ "${TALLY_SANITIZERS:-1}" != 0 ]; then
   bash tests/ledger/pg_fixture.sh stop "$state"
   trap - EXIT
 fi
-echo "== fuzz targets (clang, ASan + UBSan), ${TALLY_FUZZ_SECONDS:-30} s each"
+echo "== fuzz targets (clang, ASan + UBSan), ${TALLY_FUZZ_SECONDS:-30} s each (fuzz_http: TALLY_FUZZ_HTTP_SECONDS, 20 s)"
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_FUZZ=ON -DTALLY_TESTS=OFF \
-    -DTALLY_FUZZ_SECONDS="${TALLY_FUZZ_SECONDS:-30}" >/dev/null
-cmake --build build-fuzz -j "$jobs" --target fuzz_event fuzz_plan
+    -DTALLY_FUZZ_SECONDS="${TALLY_FUZZ_SECONDS:-30}" -DTALLY_FUZZ_HTTP_SECONDS="${TALLY_FUZZ_HTTP_SECONDS:-20}" >/dev/null
+cmake --build build-fuzz -j "$jobs" --target fuzz_event fuzz_plan fuzz_http
 (cd build-fuzz && ctest --output-on-failure)

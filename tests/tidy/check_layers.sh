@@ -35,6 +35,13 @@ check ingest '#include "ingest/(dev_broker|synthetic)[.]h"' "the mock broker and
 [ -d documents ] && check documents '#include [<"](ingest|ledger|app)/|#include <(pqxx|librdkafka|simdjson)' \
     "documents sees billing, render and pricing, and of the ledger only the Issuer value" '#include "ledger/invoice_store[.]h"'
 [ -d app ] && check app '#include <pqxx' "libpqxx stays inside ledger/"
+[ -d api ] && check api '#include [<"](app|ingest)/|#include <pqxx' \
+    "api (tally serve) sees base, pricing, billing, ledger's stores, render and documents; never app/ or libpqxx" \
+    '#include "ingest/sink[.]h"'
+[ -d api ] && check api '#include <boost/' "Boost.Beast/Asio stay in api/server.cc (compile time)" '^api/server[.]cc:'
+for d in base pricing billing ingest ledger render documents; do
+    [ -d $d ] && check $d '#include [<"]api/' "nothing below api/ includes it"
+done
 [ -d bench ] && check bench '#include [<"]app/' "nothing depends on app"
 count=$(find pricing ingest -name '*.cc' | wc -l)
 if [ "$count" -lt 5 ]; then echo "found only $count sources: wrong directory?"; fail=1; fi

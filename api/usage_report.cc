@@ -1,0 +1,187 @@
+#include "api/usage_report.h"
+
+#include <climits>
+#include <map>
+#include <tuple>
+
+#include "base/assert.h"
+#include "pricing/invoice.h"
+
+namespace tally::api {
+
+namespace {
+
+// A row's identity: rank (0 usage, 1 invoice-level, 2 commitment), kind,
+// group, currency code. The map's order is the rows' order.
+using RowKey = std::tuple<int, std::string, std::string, std::string>;
+struct Cell {
+    Amount cost;
+    int64_t calls = 0;
+};
+using Snapshot = std::map<RowKey, Cell>;
+
+void Add(Snapshot* s, RowKey key, const Amount& amount, int64_t calls) {
+    auto [it, inserted] = s->try_emplace(std::move(key), Cell{amount, calls});
+    if (!inserted) {
+        it->second.cost += amount;
+        it->second.calls += calls;
+    }
+}
+
+// The priced invoices' lines as rows: by model, or (by_model false) one
+// usage row; invoice-level lines by kind and description. Invoices that
+// could not be priced are left out.
+Snapshot SnapshotOf(const std::vector<Invoice>& invoices, bool by_model) {
+    Snapshot s;
+    for (const Invoice& inv : invoices) {
+        if (!inv.error.empty()) continue;
+        const std::string currency(inv.currency.code());
+        if (!by_model) Add(&s, {0, "usage", "", currency}, Amount::Zero(inv.currency), inv.calls);
+        for (const InvoiceLine& l : inv.lines) {
+            const bool model_line =
+                l.kind == LineKind::kUsage || l.kind == LineKind::kFreeQuota || l.kind == LineKind::kUnpriced;
+            if (l.kind == LineKind::kCommitment) {
+                Add(&s, {2, "commitment", l.description, currency}, l.amount_rounded, 0);
+            } else if (!by_model) {
+                Add(&s, {0, "usage", "", currency}, l.amount_rounded, 0);
+            } else if (model_line) {
+                Add(&s, {0, "usage", l.model, currency}, l.amount_rounded, 0);
+            } else {
+                Add(&s, {1, std::string(LineKindName(l.kind)), l.description, currency}, l.amount_rounded, 0);
+            }
+        }
+    }
+    return s;
+}
+
+// cur - prev per key, for keys with `rank` in [rank_lo, rank_hi].
+std::vector<std::pair<RowKey, Cell>> Difference(const Snapshot& cur, const Snapshot& prev, int rank_lo, int rank_hi) {
+    std::vector<std::pair<RowKey, Cell>> out;
+    for (const auto& [key, cell] : cur) {
+        if (std::get<0>(key) < rank_lo || std::get<0>(key) > rank_hi) continue;
+        Cell d = cell;
+        if (auto it = prev.find(key); it != prev.end()) {
+            d.cost -= it->second.cost;
+            d.calls -= it->second.calls;
+        }
+        out.emplace_back(key, d);
+    }
+    for (const auto& [key, cell] : prev) {
+        if (std::get<0>(key) < rank_lo || std::get<0>(key) > rank_hi || cur.count(key) != 0) continue;
+        out.emplace_back(key, Cell{-cell.cost, -cell.calls});
+    }
+    return out;
+}
+
+struct PeriodPricer {
+    const Catalog& catalog;
+    const std::vector<Subscription>& subscriptions;
+    const std::vector<Rollup>& rollups;  // one customer's, one period's, by hour
+    std::vector<Invoice> Price(size_t end) const {
+        if (end == 0) return {};
+        std::vector<Rollup> prefix(rollups.begin(), rollups.begin() + static_cast<std::ptrdiff_t>(end));
+        return PriceRollups(catalog, subscriptions, catalog.plans.front().name, {}, prefix);
+    }
+};
+
+void Emit(UsageReport* report, const std::string& period, const std::string& group_label,
+          const std::vector<std::pair<RowKey, Cell>>& cells, bool keep_zero_usage) {
+    for (const auto& [key, cell] : cells) {
+        const bool usage = std::get<1>(key) == "usage";
+        if (!(usage && keep_zero_usage) && cell.cost.value() == Decimal() && cell.calls == 0) continue;
+        UsageRow row;
+        row.period = period;
+        row.kind = std::get<1>(key);
+        row.group = usage && !group_label.empty() ? group_label : std::get<2>(key);
+        row.calls = cell.calls;
+        row.cost = cell.cost;
+        report->rows.push_back(std::move(row));
+    }
+}
+
+// The rows of one billing period.
+void PeriodRows(const PeriodPricer& pricer, const UsageQuery& q, UsageReport* report) {
+    const std::vector<Rollup>& r = pricer.rollups;
+    TALLY_ASSERT(!r.empty());
+    const std::string period = MonthIdLabel(r.front().period);
+    const std::vector<Invoice> full = pricer.Price(r.size());
+    for (const Invoice& inv : full) {
+        report->periods.push_back({period, inv.plan, inv.subtotal, inv.calls, inv.error});
+    }
+    const int32_t from_hour =
+        q.period ? INT32_MIN
+                 : static_cast<int32_t>(std::chrono::floor<std::chrono::hours>(q.from.time_since_epoch()).count());
+    size_t first = 0;
+    while (first < r.size() && r[first].hour < from_hour) ++first;
+    const bool by_model = q.group_by == GroupBy::kModel;
+    const Snapshot before = SnapshotOf(pricer.Price(first), by_model);
+    if (by_model) {
+        Emit(report, period, "", Difference(SnapshotOf(full, true), before, 0, 2), false);
+        return;
+    }
+    const date::time_zone* zone = full.empty() ? nullptr : FindZone(full.front().time_zone);
+    if (zone == nullptr) zone = FindZone("UTC");
+    ZoneClock clock(zone);
+    auto bucket_of = [&](int32_t hour, std::string* label) -> int64_t {
+        const Instant t{std::chrono::hours(hour)};
+        if (q.group_by == GroupBy::kHour) {
+            if (label != nullptr) *label = FormatRfc3339(t);
+            return hour;
+        }
+        const LocalTime lt = clock.Local(t);
+        if (label != nullptr) {
+            char text[16];
+            std::snprintf(text, sizeof text, "%04d-%02d-%02d", lt.year, lt.month, lt.day);
+            *label = text;
+        }
+        return lt.local_seconds >= 0 ? lt.local_seconds / 86400 : (lt.local_seconds - 86399) / 86400;
+    };
+    Snapshot prev = before;
+    size_t i = first;
+    while (i < r.size()) {
+        std::string label;
+        const int64_t bucket = bucket_of(r[i].hour, &label);
+        size_t j = i;
+        while (j < r.size() && bucket_of(r[j].hour, nullptr) == bucket) ++j;
+        Snapshot cur = j == r.size() ? SnapshotOf(full, false) : SnapshotOf(pricer.Price(j), false);
+        Emit(report, period, label, Difference(cur, prev, 0, 1), true);
+        prev = std::move(cur);
+        i = j;
+    }
+    // The commitment's true-up: what it adds through `to`, less before `from`.
+    Emit(report, period, "", Difference(SnapshotOf(full, false), before, 2, 2), false);
+}
+
+}  // namespace
+
+UsageReport ComputeUsage(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
+                         const std::vector<RollupRecord>& records, const UsageQuery& query) {
+    if (catalog.plans.empty()) throw BadRequest("no plans are published yet");
+    UsageReport report;
+    RecordsRead read = FromRecords(catalog, records);
+    report.unresolved = read.unresolved;
+    // Canonical order is (customer, period, hour, ...): each period's
+    // rollups are one run, in hour order.
+    size_t begin = 0;
+    while (begin < read.rollups.size()) {
+        size_t end = begin;
+        while (end < read.rollups.size() && read.rollups[end].period == read.rollups[begin].period &&
+               read.rollups[end].customer == read.rollups[begin].customer) {
+            ++end;
+        }
+        TALLY_ASSERT(read.rollups[begin].customer == query.customer);
+        std::vector<Rollup> one(read.rollups.begin() + static_cast<std::ptrdiff_t>(begin),
+                                read.rollups.begin() + static_cast<std::ptrdiff_t>(end));
+        PeriodRows(PeriodPricer{catalog, subscriptions, one}, query, &report);
+        begin = end;
+    }
+    std::map<std::string, Amount> totals;
+    for (const UsageRow& row : report.rows) {
+        auto [it, inserted] = totals.try_emplace(std::string(row.cost.currency().code()), row.cost);
+        if (!inserted) it->second += row.cost;
+    }
+    for (const auto& [code, amount] : totals) report.totals.push_back(amount);
+    return report;
+}
+
+}  // namespace tally::api
