@@ -57,7 +57,15 @@ class LedgerBackend final : public Backend {
                 };
                 records = reader.RangeRecords(q.customer, hour(q.from), hour(q.to));
             }
-            return ComputeUsage(catalog_->catalog, catalog_->subscriptions, records, q);
+            // Amount coupons are balances earlier periods use up: then those
+            // periods are priced first, as the invoice run prices them.
+            std::vector<RollupRecord> earlier;
+            if (NeedsEarlierPeriods(catalog_->subscriptions, q.customer)) {
+                std::optional<int32_t> first = q.period;
+                for (const RollupRecord& r : records) first = std::min(first.value_or(r.period), r.period);
+                if (first) earlier = reader.EarlierRecords(q.customer, *first);
+            }
+            return ComputeUsage(catalog_->catalog, catalog_->subscriptions, records, q, earlier);
         } catch (const HttpError&) {
             throw;
         } catch (...) {

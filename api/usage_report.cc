@@ -76,11 +76,20 @@ std::vector<std::pair<RowKey, Cell>> Difference(const Snapshot& cur, const Snaps
 struct PeriodPricer {
     const Catalog& catalog;
     const std::vector<Subscription>& subscriptions;
+    const std::vector<Rollup>& history;  // the customer's earlier periods
     const std::vector<Rollup>& rollups;  // one customer's, one period's, by hour
+    int32_t period = 0;
+    const CommitmentHorizon* horizon = nullptr;  // a `period` query: commitments bill without usage
+    // The period's invoices priced from its first `end` rollups, after
+    // every earlier period (amount coupons they used up stay used).
     std::vector<Invoice> Price(size_t end) const {
-        if (end == 0) return {};
-        std::vector<Rollup> prefix(rollups.begin(), rollups.begin() + static_cast<std::ptrdiff_t>(end));
-        return PriceRollups(catalog, subscriptions, catalog.plans.front().name, {}, prefix);
+        std::vector<Rollup> prefix = history;
+        prefix.insert(prefix.end(), rollups.begin(), rollups.begin() + static_cast<std::ptrdiff_t>(end));
+        if (prefix.empty() && horizon == nullptr) return {};
+        std::vector<Invoice> out = PriceRollups(catalog, subscriptions, catalog.plans.front().name, {}, prefix, horizon);
+        const std::string label = MonthIdLabel(period);
+        std::erase_if(out, [&](const Invoice& inv) { return inv.period != label; });
+        return out;
     }
 };
 
@@ -102,8 +111,7 @@ void Emit(UsageReport* report, const std::string& period, const std::string& gro
 // The rows of one billing period.
 void PeriodRows(const PeriodPricer& pricer, const UsageQuery& q, UsageReport* report) {
     const std::vector<Rollup>& r = pricer.rollups;
-    TALLY_ASSERT(!r.empty());
-    const std::string period = MonthIdLabel(r.front().period);
+    const std::string period = MonthIdLabel(pricer.period);
     const std::vector<Invoice> full = pricer.Price(r.size());
     for (const Invoice& inv : full) {
         report->periods.push_back({period, inv.plan, inv.subtotal, inv.calls, inv.error});
@@ -114,7 +122,7 @@ void PeriodRows(const PeriodPricer& pricer, const UsageQuery& q, UsageReport* re
     size_t first = 0;
     while (first < r.size() && r[first].hour < from_hour) ++first;
     const bool by_model = q.group_by == GroupBy::kModel;
-    const Snapshot before = SnapshotOf(pricer.Price(first), by_model);
+    const Snapshot before = first == 0 ? Snapshot() : SnapshotOf(pricer.Price(first), by_model);
     if (by_model) {
         Emit(report, period, "", Difference(SnapshotOf(full, true), before, 0, 2), false);
         return;
@@ -154,26 +162,51 @@ void PeriodRows(const PeriodPricer& pricer, const UsageQuery& q, UsageReport* re
 
 }  // namespace
 
+bool NeedsEarlierPeriods(const std::vector<Subscription>& subscriptions, const std::string& customer) {
+    for (const Subscription& s : subscriptions) {
+        if (s.customer != customer) continue;
+        for (const Coupon& c : s.coupons) {
+            if (c.amount) return true;
+        }
+    }
+    return false;
+}
+
 UsageReport ComputeUsage(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
-                         const std::vector<RollupRecord>& records, const UsageQuery& query) {
+                         const std::vector<RollupRecord>& records, const UsageQuery& query,
+                         const std::vector<RollupRecord>& earlier) {
     if (catalog.plans.empty()) throw BadRequest("no plans are published yet");
     UsageReport report;
-    RecordsRead read = FromRecords(catalog, records);
+    std::vector<RollupRecord> all = earlier;
+    all.insert(all.end(), records.begin(), records.end());
+    RecordsRead read = FromRecords(catalog, all);
     report.unresolved = read.unresolved;
-    // Canonical order is (customer, period, hour, ...): each period's
-    // rollups are one run, in hour order.
-    size_t begin = 0;
-    while (begin < read.rollups.size()) {
-        size_t end = begin;
-        while (end < read.rollups.size() && read.rollups[end].period == read.rollups[begin].period &&
-               read.rollups[end].customer == read.rollups[begin].customer) {
-            ++end;
+    for (const Rollup& r : read.rollups) TALLY_ASSERT(r.customer == query.customer);
+    // The periods shown: the one asked for, or those of the range's records.
+    std::vector<int32_t> periods;
+    if (query.period) {
+        periods.push_back(*query.period);
+    } else {
+        RecordsRead shown = FromRecords(catalog, records);
+        for (const Rollup& r : shown.rollups) {
+            if (periods.empty() || periods.back() != r.period) periods.push_back(r.period);
         }
-        TALLY_ASSERT(read.rollups[begin].customer == query.customer);
-        std::vector<Rollup> one(read.rollups.begin() + static_cast<std::ptrdiff_t>(begin),
-                                read.rollups.begin() + static_cast<std::ptrdiff_t>(end));
-        PeriodRows(PeriodPricer{catalog, subscriptions, one}, query, &report);
-        begin = end;
+    }
+    CommitmentHorizon horizon;
+    if (query.period) {
+        horizon.through = *query.period;
+        horizon.customers.push_back(query.customer);
+    }
+    // Canonical order is (customer, period, hour, ...): each period's
+    // rollups are one run, in hour order, after the earlier periods'.
+    for (const int32_t p : periods) {
+        std::vector<Rollup> history, one;
+        for (const Rollup& r : read.rollups) {
+            if (r.period < p) history.push_back(r);
+            if (r.period == p) one.push_back(r);
+        }
+        PeriodRows(PeriodPricer{catalog, subscriptions, history, one, p, query.period ? &horizon : nullptr}, query,
+                   &report);
     }
     std::map<std::string, Amount> totals;
     for (const UsageRow& row : report.rows) {

@@ -48,8 +48,18 @@ struct UsageReport {
 
 // `records`: the customer's stored records of every billing period the
 // query touches, all hours of a `period` query, hours before `to` of a
-// range query. Throws HttpError 400 when no plan is published.
+// range query. `earlier`: its records of every period before those (only
+// needed when its subscriptions have amount coupons, the one balance that
+// earlier periods use up before the subtotal; NeedsEarlierPeriods).
+// Each period is priced as the invoice run prices it: after every earlier
+// period, and a `period` query with a minimum commitment shows it also
+// without usage. Throws HttpError 400 when no plan is published.
 UsageReport ComputeUsage(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
-                         const std::vector<RollupRecord>& records, const UsageQuery& query);
+                         const std::vector<RollupRecord>& records, const UsageQuery& query,
+                         const std::vector<RollupRecord>& earlier = {});
+
+// Whether `customer`'s subtotals depend on its earlier periods (an amount
+// coupon on one of its subscriptions).
+bool NeedsEarlierPeriods(const std::vector<Subscription>& subscriptions, const std::string& customer);
 
 }  // namespace tally::api

@@ -37,6 +37,18 @@ std::vector<RollupRecord> UsageReader::PeriodRecords(const std::string& customer
     return out;
 }
 
+std::vector<RollupRecord> UsageReader::EarlierRecords(const std::string& customer, int32_t period) {
+    std::vector<RollupRecord> out;
+    pqxx::read_transaction tx(impl_->conn.Get());
+    for (const auto& row : tx.exec_params("SELECT " + std::string(kRollupColumns) +
+                                              " FROM usage_rollups WHERE customer_id = $1 AND period < $2" + kOrder,
+                                          customer, period)) {
+        out.push_back(RollupRecordOf(row));
+    }
+    tx.commit();
+    return out;
+}
+
 std::vector<RollupRecord> UsageReader::RangeRecords(const std::string& customer, int32_t from_hour, int32_t to_hour) {
     std::vector<RollupRecord> out;
     pqxx::read_transaction tx(impl_->conn.Get());

@@ -31,6 +31,9 @@ class UsageReader {
     // hours of those periods too: costs are priced from a period's start).
     std::vector<RollupRecord> RangeRecords(const std::string& customer, int32_t from_hour, int32_t to_hour);
 
+    // The customer's records of every billing period before `period`.
+    std::vector<RollupRecord> EarlierRecords(const std::string& customer, int32_t period);
+
     // Changes whenever a plan version, customer or subscription is added
     // (they are append-only): counts and latest instants, one query.
     std::string CatalogVersion();
