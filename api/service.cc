@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "api/static_files.h"
 #include "base/assert.h"
 
 namespace tally::api {
@@ -209,6 +210,10 @@ Response Service::Handle(const Request& request, Backend& backend, const std::st
 }
 
 void Service::Dispatch(const Request& request, Backend& backend, Response* response) {
+    if (options_.pages && StaticFiles::Handles(request.target)) {
+        *response = options_.pages->Serve(request.method, request.target);
+        return;
+    }
     const Target target = ParseTarget(request.target);
     const Matched m = MatchRoute(request.method, target);
     response->route = std::string(m.route->pattern);

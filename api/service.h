@@ -25,6 +25,8 @@
 
 namespace tally::api {
 
+class StaticFiles;  // api/static_files.h
+
 // The database side of the routes, one per worker thread (not thread-safe).
 // Each method may throw (the request becomes a 500).
 class Backend {
@@ -105,6 +107,7 @@ class Metrics {
 struct ServiceOptions {
     int64_t rate_limit = 50;   // requests per second per key
     int64_t rate_burst = 100;  // at once
+    std::shared_ptr<const StaticFiles> pages;  // GET / and /static/ (none: 404)
 };
 
 // Thread-safe: one Service for the process, one Backend per thread.
