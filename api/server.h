@@ -28,6 +28,7 @@ struct ServerOptions {
     std::chrono::milliseconds read_timeout{10000};  // a request's header and body, and idle keep-alive
     std::chrono::milliseconds drain_timeout{10000};  // stop: how long in-flight requests may finish
     ServiceOptions service;
+    std::shared_ptr<const StaticFiles> pages;  // the web pages (api/static_files.h); none: 404
     bool handle_signals = true;  // SIGINT and SIGTERM stop Run
 };
 

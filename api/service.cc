@@ -185,7 +185,8 @@ std::string Metrics::Text() {
     return out;
 }
 
-Service::Service(ServiceOptions options) : options_(options), limiter_(options.rate_limit, options.rate_burst) {}
+Service::Service(ServiceOptions options, std::shared_ptr<const StaticFiles> pages)
+    : options_(options), pages_(std::move(pages)), limiter_(options.rate_limit, options.rate_burst) {}
 
 Response Service::Handle(const Request& request, Backend& backend, const std::string& request_id,
                          std::string* internal_error) {
@@ -210,8 +211,8 @@ Response Service::Handle(const Request& request, Backend& backend, const std::st
 }
 
 void Service::Dispatch(const Request& request, Backend& backend, Response* response) {
-    if (options_.pages && StaticFiles::Handles(request.target)) {
-        *response = options_.pages->Serve(request.method, request.target);
+    if (pages_ && StaticFiles::Handles(request.target)) {
+        *response = pages_->Serve(request.method, request.target);
         return;
     }
     const Target target = ParseTarget(request.target);

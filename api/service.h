@@ -107,13 +107,13 @@ class Metrics {
 struct ServiceOptions {
     int64_t rate_limit = 50;   // requests per second per key
     int64_t rate_burst = 100;  // at once
-    std::shared_ptr<const StaticFiles> pages;  // GET / and /static/ (none: 404)
 };
 
 // Thread-safe: one Service for the process, one Backend per thread.
 class Service {
    public:
-    explicit Service(ServiceOptions options);
+    // `pages`: GET / and /static/ (api/static_files.h); none: those are 404s.
+    explicit Service(ServiceOptions options, std::shared_ptr<const StaticFiles> pages = nullptr);
     // Never throws: a handler's exception is a 500 naming `request_id`,
     // with what() in *internal_error for the log (never in the response).
     Response Handle(const Request& request, Backend& backend, const std::string& request_id,
@@ -123,6 +123,7 @@ class Service {
    private:
     void Dispatch(const Request& request, Backend& backend, Response* response);
     ServiceOptions options_;
+    std::shared_ptr<const StaticFiles> pages_;
     RateLimiter limiter_;
     Metrics metrics_;
 };

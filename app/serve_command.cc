@@ -74,7 +74,7 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
         if (web_dir.empty() && std::filesystem::is_regular_file(std::filesystem::path(dir) / "index.html")) web_dir = dir;
     }
     try {
-        if (!web_dir.empty()) o.service.pages = api::StaticFiles::Load(web_dir);
+        if (!web_dir.empty()) o.pages = api::StaticFiles::Load(web_dir);
     } catch (const std::exception& e) {
         err << "tally serve: --web-dir: " << e.what() << "\n";
         return f.web_dir.empty() ? kExitFailure : kExitUsage;
@@ -96,7 +96,7 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
         server.Listen();
         out << "tally serve: listening on http://" << (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host)
             << ":" << server.Port() << " (" << o.threads << " threads)" << std::endl;
-        out << "tally serve: " << (o.service.pages ? "pages from " + o.service.pages->dir() : "no web pages (--web-dir)")
+        out << "tally serve: " << (o.pages ? "pages from " + o.pages->dir() : "no web pages (--web-dir)")
             << std::endl;
         server.Run();
         out << "tally serve: stopped" << std::endl;

@@ -49,9 +49,7 @@ class StaticFilesTest : public ::testing::Test {
     void TearDown() override { fs::remove_all(root_); }
 
     Response Get(std::string_view target, std::string_view method = "GET") {
-        ServiceOptions o;
-        o.pages = StaticFiles::Load((root_ / "web").string());
-        Service service(o);
+        Service service(ServiceOptions{}, StaticFiles::Load((root_ / "web").string()));
         NoBackend backend;
         Request r;
         r.method = method;
