@@ -176,7 +176,7 @@
       out.appendChild(el("span", s.currency, "currency"));
     });
     const calls = usage.rows.reduce((n, r) => n + r.calls, 0);
-    let note = calls + " calls in " + usage.period + ".";
+    let note = calls + (calls === 1 ? " call" : " calls") + " in " + usage.period + ".";
     const adjustments = usage.rows.filter((r) => r.kind !== "usage").length;
     if (adjustments > 0) note += " Includes " + adjustments + " invoice-level line(s) (discounts, commitments, rounding).";
     if (usage.unresolved_records > 0) note += " " + usage.unresolved_records + " record(s) could not be priced.";
@@ -201,7 +201,7 @@
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       // Half a day either side, so that the first and last bars are whole.
       scales: {
-        x: { time: true, range: (u, min, max) => [min - 43200, max + 43200] },
+        x: { time: true, range: () => [xs[0] - 43200, xs[xs.length - 1] + 43200] },
         y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
       },
       axes: [
@@ -257,7 +257,7 @@
     for (const inv of invoices) {
       const tr = el("tr");
       tr.dataset.invoiceId = String(inv.invoice_id);
-      for (const [v, c] of [[inv.number], [inv.period], [inv.customer_name], [inv.plan], [inv.status],
+      for (const [v, c] of [[inv.number, "nowrap"], [inv.period, "nowrap"], [inv.customer_name], [inv.plan], [inv.status],
                             [inv.total, "num"], [inv.currency]]) {
         tr.appendChild(el("td", v, c));
       }
