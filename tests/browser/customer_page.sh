@@ -52,6 +52,23 @@ for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>
 curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || fail "tally serve did not start: $(cat "$work/serve.out")"
 grep -q "pages from $src/web" "$work/serve.out" || fail "no pages: $(cat "$work/serve.out")"
 
+# The static files through the real server: types, headers, no key, and
+# traversal in every spelling a 404 (curl --path-as-is sends it as written).
+base=http://127.0.0.1:$port
+status() { curl -sS --path-as-is -o "$work/body" -D "$work/headers" -w '%{http_code}' "$base$1"; }
+[ "$(status /static/vendor/uPlot.iife.min.js)" = 200 ] || fail "uPlot not served"
+grep -qi '^Content-Type: text/javascript; charset=utf-8' "$work/headers" || fail "uPlot's Content-Type"
+grep -qi "^Content-Security-Policy: default-src 'self'; script-src 'self'" "$work/headers" || fail "no CSP on /static"
+grep -qi '^X-Content-Type-Options: nosniff' "$work/headers" || fail "no nosniff on /static"
+cmp -s "$work/body" "$src/web/vendor/uPlot.iife.min.js" || fail "uPlot's bytes differ"
+for path in /static/../CMakeLists.txt /static/%2e%2e/CMakeLists.txt /static/..%2fCMakeLists.txt /static/vendor/../app.js \
+  '/static/..\CMakeLists.txt' /static/app.js%00 /static/ /static/vendor /static/vendor/ /static//app.js /web/app.js \
+  /static/tests/browser/customer_page.sh /index.html /static/nope.js; do
+  got=$(status "$path")
+  [ "$got" = 404 ] || fail "GET $path: $got, want 404"
+done
+[ "$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$base/static/app.js")" = 405 ] || fail "POST /static/app.js"
+
 if [ -z "$out" ]; then
   out=$PWD/browser-customer-page
 fi
