@@ -44,7 +44,8 @@ class LedgerBackend final : public Backend {
             const std::string version = reader.CatalogVersion();
             if (!catalog_ || version != catalog_version_) {
                 catalog_.reset();
-                catalog_ = std::make_unique<ingest::CatalogSnapshot>(Guard(store_, [](ledger::Store& s) { return s.Load(); }));
+                catalog_ =
+                    std::make_unique<ingest::CatalogSnapshot>(Guard(store_, [](ledger::Store& s) { return s.Load(); }));
                 catalog_version_ = version;
             }
             std::vector<RollupRecord> records;
@@ -84,9 +85,11 @@ class LedgerBackend final : public Backend {
     }
 
     std::string Pdf(const billing::InvoiceDocument& doc) override {
-        const std::vector<ledger::Issuer> issuers = Guard(invoices_, [](ledger::InvoiceStore& s) { return s.Issuers(); });
+        const std::vector<ledger::Issuer> issuers =
+            Guard(invoices_, [](ledger::InvoiceStore& s) { return s.Issuers(); });
         std::string error;
-        std::string pdf = render::InvoicePdfBytes(documents::PdfOf(doc, documents::IssuerNamed(issuers, doc.issuer)), error);
+        std::string pdf =
+            render::InvoicePdfBytes(documents::PdfOf(doc, documents::IssuerNamed(issuers, doc.issuer)), error);
         if (pdf.empty()) throw std::runtime_error("invoice PDF: " + error);
         return pdf;
     }

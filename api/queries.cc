@@ -41,7 +41,8 @@ std::string ScopedCustomer(const Target& target, const ledger::Principal& who, b
         return who.customer;
     }
     if (given == nullptr || given->empty()) {
-        if (required) throw BadRequest("customer is required with a " + std::string(ledger::RoleName(who.role)) + " key");
+        if (required)
+            throw BadRequest("customer is required with a " + std::string(ledger::RoleName(who.role)) + " key");
         return "";
     }
     return *given;

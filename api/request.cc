@@ -37,6 +37,22 @@ std::string_view StatusText(int status) {
     }
 }
 
+std::string MaskPasswords(std::string text) {
+    size_t from = 0;
+    while ((from = text.find("://", from)) != std::string::npos) {
+        from += 3;
+        const size_t at = text.find('@', from);
+        const size_t colon = text.find(':', from);
+        const size_t end = text.find_first_of(" /\t\n", from);
+        if (at == std::string::npos || colon == std::string::npos || colon > at ||
+            (end != std::string::npos && end < at)) {
+            continue;
+        }
+        text.replace(colon + 1, at - colon - 1, "***");
+    }
+    return text;
+}
+
 bool ValidUtf8(std::string_view s) {
     size_t i = 0;
     while (i < s.size()) {
@@ -128,7 +144,8 @@ bool AllowedRaw(char c) {
 Target ParseTarget(std::string_view target) {
     if (target.empty() || target.front() != '/') throw BadRequest("the request target must start with '/'");
     if (target.size() > kTargetMax) {
-        throw HttpError(414, "uri_too_long", "the request target is longer than " + std::to_string(kTargetMax) + " bytes");
+        throw HttpError(414, "uri_too_long",
+                        "the request target is longer than " + std::to_string(kTargetMax) + " bytes");
     }
     if (target.find('#') != std::string_view::npos) throw BadRequest("the request target must not have a fragment");
     for (const char c : target) {

@@ -13,9 +13,9 @@
 namespace tally::api {
 
 // Bounds on a request target (docs/api.md, "Limits").
-inline constexpr size_t kTargetMax = 2048;     // bytes of the raw target
-inline constexpr size_t kValueMax = 256;       // bytes of one decoded segment, name or value
-inline constexpr size_t kParametersMax = 16;   // query parameters
+inline constexpr size_t kTargetMax = 2048;    // bytes of the raw target
+inline constexpr size_t kValueMax = 256;      // bytes of one decoded segment, name or value
+inline constexpr size_t kParametersMax = 16;  // query parameters
 
 // An error the API answers with: status, a stable code and a message for
 // people. Thrown by the parsers and handlers; the server turns it into a
@@ -35,9 +35,9 @@ std::string ErrorBody(std::string_view code, std::string_view message);
 std::string_view StatusText(int status);
 
 struct Target {
-    std::vector<std::string> segments;  // decoded; "/v1/usage" is {"v1", "usage"}; "/" is {}
+    std::vector<std::string> segments;                       // decoded; "/v1/usage" is {"v1", "usage"}; "/" is {}
     std::vector<std::pair<std::string, std::string>> query;  // decoded, in order, names unique
-    std::string path;  // the raw path (before '?'), for logs: never the query
+    std::string path;                                        // the raw path (before '?'), for logs: never the query
 };
 
 // Parses an origin-form request target ("/v1/usage?from=2025-11-01").
@@ -48,6 +48,10 @@ struct Target {
 // given twice, more than kParametersMax parameters. '+' in the query is a
 // space. A trailing '/' is not allowed ("/v1/usage/"), except "/" itself.
 Target ParseTarget(std::string_view target);
+
+// `text` with the password of any "scheme://user:password@" replaced by
+// *** (for the log: a database error may quote its connection URL).
+std::string MaskPasswords(std::string text);
 
 // True when `s` is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool ValidUtf8(std::string_view s);

@@ -34,7 +34,7 @@ struct Route {
     std::string_view method;   // "GET"
     std::string_view pattern;  // "/v1/invoices/{id}.pdf": at most one {id}, a whole segment with an optional suffix
     RouteId id;
-    uint8_t roles;  // 0: no key needed; else the RoleBits that may call it
+    uint8_t roles;                             // 0: no key needed; else the RoleBits that may call it
     std::vector<std::string_view> parameters;  // the query parameters it accepts; any other is a 400
 };
 

@@ -182,7 +182,9 @@ class Session : public std::enable_shared_from_this<Session> {
         std::string internal_error;
         TALLY_ASSERT(tls_backend != nullptr);
         Response r = server_.service.Handle(request, *tls_backend, request_id, &internal_error);
-        if (!internal_error.empty()) server_.Log("request " + request_id + " failed: " + internal_error);
+        if (!internal_error.empty()) {
+            server_.Log("request " + request_id + " failed: " + MaskPasswords(internal_error));
+        }
 
         const bool keep_alive = req.keep_alive() && !server_.stopping.load();
         res_.emplace(static_cast<http::status>(r.status), req.version());
@@ -196,7 +198,8 @@ class Session : public std::enable_shared_from_this<Session> {
         res_->body() = std::move(r.body);
         res_->keep_alive(keep_alive);
         res_->prepare_payload();
-        const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+        const auto latency =
+            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
         server_.service.metrics().Record(r.route, r.status, latency);
         Log(method, LoggablePath(request.target), r.status, latency, r.key_id, request_id);
         http::async_write(stream_, *res_, [self = shared_from_this(), keep_alive](beast::error_code wec, size_t) {
@@ -211,8 +214,8 @@ class Session : public std::enable_shared_from_this<Session> {
     void Log(std::string_view method, std::string_view path, int status, std::chrono::microseconds latency,
              const std::string& key_id, const std::string& request_id = "-") {
         server_.Log("http req=" + request_id + " " + std::string(method) + " " + std::string(path) + " " +
-                    std::to_string(status) + " " + std::to_string(latency.count() / 1000) + "ms key=" +
-                    (key_id.empty() ? "-" : key_id));
+                    std::to_string(status) + " " + std::to_string(latency.count() / 1000) +
+                    "ms key=" + (key_id.empty() ? "-" : key_id));
     }
 
     void Close() {
@@ -247,8 +250,8 @@ void Server::Impl::Accept() {
 void Server::Impl::Refuse(tcp::socket socket) {
     service.metrics().Refused();
     auto closer = std::make_shared<Closer>(beast::tcp_stream(std::move(socket)));
-    closer->Start(std::make_shared<std::string>(
-        RawResponse(503, "overloaded", "too many connections; try again in a moment")));
+    closer->Start(
+        std::make_shared<std::string>(RawResponse(503, "overloaded", "too many connections; try again in a moment")));
 }
 
 void Server::Impl::StopNow() {

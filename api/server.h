@@ -25,7 +25,7 @@ struct ServerOptions {
     uint16_t port = 8080;  // 0: any free port (Port() says which)
     int threads = 2;
     int max_connections = 256;
-    std::chrono::milliseconds read_timeout{10000};  // a request's header and body, and idle keep-alive
+    std::chrono::milliseconds read_timeout{10000};   // a request's header and body, and idle keep-alive
     std::chrono::milliseconds drain_timeout{10000};  // stop: how long in-flight requests may finish
     ServiceOptions service;
     std::shared_ptr<const StaticFiles> pages;  // the web pages (api/static_files.h); none: 404

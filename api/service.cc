@@ -33,13 +33,14 @@ std::string UsageJson(const UsageQuery& q, const UsageReport& r) {
         out += (i == 0 ? "" : ",");
         out += "{\"period\":" + JsonQuote(row.period) + ",\"group\":" + JsonQuote(row.group) +
                ",\"kind\":" + JsonQuote(row.kind) + ",\"calls\":" + std::to_string(row.calls) +
-               ",\"cost\":" + JsonQuote(MoneyText(row.cost)) + ",\"currency\":" + JsonQuote(CurrencyCode(row.cost)) + "}";
+               ",\"cost\":" + JsonQuote(MoneyText(row.cost)) + ",\"currency\":" + JsonQuote(CurrencyCode(row.cost)) +
+               "}";
     }
     out += "],\"totals\":[";
     for (size_t i = 0; i < r.totals.size(); ++i) {
         out += (i == 0 ? "" : ",");
-        out += "{\"currency\":" + JsonQuote(CurrencyCode(r.totals[i])) + ",\"cost\":" + JsonQuote(MoneyText(r.totals[i])) +
-               "}";
+        out += "{\"currency\":" + JsonQuote(CurrencyCode(r.totals[i])) +
+               ",\"cost\":" + JsonQuote(MoneyText(r.totals[i])) + "}";
     }
     out += "],\"periods\":[";
     for (size_t i = 0; i < r.periods.size(); ++i) {
@@ -48,7 +49,8 @@ std::string UsageJson(const UsageQuery& q, const UsageReport& r) {
         out += "{\"period\":" + JsonQuote(p.period) + ",\"plan\":" + JsonQuote(p.plan) +
                ",\"calls\":" + std::to_string(p.calls);
         if (p.error.empty()) {
-            out += ",\"subtotal\":" + JsonQuote(MoneyText(p.subtotal)) + ",\"currency\":" + JsonQuote(CurrencyCode(p.subtotal));
+            out += ",\"subtotal\":" + JsonQuote(MoneyText(p.subtotal)) +
+                   ",\"currency\":" + JsonQuote(CurrencyCode(p.subtotal));
         } else {
             out += ",\"subtotal\":null,\"error\":" + JsonQuote(p.error);
         }
@@ -63,8 +65,9 @@ std::string InvoiceSummaryJson(const billing::InvoiceDocument& d) {
            ",\"status\":" + JsonQuote(d.status) + ",\"customer\":" + JsonQuote(d.customer) +
            ",\"customer_name\":" + JsonQuote(d.customer_name) + ",\"plan\":" + JsonQuote(d.plan) +
            ",\"period\":" + JsonQuote(d.period) + ",\"currency\":" + JsonQuote(d.currency) +
-           ",\"subtotal\":" + JsonQuote(d.subtotal) + ",\"tax\":" + JsonQuote(d.tax) + ",\"total\":" + JsonQuote(d.total) +
-           ",\"amount_due\":" + JsonQuote(d.amount_due) + ",\"finalized_at\":" + JsonQuote(d.finalized_at) + "}";
+           ",\"subtotal\":" + JsonQuote(d.subtotal) + ",\"tax\":" + JsonQuote(d.tax) +
+           ",\"total\":" + JsonQuote(d.total) + ",\"amount_due\":" + JsonQuote(d.amount_due) +
+           ",\"finalized_at\":" + JsonQuote(d.finalized_at) + "}";
 }
 
 // The secret of "Bearer <secret>" (scheme case-insensitive), or "".
@@ -134,7 +137,7 @@ int64_t RateLimiter::Take(const std::string& key, std::chrono::steady_clock::tim
         b.micro_tokens -= kMicro;
         return 0;
     }
-    const int64_t missing = kMicro - b.micro_tokens;                  // micro-tokens
+    const int64_t missing = kMicro - b.micro_tokens;                       // micro-tokens
     return std::max<int64_t>(1, (missing / rate_ + kMicro - 1) / kMicro);  // whole seconds, at least 1
 }
 
@@ -164,8 +167,9 @@ std::string Metrics::Text() {
         out += "tally_http_requests_total{route=" + JsonQuote(key.first) + ",status=\"" + std::to_string(key.second) +
                "\"} " + std::to_string(n) + "\n";
     }
-    out += "# HELP tally_http_request_duration_seconds Time from a request read to its response handed to the socket.\n"
-           "# TYPE tally_http_request_duration_seconds histogram\n";
+    out +=
+        "# HELP tally_http_request_duration_seconds Time from a request read to its response handed to the socket.\n"
+        "# TYPE tally_http_request_duration_seconds histogram\n";
     int64_t cumulative = 0;
     for (size_t b = 0; b < kBuckets; ++b) {
         cumulative += histogram_[b];
@@ -176,12 +180,16 @@ std::string Metrics::Text() {
     out += "tally_http_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
     out += "tally_http_request_duration_seconds_sum " + seconds(sum_us_) + "\n";
     out += "tally_http_request_duration_seconds_count " + std::to_string(count_) + "\n";
-    out += "# HELP tally_http_requests_in_flight Requests being handled now.\n"
-           "# TYPE tally_http_requests_in_flight gauge\n"
-           "tally_http_requests_in_flight " + std::to_string(in_flight_.load()) + "\n";
-    out += "# HELP tally_http_connections_refused_total Connections refused (503) beyond --max-connections.\n"
-           "# TYPE tally_http_connections_refused_total counter\n"
-           "tally_http_connections_refused_total " + std::to_string(refused_.load()) + "\n";
+    out +=
+        "# HELP tally_http_requests_in_flight Requests being handled now.\n"
+        "# TYPE tally_http_requests_in_flight gauge\n"
+        "tally_http_requests_in_flight " +
+        std::to_string(in_flight_.load()) + "\n";
+    out +=
+        "# HELP tally_http_connections_refused_total Connections refused (503) beyond --max-connections.\n"
+        "# TYPE tally_http_connections_refused_total counter\n"
+        "tally_http_connections_refused_total " +
+        std::to_string(refused_.load()) + "\n";
     return out;
 }
 
@@ -243,9 +251,7 @@ void Service::Dispatch(const Request& request, Backend& backend, Response* respo
     }
     CheckParameters(*m.route, target);
     switch (m.route->id) {
-        case RouteId::kHealthz:
-            response->body = "{\"status\":\"ok\"}";
-            return;
+        case RouteId::kHealthz: response->body = "{\"status\":\"ok\"}"; return;
         case RouteId::kReadyz: {
             const std::string why = backend.NotReady();
             if (!why.empty()) throw HttpError(503, "not_ready", why);
@@ -257,8 +263,8 @@ void Service::Dispatch(const Request& request, Backend& backend, Response* respo
             response->body = metrics_.Text();
             return;
         case RouteId::kUsage: {
-            const UsageQuery q = ParseUsageQuery(target, who, std::chrono::time_point_cast<std::chrono::milliseconds>(
-                                                                  std::chrono::system_clock::now()));
+            const UsageQuery q = ParseUsageQuery(
+                target, who, std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()));
             response->body = UsageJson(q, backend.Usage(q));
             return;
         }
@@ -294,8 +300,13 @@ void Service::Dispatch(const Request& request, Backend& backend, Response* respo
                 response->content_type = "text/csv; charset=utf-8";
                 response->body = backend.Csv(*doc);
             }
-            const std::string file = (doc->number.empty() ? "draft-" + std::to_string(doc->invoice_id) : doc->number) +
-                                     (m.route->id == RouteId::kInvoicePdf ? ".pdf" : ".csv");
+            std::string file = (doc->number.empty() ? "draft-" + std::to_string(doc->invoice_id) : doc->number) +
+                               (m.route->id == RouteId::kInvoicePdf ? ".pdf" : ".csv");
+            for (char& c : file) {  // a header value: no quotes, no control bytes
+                const bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                                   c == '.' || c == '-' || c == '_';
+                if (!plain) c = '_';
+            }
             if (m.route->id != RouteId::kInvoice) {
                 response->headers.emplace_back("Content-Disposition", "attachment; filename=\"" + file + "\"");
             }

@@ -12,23 +12,15 @@
 #include "app/report.h"
 #include "app/text_table.h"
 #include "app/with_database.h"
+#include "base/identifier.h"
 #include "ledger/key_store.h"
 
 namespace tally {
 
 namespace {
 
-// Control characters (a label is free text) shown as '?' in tables.
-std::string Printable(const std::string& s) {
-    std::string out = s;
-    for (char& c : out) {
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-    }
-    return out;
-}
-
 std::string OrDash(const std::string& s) {
-    return s.empty() ? "-" : Printable(s);
+    return s.empty() ? "-" : SafeText(s);
 }
 
 std::string JsonOrNull(const std::string& s) {
@@ -97,7 +89,7 @@ int RunKeyCreate(const KeyOptions& o, std::ostream& out, std::ostream& err) {
         ledger::KeyStore store(url);
         const ledger::CreatedKey key = store.Create(*role, o.customer, expires, o.label, CliActor(), "operator");
         out << "Created API key " << key.info.key_id << " (role " << ledger::RoleName(key.info.role);
-        if (!key.info.customer.empty()) out << ", customer " << Printable(key.info.customer);
+        if (!key.info.customer.empty()) out << ", customer " << SafeText(key.info.customer);
         if (!key.info.expires_at.empty()) out << ", expires " << key.info.expires_at;
         out << ").\n";
         out << "Its secret follows. It is shown only this once and cannot be shown again (only its SHA-256 is "
@@ -136,7 +128,7 @@ int RunKeyList(const KeyOptions& o, std::ostream& out, std::ostream& err) {
             {"key", "role", "customer", "status", "label", "created", "by", "expires", "last used"}};
         for (const auto& k : keys) {
             rows.push_back({k.key_id, std::string(ledger::RoleName(k.role)), OrDash(k.customer), KeyStatus(k, now),
-                            OrDash(k.label), k.created_at, Printable(k.created_by), OrDash(k.expires_at),
+                            OrDash(k.label), k.created_at, SafeText(k.created_by), OrDash(k.expires_at),
                             OrDash(k.last_used_at)});
         }
         WriteTextTable(out, rows, {false, false, false, false, false, false, false, false, false});
@@ -181,8 +173,8 @@ int RunAudit(const KeyOptions& o, std::ostream& out, std::ostream& err) {
         }
         std::vector<std::vector<std::string>> rows = {{"#", "at", "actor", "role", "action", "target", "detail"}};
         for (const auto& e : entries) {
-            rows.push_back({std::to_string(e.audit_id), e.at, Printable(e.actor), e.role, Printable(e.action),
-                            OrDash(e.target), Printable(e.detail)});
+            rows.push_back({std::to_string(e.audit_id), e.at, SafeText(e.actor), e.role, SafeText(e.action),
+                            OrDash(e.target), SafeText(e.detail)});
         }
         WriteTextTable(out, rows, {true, false, false, false, false, false, false});
         return kExitOk;

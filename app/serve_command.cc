@@ -92,10 +92,12 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
         return kExitFailure;
     }
     try {
-        api::Server server(o, [bounded_url] { return api::MakeLedgerBackend(bounded_url); }, err);
+        api::Server server(
+            o, [bounded_url] { return api::MakeLedgerBackend(bounded_url); }, err);
         server.Listen();
-        out << "tally serve: listening on http://" << (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host)
-            << ":" << server.Port() << " (" << o.threads << " threads)" << std::endl;
+        out << "tally serve: listening on http://"
+            << (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host) << ":" << server.Port() << " ("
+            << o.threads << " threads)" << std::endl;
         out << "tally serve: " << (o.pages ? "pages from " + o.pages->dir() : "no web pages (--web-dir)")
             << std::endl;
         server.Run();
@@ -125,7 +127,8 @@ void AddServeCommand(CLI::App& app, std::function<int()>* action) {
     cmd->add_option("--statement-timeout-ms", f->statement_timeout_ms,
                     "Longest database statement of a request, ms (default 5000)")
         ->check(CLI::Range(int64_t{1}, int64_t{600000}));
-    cmd->add_option("--read-timeout", f->read_timeout_s, "Seconds to read a request, and to keep an idle connection (default 10)")
+    cmd->add_option("--read-timeout", f->read_timeout_s,
+                    "Seconds to read a request, and to keep an idle connection (default 10)")
         ->check(CLI::Range(int64_t{1}, int64_t{3600}));
     cmd->add_option("--web-dir", f->web_dir,
                     "Directory of the web pages served at / (default: BIN/../share/tally/web, else the source web/)");

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "base/assert.h"
+#include "base/identifier.h"
 #include "ledger/connect.h"
 #include "ledger/migrations.h"
 
@@ -25,7 +26,6 @@ constexpr size_t kRandomLength = 2 * kRandomBytes;
 // "tly_" + key id + "_" + random part.
 constexpr size_t kSecretLength = kSecretPrefix.size() + kKeyIdLength + 1 + kRandomLength;
 constexpr size_t kLabelMax = 200;
-constexpr size_t kActorMax = 200;
 constexpr int kAuditLimitMax = 100000;
 static_assert(kSecretLength == 81);
 
@@ -90,10 +90,11 @@ std::string MsText(const pqxx::field& f) {
     return FormatRfc3339(Instant{std::chrono::milliseconds(f.as<int64_t>())});
 }
 
-// libpq passes parameters as C strings: a NUL byte would cut a value short
-// (and a customer id cut short could name another customer).
+// Text that becomes a column: an identifier (base/identifier.h: UTF-8,
+// no control characters; a NUL would be cut off by libpq, and a customer id
+// cut short could name another customer).
 void CheckText(std::string_view what, const std::string& value) {
-    if (value.find('\0') != std::string::npos) throw LedgerError(std::string(what) + " contains a NUL byte");
+    if (std::optional<std::string> error = IdentifierError(what, value)) throw LedgerError(*error);
 }
 
 bool IsAuditRole(std::string_view role) {
@@ -102,12 +103,8 @@ bool IsAuditRole(std::string_view role) {
 
 void CheckActor(const std::string& actor, std::string_view actor_role) {
     CheckText("the actor", actor);
-    if (actor.empty() || actor.size() > kActorMax) {
-        throw LedgerError("an actor is 1 to " + std::to_string(kActorMax) + " bytes, not " +
-                          std::to_string(actor.size()));
-    }
     if (!IsAuditRole(actor_role)) {
-        throw LedgerError("unknown actor role '" + std::string(actor_role) +
+        throw LedgerError("unknown actor role '" + Printable(actor_role) +
                           "': customer, finance, sales, admin or operator");
     }
 }
@@ -171,8 +168,8 @@ KeyStore::~KeyStore() = default;
 CreatedKey KeyStore::Create(Role role, const std::string& customer, std::optional<Instant> expires,
                             const std::string& label, const std::string& actor, std::string_view actor_role) {
     CheckActor(actor, actor_role);
-    CheckText("the customer", customer);
-    CheckText("the label", label);
+    if (!customer.empty()) CheckText("the customer id", customer);
+    if (!label.empty()) CheckText("the label", label);
     if (role == Role::kCustomer && customer.empty()) {
         throw LedgerError("a customer key needs the customer it belongs to");
     }
@@ -238,7 +235,8 @@ std::vector<KeyInfo> KeyStore::List() {
 
 void KeyStore::Revoke(const std::string& key_id, const std::string& actor, std::string_view actor_role) {
     CheckActor(actor, actor_role);
-    if (!IsKeyId(key_id)) throw LedgerError("no API key '" + key_id + "': a key id is 12 lowercase hex digits");
+    if (!IsKeyId(key_id))
+        throw LedgerError("no API key '" + Printable(key_id) + "': a key id is 12 lowercase hex digits");
     pqxx::work tx(impl_->Conn());
     const pqxx::result found =
         tx.exec_params("SELECT " + Ms("revoked_at") + " FROM api_keys WHERE key_id = $1 FOR UPDATE", key_id);
@@ -287,10 +285,9 @@ std::optional<Principal> KeyStore::Authenticate(std::string_view secret) {
 void KeyStore::Audit(const std::string& actor, std::string_view role, const std::string& action,
                      const std::string& target, const std::string& detail_json) {
     CheckActor(actor, role);
-    if (action.empty()) throw LedgerError("an audit row needs an action");
     CheckText("the action", action);
-    CheckText("the target", target);
-    CheckText("the detail", detail_json);
+    if (!target.empty()) CheckText("the target", target);
+    if (detail_json.find('\0') != std::string::npos) throw LedgerError("the detail contains a NUL byte");
     pqxx::work tx(impl_->Conn());
     // Checked first, so a bad detail is the caller's error, not a database one.
     const pqxx::result kind = [&] {

@@ -20,17 +20,17 @@ UsageReader::~UsageReader() = default;
 namespace {
 
 constexpr const char* kOrder =
-    " ORDER BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, unit";
+    " ORDER BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
+    "unit";
 
 }  // namespace
 
 std::vector<RollupRecord> UsageReader::PeriodRecords(const std::string& customer, int32_t period) {
     std::vector<RollupRecord> out;
     pqxx::read_transaction tx(impl_->conn.Get());
-    for (const auto& row :
-         tx.exec_params("SELECT " + std::string(kRollupColumns) + " FROM usage_rollups WHERE customer_id = $1 AND period = $2" +
-                            kOrder,
-                        customer, period)) {
+    for (const auto& row : tx.exec_params("SELECT " + std::string(kRollupColumns) +
+                                              " FROM usage_rollups WHERE customer_id = $1 AND period = $2" + kOrder,
+                                          customer, period)) {
         out.push_back(RollupRecordOf(row));
     }
     tx.commit();

@@ -197,8 +197,8 @@ curl -fsS -o /dev/null -o /dev/null -o /dev/null "$base/healthz" "$base/healthz"
 
 # The rate limit: 50/s, bursts of 100, per key: 300 requests at once on one
 # connection (well under 4 s) meet 429s with Retry-After.
-codes=$(for _ in $(seq 300); do echo "url = \"$base/v1/invoices?period=2025-10\""; done |
-  curl -s -K - -o /dev/null -D "$work/rl_headers" -w '%{http_code}\n' -H "Authorization: Bearer $key_r" | sort | uniq -c)
+codes=$(for _ in $(seq 300); do echo "url = \"$base/v1/invoices?period=2025-10\""; echo "output = \"/dev/null\""; done |
+  curl -s -K - -D "$work/rl_headers" -w '%{http_code}\n' -H "Authorization: Bearer $key_r" | sort | uniq -c)
 echo "$codes" | grep -q " 429$" || fail "no 429 in 300 quick requests: $codes"
 grep -qi "^Retry-After: [0-9]" "$work/rl_headers" || fail "429 without Retry-After"
 expect 200 "$key_a" /v1/invoices  # another key is not limited

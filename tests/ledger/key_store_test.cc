@@ -192,10 +192,16 @@ TEST_F(KeyStoreTest, WhatTheOperatorAsksWronglyIsALedgerErrorAndWritesNothing) {
     EXPECT_THROW(create(Role::kCustomer, std::string("cust_a\0x", 8), std::nullopt), LedgerError);
     EXPECT_THROW(store.Create(Role::kSales, "", std::nullopt, std::string(201, 'l'), "cli:test", "operator"),
                  LedgerError);
+    EXPECT_THROW(store.Create(Role::kSales, "", std::nullopt, "\x1b[31mred", "cli:test", "operator"), LedgerError);
+    EXPECT_THROW(store.Create(Role::kSales, "", std::nullopt, "\xff\xfe", "cli:test", "operator"), LedgerError);
+    EXPECT_THROW(create(Role::kCustomer, "cust_a\n", std::nullopt), LedgerError);
     EXPECT_THROW(store.Create(Role::kSales, "", std::nullopt, "", "", "operator"), LedgerError);
     EXPECT_THROW(store.Create(Role::kSales, "", std::nullopt, "", "cli:test", "root"), LedgerError);
     EXPECT_EQ(Text("SELECT count(*) FROM api_keys"), "0");
     EXPECT_EQ(Text("SELECT count(*) FROM audit_log"), "0");
+    // Free text in any script is fine.
+    EXPECT_EQ(store.Create(Role::kSales, "", std::nullopt, "销售部 · Q4", "cli:test", "operator").info.label,
+              "销售部 · Q4");
     // And the database refuses such rows itself.
     const std::string hash = "sha256('x')";
     EXPECT_NE(Refusal("INSERT INTO api_keys (key_id, role, secret_sha256, created_by) VALUES "

@@ -37,7 +37,7 @@ TEST(ParseTarget, RefusesWhatItMustWithAClearMessage) {
     EXPECT_EQ(ErrorOf("/v1/usage?customer=a%0Ab").second, "the query contains a control character");
     EXPECT_EQ(ErrorOf("/v1/usage?customer=%C3%28").second, "the query is not valid UTF-8");
     EXPECT_EQ(ErrorOf("/v1/usage?customer=%ED%A0%80").second, "the query is not valid UTF-8");  // a surrogate
-    EXPECT_EQ(ErrorOf("/v1/usage?customer=%C0%AF").second, "the query is not valid UTF-8");    // overlong '/'
+    EXPECT_EQ(ErrorOf("/v1/usage?customer=%C0%AF").second, "the query is not valid UTF-8");     // overlong '/'
     EXPECT_EQ(ErrorOf("/v1/usage?a=1&a=2").second, "query parameter 'a' is given more than once");
     EXPECT_EQ(ErrorOf("/v1/usage?a=%4").second, "bad percent escape in the query (% needs two hex digits)");
     EXPECT_EQ(ErrorOf("/v1/usage?a=%zz").second, "bad percent escape in the query (% needs two hex digits)");
@@ -65,17 +65,31 @@ TEST(ValidUtf8, AcceptsWellFormedAndRefusesTheRest) {
     EXPECT_TRUE(ValidUtf8("\xE5\x8D\x8E\xE4\xB8\x9C"));  // 华东
     EXPECT_TRUE(ValidUtf8("\xF0\x9F\x98\x80"));          // U+1F600
     EXPECT_FALSE(ValidUtf8("\x80"));
-    EXPECT_FALSE(ValidUtf8("\xE5\x8D"));              // truncated
-    EXPECT_FALSE(ValidUtf8("\xF4\x90\x80\x80"));      // above U+10FFFF
-    EXPECT_FALSE(ValidUtf8("\xE0\x80\x80"));          // overlong
+    EXPECT_FALSE(ValidUtf8("\xE5\x8D"));          // truncated
+    EXPECT_FALSE(ValidUtf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+    EXPECT_FALSE(ValidUtf8("\xE0\x80\x80"));      // overlong
     EXPECT_FALSE(ValidUtf8("\xFF"));
 }
 
 TEST(ErrorBody, IsTheDocumentedJsonWithEscapes) {
-    EXPECT_EQ(ErrorBody("bad_request", "period must be a month like 2025-11, not 'x\"y'"),
-              "{\"error\":{\"code\":\"bad_request\",\"message\":\"period must be a month like 2025-11, not 'x\\\"y'\"}}");
+    EXPECT_EQ(
+        ErrorBody("bad_request", "period must be a month like 2025-11, not 'x\"y'"),
+        "{\"error\":{\"code\":\"bad_request\",\"message\":\"period must be a month like 2025-11, not 'x\\\"y'\"}}");
     EXPECT_EQ(ErrorBody(NotFound().code, NotFound().what()),
               "{\"error\":{\"code\":\"not_found\",\"message\":\"no such resource\"}}");
+}
+
+}  // namespace
+}  // namespace tally::api
+
+namespace tally::api {
+namespace {
+
+TEST(MaskPasswords, HidesEveryUrlPasswordAndNothingElse) {
+    EXPECT_EQ(MaskPasswords("connect to postgresql://tally:hunter2@db:5432/x failed; postgres://a:b@c too"),
+              "connect to postgresql://tally:***@db:5432/x failed; postgres://a:***@c too");
+    EXPECT_EQ(MaskPasswords("postgresql://tally@db/x: no password"), "postgresql://tally@db/x: no password");
+    EXPECT_EQ(MaskPasswords("http://host:80/path then a@b"), "http://host:80/path then a@b");
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ TEST(Routes, UnknownPathsMethodsAndParameters) {
         CheckParameters(*MatchRoute("GET", t).route, t);
         FAIL();
     } catch (const HttpError& e) {
-        EXPECT_STREQ(e.what(), "unknown query parameter 'colour' (/v1/usage takes customer, period, from, to, group_by)");
+        EXPECT_STREQ(e.what(),
+                     "unknown query parameter 'colour' (/v1/usage takes customer, period, from, to, group_by)");
     }
 }
 

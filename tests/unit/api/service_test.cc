@@ -7,6 +7,8 @@
 
 #include <map>
 
+#include "api/ledger_backend.h"
+
 namespace tally::api {
 namespace {
 
@@ -103,8 +105,8 @@ TEST_F(ServiceTest, HealthNeedsNoKeyAndReadinessAsksTheDatabase) {
 }
 
 TEST_F(ServiceTest, EveryV1RouteNeedsAValidBearerKey) {
-    for (const char* target : {"/v1/usage", "/v1/invoices", "/v1/invoices/1", "/v1/invoices/1.pdf",
-                               "/v1/invoices/1.csv", "/metrics"}) {
+    for (const char* target :
+         {"/v1/usage", "/v1/invoices", "/v1/invoices/1", "/v1/invoices/1.pdf", "/v1/invoices/1.csv", "/metrics"}) {
         SCOPED_TRACE(target);
         Response r = Get(target);
         EXPECT_EQ(r.status, 401);
@@ -169,8 +171,9 @@ TEST_F(ServiceTest, ACustomerSeesNothingOfAnotherCustomer) {
 TEST_F(ServiceTest, BadInputIsA400WithAClearMessage) {
     Response r = Get("/v1/usage?from=yesterday&to=2025-11-02", "Bearer tly_a");
     EXPECT_EQ(r.status, 400);
-    EXPECT_EQ(r.body, ErrorBody("bad_request", "from must be a date (2025-11-03) or an RFC 3339 instant "
-                                               "(2025-11-03T00:00:00Z), not 'yesterday'"));
+    EXPECT_EQ(r.body, ErrorBody("bad_request",
+                                "from must be a date (2025-11-03) or an RFC 3339 instant "
+                                "(2025-11-03T00:00:00Z), not 'yesterday'"));
     r = Get("/v1/invoices/1?verbose=1", "Bearer tly_a");
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(Get("/v1/usage?period=2025-11&period=2025-10", "Bearer tly_a").status, 400);
@@ -212,7 +215,7 @@ TEST(RateLimiter, RefillsAtTheRateUpToTheBurst) {
     EXPECT_EQ(limiter.Take("k", t0 + std::chrono::milliseconds(99)), 1);
     EXPECT_EQ(limiter.Take("k", t0 + std::chrono::milliseconds(101)), 0);  // 0.1 s is one token at 10/s
     EXPECT_EQ(limiter.Take("k", t0 + std::chrono::milliseconds(101)), 1);
-    const auto later = t0 + std::chrono::hours(24 * 365);                  // no overflow, capped at the burst
+    const auto later = t0 + std::chrono::hours(24 * 365);  // no overflow, capped at the burst
     for (int i = 0; i < 3; ++i) EXPECT_EQ(limiter.Take("k", later), 0);
     EXPECT_EQ(limiter.Take("k", later), 1);
 }
@@ -241,6 +244,20 @@ TEST(Metrics, CountsByRouteAndStatusWithAHistogram) {
     EXPECT_NE(text.find("tally_http_request_duration_seconds_bucket{le=\"0.005000\"} 2\n"), std::string::npos);
     EXPECT_NE(text.find("tally_http_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos);
     EXPECT_NE(text.find("tally_http_request_duration_seconds_sum 0.073010\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tally::api
+
+namespace tally::api {
+namespace {
+
+TEST(WithStatementTimeout, AddsTheOptionToBothUrlForms) {
+    EXPECT_EQ(WithStatementTimeout("postgresql://u@h:5432/db", 5000),
+              "postgresql://u@h:5432/db?options=-c%20statement_timeout%3D5000");
+    EXPECT_EQ(WithStatementTimeout("postgres://u@h/db?sslmode=disable", 250),
+              "postgres://u@h/db?sslmode=disable&options=-c%20statement_timeout%3D250");
+    EXPECT_EQ(WithStatementTimeout("host=h dbname=db", 5000), "host=h dbname=db options='-c statement_timeout=5000'");
 }
 
 }  // namespace

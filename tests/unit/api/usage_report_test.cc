@@ -64,13 +64,13 @@ class UsageReportTest : public ::testing::Test {
             char time[32];
             std::snprintf(time, sizeof time, "2025-11-%02dT%02d:17:00Z", 3 + i % 5, (i * 7) % 24);
             std::string t = time;
-            EventSpec s{.customer = "acme", .model = models[i % 3], .time = t.c_str(), .input = 700 + i * 13,
-                        .output = 90 + i};
+            EventSpec s{
+                .customer = "acme", .model = models[i % 3], .time = t.c_str(), .input = 700 + i * 13, .output = 90 + i};
             EXPECT_EQ(rater.Add(MakeEvent(s)).status, RateStatus::kRated);
         }
-        EXPECT_EQ(rater.Add(MakeEvent({.customer = "acme", .model = "a", .time = "2025-12-02T01:00:00Z", .input = 5}))
-                      .status,
-                  RateStatus::kRated);
+        EXPECT_EQ(
+            rater.Add(MakeEvent({.customer = "acme", .model = "a", .time = "2025-12-02T01:00:00Z", .input = 5})).status,
+            RateStatus::kRated);
         records_ = ToRecords(catalog_, rater.Rollups());
     }
 
@@ -126,8 +126,8 @@ TEST_F(UsageReportTest, ByModelShowsEachModelAndTheInvoiceLevelRows) {
     for (const RollupRecord& r : records_) {
         if (r.period == nov) nov_records.push_back(r);
     }
-    const UsageReport r =
-        ComputeUsage(catalog_, subscriptions_, nov_records, {.customer = "acme", .period = nov, .group_by = GroupBy::kModel});
+    const UsageReport r = ComputeUsage(catalog_, subscriptions_, nov_records,
+                                       {.customer = "acme", .period = nov, .group_by = GroupBy::kModel});
     std::map<std::string, std::string> by;
     for (const UsageRow& row : r.rows) by[row.kind + ":" + row.group] = row.cost.ToString(2);
     // The invoice's own lines per model, summed.
@@ -161,8 +161,8 @@ TEST_F(UsageReportTest, ADayCostsTheSubtotalThroughItLessTheSubtotalBeforeIt) {
     for (const RollupRecord& r : records_) {
         if (r.period == nov) nov_records.push_back(r);
     }
-    const UsageReport r =
-        ComputeUsage(catalog_, subscriptions_, nov_records, {.customer = "acme", .period = nov, .group_by = GroupBy::kDay});
+    const UsageReport r = ComputeUsage(catalog_, subscriptions_, nov_records,
+                                       {.customer = "acme", .period = nov, .group_by = GroupBy::kDay});
     // Local (Shanghai) days: 2025-11-04 00:00 +08:00 is 2025-11-03T16:00Z.
     const int32_t h_4th = static_cast<int32_t>(
         std::chrono::floor<std::chrono::hours>(ParseRfc3339("2025-11-03T16:00:00Z")->time_since_epoch()).count());
@@ -212,7 +212,8 @@ TEST_F(UsageReportTest, ARangeCostsTheSubtotalThroughToLessTheSubtotalBeforeFrom
     for (GroupBy g : {GroupBy::kHour, GroupBy::kDay, GroupBy::kModel}) {
         SCOPED_TRACE(std::string(GroupByName(g)));
         const UsageReport r =
-            ComputeUsage(catalog_, subscriptions_, some, {.customer = "acme", .period = std::nullopt, .from = from, .to = to, .group_by = g});
+            ComputeUsage(catalog_, subscriptions_, some,
+                         {.customer = "acme", .period = std::nullopt, .from = from, .to = to, .group_by = g});
         EXPECT_EQ(RowSum(r), expected.ToString(2));
         for (const UsageRow& row : r.rows) {
             if (g == GroupBy::kHour && row.kind == "usage") {
