@@ -42,9 +42,12 @@ std::string ReadFile(const fs::path& path, uintmax_t size) {
 
 std::string_view StaticFiles::ContentTypeOf(std::string_view name) {
     static const std::pair<std::string_view, std::string_view> kTypes[] = {
-        {".html", "text/html; charset=utf-8"},  {".js", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},    {".txt", "text/plain; charset=utf-8"},
-        {".svg", "image/svg+xml"},              {".png", "image/png"},
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
         {".ico", "image/x-icon"},
     };
     for (const auto& [ext, type] : kTypes) {
@@ -105,7 +108,8 @@ Response StaticFiles::Serve(std::string_view method, std::string_view target) co
         return missing;
     }
     if (method != "GET") {
-        Response wrong = ErrorResponse(HttpError(405, "method_not_allowed", "this path does not take " + std::string(method)));
+        Response wrong =
+            ErrorResponse(HttpError(405, "method_not_allowed", "this path does not take " + std::string(method)));
         wrong.route = r.route;
         wrong.headers.emplace_back("Allow", "GET");
         return wrong;

@@ -71,7 +71,8 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
     o.service.rate_burst = f.rate_burst;
     std::string web_dir = f.web_dir;
     for (const std::string& dir : DefaultWebDirs()) {
-        if (web_dir.empty() && std::filesystem::is_regular_file(std::filesystem::path(dir) / "index.html")) web_dir = dir;
+        if (web_dir.empty() && std::filesystem::is_regular_file(std::filesystem::path(dir) / "index.html"))
+            web_dir = dir;
     }
     try {
         if (!web_dir.empty()) o.pages = api::StaticFiles::Load(web_dir);
@@ -98,8 +99,7 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
         out << "tally serve: listening on http://"
             << (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host) << ":" << server.Port() << " ("
             << o.threads << " threads)" << std::endl;
-        out << "tally serve: " << (o.pages ? "pages from " + o.pages->dir() : "no web pages (--web-dir)")
-            << std::endl;
+        out << "tally serve: " << (o.pages ? "pages from " + o.pages->dir() : "no web pages (--web-dir)") << std::endl;
         server.Run();
         out << "tally serve: stopped" << std::endl;
         return kExitOk;

@@ -99,7 +99,8 @@ TEST(Routes, OpenApiFileListsExactlyTheServedRoutes) {
                 if (r.pattern == pattern && r.method == upper) route = &r;
             }
             if (route == nullptr) {  // a page (api/static_files.h), or reported below
-                EXPECT_TRUE(op.second["security"] && op.second["security"].size() == 0) << pattern << ": pages need no key";
+                EXPECT_TRUE(op.second["security"] && op.second["security"].size() == 0)
+                    << pattern << ": pages need no key";
                 continue;
             }
             std::set<std::string> params;
@@ -112,7 +113,8 @@ TEST(Routes, OpenApiFileListsExactlyTheServedRoutes) {
         }
     }
     for (const Route& r : Routes()) served.insert(std::string(r.method) + " " + std::string(r.pattern));
-    for (const auto& [method, pattern] : StaticRoutes()) served.insert(std::string(method) + " " + std::string(pattern));
+    for (const auto& [method, pattern] : StaticRoutes())
+        served.insert(std::string(method) + " " + std::string(pattern));
     EXPECT_EQ(in_file, served);
 }
 

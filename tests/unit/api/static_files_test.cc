@@ -34,8 +34,9 @@ void Write(const fs::path& path, const std::string& text) {
 class StaticFilesTest : public ::testing::Test {
    protected:
     void SetUp() override {
-        root_ = fs::temp_directory_path() / ("tally_static_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-                                             "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        root_ = fs::temp_directory_path() /
+                ("tally_static_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::remove_all(root_);
         Write(root_ / "web" / "index.html", "<!doctype html><title>t</title>");
         Write(root_ / "web" / "app.js", "console.log(1);");
@@ -86,12 +87,29 @@ TEST_F(StaticFilesTest, ServesIndexAndFilesWithTheirTypeWithoutAKey) {
 }
 
 TEST_F(StaticFilesTest, EverythingElseIsANotFound) {
-    for (const char* target :
-         {"/static/", "/static", "/static/vendor", "/static/vendor/", "/static/notes.md", "/static/.hidden.js",
-          "/static/link.txt", "/static/../secret.txt", "/static/vendor/../app.js", "/static/%2e%2e/secret.txt",
-          "/static/%2E%2E/secret.txt", "/static/..%2fsecret.txt", "/static/vendor%2fu.min.css", "/static/app.js%00",
-          "/static/app.js%00.png", "/static/vendor\\u.min.css", "/static/..\\secret.txt", "/static//app.js",
-          "/static/./app.js", "/static/sub%20dir/x.js", "/static/sub dir/x.js", "/static/APP.JS", "/static/app.js/"}) {
+    for (const char* target : {"/static/",
+                               "/static",
+                               "/static/vendor",
+                               "/static/vendor/",
+                               "/static/notes.md",
+                               "/static/.hidden.js",
+                               "/static/link.txt",
+                               "/static/../secret.txt",
+                               "/static/vendor/../app.js",
+                               "/static/%2e%2e/secret.txt",
+                               "/static/%2E%2E/secret.txt",
+                               "/static/..%2fsecret.txt",
+                               "/static/vendor%2fu.min.css",
+                               "/static/app.js%00",
+                               "/static/app.js%00.png",
+                               "/static/vendor\\u.min.css",
+                               "/static/..\\secret.txt",
+                               "/static//app.js",
+                               "/static/./app.js",
+                               "/static/sub%20dir/x.js",
+                               "/static/sub dir/x.js",
+                               "/static/APP.JS",
+                               "/static/app.js/"}) {
         const Response r = Get(target);
         EXPECT_EQ(r.status, 404) << target;
         EXPECT_EQ(r.body, R"({"error":{"code":"not_found","message":"no such resource"}})") << target;
