@@ -45,7 +45,7 @@ std::string LoggablePath(std::string_view target) {
 
 struct Server::Impl {
     Impl(ServerOptions o, std::function<std::unique_ptr<Backend>()> make, std::ostream& l)
-        : options(std::move(o)), make_backend(std::move(make)), log(l), service(options.service) {}
+        : options(std::move(o)), make_backend(std::move(make)), log(l), service(options.service, options.pages) {}
 
     void Accept();
     void Refuse(tcp::socket socket);

@@ -28,6 +28,8 @@ struct ServerOptions {
     std::chrono::milliseconds read_timeout{10000};   // a request's header and body, and idle keep-alive
     std::chrono::milliseconds drain_timeout{10000};  // stop: how long in-flight requests may finish
     ServiceOptions service;
+    // The web pages (api/static_files.h); none: GET / and /static/ are 404s.
+    std::shared_ptr<const StaticFiles> pages;
     bool handle_signals = true;  // SIGINT and SIGTERM stop Run
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "api/static_files.h"
 #include "base/assert.h"
 
 namespace tally::api {
@@ -192,7 +193,8 @@ std::string Metrics::Text() {
     return out;
 }
 
-Service::Service(ServiceOptions options) : options_(options), limiter_(options.rate_limit, options.rate_burst) {}
+Service::Service(ServiceOptions options, std::shared_ptr<const StaticFiles> pages)
+    : options_(options), pages_(std::move(pages)), limiter_(options.rate_limit, options.rate_burst) {}
 
 Response Service::Handle(const Request& request, Backend& backend, const std::string& request_id,
                          std::string* internal_error) {
@@ -217,6 +219,10 @@ Response Service::Handle(const Request& request, Backend& backend, const std::st
 }
 
 void Service::Dispatch(const Request& request, Backend& backend, Response* response) {
+    if (pages_ && StaticFiles::Handles(request.target)) {
+        *response = pages_->Serve(request.method, request.target);
+        return;
+    }
     const Target target = ParseTarget(request.target);
     const Matched m = MatchRoute(request.method, target);
     response->route = std::string(m.route->pattern);

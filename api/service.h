@@ -25,6 +25,8 @@
 
 namespace tally::api {
 
+class StaticFiles;  // api/static_files.h
+
 // The database side of the routes, one per worker thread (not thread-safe).
 // Each method may throw (the request becomes a 500).
 class Backend {
@@ -110,7 +112,8 @@ struct ServiceOptions {
 // Thread-safe: one Service for the process, one Backend per thread.
 class Service {
    public:
-    explicit Service(ServiceOptions options);
+    // `pages`: GET / and /static/ (api/static_files.h); none: those are 404s.
+    explicit Service(ServiceOptions options, std::shared_ptr<const StaticFiles> pages = nullptr);
     // Never throws: a handler's exception is a 500 naming `request_id`,
     // with what() in *internal_error for the log (never in the response).
     Response Handle(const Request& request, Backend& backend, const std::string& request_id,
@@ -120,6 +123,7 @@ class Service {
    private:
     void Dispatch(const Request& request, Backend& backend, Response* response);
     ServiceOptions options_;
+    std::shared_ptr<const StaticFiles> pages_;
     RateLimiter limiter_;
     Metrics metrics_;
 };

@@ -1,11 +1,14 @@
 // `tally serve`: the HTTP API (api/, docs/api.md).
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
+#include <vector>
 
 #include "api/ledger_backend.h"
 #include "api/server.h"
+#include "api/static_files.h"
 #include "app/commands.h"
 #include "ledger/usage_reader.h"
 
@@ -22,7 +25,19 @@ struct ServeFlags {
     int64_t rate_burst = 100;
     int64_t statement_timeout_ms = 5000;
     int64_t read_timeout_s = 10;
+    std::string web_dir;  // "": the first of DefaultWebDirs() that exists
 };
+
+// Where the web pages are when --web-dir is not given, in order: installed
+// next to the binary (BIN/../share/tally/web), then the source tree's web/.
+std::vector<std::string> DefaultWebDirs() {
+    std::vector<std::string> out;
+    std::error_code ec;
+    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) out.push_back((exe.parent_path().parent_path() / "share" / "tally" / "web").string());
+    out.emplace_back(TALLY_SOURCE_WEB_DIR);
+    return out;
+}
 
 // "HOST:PORT" or "[V6]:PORT"; false when malformed.
 bool SplitListen(const std::string& listen, std::string* host, uint16_t* port) {
@@ -54,6 +69,17 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
     o.read_timeout = std::chrono::seconds(f.read_timeout_s);
     o.service.rate_limit = f.rate_limit;
     o.service.rate_burst = f.rate_burst;
+    std::string web_dir = f.web_dir;
+    for (const std::string& dir : DefaultWebDirs()) {
+        if (web_dir.empty() && std::filesystem::is_regular_file(std::filesystem::path(dir) / "index.html"))
+            web_dir = dir;
+    }
+    try {
+        if (!web_dir.empty()) o.pages = api::StaticFiles::Load(web_dir);
+    } catch (const std::exception& e) {
+        err << "tally serve: --web-dir: " << e.what() << "\n";
+        return f.web_dir.empty() ? kExitFailure : kExitUsage;
+    }
     const std::string bounded_url = api::WithStatementTimeout(url, f.statement_timeout_ms);
     try {
         // Fail now, not on the first request, when the ledger is not there.
@@ -73,6 +99,7 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
         out << "tally serve: listening on http://"
             << (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host) << ":" << server.Port() << " ("
             << o.threads << " threads)" << std::endl;
+        out << "tally serve: " << (o.pages ? "pages from " + o.pages->dir() : "no web pages (--web-dir)") << std::endl;
         server.Run();
         out << "tally serve: stopped" << std::endl;
         return kExitOk;
@@ -103,6 +130,8 @@ void AddServeCommand(CLI::App& app, std::function<int()>* action) {
     cmd->add_option("--read-timeout", f->read_timeout_s,
                     "Seconds to read a request, and to keep an idle connection (default 10)")
         ->check(CLI::Range(int64_t{1}, int64_t{3600}));
+    cmd->add_option("--web-dir", f->web_dir,
+                    "Directory of the web pages served at / (default: BIN/../share/tally/web, else the source web/)");
     cmd->add_option("--database-url", f->database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
     cmd->footer(R"(
 Examples:
