@@ -224,8 +224,47 @@ TEST_F(UsageReportTest, ARangeCostsTheSubtotalThroughToLessTheSubtotalBeforeFrom
     }
 }
 
-TEST_F(UsageReportTest, NoRecordsNoRowsAndNoPlansIsABadRequest) {
+TEST_F(UsageReportTest, AMonthWithoutUsageShowsTheCommitmentItsInvoiceWillBill) {
     const UsageReport r = ComputeUsage(catalog_, subscriptions_, {}, {.customer = "acme", .period = MonthId(2025, 10)});
+    ASSERT_EQ(r.rows.size(), 1u);
+    EXPECT_EQ(r.rows[0].kind, "commitment");
+    EXPECT_EQ(Sum(r), "500.00");
+    ASSERT_EQ(r.periods.size(), 1u);
+    EXPECT_EQ(r.periods[0].subtotal.ToString(2), "500.00");
+    // The same month of a range query (no period asked) shows nothing.
+    UsageQuery q;
+    q.customer = "acme";
+    q.from = testing::At("2025-10-01T00:00:00Z");
+    q.to = testing::At("2025-10-05T00:00:00Z");
+    const UsageReport range = ComputeUsage(catalog_, subscriptions_, {}, q);
+    EXPECT_TRUE(range.rows.empty());
+}
+
+TEST_F(UsageReportTest, AnAmountCouponUsedUpInAnEarlierPeriodIsNotSpentAgain) {
+    // November used the 0.05 coupon; December priced after November, as
+    // the invoice run prices it, does not take it off again.
+    std::vector<RollupRecord> nov, dec;
+    for (const RollupRecord& r : records_) (r.period == MonthId(2025, 11) ? nov : dec).push_back(r);
+    ASSERT_FALSE(dec.empty());
+    EXPECT_TRUE(NeedsEarlierPeriods(subscriptions_, "acme"));
+    EXPECT_FALSE(NeedsEarlierPeriods(subscriptions_, "nobody"));
+    std::vector<Invoice> all =
+        PriceRollups(catalog_, subscriptions_, "tiers", {}, FromRecords(catalog_, records_).rollups);
+    ASSERT_EQ(all.size(), 2u);
+    UsageQuery q;
+    q.customer = "acme";
+    q.period = MonthId(2025, 12);
+    q.group_by = GroupBy::kModel;  // the coupon is a row of its own
+    const UsageReport after = ComputeUsage(catalog_, subscriptions_, dec, q, nov);
+    EXPECT_EQ(Sum(after), all[1].subtotal.ToString(2));
+    for (const UsageRow& row : after.rows) EXPECT_NE(row.kind, "coupon");
+    // Alone, December would spend the coupon again (what `earlier` is for).
+    const UsageReport alone = ComputeUsage(catalog_, subscriptions_, dec, q);
+    EXPECT_TRUE(std::any_of(alone.rows.begin(), alone.rows.end(), [](const UsageRow& r) { return r.kind == "coupon"; }));
+}
+
+TEST_F(UsageReportTest, NoRecordsNoRowsAndNoPlansIsABadRequest) {
+    const UsageReport r = ComputeUsage(catalog_, subscriptions_, {}, {.customer = "nobody", .period = MonthId(2025, 10)});
     EXPECT_TRUE(r.rows.empty());
     EXPECT_TRUE(r.totals.empty());
     EXPECT_THROW(ComputeUsage(Catalog{}, {}, {}, {.customer = "acme", .period = MonthId(2025, 10)}), HttpError);
