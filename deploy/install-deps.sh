@@ -11,7 +11,7 @@ PACKAGES=(
   libcli11-dev
   libboost1.81-dev                         # Boost.Beast and Asio (tally serve), headers only
   curl                                     # tests/e2e/serve_e2e.sh talks to tally serve with it
-  chromium nodejs npm                      # tests/browser: headless chromium driven by playwright-core (npm ci)
+  chromium                                 # tests/browser: headless chromium driven by playwright-core (npm ci)
   libgtest-dev libgmock-dev
   libpqxx-dev librdkafka-dev postgresql-15   # the ledger and the Kafka consumer
   libssl-dev                               # SHA-256 (dedup keys)
@@ -24,6 +24,12 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# node and npm for tests/browser: Debian's nodejs and npm, unless a node
+# with its own npm is installed already (NodeSource's nodejs bundles npm
+# and conflicts with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
   exit 0

@@ -7,7 +7,9 @@
 # then runs the invoices of the example month (2025-11), finalizes them,
 # prints one, verifies their hashes, prints the margin report and writes
 # the invoice PDFs to $TALLY_QUICKSTART_OUT (default /tmp/tally-quickstart).
-# Everything runs on this machine and is stopped at the end.
+# Then it starts `tally serve` (the HTTP API and the customer page) on the
+# same ledger and prints the URL and a customer key to open it with.
+# Everything runs on this machine and is stopped at the end (Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
@@ -88,3 +90,27 @@ step "tally invoice export --period 2025-11 --format pdf --output $out"
 "$tally" invoice export --period 2025-11 --format pdf --output "$out"
 "$tally" invoice export --period 2025-11 --format csv --output "$out/2025-11.csv"
 echo "the invoice PDFs are in $out (e.g. $out/$first.pdf)"
+
+# The HTTP API and the customer page, on the same ledger. TALLY_QUICKSTART_SERVE=0
+# ends here instead; otherwise the server runs until Ctrl-C, which stops
+# everything this script started.
+[ "${TALLY_QUICKSTART_SERVE:-1}" = 0 ] && exit 0
+kill "$broker" 2>/dev/null && wait "$broker" 2>/dev/null || true
+broker=
+listen=${TALLY_QUICKSTART_LISTEN:-127.0.0.1:8080}
+step "tally key create --role customer --customer cust_volc_a"
+key=$("$tally" key create --role customer --customer cust_volc_a --label quickstart | tail -n 1)
+step "tally serve --listen $listen (Ctrl-C stops it)"
+cat <<TEXT
+Open http://$listen/ and sign in with this customer key (customer cust_volc_a,
+华东智能科技有限公司); pick the billing period 2025-11 to see the example month:
+
+    $key
+
+The same data from the API:
+
+    curl -H 'Authorization: Bearer $key' 'http://$listen/v1/usage?period=2025-11&group_by=model'
+    curl -H 'Authorization: Bearer $key' 'http://$listen/v1/invoices'
+
+TEXT
+"$tally" serve --listen "$listen"
