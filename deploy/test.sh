@@ -17,7 +17,7 @@ if [ "${TALLY_SANITIZERS:-1}" != 0 ]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_SANITIZE=address >/dev/null
   cmake --build build-asan -j "$jobs" --target tally_base_tests tally_pricing_tests tally_ingest_tests \
     tally_property_tests tally_ledger_tests tally_render_tests tally_billing_tests tally_app_tests tally_quote_tests \
-    tally_documents_tests
+    tally_documents_tests tally_api_tests
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$root/tests/lsan.supp" ctest --output-on-failure -j "$jobs" -L 'unit|ledger')
   echo "== the consume crash scenario under TSan"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_SANITIZE=thread -DTALLY_TESTS=OFF \
