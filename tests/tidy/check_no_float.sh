@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Money is exact: no float or double on the money path (pricing/, billing/,
-# ledger/, documents/, api/,
-# and base/ below them).
+# ledger/, documents/, api/, and base/ below them).
 #
 # The check works on tokens, not on lines: it splices backslash-newlines,
 # drops // and /* */ comments and the contents of string and character
