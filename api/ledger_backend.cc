@@ -93,11 +93,10 @@ class LedgerBackend final : public Backend {
     }
 
     std::string Pdf(const billing::InvoiceDocument& doc) override {
-        const std::vector<ledger::Issuer> issuers =
-            Guard(invoices_, [](ledger::InvoiceStore& s) { return s.Issuers(); });
+        // The issuer as when the invoice was finalized (a draft: as now).
+        const ledger::Issuer issuer = Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.IssuerOf(doc); });
         std::string error;
-        std::string pdf =
-            render::InvoicePdfBytes(documents::PdfOf(doc, documents::IssuerNamed(issuers, doc.issuer)), error);
+        std::string pdf = render::InvoicePdfBytes(documents::PdfOf(doc, issuer), error);
         if (pdf.empty()) throw std::runtime_error("invoice PDF: " + error);
         return pdf;
     }

@@ -375,7 +375,6 @@ std::string PdfPath(const InvoiceFlags& f, size_t count, const std::string& name
 
 int WritePdfs(ledger::InvoiceStore& store, const InvoiceFlags& f, const Exported& e, std::ostream& out,
               std::ostream& err) {
-    const std::vector<ledger::Issuer> issuers = store.Issuers();
     int failed = 0;
     auto write = [&](const render::PdfDocument& pdf, const std::string& path) {
         const std::string error = render::WriteInvoicePdf(pdf, path);
@@ -389,13 +388,13 @@ int WritePdfs(ledger::InvoiceStore& store, const InvoiceFlags& f, const Exported
     for (const auto& d : e.invoices) {
         const std::string path =
             PdfPath(f, e.size(), d.number.empty() ? "draft-" + std::to_string(d.invoice_id) : d.number);
-        write(documents::PdfOf(d, documents::IssuerNamed(issuers, d.issuer)), path);
+        write(documents::PdfOf(d, store.IssuerOf(d)), path);  // the issuer as when it was finalized
     }
     std::map<std::string, billing::InvoiceDocument> credited;  // by number: several notes may credit one
     for (const auto& cn : e.credit_notes) {
         auto it = credited.find(cn.invoice_number);
         if (it == credited.end()) it = credited.emplace(cn.invoice_number, store.Load(cn.invoice_number)).first;
-        write(documents::PdfOfCreditNote(cn, it->second, documents::IssuerNamed(issuers, cn.issuer)),
+        write(documents::PdfOfCreditNote(cn, it->second, store.IssuerOf(cn)),
               PdfPath(f, e.size(), cn.number));
     }
     return failed == 0 ? kExitOk : kExitFailure;

@@ -92,15 +92,6 @@ std::string LocalPeriod(const billing::InvoiceDocument& d) {
     return d.period + " (" + day(*start) + " to " + day(*end - std::chrono::milliseconds(1)) + ", " + d.time_zone + ")";
 }
 
-ledger::Issuer IssuerNamed(const std::vector<ledger::Issuer>& issuers, const std::string& issuer_id) {
-    for (const ledger::Issuer& is : issuers) {
-        if (is.issuer == issuer_id) return is;
-    }
-    ledger::Issuer unknown;
-    unknown.issuer = issuer_id;
-    return unknown;
-}
-
 render::PdfDocument PdfOf(const billing::InvoiceDocument& d, const ledger::Issuer& issuer) {
     render::PdfDocument pdf;
     pdf.title = "Invoice";

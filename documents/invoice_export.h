@@ -29,10 +29,6 @@ std::string UnitPrice(const billing::DocumentLine& line);
 // as they are if the zone is unknown.
 std::string LocalPeriod(const billing::InvoiceDocument& invoice);
 
-// The issuer with id `issuer_id` among `issuers`; one with only the id set
-// when there is none (the PDF then prints no issuer details).
-ledger::Issuer IssuerNamed(const std::vector<ledger::Issuer>& issuers, const std::string& issuer_id);
-
 // The invoice as the PDF renderer's input: issuer, customer, period, the
 // numbered lines, subtotal, tax, total (and prepaid grants, amount due),
 // notes reconciling exact and rounded amounts, the hash. Write it with

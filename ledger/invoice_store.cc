@@ -294,6 +294,13 @@ std::vector<RollupRecord> ReadRollups(pqxx::transaction_base& tx, const std::str
 // period on invoices that this run keeps (not void, not a draft it
 // replaces), whichever invoice of the period they named: after a void and
 // a replacement, what was already carried still counts.
+// SQL for the details of issuer `issuer_sql` (an expression) as copied onto
+// a document when it is issued (sql/0007_issuer_as_issued.sql).
+std::string IssuerDetails(const std::string& issuer_sql) {
+    return "(SELECT jsonb_build_object('name', s.name, 'address', s.address, 'tax_id', s.tax_id, 'email', s.email) "
+           "FROM issuers s WHERE s.issuer = " + issuer_sql + ")";
+}
+
 std::vector<billing::InvoicedPeriod> ReadInvoiced(pqxx::transaction_base& tx, const std::string& customers,
                                                   int32_t period_id) {
     std::vector<billing::InvoicedPeriod> out;
@@ -470,6 +477,42 @@ void InvoiceStore::SetIssuer(const Issuer& is) {
     tx.exec0("UPDATE issuers SET is_default = true WHERE NOT EXISTS (SELECT 1 FROM issuers WHERE is_default) "
              "AND issuer = (SELECT min(issuer) FROM issuers)");
     tx.commit();
+}
+
+namespace {
+
+// The issuer of row `id` of `table` (invoices or credit_notes) with the
+// details copied onto it when it was issued, else (a draft) the current ones.
+Issuer IssuerOfRow(pqxx::connection& conn, const std::string& table, const std::string& id_column, int64_t id) {
+    pqxx::read_transaction tx(conn);
+    const pqxx::result r = tx.exec_params(
+        "SELECT s.issuer, COALESCE(d.issuer_details->>'name', s.name), COALESCE(d.issuer_details->>'address', s.address), "
+        "COALESCE(d.issuer_details->>'tax_id', s.tax_id), COALESCE(d.issuer_details->>'email', s.email), "
+        "s.invoice_prefix, s.credit_note_prefix, s.is_default FROM " + table + " d JOIN issuers s ON s.issuer = d.issuer "
+        "WHERE d." + id_column + " = $1",
+        id);
+    if (r.empty()) throw LedgerError("no " + std::string(table == "invoices" ? "invoice" : "credit note") + " " + std::to_string(id));
+    Issuer is;
+    is.issuer = r[0][0].as<std::string>();
+    is.name = r[0][1].as<std::string>();
+    is.address = r[0][2].as<std::string>();
+    is.tax_id = r[0][3].as<std::string>();
+    is.email = r[0][4].as<std::string>();
+    is.invoice_prefix = r[0][5].as<std::string>();
+    is.credit_note_prefix = r[0][6].as<std::string>();
+    is.is_default = r[0][7].as<bool>();
+    tx.commit();
+    return is;
+}
+
+}  // namespace
+
+Issuer InvoiceStore::IssuerOf(const billing::InvoiceDocument& invoice) {
+    return IssuerOfRow(*impl_->conn, "invoices", "invoice_id", invoice.invoice_id);
+}
+
+Issuer InvoiceStore::IssuerOf(const billing::CreditNoteDocument& note) {
+    return IssuerOfRow(*impl_->conn, "credit_notes", "credit_note_id", note.credit_note_id);
 }
 
 std::vector<Issuer> InvoiceStore::Issuers() {
@@ -761,7 +804,8 @@ std::vector<FinalizeResult> FinalizeMany(pqxx::transaction_base& tx, const std::
         }
     }
     tx.exec_params0("UPDATE invoices SET status = 'finalized', number = u.number, "
-                    "finalized_at = timestamptz 'epoch' + $4 * interval '1 millisecond', sha256 = u.sha256 "
+                    "finalized_at = timestamptz 'epoch' + $4 * interval '1 millisecond', sha256 = u.sha256, "
+                    "issuer_details = " + IssuerDetails("invoices.issuer") + " "
                     "FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u (id, number, sha256) "
                     "WHERE invoice_id = u.id",
                     PgArray(updated), PgArray(numbers), PgArray(hashes), now_ms);
@@ -913,8 +957,10 @@ billing::CreditNoteDocument IssueCreditNote(pqxx::transaction_base& tx, const bi
     cn.sha256 = billing::Sha256Hex(billing::CanonicalJson(cn));
     cn.credit_note_id =
         tx.exec_params1("INSERT INTO credit_notes (number, issuer, invoice_id, customer_id, currency, kind, reason, "
-                        "subtotal, tax, total, created_at, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-                        "timestamptz 'epoch' + $11 * interval '1 millisecond', $12) RETURNING credit_note_id",
+                        "subtotal, tax, total, created_at, sha256, issuer_details) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                        "$8, $9, $10, timestamptz 'epoch' + $11 * interval '1 millisecond', $12, " +
+                            IssuerDetails("$2") + ") "
+                        "RETURNING credit_note_id",
                         cn.number, cn.issuer, inv.invoice_id, cn.customer, cn.currency, cn.kind, cn.reason, cn.subtotal,
                         cn.tax, cn.total, r[1].as<int64_t>(), cn.sha256)[0]
             .as<int64_t>();

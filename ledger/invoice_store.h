@@ -124,6 +124,13 @@ class InvoiceStore {
     billing::CreditNoteDocument Credit(const std::string& id_or_number, const std::string& subtotal,
                                        const std::string& reason);
     std::vector<billing::CreditNoteDocument> CreditNotes(const std::string& invoice_id_or_number);
+
+    // The issuer as a document shows it: the name, address, tax id and email
+    // copied onto a finalized invoice or a credit note when it was issued
+    // (sql/0007_issuer_as_issued.sql; later `SetIssuer` changes do not reach
+    // it), the current ones on a draft.
+    Issuer IssuerOf(const billing::InvoiceDocument& invoice);
+    Issuer IssuerOf(const billing::CreditNoteDocument& note);
     // The credit note numbered `number` ("CN-2026-000001"), nullopt if none is.
     std::optional<billing::CreditNoteDocument> FindCreditNote(const std::string& number);
 

@@ -455,6 +455,36 @@ TEST_F(InvoiceStoreTest, PartialCreditsInManyPiecesAddUpToTheInvoiceTaxFairly) {
     EXPECT_THROW(invoices_->Credit(number, "0.01", "nothing left"), LedgerError);
 }
 
+TEST_F(InvoiceStoreTest, AnIssuedDocumentKeepsItsIssuerAsItWasWhenIssued) {
+    Consume({Call("a", "1", "2025-11-03T10:00:00Z", 1500000), Call("b", "2", "2025-11-03T10:00:00Z", 500000)});
+    RunPeriod("2025-11");
+    auto finalized = invoices_->FinalizeIds({Period("2025-11").at(0).invoice_id});
+    ASSERT_EQ(finalized.size(), 1u);
+    billing::CreditNoteDocument before = invoices_->Credit(finalized[0].number, "0.50", "goodwill");
+    // The issuer moves and changes its name.
+    Issuer moved;
+    moved.issuer = "acme";
+    moved.name = "上海新名称科技有限公司";
+    moved.address = "上海市浦东新区";
+    invoices_->SetIssuer(moved);
+    const billing::InvoiceDocument inv = invoices_->Load(finalized[0].number);
+    EXPECT_EQ(invoices_->IssuerOf(inv).name, "北京示例科技有限公司");  // as when finalized
+    EXPECT_EQ(invoices_->IssuerOf(inv).address, "");
+    EXPECT_EQ(invoices_->IssuerOf(before).name, "北京示例科技有限公司");
+    // A draft, and a credit note issued after the change, show the new details.
+    const billing::InvoiceDocument draft = Period("2025-11", "draft").at(0);
+    EXPECT_EQ(invoices_->IssuerOf(draft).name, "上海新名称科技有限公司");
+    billing::CreditNoteDocument after = invoices_->Credit(finalized[0].number, "0.50", "more goodwill");
+    EXPECT_EQ(invoices_->IssuerOf(after).address, "上海市浦东新区");
+    // The copy is as frozen as the rest of the document.
+    EXPECT_NE(TryExec("UPDATE invoices SET issuer_details = '{}' WHERE status = 'finalized'"), "");
+    EXPECT_NE(TryExec("UPDATE credit_notes SET issuer_details = '{}'"), "");
+    EXPECT_NE(TryExec("INSERT INTO credit_notes (number, issuer, invoice_id, customer_id, currency, kind, reason, "
+                      "subtotal, tax, total, created_at, sha256) SELECT 'CN-X', issuer, invoice_id, customer_id, "
+                      "currency, 'partial', 'x', 0.01, 0, 0.01, now(), sha256 FROM invoices WHERE status = 'finalized'"),
+              "");  // a credit note without the issuer's details
+}
+
 // What a superuser's SQL and a careless operator could do to numbers and
 // credit notes, refused by the database and by SetIssuer.
 TEST_F(InvoiceStoreTest, NumbersAndVoidsCannotBeBypassed) {
