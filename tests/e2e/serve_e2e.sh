@@ -28,22 +28,9 @@ fail() {
 }
 q() { "$psql" "$TALLY_DATABASE_URL" -qAt -c "$1"; }
 
-"$tally" dev-kafka --brokers 1 --topic usage:3 --bootstrap-file "$work/boot" >"$work/dev.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/boot" ] && break; sleep 0.1; done
-[ -s "$work/boot" ] || fail "dev-kafka did not start"
-
-"$psql" "$server" -qc "DROP DATABASE IF EXISTS e2e_serve WITH (FORCE)" -c "CREATE DATABASE e2e_serve" >/dev/null
-export TALLY_DATABASE_URL=${server%/*}/e2e_serve
-"$tally" migrate >/dev/null
-"$tally" plan publish "$src"/deploy/plans/*.yaml >/dev/null
-"$tally" customer import "$src/deploy/subscriptions.yaml" >/dev/null
-cat "$src"/deploy/events/*.jsonl >"$work/events.jsonl"
-"$tally" produce --bootstrap-file "$work/boot" --file "$work/events.jsonl" >/dev/null
-"$tally" consume --bootstrap-file "$work/boot" --exit-when-idle 2 --log-level error >"$work/consume.log" 2>&1 || true
-"$tally" issuer set demo --name "示例云计算有限公司" --tax-id 91110000 --default >/dev/null
-"$tally" invoice run --period 2025-11 >/dev/null
-"$tally" invoice finalize --period 2025-11 >/dev/null
+# shellcheck source=lib.sh
+. "$src/tests/e2e/lib.sh"
+e2e_example_ledger "$server" e2e_serve "$work"
 [ "$(q "SELECT count(*) FROM invoices WHERE status = 'finalized'")" = 4 ] || fail "expected 4 finalized invoices"
 
 key() {  # role [customer]: prints the new key's secret
@@ -57,7 +44,7 @@ key_f=$(key finance)
 key_s=$(key sales)
 key_r=$(key customer cust_volc_a)  # for the rate limit only
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(e2e_free_port)
 base=http://127.0.0.1:$port
 "$tally" serve --listen "127.0.0.1:$port" --threads 2 --max-connections 8 --rate-limit 50 --rate-burst 100 \
   >"$work/serve.out" 2>"$work/serve.log" &
