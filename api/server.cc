@@ -155,6 +155,16 @@ class Session : public std::enable_shared_from_this<Session> {
             return Fail(400, "bad_request", "the request is not valid HTTP/1.1");
         }
         if (ec) return Close();
+        const http::request<http::string_body>& req = parser_->get();
+        // Framing a proxy in front could read differently: refused, and the
+        // connection closed (RFC 9112 6.1, 6.3, 3.2).
+        if (const auto te = req.find(http::field::transfer_encoding);
+            te != req.end() && !beast::iequals(te->value(), "chunked")) {
+            return Fail(400, "bad_request", "a Transfer-Encoding other than chunked alone is not accepted");
+        }
+        if (req.version() >= 11 && req.find(http::field::host) == req.end()) {
+            return Fail(400, "bad_request", "an HTTP/1.1 request needs a Host header");
+        }
         Handle();
     }
 
@@ -198,6 +208,8 @@ class Session : public std::enable_shared_from_this<Session> {
         res_->body() = std::move(r.body);
         res_->keep_alive(keep_alive);
         res_->prepare_payload();
+        // A response to HEAD has the headers of the body it does not send.
+        if (req.method() == http::verb::head) res_->body().clear();
         const auto latency =
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
         server_.service.metrics().Record(r.route, r.status, latency);

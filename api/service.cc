@@ -249,6 +249,30 @@ void Service::Dispatch(const Request& request, Backend& backend, Response* respo
                             "a " + std::string(ledger::RoleName(who.role)) + " key may not use this route");
         }
     }
+    // At most in_flight_per_key requests of one key at once.
+    struct InFlight {
+        Service* service = nullptr;
+        std::string key;
+        ~InFlight() {
+            if (service == nullptr) return;
+            std::lock_guard lock(service->in_flight_mu_);
+            if (--service->in_flight_[key] == 0) service->in_flight_.erase(key);
+        }
+    } in_flight;
+    if (!who.key_id.empty()) {
+        std::lock_guard lock(in_flight_mu_);
+        int64_t& n = in_flight_[who.key_id];
+        if (n >= options_.in_flight_per_key) {
+            if (n == 0) in_flight_.erase(who.key_id);
+            response->headers.emplace_back("Retry-After", "1");
+            throw HttpError(429, "too_many_at_once",
+                            "more than " + std::to_string(options_.in_flight_per_key) +
+                                " requests with this key at once: wait for an answer before the next");
+        }
+        ++n;
+        in_flight.service = this;
+        in_flight.key = who.key_id;
+    }
     CheckParameters(*m.route, target);
     switch (m.route->id) {
         case RouteId::kHealthz: response->body = "{\"status\":\"ok\"}"; return;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -107,6 +108,9 @@ class Metrics {
 struct ServiceOptions {
     int64_t rate_limit = 50;   // requests per second per key
     int64_t rate_burst = 100;  // at once
+    // Requests of one key being answered at the same time; more are a 429
+    // (one key's heavy queries must not take every worker thread).
+    int64_t in_flight_per_key = 2;
 };
 
 // Thread-safe: one Service for the process, one Backend per thread.
@@ -126,6 +130,8 @@ class Service {
     std::shared_ptr<const StaticFiles> pages_;
     RateLimiter limiter_;
     Metrics metrics_;
+    std::mutex in_flight_mu_;
+    std::unordered_map<std::string, int64_t> in_flight_;  // by key id
 };
 
 // The response of an HttpError.

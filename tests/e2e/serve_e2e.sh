@@ -178,6 +178,41 @@ s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 assert s.recv(4096).decode().startswith("HTTP/1.1 200")
 PY
 
+# Framing: a response to HEAD sends no body (the next response follows its
+# headers at once); a Transfer-Encoding other than chunked, and an HTTP/1.1
+# request without Host, are 400 and the connection closes (no second
+# request hidden in a body runs).
+python3 - "$port" <<'PY' || fail "framing"
+import socket, sys
+port = int(sys.argv[1])
+def exchange(raw):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    s.sendall(raw)
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        data += chunk
+        if data.count(b"HTTP/1.1 ") >= 2 and data.endswith(b"}"):
+            break
+    return data.decode()
+both = exchange(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+first, rest = both.split("\r\n\r\n", 1)
+assert first.startswith("HTTP/1.1 405"), both
+assert rest.startswith("HTTP/1.1 200"), both
+smuggled = exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n"
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+assert smuggled.startswith("HTTP/1.1 400"), smuggled
+assert smuggled.count("HTTP/1.1 ") == 1, smuggled
+hostless = exchange(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+assert hostless.startswith("HTTP/1.1 400") and "Host" in hostless, hostless
+PY
+
 # Keep-alive: many requests on one connection.
 curl -fsS -o /dev/null -o /dev/null -o /dev/null "$base/healthz" "$base/healthz" "$base/readyz" 2>"$work/curl.err" ||
   fail "keep-alive"

@@ -5,7 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <functional>
+#include <future>
 #include <map>
+#include <thread>
 
 #include "api/ledger_backend.h"
 
@@ -46,6 +50,7 @@ class FakeBackend : public Backend {
     }
     std::string NotReady() override { return not_ready; }
     UsageReport Usage(const UsageQuery& q) override {
+        if (q.customer == "cust_a" && block_a) block_a();
         if (!fail.empty()) throw std::runtime_error(fail);
         usage_customers.push_back(q.customer);
         return {};
@@ -72,6 +77,7 @@ class FakeBackend : public Backend {
     std::vector<billing::InvoiceDocument> docs;
     std::vector<std::string> usage_customers;
     std::string not_ready, fail;
+    std::function<void()> block_a;  // runs inside cust_a's usage queries
 };
 
 class ServiceTest : public ::testing::Test {
@@ -205,6 +211,41 @@ TEST_F(ServiceTest, RateLimitPerKeyAnswers429WithRetryAfter) {
     EXPECT_EQ(Header(r, "Retry-After"), "1");
     req.authorization = "Bearer tly_b";  // another key has its own bucket
     EXPECT_EQ(tight.Handle(req, backend_, "4", &internal).status, 200);
+}
+
+TEST_F(ServiceTest, OneKeyHasAtMostItsShareOfRequestsInFlight) {
+    ServiceOptions o;
+    o.in_flight_per_key = 1;
+    Service service(o);
+    std::promise<void> entered, release;
+    std::shared_future<void> released = release.get_future().share();
+    std::atomic<bool> first{true};
+    backend_.block_a = [&] {  // the first request of cust_a waits until released
+        if (!first.exchange(false)) return;
+        entered.set_value();
+        released.wait();
+    };
+    Request req;
+    req.method = "GET";
+    req.target = "/v1/usage?period=2025-11";
+    req.authorization = "Bearer tly_a";
+    std::thread slow([&] {
+        std::string internal;
+        EXPECT_EQ(service.Handle(req, backend_, "1", &internal).status, 200);
+    });
+    entered.get_future().wait();
+    std::string internal;
+    const Response busy = service.Handle(req, backend_, "2", &internal);
+    EXPECT_EQ(busy.status, 429);
+    EXPECT_NE(busy.body.find("too_many_at_once"), std::string::npos);
+    EXPECT_EQ(Header(busy, "Retry-After"), "1");
+    Request other = req;
+    other.authorization = "Bearer tly_f";  // another key is not held up
+    other.target = "/v1/usage?period=2025-11&customer=cust_b";
+    EXPECT_EQ(service.Handle(other, backend_, "3", &internal).status, 200);
+    release.set_value();
+    slow.join();
+    EXPECT_EQ(service.Handle(req, backend_, "4", &internal).status, 200);  // its slot is free again
 }
 
 TEST(RateLimiter, RefillsAtTheRateUpToTheBurst) {
