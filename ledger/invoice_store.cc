@@ -13,6 +13,8 @@
 #include <pqxx/pqxx>
 #include <pqxx/tablereader>
 #include <set>
+#include <string_view>
+#include <utility>
 
 #include "base/assert.h"
 #include "billing/invoice_run.h"
@@ -568,13 +570,17 @@ RunResult InvoiceStore::Run(const Catalog& catalog, const std::vector<Subscripti
             billing::DecideRun(catalog, subscriptions, o.period_id, priced, ReadInvoiced(tx, chunk, o.period_id));
         result.left_finalized += decision.left_finalized;
         if (o.costs != nullptr) {
+            // (customer, plan) of each draft, sorted once: a search per
+            // priced invoice, not a pass over the chunk's drafts.
+            std::vector<std::pair<std::string_view, std::string_view>> drafted;
+            drafted.reserve(decision.drafts.size());
+            for (const billing::Draft& d : decision.drafts) drafted.emplace_back(d.invoice.customer, d.invoice.plan);
+            std::sort(drafted.begin(), drafted.end());
             std::vector<Invoice> own;  // the drafts as priced, before adjustments for other periods
             for (const Invoice& inv : priced) {
                 if (billing::PeriodIdOf(inv.period) != o.period_id) continue;
-                const bool drafted = std::any_of(decision.drafts.begin(), decision.drafts.end(), [&](const billing::Draft& d) {
-                    return d.invoice.customer == inv.customer && d.invoice.plan == inv.plan;
-                });
-                if (drafted) own.push_back(inv);
+                const std::pair<std::string_view, std::string_view> key(inv.customer, inv.plan);
+                if (std::binary_search(drafted.begin(), drafted.end(), key)) own.push_back(inv);
             }
             std::vector<billing::MarginRow> rows = billing::ComputeMarginRows(catalog, {}, read.rollups, own, *o.costs);
             result.margin.insert(result.margin.end(), std::make_move_iterator(rows.begin()),

@@ -1,8 +1,10 @@
 #include "pricing/rollup_records.h"
 
-#include <map>
-#include <unordered_map>
+#include <algorithm>
+#include <optional>
 #include <tuple>
+#include <unordered_map>
+#include <utility>
 
 #include "base/assert.h"
 
@@ -70,48 +72,81 @@ RecordsRead FromRecords(const Catalog& catalog, const std::vector<RollupRecord>&
     };
     std::unordered_map<CellOf, Rollup, CellHash> cells;
     cells.reserve(records.size() / 2 + 1);
+    // Records come grouped (the unit records of a cell one after the other,
+    // a customer's cells together), so each record is first compared with
+    // the one before: same names, same indices; same cell, same rollup
+    // (pointers into `cells` stay valid as it grows). Only a change looks
+    // names up and hashes. The result is the same in any order.
+    const RollupRecord* prev = nullptr;
+    int plan = -1, version = -1, model = -1;  // of `prev`'s names
+    Rollup* prev_roll = nullptr;              // `prev`'s rollup, null if `prev` was unresolved
+    std::vector<std::pair<std::string, std::optional<UnitId>>> units;  // names seen, with their ids
     for (const RollupRecord& rec : records) {
-        const int plan = catalog.PlanIndex(rec.plan);
-        int version = -1, model = -1;
-        if (plan >= 0) {
-            const Plan& p = catalog.plans[static_cast<size_t>(plan)];
-            for (size_t i = 0; i < p.versions.size(); ++i) {
-                if (p.versions[i].id == rec.version) version = static_cast<int>(i);
-            }
-            if (version >= 0) {
-                const PlanVersion& v = p.versions[static_cast<size_t>(version)];
-                auto it = v.model_index.find(rec.model);
-                if (it != v.model_index.end()) model = it->second;
+        const bool same_names =
+            prev != nullptr && rec.plan == prev->plan && rec.version == prev->version && rec.model == prev->model;
+        if (!same_names) {
+            plan = catalog.PlanIndex(rec.plan);
+            version = -1;
+            model = -1;
+            if (plan >= 0) {
+                const Plan& p = catalog.plans[static_cast<size_t>(plan)];
+                for (size_t i = 0; i < p.versions.size(); ++i) {
+                    if (p.versions[i].id == rec.version) version = static_cast<int>(i);
+                }
+                if (version >= 0) {
+                    const PlanVersion& v = p.versions[static_cast<size_t>(version)];
+                    auto it = v.model_index.find(rec.model);
+                    if (it != v.model_index.end()) model = it->second;
+                }
             }
         }
+        const bool same_cell = prev_roll != nullptr && same_names && rec.customer == prev->customer &&
+                               rec.period == prev->period && rec.hour == prev->hour && rec.band == prev->band &&
+                               rec.condition == prev->condition && rec.time_window == prev->time_window &&
+                               rec.flags == prev->flags && rec.served_model == prev->served_model;
+        prev = &rec;
         std::optional<UnitId> unit;
         const bool calls_record = rec.unit == kCallsUnit;
-        if (!calls_record) unit = catalog.units.Find(rec.unit);
+        if (!calls_record) {
+            auto seen = std::find_if(units.begin(), units.end(), [&](const auto& u) { return u.first == rec.unit; });
+            if (seen == units.end()) seen = units.insert(units.end(), {rec.unit, catalog.units.Find(rec.unit)});
+            unit = seen->second;
+        }
         const bool cell_ok = rec.band >= 0 && rec.band < static_cast<int16_t>(kMaxBands) && rec.condition >= -1 &&
                              rec.condition < 0xff && rec.time_window >= -1 && rec.time_window < 0xff &&
                              rec.flags >= 0 && rec.flags <= (kFlagBatch | kFlagThinking);
-        if (plan < 0 || version < 0 || model < 0 || (!calls_record && !unit) || !cell_ok) {
+        if (plan < 0 || version < 0 || model < 0 || !cell_ok) {
+            prev_roll = nullptr;
             ++read.unresolved;
             continue;
         }
-        const auto key = std::make_tuple(rec.customer, rec.period, rec.hour, static_cast<uint16_t>(plan),
-                                         static_cast<uint16_t>(version), static_cast<uint16_t>(model), rec.band,
-                                         rec.condition, rec.time_window, rec.flags, rec.served_model);
-        auto [it, fresh] = cells.try_emplace(key);
-        Rollup& roll = it->second;
-        if (fresh) {
-            roll.customer = rec.customer;
-            roll.period = rec.period;
-            roll.hour = rec.hour;
-            roll.cell.plan = static_cast<uint16_t>(plan);
-            roll.cell.version = static_cast<uint16_t>(version);
-            roll.cell.model = static_cast<uint16_t>(model);
-            roll.cell.band = static_cast<uint8_t>(rec.band);
-            roll.cell.condition = rec.condition < 0 ? kNone : static_cast<uint8_t>(rec.condition);
-            roll.cell.window = rec.time_window < 0 ? kNone : static_cast<uint8_t>(rec.time_window);
-            roll.cell.flags = static_cast<uint8_t>(rec.flags);
-            roll.served_model = rec.served_model;
+        if (!calls_record && !unit) {  // an unknown unit: the cell is made by its other records, if any
+            if (!same_cell) prev_roll = nullptr;
+            ++read.unresolved;
+            continue;
         }
+        if (!same_cell) {
+            const auto key = std::make_tuple(rec.customer, rec.period, rec.hour, static_cast<uint16_t>(plan),
+                                             static_cast<uint16_t>(version), static_cast<uint16_t>(model), rec.band,
+                                             rec.condition, rec.time_window, rec.flags, rec.served_model);
+            auto [it, fresh] = cells.try_emplace(key);
+            prev_roll = &it->second;
+            if (fresh) {
+                Rollup& roll = *prev_roll;
+                roll.customer = rec.customer;
+                roll.period = rec.period;
+                roll.hour = rec.hour;
+                roll.cell.plan = static_cast<uint16_t>(plan);
+                roll.cell.version = static_cast<uint16_t>(version);
+                roll.cell.model = static_cast<uint16_t>(model);
+                roll.cell.band = static_cast<uint8_t>(rec.band);
+                roll.cell.condition = rec.condition < 0 ? kNone : static_cast<uint8_t>(rec.condition);
+                roll.cell.window = rec.time_window < 0 ? kNone : static_cast<uint8_t>(rec.time_window);
+                roll.cell.flags = static_cast<uint8_t>(rec.flags);
+                roll.served_model = rec.served_model;
+            }
+        }
+        Rollup& roll = *prev_roll;
         if (calls_record) {
             roll.calls = SaturatingAdd(roll.calls, rec.calls);
         } else {
