@@ -243,38 +243,73 @@ std::string_view Unescaped(std::string_view field, std::string* buffer) {
     return *buffer;
 }
 
+// The columns FoldRollups reads: a cell's fields first, then unit,
+// quantity and calls, so that a row of the same cell as the row before
+// starts with the same text.
+constexpr const char* kFoldColumns =
+    "customer_id, period, hour, plan, version, model, band, condition, time_window, flags, served_model, unit, "
+    "quantity, calls";
+constexpr size_t kFoldCellColumns = 11;
+
 // The rollups and deltas of these customers up to `period_id`, through
 // COPY (SELECT ...) TO STDOUT: rows streamed as text lines, without the
 // result set libpq builds for a query (a third of an invoice run's time
 // went there), each added to `folder` as views of its line (no record is
 // made per row: 21.6 M of them made a fifth of the bench's CPU, most of it
-// the kernel's paging in the vectors that held them). The snapshot is the
-// transaction's, as for any statement. Returns the number of rows.
+// the kernel's paging in the vectors that held them). A row whose cell's
+// text equals the row before's (a cell's unit rows come together) has only
+// its last three fields parsed. The snapshot is the transaction's, as for
+// any statement. Returns the number of rows.
 int64_t FoldRollups(pqxx::transaction_base& tx, const std::string& customers, int32_t period_id,
                     RecordsFolder* folder) {
     const std::string where = " WHERE customer_id = ANY(" + tx.quote(customers) + "::text[]) AND period <= " +
                               std::to_string(period_id);
-    const std::string query = std::string("(SELECT ") + kRollupColumns + " FROM rollups" + where + " UNION ALL SELECT " +
-                              kRollupColumns + " FROM rollup_deltas" + where + ")";
+    const std::string query = std::string("(SELECT ") + kFoldColumns + " FROM rollups" + where + " UNION ALL SELECT " +
+                              kFoldColumns + " FROM rollup_deltas" + where + ")";
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     pqxx::tablereader reader(tx, query);
 #pragma GCC diagnostic pop
-    constexpr size_t kColumns = 14;
     std::string line;
-    std::array<std::string, kColumns> buffers;  // unescaped text fields (only those with a backslash)
-    std::array<std::string_view, kColumns> f;
+    std::string cell;  // the text of the previous row's cell fields
+    bool any = false;  // whether `cell` holds a row's
+    std::array<std::string, kFoldCellColumns + 1> buffers;  // unescaped text fields (only those with a backslash)
+    std::array<std::string_view, kFoldCellColumns> f;
     int64_t rows = 0;
     while (reader.get_raw_line(line)) {
+        // get_raw_line keeps the newline that ends each row of COPY's text
+        // format (it was read as part of served_model, the last column,
+        // before: "\n" for every row, so an invoice run's margin rows costed
+        // no call).
+        if (!line.empty() && line.back() == '\n') line.pop_back();
+        // The last three fields, from the end: the text before them is the cell's.
+        std::array<size_t, 3> tabs{};  // of calls, quantity, unit
+        size_t found = 0;
+        for (size_t i = line.size(); i > 0 && found < tabs.size(); --i) {
+            if (line[i - 1] == '\t') tabs[found++] = i - 1;
+        }
+        if (found < tabs.size()) throw LedgerError("a rollup row came back with fewer than 14 columns");
+        const std::string_view head(line.data(), tabs[2]);
+        const std::string_view unit = Unescaped(std::string_view(line).substr(tabs[2] + 1, tabs[1] - tabs[2] - 1),
+                                                &buffers[kFoldCellColumns]);
+        const auto quantity = internal::IntOf<int64_t>(std::string_view(line).substr(tabs[1] + 1, tabs[0] - tabs[1] - 1));
+        const auto calls = internal::IntOf<int64_t>(std::string_view(line).substr(tabs[0] + 1));
+        TALLY_ASSERT(!unit.empty() || quantity == 0);
+        TALLY_ASSERT(unit.empty() || calls == 0);
+        ++rows;
+        if (any && head == cell) {
+            folder->AddSameCell(unit, quantity, calls);
+            continue;
+        }
         size_t n = 0;
         size_t at = 0;
-        for (size_t tab = line.find('\t'); tab != std::string::npos; tab = line.find('\t', at)) {
-            if (n + 1 == kColumns) throw LedgerError("a rollup row came back with more than 14 columns");
-            f[n++] = std::string_view(line.data() + at, tab - at);
+        for (size_t tab = head.find('\t'); tab != std::string_view::npos; tab = head.find('\t', at)) {
+            if (n + 1 == kFoldCellColumns) throw LedgerError("a rollup row came back with more than 14 columns");
+            f[n++] = head.substr(at, tab - at);
             at = tab + 1;
         }
-        f[n++] = std::string_view(line.data() + at, line.size() - at);
-        if (n != kColumns) throw LedgerError("a rollup row came back with " + std::to_string(n) + " columns");
+        f[n++] = head.substr(at);
+        if (n != kFoldCellColumns) throw LedgerError("a rollup row came back with " + std::to_string(n + 3) + " columns");
         RecordView r;
         r.customer = Unescaped(f[0], &buffers[0]);
         r.period = internal::IntOf<int32_t>(f[1]);
@@ -286,14 +321,13 @@ int64_t FoldRollups(pqxx::transaction_base& tx, const std::string& customers, in
         r.condition = internal::IntOf<int16_t>(f[7]);
         r.time_window = internal::IntOf<int16_t>(f[8]);
         r.flags = internal::IntOf<int16_t>(f[9]);
-        r.unit = Unescaped(f[10], &buffers[10]);
-        r.quantity = internal::IntOf<int64_t>(f[11]);
-        r.calls = internal::IntOf<int64_t>(f[12]);
-        r.served_model = Unescaped(f[13], &buffers[13]);
-        TALLY_ASSERT(!r.unit.empty() || r.quantity == 0);
-        TALLY_ASSERT(r.unit.empty() || r.calls == 0);
+        r.served_model = Unescaped(f[10], &buffers[10]);
+        r.unit = unit;
+        r.quantity = quantity;
+        r.calls = calls;
         folder->Add(r);
-        ++rows;
+        cell.assign(head);
+        any = true;
     }
     reader.complete();
     return rows;

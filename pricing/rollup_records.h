@@ -72,12 +72,18 @@ class RecordsFolder {
     RecordsFolder& operator=(const RecordsFolder&) = delete;
 
     void Add(const RecordView& record);
+    // Add of a record whose fields other than unit, quantity and calls
+    // equal those of the record added just before (which a reader can tell
+    // from the row's text alone). REQUIRES: a record was added since the
+    // last Finish.
+    void AddSameCell(std::string_view unit, int64_t quantity, int64_t calls);
     // The rollups so far, canonical; the folder starts again empty.
     RecordsRead Finish();
     int64_t records() const { return records_; }  // added since the last Finish
 
    private:
     struct Cells;
+    void AddUnit(bool same_fields, std::string_view unit, int64_t quantity, int64_t calls);
     const Catalog& catalog_;
     std::unique_ptr<Cells> cells_;
     int64_t records_ = 0;
