@@ -60,7 +60,21 @@ t1=$(date +%s.%N)
 rows=$(psql -c "SELECT count(*) FROM rollups")
 echo "setup: $rows rollup rows in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
 # TALLY_BENCH_WRAP prefixes the timed run (e.g. "perf record -g -o /tmp/run.perf").
-TALLY_TRACE_RUN=1 /usr/bin/time -f "invoice run: %e s wall, %M KiB max RSS" ${TALLY_BENCH_WRAP:-} "$tally" invoice run --period 2025-11
+TALLY_TRACE_RUN=1 /usr/bin/time -f "invoice run: %e s wall (%U s user, %S s system), %M KiB max RSS" ${TALLY_BENCH_WRAP:-} "$tally" invoice run --period 2025-11
 /usr/bin/time -f "finalize: %e s wall, %M KiB max RSS" "$tally" invoice finalize --period 2025-11 | tail -1
 psql -c "SELECT count(*) || ' invoices, ' || sum(total) || ' CNY in total' FROM invoices"
 psql -c "SELECT count(*) || ' invoice lines' FROM invoice_lines"
+# A digest of every invoice and line (all but the finalization timestamps and
+# the ids of the run): equal digests mean the run wrote the same invoices.
+psql -c "SELECT 'digest ' || md5(string_agg(d, E'\n' ORDER BY n)) FROM (
+  SELECT i.number AS n, concat_ws('|', i.number, i.customer_id, i.customer_name, i.plan, i.period, i.period_id,
+         i.period_start, i.period_end, i.time_zone, i.currency, i.rounding, i.round_at, i.plan_versions, i.calls,
+         i.exact_subtotal, i.subtotal, i.tax_percent, i.tax, i.total, i.grants, i.amount_due, i.error, i.grace_until,
+         i.sha256 IS NOT NULL,
+         (SELECT string_agg(concat_ws('|', l.line_no, l.kind, l.description, l.plan_version, l.model, l.unit, l.band,
+                                      l.output_condition, l.time_window, l.batch, l.thinking, l.tier, l.quantity,
+                                      l.rate, l.rate_per, l.amount, l.amount_rounded, l.first_hour, l.last_hour,
+                                      l.adjusts_period, l.adjusts_invoice, l.basis_calls, l.basis_subtotal),
+                            E'\n' ORDER BY l.line_no)
+          FROM invoice_lines l WHERE l.invoice_id = i.invoice_id)) AS d
+  FROM invoices i) s"

@@ -1,9 +1,16 @@
 #include "billing/invoice_document.h"
 
+#include <date/date.h>
 #include <fmt/format.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <limits>
+
 #include "base/assert.h"
+#include "base/int128.h"
 
 namespace tally::billing {
 
@@ -11,6 +18,79 @@ namespace {
 
 std::string HourText(int32_t hour) {
     return FormatRfc3339(Instant{std::chrono::hours(hour)});
+}
+
+// Appends `value` as `digits` decimal digits, zero-padded.
+void AppendDigits(uint64_t value, int digits, std::string* out) {
+    char buf[20];
+    TALLY_ASSERT(digits >= 1);
+    TALLY_ASSERT(digits <= static_cast<int>(sizeof buf));
+    for (int i = digits - 1; i >= 0; --i) {
+        buf[i] = static_cast<char>('0' + value % 10);
+        value /= 10;
+    }
+    TALLY_ASSERT(value == 0);
+    out->append(buf, static_cast<size_t>(digits));
+}
+
+// HourText of the hours invoices hold (years 0000 to 9999: FormatRfc3339's
+// "%04d" has four digits there), without snprintf; other hours go to
+// HourText itself. The lines of an invoice run make hundreds of thousands.
+std::string LineHourText(int32_t hour) {
+    const date::sys_days day{date::days(hour >= 0 ? hour / 24 : -((-static_cast<int64_t>(hour) + 23) / 24))};
+    const int32_t hour_of_day = hour - static_cast<int32_t>(day.time_since_epoch().count()) * 24;
+    const date::year_month_day ymd{day};
+    const int year = static_cast<int>(ymd.year());
+    if (year < 0 || year > 9999) return HourText(hour);
+    TALLY_ASSERT(hour_of_day >= 0);
+    TALLY_ASSERT(hour_of_day < 24);
+    std::string out;
+    out.reserve(20);
+    AppendDigits(static_cast<uint64_t>(year), 4, &out);
+    out += '-';
+    AppendDigits(static_cast<unsigned>(ymd.month()), 2, &out);
+    out += '-';
+    AppendDigits(static_cast<unsigned>(ymd.day()), 2, &out);
+    out += 'T';
+    AppendDigits(static_cast<uint64_t>(hour_of_day), 2, &out);
+    out += ":00:00Z";
+    return out;
+}
+
+// Decimal::ToString(min_fraction_digits) with one 128-bit division in all
+// (ToString divides by ten per digit), when the whole part fits 64 bits;
+// else ToString itself. The same text: sign, whole digits, and the 18
+// fraction digits without trailing zeros, but at least min_fraction_digits.
+std::string DecimalText(Decimal value, int min_fraction_digits) {
+    static_assert(Decimal::kScale == 18, "the fraction is one uint64_t of 18 digits");
+    TALLY_ASSERT(min_fraction_digits >= 0);
+    TALLY_ASSERT(min_fraction_digits <= Decimal::kScale);
+    const int128 raw = value.raw();
+    const uint128 magnitude = raw < 0 ? static_cast<uint128>(-(raw + 1)) + 1 : static_cast<uint128>(raw);
+    const auto one = static_cast<uint128>(Decimal::kOne);
+    const uint128 whole = magnitude / one;
+    if (whole > std::numeric_limits<uint64_t>::max()) return value.ToString(min_fraction_digits);
+    uint64_t fraction = static_cast<uint64_t>(magnitude % one);
+    char digits[Decimal::kScale];
+    for (int i = Decimal::kScale - 1; i >= 0; --i) {
+        digits[i] = static_cast<char>('0' + fraction % 10);
+        fraction /= 10;
+    }
+    int keep = Decimal::kScale;
+    while (keep > 0 && digits[keep - 1] == '0') --keep;
+    keep = std::max(keep, min_fraction_digits);
+    std::string out;
+    out.reserve(48);
+    if (raw < 0) out += '-';
+    char whole_text[24];
+    const auto [end, ec] = std::to_chars(whole_text, whole_text + sizeof whole_text, static_cast<uint64_t>(whole));
+    TALLY_ASSERT(ec == std::errc());
+    out.append(whole_text, end);
+    if (keep > 0) {
+        out += '.';
+        out.append(digits, static_cast<size_t>(keep));
+    }
+    return out;
 }
 
 bool HasRollups(const InvoiceLine& l) {
@@ -137,17 +217,18 @@ InvoiceDocument FromInvoice(const Invoice& inv, int32_t period_id) {
     doc.round_at = inv.rounding_place == RoundingPlace::kLine ? "line" : "invoice";
     doc.plan_versions = inv.plan_versions;
     doc.calls = inv.calls;
-    doc.exact_subtotal = inv.exact_subtotal.ToString();
-    doc.subtotal = inv.subtotal.ToString(d);
+    doc.exact_subtotal = DecimalText(inv.exact_subtotal.value(), 0);
+    doc.subtotal = DecimalText(inv.subtotal.value(), d);
     doc.tax_percent = inv.tax_percent.ToString();
-    doc.tax = inv.tax.ToString(d);
-    doc.total = inv.total.ToString(d);
-    doc.amount_due = inv.amount_due.ToString(d);
+    doc.tax = DecimalText(inv.tax.value(), d);
+    doc.total = DecimalText(inv.total.value(), d);
+    doc.amount_due = DecimalText(inv.amount_due.value(), d);
     for (const GrantUse& g : inv.grants) doc.grants.push_back({g.name, g.amount.ToString(d)});
     doc.error = inv.error;
+    doc.lines.reserve(inv.lines.size());
     int32_t no = 0;
     for (const InvoiceLine& l : inv.lines) {
-        DocumentLine line;
+        DocumentLine& line = doc.lines.emplace_back();
         line.line_no = ++no;
         line.kind = std::string(LineKindName(l.kind));
         line.description = l.description;
@@ -162,17 +243,16 @@ InvoiceDocument FromInvoice(const Invoice& inv, int32_t period_id) {
         line.tier = l.tier;
         if (HasRollups(l)) {
             line.quantity = l.quantity;
-            line.first_hour = HourText(l.first_hour);
-            line.last_hour = HourText(l.last_hour);
+            line.first_hour = LineHourText(l.first_hour);
+            line.last_hour = LineHourText(l.last_hour);
         }
         if (l.rate) {
-            line.rate = l.rate->price().ToString();
+            line.rate = DecimalText(l.rate->price(), 0);
             line.rate_per = l.rate->per();
         }
         TALLY_ASSERT(l.amount_rounded.currency() == inv.currency);
-        line.amount = l.amount.ToString();
-        line.amount_rounded = l.amount_rounded.ToString(d);
-        doc.lines.push_back(std::move(line));
+        line.amount = DecimalText(l.amount.value(), 0);
+        line.amount_rounded = DecimalText(l.amount_rounded.value(), d);
     }
     return doc;
 }

@@ -1,6 +1,10 @@
 #include "ledger/copy_rows.h"
 
 #include <array>
+#include <charconv>
+#include <system_error>
+
+#include "base/assert.h"
 
 namespace tally::ledger {
 
@@ -17,6 +21,11 @@ constexpr std::array<char, 256> EscapeTable() {
     return t;
 }
 constexpr std::array<char, 256> kEscape = EscapeTable();
+
+// Rows go to the connection in batches of about this many bytes: one
+// write_raw_line (a copy of the text and a PQputCopyData) per batch rather
+// than per row. COPY's data is a byte stream: rows need not match messages.
+constexpr size_t kBatchBytesMin = 64 * 1024;
 
 }  // namespace
 
@@ -52,7 +61,10 @@ CopyRows& CopyRows::Text(std::string_view value) {
 
 CopyRows& CopyRows::Int(int64_t value) {
     Separate();
-    line_ += std::to_string(value);
+    char text[24];
+    const auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+    TALLY_ASSERT(ec == std::errc());
+    line_.append(text, end);
     return *this;
 }
 
@@ -63,12 +75,32 @@ CopyRows& CopyRows::Null() {
 }
 
 void CopyRows::EndRow() {
+    TALLY_ASSERT(!first_);  // a row has at least one field
+    first_ = true;
+    ++rows_pending_;
+    if (line_.size() >= kBatchBytesMin) {
+        Send();
+    } else {
+        line_ += '\n';
+    }
+}
+
+// write_raw_line ends the batch's last row; the rows before it end in '\n'.
+void CopyRows::Send() {
+    if (rows_pending_ == 0) return;
     writer_->write_raw_line(line_);
     line_.clear();
-    first_ = true;
+    rows_pending_ = 0;
 }
 
 void CopyRows::Complete() {
+    TALLY_ASSERT(first_);  // not in the middle of a row
+    if (rows_pending_ > 0) {
+        TALLY_ASSERT(!line_.empty());
+        TALLY_ASSERT(line_.back() == '\n');
+        line_.pop_back();
+        Send();
+    }
     writer_->complete();
 }
 

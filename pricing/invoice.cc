@@ -2,14 +2,16 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <limits>
 #include <map>
-#include <tuple>
+#include <optional>
 #include <unordered_map>
 
 #include <date/date.h>
 
 #include "base/assert.h"
+#include "base/int128.h"
 
 namespace tally {
 
@@ -20,7 +22,7 @@ constexpr int kNoTier = -1;
 // Identifies one usage or free-quota line of an invoice; ordered for output.
 struct LineKey {
     uint16_t version = 0;
-    std::string model;
+    uint16_t model_rank = 0;  // the model's place by name among its version's models (PeriodPricer::ModelRanks)
     UnitId unit = 0;
     int unit_rank = 0;  // the unit's place in PeriodPricer's canonical order
     CellKey cell;
@@ -29,11 +31,36 @@ struct LineKey {
     int tier = kNoTier;
     bool unpriced = false;  // a unit the model does not price
 
-    auto Tie() const {
-        return std::tie(version, model, unit_rank, cell.band, cell.condition, cell.window, cell.flags, free_quota, tier_rule,
-                        tier, unpriced);
+    // The line order, (version, model name, unit rank, band, condition,
+    // window, flags, free quota, tier rule, tier, unpriced), as one number:
+    // each field in a bit range of its own, the first ones highest, so
+    // numbers compare as the fields do one after the other. Within a
+    // version the model rank orders as the model's name does.
+    uint128 Order() const {
+        TALLY_ASSERT(unit_rank >= 0);
+        TALLY_ASSERT(unit_rank <= 0xff);
+        TALLY_ASSERT(free_quota >= -1);
+        TALLY_ASSERT(free_quota < 0xffff);
+        TALLY_ASSERT(tier_rule >= -1);
+        TALLY_ASSERT(tier_rule < 0xffff);
+        TALLY_ASSERT(tier >= -1);
+        TALLY_ASSERT(tier < 0xffff);
+        const uint64_t high = uint64_t{version} << 48 | uint64_t{model_rank} << 32 |
+                              static_cast<uint64_t>(unit_rank) << 24 | uint64_t{cell.band} << 16 |
+                              uint64_t{cell.condition} << 8 | uint64_t{cell.window};
+        const uint64_t low = uint64_t{cell.flags} << 49 | static_cast<uint64_t>(free_quota + 1) << 33 |
+                             static_cast<uint64_t>(tier_rule + 1) << 17 | static_cast<uint64_t>(tier + 1) << 1 |
+                             uint64_t{unpriced};
+        return uint128{high} << 64 | low;
     }
-    bool operator<(const LineKey& o) const { return Tie() < o.Tie(); }
+};
+
+struct OrderHash {
+    size_t operator()(uint128 v) const noexcept {
+        const auto high = static_cast<uint64_t>(v >> 64);
+        const auto low = static_cast<uint64_t>(v);
+        return static_cast<size_t>((high * 0x9e3779b97f4a7c15ULL) ^ low ^ (low >> 29));
+    }
 };
 
 struct Segment {
@@ -60,6 +87,8 @@ const TierRule* FindTierRule(const PlanVersion& v, const std::string& model, Uni
     return nullptr;
 }
 
+// Tiers count per group: the rule's name and the model (and the unit when
+// the rule aggregates per unit), so a group spans the plan's versions.
 std::string TierGroup(const TierRule& rule, const std::string& model, UnitId unit) {
     return rule.name + "\x1f" + model +
            (rule.aggregate == TierAggregate::kPerModelUnit ? "\x1f" + std::to_string(unit) : std::string());
@@ -304,15 +333,27 @@ class PeriodPricer {
         TALLY_ASSERT(inv.currency == terms.currency);  // ApplyTerms
 
         std::vector<Segment> segments = Segments(rows);
-        std::map<LineKey, LineSum> sums;
+        // Segments add up per line in their own order (so an overflow is
+        // found where it always was); the lines then go in LineKey::Order.
+        // A line keeps the key of its first segment.
+        std::vector<std::pair<LineKey, LineSum>> sums;
+        std::unordered_map<uint128, size_t, OrderHash> slots;
+        slots.reserve(64);
         for (const Segment& s : segments) {
-            LineSum& sum = sums[s.key];
+            auto [slot, fresh] = slots.try_emplace(s.key.Order(), sums.size());
+            if (fresh) sums.push_back({s.key, LineSum{}});
+            LineSum& sum = sums[slot->second].second;
             sum.quantity = CheckedAdd(sum.quantity, s.quantity);
             sum.first_hour = std::min(sum.first_hour, s.hour);
             sum.last_hour = std::max(sum.last_hour, s.hour);
         }
+        std::vector<std::pair<uint128, size_t>> order;
+        order.reserve(slots.size());
+        for (const auto& [line_order, index] : slots) order.emplace_back(line_order, index);
+        std::sort(order.begin(), order.end());  // orders are distinct: no tie to break
         std::vector<Amount> net;  // usage line amounts after percent discounts
-        for (const auto& [key, sum] : sums) {
+        for (const auto& [line_order, index] : order) {
+            const auto& [key, sum] = sums[index];
             if (sum.quantity == 0) continue;
             inv.lines.push_back(UsageLine(key, sum.quantity, inv.currency));
             inv.lines.back().first_hour = sum.first_hour;
@@ -354,7 +395,7 @@ class PeriodPricer {
             const Rollup& r = *rows[i];
             const PlanVersion& v = plan.versions[r.cell.version];
             const ModelPricing& m = v.models[r.cell.model];
-            std::vector<const FreeQuota*> quotas = Quotas(v);
+            const std::vector<const FreeQuota*>& quotas = Quotas(r.cell.version);
             for (const UnitId unit_id : units_in_order_) {
                 const size_t u = unit_id;
                 int64_t q = r.quantities[u];
@@ -380,23 +421,24 @@ class PeriodPricer {
             }
         }
         // Volume tiers need the period's total of each group first.
-        std::unordered_map<std::string, int64_t> totals;
+        std::vector<int64_t> totals;  // by tier group id (TierOf)
         for (size_t i = 0; i < rows.size(); ++i) {
             const Rollup& r = *rows[i];
             const PlanVersion& v = plan.versions[r.cell.version];
-            const std::string& model = v.models[r.cell.model].name;
             for (const UnitId unit_id : units_in_order_) {
                 const size_t u = unit_id;
                 if (paid[i][u] == 0) continue;
-                int rule_index;
-                const TierRule* rule = FindTierRule(v, model, static_cast<UnitId>(u), &rule_index);
-                if (rule != nullptr && rule->mode == TierMode::kVolume) {
-                    auto& t = totals[TierGroup(*rule, model, static_cast<UnitId>(u))];
+                const TierOfCell tier = TierOf(r, static_cast<UnitId>(u));
+                if (tier.rule < 0) continue;
+                const TierRule& rule = v.tiers[static_cast<size_t>(tier.rule)];
+                if (rule.mode == TierMode::kVolume) {
+                    if (totals.size() <= tier.group) totals.resize(tier.group + 1, 0);
+                    int64_t& t = totals[tier.group];
                     t = CheckedAdd(t, paid[i][u]);
                 }
             }
         }
-        std::unordered_map<std::string, int64_t> running;
+        std::vector<int64_t> running;  // by tier group id
         for (size_t i = 0; i < rows.size(); ++i) {
             const Rollup& r = *rows[i];
             const PlanVersion& v = plan.versions[r.cell.version];
@@ -406,21 +448,24 @@ class PeriodPricer {
                 int64_t q = paid[i][u];
                 if (q == 0) continue;
                 LineKey key = BaseKey(r, m, static_cast<UnitId>(u));
-                const TierRule* rule = FindTierRule(v, m.name, static_cast<UnitId>(u), &key.tier_rule);
-                if (rule == nullptr) {
+                const TierOfCell tier = TierOf(r, static_cast<UnitId>(u));
+                key.tier_rule = tier.rule;
+                if (tier.rule < 0) {
                     out.push_back({key, q, r.hour});
                     continue;
                 }
-                std::string group = TierGroup(*rule, m.name, static_cast<UnitId>(u));
+                const TierRule* rule = &v.tiers[static_cast<size_t>(tier.rule)];
                 if (rule->mode == TierMode::kVolume) {
-                    int64_t total = totals[group];
+                    TALLY_ASSERT(tier.group < totals.size());  // the pass above saw this row
+                    int64_t total = totals[tier.group];
                     size_t t = 0;
                     while (total > rule->tiers[t].up_to) ++t;
                     key.tier = static_cast<int>(t);
                     out.push_back({key, q, r.hour});
                     continue;
                 }
-                int64_t& done = running[group];
+                if (running.size() <= tier.group) running.resize(tier.group + 1, 0);
+                int64_t& done = running[tier.group];
                 int64_t lower = 0;
                 for (size_t t = 0; t < rule->tiers.size() && q > 0; ++t) {
                     int64_t upper = rule->tiers[t].up_to;
@@ -449,19 +494,69 @@ class PeriodPricer {
         return static_cast<int>(free_names_.size() - 1);
     }
 
-    std::vector<const FreeQuota*> Quotas(const PlanVersion& v) const {
+    // The free quotas of a version of the plan, then the subscription's;
+    // made once per version.
+    const std::vector<const FreeQuota*>& Quotas(uint16_t version) {
+        if (quotas_.size() <= version) quotas_.resize(size_t{version} + 1);
+        std::optional<std::vector<const FreeQuota*>>& cached = quotas_[version];
+        if (cached) return *cached;
+        const PlanVersion& v = ctx_->plan->versions[version];
         std::vector<const FreeQuota*> out;
         for (const auto& q : v.free_quotas) out.push_back(&q);
         if (ctx_->subscription != nullptr) {
             for (const auto& q : ctx_->subscription->free_quotas) out.push_back(&q);
         }
-        return out;
+        cached = std::move(out);
+        return *cached;
     }
 
-    LineKey BaseKey(const Rollup& r, const ModelPricing& m, UnitId unit) const {
+    // Each model's place when a version's models are ordered by name (the
+    // line order compares names); made once per version.
+    const std::vector<uint16_t>& ModelRanks(uint16_t version) {
+        if (model_ranks_.size() <= version) model_ranks_.resize(size_t{version} + 1);
+        std::vector<uint16_t>& ranks = model_ranks_[version];
+        const std::vector<ModelPricing>& models = ctx_->plan->versions[version].models;
+        if (!ranks.empty() || models.empty()) return ranks;
+        TALLY_ASSERT(models.size() <= 0xffff);
+        std::vector<uint16_t> by_name(models.size());
+        for (size_t i = 0; i < by_name.size(); ++i) by_name[i] = static_cast<uint16_t>(i);
+        std::sort(by_name.begin(), by_name.end(), [&](uint16_t a, uint16_t b) { return models[a].name < models[b].name; });
+        ranks.resize(models.size());
+        for (size_t i = 0; i < by_name.size(); ++i) {
+            // Names are a version's keys: two equal ones would need one rank.
+            TALLY_ASSERT(i == 0 || models[by_name[i - 1]].name < models[by_name[i]].name);
+            ranks[by_name[i]] = static_cast<uint16_t>(i);
+        }
+        return ranks;
+    }
+
+    // The tier rule of a cell's unit (FindTierRule) and its tier group,
+    // numbered in the order first seen (TierGroup names it); looked up once
+    // per version, model and unit.
+    struct TierOfCell {
+        int rule = -1;     // index into the version's tier rules, or -1
+        size_t group = 0;  // meaningful when rule >= 0
+    };
+    TierOfCell TierOf(const Rollup& r, UnitId unit) {
+        const uint64_t cell = uint64_t{r.cell.version} << 32 | uint64_t{r.cell.model} << 16 | uint64_t{unit};
+        auto [it, fresh] = tier_of_.try_emplace(cell);
+        if (!fresh) return it->second;
+        const PlanVersion& v = ctx_->plan->versions[r.cell.version];
+        const std::string& model = v.models[r.cell.model].name;
+        TierOfCell& t = it->second;
+        const TierRule* rule = FindTierRule(v, model, unit, &t.rule);
+        if (rule != nullptr) {
+            auto [group, added] = tier_groups_.try_emplace(TierGroup(*rule, model, unit), tier_groups_.size());
+            t.group = group->second;
+        }
+        return t;
+    }
+
+    LineKey BaseKey(const Rollup& r, const ModelPricing& m, UnitId unit) {
+        TALLY_ASSERT(&ctx_->plan->versions[r.cell.version].models[r.cell.model] == &m);
         LineKey key;
         key.version = r.cell.version;
-        key.model = m.name;
+        key.model_rank = ModelRanks(r.cell.version)[r.cell.model];
         key.unit = unit;
         key.unit_rank = unit_rank_[unit];
         key.cell = r.cell;
@@ -643,6 +738,10 @@ class PeriodPricer {
     std::vector<std::string> free_names_;  // free quota names, by line key index
     std::vector<UnitId> units_in_order_;   // every unit of the catalog, in canonical order
     std::array<int, kMaxUnits> unit_rank_{};
+    std::vector<std::optional<std::vector<const FreeQuota*>>> quotas_;  // by version (Quotas)
+    std::vector<std::vector<uint16_t>> model_ranks_;                     // by version (ModelRanks)
+    std::unordered_map<uint64_t, TierOfCell> tier_of_;                   // by version, model, unit (TierOf)
+    std::unordered_map<std::string, size_t> tier_groups_;                // TierGroup -> group id
 };
 
 }  // namespace

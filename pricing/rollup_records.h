@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pricing/plan.h"
@@ -45,5 +47,47 @@ struct RecordsRead {
 // Rollups of stored records, summed per cell (saturating, as the ledger's
 // fold does: a sum at kQuantitySaturated marks an overflow).
 RecordsRead FromRecords(const Catalog& catalog, const std::vector<RollupRecord>& records);
+
+// A stored row as views, valid only while it is added: what a reader that
+// parses rows as they arrive has at hand (no RollupRecord made per row).
+struct RecordView {
+    std::string_view customer;
+    int32_t period = 0;
+    int32_t hour = 0;
+    std::string_view plan, version, model, served_model;
+    int16_t band = 0, condition = -1, time_window = -1, flags = 0;
+    std::string_view unit;  // "" for the calls record
+    int64_t quantity = 0;
+    int64_t calls = 0;
+};
+
+// FromRecords one record at a time: Add every record, then Finish gives
+// what FromRecords of the same records in the same order gives (FromRecords
+// is this). The catalog must outlive the folder.
+class RecordsFolder {
+   public:
+    explicit RecordsFolder(const Catalog& catalog);
+    ~RecordsFolder();
+    RecordsFolder(const RecordsFolder&) = delete;
+    RecordsFolder& operator=(const RecordsFolder&) = delete;
+
+    void Add(const RecordView& record);
+    // Add of a record whose fields other than unit, quantity and calls
+    // equal those of the record added just before (which a reader can tell
+    // from the row's text alone). REQUIRES: a record was added since the
+    // last Finish.
+    void AddSameCell(std::string_view unit, int64_t quantity, int64_t calls);
+    // The rollups so far, canonical; the folder starts again empty.
+    RecordsRead Finish();
+    int64_t records() const { return records_; }  // added since the last Finish
+
+   private:
+    struct Cells;
+    void AddUnit(bool same_fields, std::string_view unit, int64_t quantity, int64_t calls);
+    const Catalog& catalog_;
+    std::unique_ptr<Cells> cells_;
+    int64_t records_ = 0;
+    int64_t unresolved_ = 0;
+};
 
 }  // namespace tally
