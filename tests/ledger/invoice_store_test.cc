@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "billing/invoice_run.h"
+#include "ledger/cost_store.h"
 #include "ledger/migrations.h"
 #include "ledger/store.h"
 #include "pricing/rollup_records.h"
@@ -483,6 +484,35 @@ TEST_F(InvoiceStoreTest, AnIssuedDocumentKeepsItsIssuerAsItWasWhenIssued) {
                       "subtotal, tax, total, created_at, sha256) SELECT 'CN-X', issuer, invoice_id, customer_id, "
                       "currency, 'partial', 'x', 0.01, 0, 0.01, now(), sha256 FROM invoices WHERE status = 'finalized'"),
               "");  // a credit note without the issuer's details
+}
+
+TEST_F(InvoiceStoreTest, TheMarginOfARunCostsItsRollupsByTheirModel) {
+    CostStore costs(url_);
+    Diagnostics d;
+    ASSERT_TRUE(costs.PublishCostCard(R"(cost_card: gpu
+versions:
+  - version: v1
+    effective_from: 2025-01-01T00:00:00Z
+    currency: CNY
+    models:
+      m: {rates: {input: "0.50", output: "1.00"}}
+)", "gpu.yaml", &d).has_value()) << (d.empty() ? "" : d[0].ToString());
+    // 1,000,000 input (revenue 2.00, cost 0.50) and 500,000 output (2.00, 0.50).
+    Consume({Call("a", "1", "2025-11-03T10:00:00Z", 1000000, 500000)});
+    const CostCatalog cards = costs.LoadCostCards();
+    Store store(url_);
+    ingest::CatalogSnapshot cat = store.Load();
+    RunOptions o;
+    o.period_id = *billing::PeriodIdOf("2025-11");
+    o.costs = &cards;
+    RunResult r = invoices_->Run(cat.catalog, cat.subscriptions, o);
+    ASSERT_EQ(r.margin.size(), 1u);
+    const billing::MarginRow& row = r.margin[0];
+    EXPECT_EQ(row.model, "m");
+    EXPECT_EQ(row.served_model, "");  // not routed (the rollups' last column read as it is stored)
+    ASSERT_TRUE(row.figures.cost_known()) << row.figures.cost_unknown;
+    EXPECT_EQ(row.figures.cost->ToString(2), "1.00");
+    EXPECT_EQ(row.figures.revenue.ToString(2), "4.00");
 }
 
 // What a superuser's SQL and a careless operator could do to numbers and
