@@ -93,6 +93,14 @@ UsageQuery ParseUsageQuery(const Target& target, const ledger::Principal& who, I
         if (period != nullptr) {
             q.period = ParsePeriod(*period);
             if (!q.period) throw BadRequest("period must be a month like 2025-11, not '" + *period + "'");
+            // Nothing is billed ahead of next month; a far future would only
+            // make commitments price every month up to it.
+            const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now)};
+            const int32_t this_month =
+                MonthId(static_cast<int>(today.year()), static_cast<int>(static_cast<unsigned>(today.month())));
+            if (*q.period > this_month + 1) {
+                throw BadRequest("period " + *period + " is after next month: nothing is billed there yet");
+            }
         } else {
             const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(now)};
             q.period = MonthId(static_cast<int>(ymd.year()), static_cast<int>(static_cast<unsigned>(ymd.month())));

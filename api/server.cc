@@ -214,6 +214,8 @@ class Session : public std::enable_shared_from_this<Session> {
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
         server_.service.metrics().Record(r.route, r.status, latency);
         Log(method, LoggablePath(request.target), r.status, latency, r.key_id, request_id);
+        // The write gets a timeout of its own (the read's timer may be nearly spent).
+        stream_.expires_after(server_.options.read_timeout);
         http::async_write(stream_, *res_, [self = shared_from_this(), keep_alive](beast::error_code wec, size_t) {
             self->server_.busy.fetch_sub(1);
             self->server_.service.metrics().in_flight().fetch_sub(1);
@@ -248,12 +250,19 @@ class Session : public std::enable_shared_from_this<Session> {
 void Server::Impl::Accept() {
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-        if (!ec) {
-            if (connections.load() >= options.max_connections) {
-                Refuse(std::move(socket));
-            } else {
-                std::make_shared<Session>(std::move(socket), *this)->Start();
-            }
+        if (ec) {
+            // Out of descriptors (EMFILE) and the like: the pending connection
+            // stays queued, so accepting again at once would spin; wait a little.
+            auto timer = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(50));
+            timer->async_wait([this, timer](beast::error_code) {
+                if (acceptor.is_open()) Accept();
+            });
+            return;
+        }
+        if (connections.load() >= options.max_connections) {
+            Refuse(std::move(socket));
+        } else {
+            std::make_shared<Session>(std::move(socket), *this)->Start();
         }
         Accept();
     });

@@ -154,6 +154,9 @@ TEST(Queries, UsageRefusesBadInputClearly) {
     EXPECT_EQ(m, "customer is required with a finance key");
     EXPECT_EQ(UsageStatus("/v1/usage?customer=c&period=2025-13", &m), 400);
     EXPECT_EQ(m, "period must be a month like 2025-11, not '2025-13'");
+    EXPECT_EQ(UsageStatus("/v1/usage?customer=c&period=2025-12", &m), 200);  // next month (now is 2025-11-20)
+    EXPECT_EQ(UsageStatus("/v1/usage?customer=c&period=2026-01", &m), 400);
+    EXPECT_EQ(m, "period 2026-01 is after next month: nothing is billed there yet");
     EXPECT_EQ(UsageStatus("/v1/usage?customer=c&from=2025-11-01", &m), 400);
     EXPECT_EQ(m, "from and to go together: give both or neither");
     EXPECT_EQ(UsageStatus("/v1/usage?customer=c&from=2025-11-31&to=2025-12-02", &m), 400);
