@@ -16,6 +16,8 @@
 #      its metrics (tally_events_consumed_total).
 # wrk has no fixed rate: CONNECTIONS sets the load, and the achieved rate is
 # printed next to the latencies. TALLY=path uses another tally binary.
+# SERVE_BENCH_PERF=FILE: after the measured runs, one more group_by=day run
+# (consume still billing) under `perf record -a -g -o FILE`, not measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers=${1:-10000}
@@ -67,6 +69,7 @@ echo "setup: $(/usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc "SELE
 
 "$tally" serve --listen "127.0.0.1:$http_port" >"$work/serve.log" 2>&1 &
 pids+=($!)
+serve_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$http_port/healthz" >/dev/null && break; sleep 0.1; done
 curl -fs "http://127.0.0.1:$http_port/healthz" >/dev/null || { echo "tally serve did not start:"; tail -5 "$work/serve.log"; exit 1; }
 # One request by hand: the answer must be a 200 with the month's rows.
@@ -122,6 +125,20 @@ left=$(( events - $(consumed) ))
 echo "consume: $(consumed) of $events events billed by the end of the last run ($left left:" \
   "$([ "$left" -gt 0 ] && echo "it was busy throughout" || echo "it ran out during the runs: use more EVENTS"))"
 kill -0 "$consume_pid" 2>/dev/null || { echo "tally consume exited:"; tail -5 "$work/consume.err"; exit 1; }
+
+if [ -n "${SERVE_BENCH_PERF:-}" ]; then
+  perf record -a -g -o "$SERVE_BENCH_PERF" -- sleep "$seconds" 2>"$work/perf.err" &
+  perf_pid=$!
+  SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=day" \
+    wrk -t 2 -c "$connections" -d "${seconds}s" -s bench/serve_usage.lua "http://127.0.0.1:$http_port" >/dev/null
+  # Which PostgreSQL backend serves whom (perf report --sort pid), by the query it runs.
+  /usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc "SELECT pid, state, left(regexp_replace(query, '\s+', ' ', 'g'), 70)
+    FROM pg_stat_activity WHERE datname = 'tally' AND pid <> pg_backend_pid()" >"$work/backends"
+  wait "$perf_pid" || { echo "perf record failed:"; tail -3 "$work/perf.err"; }
+  echo "perf: $SERVE_BENCH_PERF (perf report -i $SERVE_BENCH_PERF --no-children --sort comm,pid,dso,sym);" \
+    "tally serve is pid $serve_pid, tally consume pid $consume_pid; PostgreSQL backends:"
+  sed 's/^/   /' "$work/backends"
+fi
 
 echo
 echo "summary ($(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)):"
