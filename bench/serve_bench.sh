@@ -80,6 +80,14 @@ curl -fsS -o "$work/one.json" -H "Authorization: Bearer $key1" \
 echo "one answer: $(wc -c <"$work/one.json") bytes of JSON for $cust1"
 
 summary=()
+explain() {  # LABEL: the usage query of one customer's month (what GET /v1/usage reads), planned and timed
+  local label=$1
+  local q="SELECT * FROM usage_rollups WHERE customer_id = '$cust1' AND period = 2025*12+10"
+  echo "== $label: rollup_deltas holds $(/usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc \
+    "SELECT count(*) FROM rollup_deltas") rows; EXPLAIN ANALYZE of the month's read:"
+  /usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc "EXPLAIN (ANALYZE, COSTS off) $q" \
+    | grep -E 'Scan|Execution Time|Append|Aggregate' | sed 's/^/   /'
+}
 consumed() {  # tally consume's events so far (0 before its first batch)
   curl -fs "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | awk '/^tally_events_consumed_total / { print $2 }' | grep . || echo 0
 }
@@ -102,6 +110,7 @@ bench() {  # label group_by
     "$label" "$group" "$rate" "$p50" "$p90" "$p99" "$errors" "$consume")")
 }
 
+explain "consume idle"
 bench "consume idle" day
 bench "consume idle" model
 
@@ -121,6 +130,7 @@ for _ in $(seq 600); do [ "$(consumed)" != 0 ] && break; kill -0 "$consume_pid" 
 [ "$(consumed)" != 0 ] || { echo "tally consume did not start billing:"; tail -5 "$work/consume.err"; exit 1; }
 bench "consume billing" day
 bench "consume billing" model
+explain "consume billing, after its runs"
 left=$(( events - $(consumed) ))
 echo "consume: $(consumed) of $events events billed by the end of the last run ($left left:" \
   "$([ "$left" -gt 0 ] && echo "it was busy throughout" || echo "it ran out during the runs: use more EVENTS"))"
