@@ -11,6 +11,7 @@ PACKAGES=(
   libcli11-dev
   libboost1.81-dev                         # Boost.Beast and Asio (tally serve), headers only
   curl                                     # tests/e2e/serve_e2e.sh talks to tally serve with it
+  wrk                                      # bench/serve_bench.sh: HTTP load on tally serve
   chromium                                 # tests/browser: headless chromium driven by playwright-core (npm ci)
   libgtest-dev libgmock-dev
   libpqxx-dev librdkafka-dev postgresql-15   # the ledger and the Kafka consumer

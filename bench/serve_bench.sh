@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# tally serve under load on this machine: GET /v1/usage of one customer's month.
+#   bash bench/serve_bench.sh [CUSTOMERS=10000] [KEYS=200] [SECONDS=30] [CONNECTIONS=16] [EVENTS=3000000]
+# Starts a local PostgreSQL and the dev Kafka cluster, loads CUSTOMERS
+# customers with a month (2025-11) of hourly rollups the way
+# bench/invoice_bench.sh does (bench/lib/month_rollups.sh), creates customer
+# keys for cust_1..cust_KEYS and starts `tally serve` (default --rate-limit
+# 50 per key: wrk rotates over all KEYS keys, bench/serve_usage.lua, so each
+# key sees a few requests a second). Then runs wrk (2 threads, CONNECTIONS
+# connections, SECONDS seconds, --latency) on
+# GET /v1/usage?customer=C&period=2025-11&group_by=day and group_by=model:
+#   1. with `tally consume` idle (not running)
+#   2. while `tally consume` bills EVENTS synthetic events (1,000 customers on
+#      the Doubao plan, produced into a 128-partition topic first) at full
+#      speed into the same ledger; its rate in the same window comes from
+#      its metrics (tally_events_consumed_total).
+# wrk has no fixed rate: CONNECTIONS sets the load, and the achieved rate is
+# printed next to the latencies. TALLY=path uses another tally binary.
+# SERVE_BENCH_PERF=FILE: after the measured runs, one more group_by=day run
+# (consume still billing) under `perf record -a -g -o FILE`, not measured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+customers=${1:-10000}
+nkeys=${2:-200}
+seconds=${3:-30}
+connections=${4:-16}
+events=${5:-3000000}
+tally=${TALLY:-./build/tally}
+[ -x "$tally" ] || bash deploy/build.sh
+command -v wrk >/dev/null || { echo "serve_bench: wrk is missing (bash deploy/install-deps.sh)" >&2; exit 1; }
+[ "$nkeys" -le "$customers" ] || { echo "serve_bench: KEYS ($nkeys) > CUSTOMERS ($customers)" >&2; exit 2; }
+work=$(mktemp -d /tmp/tally-serve-bench.XXXXXX)
+chmod 755 "$work"
+port=$(( 20000 + RANDOM % 20000 ))
+http_port=$(( port + 1 ))
+metrics_port=$(( port + 2 ))
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  bash deploy/pg-local.sh stop "$work/pg" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+. bench/lib/month_rollups.sh
+export TALLY_DATABASE_URL=$(bash deploy/pg-local.sh start "$work/pg" "$port")
+"$tally" dev-kafka --brokers 3 --topic load:128 --bootstrap-file "$work/boot" >"$work/kafka.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/boot" ] && break; sleep 0.1; done
+[ -s "$work/boot" ] || { echo "dev-kafka did not start:"; tail -5 "$work/kafka.log"; exit 1; }
+"$tally" migrate >/dev/null
+"$tally" plan publish bench/plans/invoice-bench.yaml >/dev/null
+"$tally" plan publish deploy/plans/doubao-seed-1.6.yaml >/dev/null
+echo "$customers customers, $nkeys keys, wrk 2 threads x $connections connections x $seconds s, $events events to consume;" \
+  "$(nproc) cores, $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+t0=$(date +%s.%N)
+load_month_rollups "$customers" 10
+# The consumer's customers: cust_0..cust_999 on the Doubao plan (cust_1..999
+# are also rollup customers of 2025-11; their new rollups are of this month).
+{ echo "subscriptions:"; for i in $(seq 0 999); do echo "  - {customer: cust_$i, plan: doubao-seed-1.6}"; done; } >"$work/subs.yaml"
+"$tally" customer import "$work/subs.yaml" >/dev/null
+for i in $(seq 1 "$nkeys"); do
+  key=$("$tally" key create --role customer --customer "cust_$i" --label bench | grep -E '^tly_')
+  echo "$key cust_$i"
+done >"$work/keys"
+t1=$(date +%s.%N)
+echo "setup: $(/usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc "SELECT count(*) FROM rollups") rollup rows," \
+  "$(wc -l <"$work/keys") keys in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
+
+"$tally" serve --listen "127.0.0.1:$http_port" >"$work/serve.log" 2>&1 &
+pids+=($!)
+serve_pid=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$http_port/healthz" >/dev/null && break; sleep 0.1; done
+curl -fs "http://127.0.0.1:$http_port/healthz" >/dev/null || { echo "tally serve did not start:"; tail -5 "$work/serve.log"; exit 1; }
+# One request by hand: the answer must be a 200 with the month's rows.
+read -r key1 cust1 <"$work/keys"
+curl -fsS -o "$work/one.json" -H "Authorization: Bearer $key1" \
+  "http://127.0.0.1:$http_port/v1/usage?customer=$cust1&period=2025-11&group_by=day" \
+  || { echo "GET /v1/usage failed:"; tail -5 "$work/serve.log"; exit 1; }
+echo "one answer: $(wc -c <"$work/one.json") bytes of JSON for $cust1"
+
+summary=()
+explain() {  # LABEL: the usage query of one customer's month (what GET /v1/usage reads), planned and timed
+  local label=$1
+  local q="SELECT * FROM usage_rollups WHERE customer_id = '$cust1' AND period = 2025*12+10"
+  echo "== $label: rollup_deltas holds $(/usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc \
+    "SELECT count(*) FROM rollup_deltas") rows; EXPLAIN ANALYZE of the month's read:"
+  /usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc "EXPLAIN (ANALYZE, COSTS off) $q" \
+    | grep -E 'Scan|Execution Time|Append|Aggregate' | sed 's/^/   /'
+}
+consumed() {  # tally consume's events so far (0 before its first batch)
+  curl -fs "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | awk '/^tally_events_consumed_total / { print $2 }' | grep . || echo 0
+}
+bench() {  # label group_by
+  local label=$1 group=$2 out="$work/wrk.$RANDOM"
+  local c0 t0 t1 c1
+  c0=$(consumed); t0=$(date +%s.%N)
+  SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=$group" \
+    wrk -t 2 -c "$connections" -d "${seconds}s" --latency -s bench/serve_usage.lua "http://127.0.0.1:$http_port" >"$out"
+  t1=$(date +%s.%N); c1=$(consumed)
+  echo "== $label, group_by=$group"
+  sed 's/^/   /' "$out"
+  local rate p50 p90 p99 errors consume
+  rate=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+  p50=$(awk '$1 == "50%" { print $2 }' "$out"); p90=$(awk '$1 == "90%" { print $2 }' "$out")
+  p99=$(awk '$1 == "99%" { print $2 }' "$out")
+  errors=$(awk '/Non-2xx/ { print $NF }' "$out"); errors=${errors:-0}
+  consume=$(awk "BEGIN { printf \"%.0f\", ($c1 - $c0) / ($t1 - $t0) }")
+  summary+=("$(printf '%-24s group_by=%-6s %6s req/s  p50 %8s  p90 %8s  p99 %8s  non-2xx %s  consume %7s events/s' \
+    "$label" "$group" "$rate" "$p50" "$p90" "$p99" "$errors" "$consume")")
+}
+
+explain "consume idle"
+bench "consume idle" day
+bench "consume idle" model
+
+# Produce first (the dev broker keeps about 5 MiB per partition: zstd, 128
+# partitions), then bill while wrk measures.
+t0=$(date +%s.%N)
+"$tally" produce --bootstrap-file "$work/boot" --topic load --synthetic "$events" --customers 1000 \
+  --models doubao-seed-1.6,doubao-seed-1.6-flash --seed 7 --compression zstd \
+  >"$work/produce.out" 2>&1 || { echo "produce failed:"; tail -5 "$work/produce.out"; exit 1; }
+echo "produced in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $t0}") s: $(cat "$work/produce.out")"
+"$tally" consume --bootstrap-file "$work/boot" --topic load --group serve-bench --batch-size 50000 --linger-ms 500 \
+  --metrics-port "$metrics_port" --log-level info >"$work/consume.out" 2>"$work/consume.err" &
+pids+=($!)
+consume_pid=$!
+# Measure once it bills: its first batch is stored.
+for _ in $(seq 600); do [ "$(consumed)" != 0 ] && break; kill -0 "$consume_pid" 2>/dev/null || break; sleep 0.1; done
+[ "$(consumed)" != 0 ] || { echo "tally consume did not start billing:"; tail -5 "$work/consume.err"; exit 1; }
+bench "consume billing" day
+bench "consume billing" model
+explain "consume billing, after its runs"
+left=$(( events - $(consumed) ))
+echo "consume: $(consumed) of $events events billed by the end of the last run ($left left:" \
+  "$([ "$left" -gt 0 ] && echo "it was busy throughout" || echo "it ran out during the runs: use more EVENTS"))"
+kill -0 "$consume_pid" 2>/dev/null || { echo "tally consume exited:"; tail -5 "$work/consume.err"; exit 1; }
+
+if [ -n "${SERVE_BENCH_PERF:-}" ]; then
+  perf record -a -g -o "$SERVE_BENCH_PERF" -- sleep "$seconds" 2>"$work/perf.err" &
+  perf_pid=$!
+  SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=day" \
+    wrk -t 2 -c "$connections" -d "${seconds}s" -s bench/serve_usage.lua "http://127.0.0.1:$http_port" >/dev/null
+  # Which PostgreSQL backend serves whom (perf report --sort pid), by the query it runs.
+  /usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc "SELECT pid, state, left(regexp_replace(query, '\s+', ' ', 'g'), 70)
+    FROM pg_stat_activity WHERE datname = 'tally' AND pid <> pg_backend_pid()" >"$work/backends"
+  wait "$perf_pid" || { echo "perf record failed:"; tail -3 "$work/perf.err"; }
+  echo "perf: $SERVE_BENCH_PERF (perf report -i $SERVE_BENCH_PERF --no-children --sort comm,pid,dso,sym);" \
+    "tally serve is pid $serve_pid, tally consume pid $consume_pid; PostgreSQL backends:"
+  sed 's/^/   /' "$work/backends"
+fi
+
+echo
+echo "summary ($(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)):"
+printf '  %s\n' "${summary[@]}"
