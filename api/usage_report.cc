@@ -1,5 +1,6 @@
 #include "api/usage_report.h"
 
+#include <algorithm>
 #include <climits>
 #include <map>
 #include <tuple>
@@ -144,6 +145,7 @@ void PeriodRows(const PeriodPricer& pricer, const UsageQuery& q, UsageReport* re
         }
         return lt.local_seconds >= 0 ? lt.local_seconds / 86400 : (lt.local_seconds - 86399) / 86400;
     };
+    const Snapshot through_to = SnapshotOf(full, false);
     Snapshot prev = before;
     size_t i = first;
     while (i < r.size()) {
@@ -151,13 +153,13 @@ void PeriodRows(const PeriodPricer& pricer, const UsageQuery& q, UsageReport* re
         const int64_t bucket = bucket_of(r[i].hour, &label);
         size_t j = i;
         while (j < r.size() && bucket_of(r[j].hour, nullptr) == bucket) ++j;
-        Snapshot cur = j == r.size() ? SnapshotOf(full, false) : SnapshotOf(pricer.Price(j), false);
+        Snapshot cur = j == r.size() ? through_to : SnapshotOf(pricer.Price(j), false);
         Emit(report, period, label, Difference(cur, prev, 0, 1), true);
         prev = std::move(cur);
         i = j;
     }
     // The commitment's true-up: what it adds through `to`, less before `from`.
-    Emit(report, period, "", Difference(SnapshotOf(full, false), before, 2, 2), false);
+    Emit(report, period, "", Difference(through_to, before, 2, 2), false);
 }
 
 }  // namespace
@@ -187,10 +189,9 @@ UsageReport ComputeUsage(const Catalog& catalog, const std::vector<Subscription>
     if (query.period) {
         periods.push_back(*query.period);
     } else {
-        RecordsRead shown = FromRecords(catalog, records);
-        for (const Rollup& r : shown.rollups) {
-            if (periods.empty() || periods.back() != r.period) periods.push_back(r.period);
-        }
+        for (const RollupRecord& r : records) periods.push_back(r.period);
+        std::sort(periods.begin(), periods.end());
+        periods.erase(std::unique(periods.begin(), periods.end()), periods.end());
     }
     CommitmentHorizon horizon;
     if (query.period) {

@@ -677,8 +677,7 @@ RunResult InvoiceStore::Run(const Catalog& catalog, const std::vector<Subscripti
         const size_t end = std::min(customers.size(), begin + static_cast<size_t>(o.customers_per_chunk));
         chunk_customers.emplace_back(customers.begin() + static_cast<std::ptrdiff_t>(begin),
                                      customers.begin() + static_cast<std::ptrdiff_t>(end));
-        chunks.push_back(PgArray(std::vector<std::string>(customers.begin() + static_cast<std::ptrdiff_t>(begin),
-                                                          customers.begin() + static_cast<std::ptrdiff_t>(end))));
+        chunks.push_back(PgArray(chunk_customers.back()));
         chunk_ends.push_back(end);
     }
     const std::string snapshot = tx.exec1("SELECT pg_export_snapshot()")[0].as<std::string>();

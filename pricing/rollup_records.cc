@@ -141,7 +141,6 @@ void RecordsFolder::AddSameCell(std::string_view unit, int64_t quantity, int64_t
 // (`same_fields`: they were the previous record's too).
 void RecordsFolder::AddUnit(bool same_fields, std::string_view unit_name, int64_t quantity, int64_t calls) {
     Cells& c = *cells_;
-    ++records_;
     const bool same_cell = same_fields && c.prev_in_run;
     std::optional<UnitId> unit;
     const bool calls_record = unit_name == kCallsUnit;
@@ -216,7 +215,6 @@ RecordsRead RecordsFolder::Finish() {
     const size_t capacity = runs.size();
     cells_ = std::make_unique<Cells>();
     cells_->runs.reserve(capacity);  // the next set is most likely as large
-    records_ = 0;
     unresolved_ = 0;
     return read;
 }

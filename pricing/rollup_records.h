@@ -79,14 +79,12 @@ class RecordsFolder {
     void AddSameCell(std::string_view unit, int64_t quantity, int64_t calls);
     // The rollups so far, canonical; the folder starts again empty.
     RecordsRead Finish();
-    int64_t records() const { return records_; }  // added since the last Finish
 
    private:
     struct Cells;
     void AddUnit(bool same_fields, std::string_view unit, int64_t quantity, int64_t calls);
     const Catalog& catalog_;
     std::unique_ptr<Cells> cells_;
-    int64_t records_ = 0;
     int64_t unresolved_ = 0;
 };
 
