@@ -1,5 +1,8 @@
 #include "api/ledger_backend.h"
 
+#include "api/finance.h"
+#include "api/sales.h"
+
 #include "base/assert.h"
 #include "documents/invoice_export.h"
 #include "ledger/invoice_store.h"
@@ -102,6 +105,15 @@ class LedgerBackend final : public Backend {
     }
     std::string Csv(const billing::InvoiceDocument& doc) override { return documents::CsvOf({doc}); }
 
+    FinanceBackend* Finance() override {
+        if (!finance_) finance_ = MakeLedgerFinanceBackend(url_);
+        return finance_.get();
+    }
+    SalesBackend* Sales() override {
+        if (!sales_) sales_ = MakeLedgerSalesBackend(url_);
+        return sales_.get();
+    }
+
    private:
     ledger::UsageReader& Reader() {
         if (!reader_) reader_ = std::make_unique<ledger::UsageReader>(url_);
@@ -128,6 +140,8 @@ class LedgerBackend final : public Backend {
     std::unique_ptr<ledger::UsageReader> reader_;
     std::unique_ptr<ingest::CatalogSnapshot> catalog_;
     std::string catalog_version_;
+    std::unique_ptr<FinanceBackend> finance_;
+    std::unique_ptr<SalesBackend> sales_;
 };
 
 }  // namespace

@@ -12,6 +12,8 @@ using ledger::Role;
 
 constexpr uint8_t kCustomerFinanceAdmin = RoleBit(Role::kCustomer) | RoleBit(Role::kFinance) | RoleBit(Role::kAdmin);
 constexpr uint8_t kFinanceAdmin = RoleBit(Role::kFinance) | RoleBit(Role::kAdmin);
+constexpr uint8_t kSalesAdmin = RoleBit(Role::kSales) | RoleBit(Role::kAdmin);
+constexpr uint8_t kSalesFinanceAdmin = RoleBit(Role::kSales) | RoleBit(Role::kFinance) | RoleBit(Role::kAdmin);
 
 // Splits a pattern into segments ("/v1/usage" -> {"v1", "usage"}).
 std::vector<std::string_view> PatternSegments(std::string_view pattern) {
@@ -50,6 +52,26 @@ const std::vector<Route>& Routes() {
         {"GET", "/v1/invoices/{id}.pdf", RouteId::kInvoicePdf, kCustomerFinanceAdmin, {}},
         {"GET", "/v1/invoices/{id}.csv", RouteId::kInvoiceCsv, kCustomerFinanceAdmin, {}},
         {"GET", "/v1/invoices/{id}", RouteId::kInvoice, kCustomerFinanceAdmin, {}},
+        // Finance.
+        {"POST", "/v1/invoice-runs", RouteId::kInvoiceRuns, kFinanceAdmin, {}},
+        {"POST", "/v1/invoices:finalize", RouteId::kInvoicesFinalize, kFinanceAdmin, {}},
+        {"POST", "/v1/invoices/{id}/finalize", RouteId::kInvoiceFinalize, kFinanceAdmin, {}},
+        {"POST", "/v1/invoices/{id}/void", RouteId::kInvoiceVoid, kFinanceAdmin, {}},
+        {"GET", "/v1/invoices/{id}/credit-notes", RouteId::kInvoiceCreditNotes, kFinanceAdmin, {}},
+        {"POST", "/v1/invoices/{id}/credit-notes", RouteId::kInvoiceCreditNoteCreate, kFinanceAdmin, {}},
+        {"GET", "/v1/credit-notes/{id}.pdf", RouteId::kCreditNotePdf, kFinanceAdmin, {}},
+        {"GET", "/v1/credit-notes/{id}.csv", RouteId::kCreditNoteCsv, kFinanceAdmin, {}},
+        {"GET", "/v1/credit-notes/{id}", RouteId::kCreditNote, kFinanceAdmin, {}},
+        {"GET", "/v1/exports/invoices.csv", RouteId::kInvoicesExport, kFinanceAdmin, {"period", "customer", "status"}},
+        {"GET", "/v1/margin", RouteId::kMargin, kFinanceAdmin, {"period", "by"}},
+        {"GET", "/v1/dead-letters", RouteId::kDeadLetters, kFinanceAdmin, {"reason", "before", "limit"}},
+        {"GET", "/v1/dead-letters/{id}.raw", RouteId::kDeadLetterRaw, kFinanceAdmin, {}},
+        // Sales.
+        {"POST", "/v1/plans:validate", RouteId::kPlanValidate, kSalesAdmin, {}},
+        {"POST", "/v1/plans", RouteId::kPlanPublish, kSalesAdmin, {}},
+        {"GET", "/v1/plans", RouteId::kPlans, kSalesFinanceAdmin, {}},
+        {"GET", "/v1/plans/{id}", RouteId::kPlan, kSalesFinanceAdmin, {"version", "at"}},
+        {"POST", "/v1/quotes", RouteId::kQuotes, kSalesAdmin, {}},
     };
     return routes;
 }

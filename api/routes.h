@@ -23,7 +23,30 @@ enum class RouteId : uint8_t {
     kInvoice,
     kInvoicePdf,
     kInvoiceCsv,
+    // Finance (api/finance.h): from kInvoiceRuns to kDeadLetterRaw.
+    kInvoiceRuns,
+    kInvoicesFinalize,
+    kInvoiceFinalize,
+    kInvoiceVoid,
+    kInvoiceCreditNotes,
+    kInvoiceCreditNoteCreate,
+    kCreditNote,
+    kCreditNotePdf,
+    kCreditNoteCsv,
+    kInvoicesExport,
+    kMargin,
+    kDeadLetters,
+    kDeadLetterRaw,
+    // Sales (api/sales.h): from kPlanValidate to kQuotes.
+    kPlanValidate,
+    kPlanPublish,
+    kPlans,
+    kPlan,
+    kQuotes,
 };
+
+constexpr bool IsFinanceRoute(RouteId id) { return id >= RouteId::kInvoiceRuns && id <= RouteId::kDeadLetterRaw; }
+constexpr bool IsSalesRoute(RouteId id) { return id >= RouteId::kPlanValidate && id <= RouteId::kQuotes; }
 
 // Bit of a role in Route::roles.
 constexpr uint8_t RoleBit(ledger::Role role) {
@@ -33,6 +56,7 @@ constexpr uint8_t RoleBit(ledger::Role role) {
 struct Route {
     std::string_view method;   // "GET"
     std::string_view pattern;  // "/v1/invoices/{id}.pdf": at most one {id}, a whole segment with an optional suffix
+                               // ("/v1/plans:validate": ':' is part of a literal segment)
     RouteId id;
     uint8_t roles;                             // 0: no key needed; else the RoleBits that may call it
     std::vector<std::string_view> parameters;  // the query parameters it accepts; any other is a 400

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "api/finance.h"
+#include "api/sales.h"
 #include "api/static_files.h"
 #include "base/assert.h"
 
@@ -274,6 +276,18 @@ void Service::Dispatch(const Request& request, Backend& backend, Response* respo
         in_flight.key = who.key_id;
     }
     CheckParameters(*m.route, target);
+    if (IsFinanceRoute(m.route->id)) {
+        FinanceBackend* finance = backend.Finance();
+        if (finance == nullptr) throw NotFound();
+        HandleFinance(m, target, who, request, *finance, response);
+        return;
+    }
+    if (IsSalesRoute(m.route->id)) {
+        SalesBackend* sales = backend.Sales();
+        if (sales == nullptr) throw NotFound();
+        HandleSales(m, target, who, request, *sales, response);
+        return;
+    }
     switch (m.route->id) {
         case RouteId::kHealthz: response->body = "{\"status\":\"ok\"}"; return;
         case RouteId::kReadyz: {
@@ -336,6 +350,7 @@ void Service::Dispatch(const Request& request, Backend& backend, Response* respo
             }
             return;
         }
+        default: break;  // finance and sales: handled above
     }
     TALLY_UNREACHABLE();
 }

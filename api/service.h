@@ -26,7 +26,9 @@
 
 namespace tally::api {
 
-class StaticFiles;  // api/static_files.h
+class StaticFiles;     // api/static_files.h
+class FinanceBackend;  // api/finance.h
+class SalesBackend;    // api/sales.h
 
 // The database side of the routes, one per worker thread (not thread-safe).
 // Each method may throw (the request becomes a 500).
@@ -43,6 +45,9 @@ class Backend {
     virtual std::optional<billing::InvoiceDocument> Invoice(const std::string& id_or_number) = 0;
     virtual std::string Pdf(const billing::InvoiceDocument& doc) = 0;
     virtual std::string Csv(const billing::InvoiceDocument& doc) = 0;
+    // The finance and sales routes' backends; nullptr: those routes are 404s.
+    virtual FinanceBackend* Finance() { return nullptr; }
+    virtual SalesBackend* Sales() { return nullptr; }
 };
 
 struct Request {
