@@ -103,7 +103,8 @@ std::string StringArray(const std::vector<std::string>& items) {
 
 // Finalized invoices as the answer, one audit row each (target: its number).
 std::string AnswerFinalized(FinanceBackend& backend, const ledger::Principal& who,
-                            const std::vector<ledger::FinalizeResult>& done, const std::vector<std::string>* not_priced) {
+                            const std::vector<ledger::FinalizeResult>& done,
+                            const std::vector<std::string>* not_priced) {
     std::string out = "{\"finalized\":[";
     for (size_t i = 0; i < done.size(); ++i) out += (i == 0 ? "" : ",") + FinalizedJson(done[i]);
     out += "]";
@@ -125,24 +126,22 @@ void InvoiceRun(const ledger::Principal& who, const Request& request, FinanceBac
     const ledger::PeriodRun run = Ledger([&] { return backend.Run(o); });
     const ledger::RunResult& r = run.result;
     const std::string period = billing::PeriodLabel(o.period_id);
-    response->body = "{\"run_id\":" + std::to_string(r.run_id) + ",\"period\":" + JsonQuote(period) +
-                     ",\"customer\":" + (o.customer.empty() ? "null" : JsonQuote(o.customer)) +
-                     ",\"customers\":" + std::to_string(r.customers) + ",\"drafts\":" + std::to_string(r.drafts) +
-                     ",\"not_priced\":" + std::to_string(r.not_priced) +
-                     ",\"adjustments\":" + std::to_string(r.adjustments) +
-                     ",\"left_finalized\":" + std::to_string(r.left_finalized) +
-                     ",\"cutoff\":" + (r.cutoff.empty() ? "null" : JsonQuote(r.cutoff)) +
-                     ",\"problems\":" + StringArray(r.problems) +
-                     ",\"unresolved_rollups\":" + std::to_string(r.unresolved_rollups) + ",\"margin_report_id\":" +
-                     (run.margin_report_id ? std::to_string(*run.margin_report_id) : "null") + "}";
+    response->body =
+        "{\"run_id\":" + std::to_string(r.run_id) + ",\"period\":" + JsonQuote(period) +
+        ",\"customer\":" + (o.customer.empty() ? "null" : JsonQuote(o.customer)) +
+        ",\"customers\":" + std::to_string(r.customers) + ",\"drafts\":" + std::to_string(r.drafts) +
+        ",\"not_priced\":" + std::to_string(r.not_priced) + ",\"adjustments\":" + std::to_string(r.adjustments) +
+        ",\"left_finalized\":" + std::to_string(r.left_finalized) +
+        ",\"cutoff\":" + (r.cutoff.empty() ? "null" : JsonQuote(r.cutoff)) +
+        ",\"problems\":" + StringArray(r.problems) + ",\"unresolved_rollups\":" + std::to_string(r.unresolved_rollups) +
+        ",\"margin_report_id\":" + (run.margin_report_id ? std::to_string(*run.margin_report_id) : "null") + "}";
     backend.Audit(Actor(who), ledger::RoleName(who.role), "invoice.run", period,
                   "{\"run_id\":" + std::to_string(r.run_id) + ",\"period\":" + JsonQuote(period) +
                       ",\"customer\":" + JsonQuote(o.customer) + ",\"drafts\":" + std::to_string(r.drafts) +
                       ",\"not_priced\":" + std::to_string(r.not_priced) + "}");
 }
 
-void FinalizePeriod(const ledger::Principal& who, const Request& request, FinanceBackend& backend,
-                    Response* response) {
+void FinalizePeriod(const ledger::Principal& who, const Request& request, FinanceBackend& backend, Response* response) {
     const auto body = ParseJsonBody(request.body, {{"period", true}, {"customer", false}});
     const int32_t period = RequiredPeriod(body);
     std::vector<std::string> not_priced;
@@ -156,7 +155,8 @@ void FinalizeOne(const Matched& m, const ledger::Principal& who, const Request& 
     ParseJsonBody(request.body, {});
     const billing::InvoiceDocument doc = InvoiceOr404(backend, m.id);
     if (doc.status != "draft") {
-        throw HttpError(409, "conflict", InvoiceName(doc) + " is " + doc.status + " already: only a draft is finalized");
+        throw HttpError(409, "conflict",
+                        InvoiceName(doc) + " is " + doc.status + " already: only a draft is finalized");
     }
     const std::vector<ledger::FinalizeResult> done = Ledger([&] { return backend.FinalizeIds({doc.invoice_id}); });
     response->body = AnswerFinalized(backend, who, done, nullptr);
@@ -182,14 +182,13 @@ void VoidInvoice(const Matched& m, const ledger::Principal& who, const Request& 
     const std::string reason = RequiredReason(body);
     const billing::InvoiceDocument doc = InvoiceOr404(backend, m.id);
     RequireFinalized(doc);
-    const billing::CreditNoteDocument cn =
-        Ledger([&] { return backend.Void(std::to_string(doc.invoice_id), reason); });
+    const billing::CreditNoteDocument cn = Ledger([&] { return backend.Void(std::to_string(doc.invoice_id), reason); });
     response->body = billing::ExportJson(cn);
     backend.Audit(Actor(who), ledger::RoleName(who.role), "invoice.void", doc.number, CreditNoteAuditDetail(cn));
 }
 
-void CreateCreditNote(const Matched& m, const ledger::Principal& who, const Request& request,
-                      FinanceBackend& backend, Response* response) {
+void CreateCreditNote(const Matched& m, const ledger::Principal& who, const Request& request, FinanceBackend& backend,
+                      Response* response) {
     const auto body = ParseJsonBody(request.body, {{"subtotal", true}, {"reason", true}});
     const std::string& subtotal = body.at("subtotal");
     const std::optional<Decimal> amount = Decimal::Parse(subtotal);
@@ -241,8 +240,7 @@ void CreditNote(const Matched& m, FinanceBackend& backend, Response* response) {
     TALLY_UNREACHABLE();
 }
 
-void ExportInvoices(const Target& target, const ledger::Principal& who, FinanceBackend& backend,
-                    Response* response) {
+void ExportInvoices(const Target& target, const ledger::Principal& who, FinanceBackend& backend, Response* response) {
     const InvoiceQuery q = ParseInvoiceQuery(target, who);
     ledger::ListFilter f;
     f.period_id = q.period;
@@ -297,7 +295,8 @@ void DeadLetters(const Target& target, FinanceBackend& backend, Response* respon
     if (const std::string* r = Parameter(target, "reason")) {
         if (!ParseRejectReason(*r)) {
             std::string known;
-            for (RejectReason k : kRejectReasons) known += (known.empty() ? "" : ", ") + std::string(RejectReasonCode(k));
+            for (RejectReason k : kRejectReasons)
+                known += (known.empty() ? "" : ", ") + std::string(RejectReasonCode(k));
             throw BadRequest("reason must be one of " + known + ", not '" + *r + "'");
         }
         page.reason_code = *r;
@@ -323,14 +322,15 @@ void DeadLetters(const Target& target, FinanceBackend& backend, Response* respon
         out += (i == 0 ? "" : ",") + std::string("{\"reason\":") + JsonQuote(counts[i].reason_code) +
                ",\"count\":" + std::to_string(counts[i].count) + "}";
     }
-    out += "],\"total\":" + std::to_string(total) + ",\"reason\":" +
-           (page.reason_code.empty() ? "null" : JsonQuote(page.reason_code)) + ",\"dead_letters\":[";
+    out += "],\"total\":" + std::to_string(total) +
+           ",\"reason\":" + (page.reason_code.empty() ? "null" : JsonQuote(page.reason_code)) + ",\"dead_letters\":[";
     for (size_t i = 0; i < entries.size(); ++i) {
         const ledger::DeadLetterEntry& e = entries[i];
-        out += (i == 0 ? "" : ",") + std::string("{\"id\":") + std::to_string(e.id) + ",\"topic\":" + JsonQuote(e.topic) +
-               ",\"partition\":" + std::to_string(e.partition) + ",\"offset\":" + std::to_string(e.offset) +
-               ",\"reason_code\":" + JsonQuote(e.reason_code) + ",\"reason\":" + JsonQuote(e.reason) +
-               ",\"received_at\":" + JsonQuote(e.received_at) + ",\"size\":" + std::to_string(e.size) + "}";
+        out += (i == 0 ? "" : ",") + std::string("{\"id\":") + std::to_string(e.id) +
+               ",\"topic\":" + JsonQuote(e.topic) + ",\"partition\":" + std::to_string(e.partition) +
+               ",\"offset\":" + std::to_string(e.offset) + ",\"reason_code\":" + JsonQuote(e.reason_code) +
+               ",\"reason\":" + JsonQuote(e.reason) + ",\"received_at\":" + JsonQuote(e.received_at) +
+               ",\"size\":" + std::to_string(e.size) + "}";
     }
     // A full page may have more behind it: the cursor of the next one.
     const bool full = static_cast<int64_t>(entries.size()) == page.limit;
@@ -354,7 +354,8 @@ void HandleFinance(const Matched& m, const Target& target, const ledger::Princip
     // The route table lets finance and admin keys only; a change there must
     // not open these routes to others.
     if (who.role != ledger::Role::kFinance && who.role != ledger::Role::kAdmin) {
-        throw HttpError(403, "forbidden", "a " + std::string(ledger::RoleName(who.role)) + " key may not use this route");
+        throw HttpError(403, "forbidden",
+                        "a " + std::string(ledger::RoleName(who.role)) + " key may not use this route");
     }
     switch (m.route->id) {
         case RouteId::kInvoiceRuns: InvoiceRun(who, request, backend, response); return;

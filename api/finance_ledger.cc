@@ -42,7 +42,8 @@ class LedgerFinanceBackend final : public FinanceBackend {
     }
     std::vector<ledger::FinalizeResult> FinalizePeriod(int32_t period_id, const std::string& customer,
                                                        std::vector<std::string>* not_priced) override {
-        return Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.FinalizePeriod(period_id, customer, not_priced); });
+        return Guard(invoices_,
+                     [&](ledger::InvoiceStore& s) { return s.FinalizePeriod(period_id, customer, not_priced); });
     }
     billing::CreditNoteDocument Void(const std::string& id, const std::string& reason) override {
         return Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.Void(id, reason); });

@@ -14,8 +14,8 @@
 namespace tally::ledger {
 
 struct PeriodMargin {
-    bool no_plans = false;       // nothing published: no rows, nothing else read
-    bool no_cost_cards = false;  // every row's cost is unknown
+    bool no_plans = false;                 // nothing published: no rows, nothing else read
+    bool no_cost_cards = false;            // every row's cost is unknown
     std::vector<billing::MarginRow> rows;  // billing::ComputeMarginRows' order
     int64_t unresolved = 0;  // rollup rows naming a plan, version, model or unit no longer published (left out)
 };

@@ -65,9 +65,10 @@ class Watchdog {
             try {
                 pqxx::connection conn(url_);
                 pqxx::nontransaction tx(conn);
-                tx.exec_params("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                               "WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                               name_);
+                tx.exec_params(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    name_);
             } catch (const std::exception&) {
                 // The database is not reachable: neither is the run.
             }
@@ -97,9 +98,9 @@ PeriodRun RunUnbounded(const std::string& url, RunOptions o, int64_t* run_id) {
     out.result = store.Run(cat.catalog, cat.subscriptions, o);
     *run_id = out.result.run_id;
     if (o.costs != nullptr) {
-        out.margin_report_id =
-            cost_store.WriteMarginReport(billing::PeriodLabel(o.period_id), "invoice run " + std::to_string(out.result.run_id),
-                                         out.result.run_id, out.result.margin);
+        out.margin_report_id = cost_store.WriteMarginReport(billing::PeriodLabel(o.period_id),
+                                                            "invoice run " + std::to_string(out.result.run_id),
+                                                            out.result.run_id, out.result.margin);
     }
     return out;
 }
@@ -115,8 +116,8 @@ PeriodRun RunPeriod(const std::string& database_url, RunOptions options, std::ch
     try {
         // The watchdog stops the run; statement_timeout is the fallback
         // should it not reach the database in time.
-        PeriodRun out = RunUnbounded(BoundUrl(database_url, bound.count() + kFallback.count(), name),
-                                     std::move(options), &run_id);
+        PeriodRun out =
+            RunUnbounded(BoundUrl(database_url, bound.count() + kFallback.count(), name), std::move(options), &run_id);
         watchdog.Stop();
         return out;
     } catch (const std::exception& e) {

@@ -40,10 +40,11 @@ class FinanceReadsTest : public LedgerDb {
         pqxx::connection c(url_);
         pqxx::work tx(c);
         const int64_t id =
-            tx.exec_params1("INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, reason_code, reason, "
-                            "raw, received_at) VALUES ('usage', 2, $1, $2, 'why ' || $2, $3, "
-                            "timestamptz '2025-11-03 10:00:00.123+00') RETURNING dead_letter_id",
-                            offset, code, pqxx::binarystring(raw))[0]
+            tx.exec_params1(
+                  "INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, reason_code, reason, "
+                  "raw, received_at) VALUES ('usage', 2, $1, $2, 'why ' || $2, $3, "
+                  "timestamptz '2025-11-03 10:00:00.123+00') RETURNING dead_letter_id",
+                  offset, code, pqxx::binarystring(raw))[0]
                 .as<int64_t>();
         tx.commit();
         return id;
@@ -141,8 +142,9 @@ TEST_F(FinanceReadsTest, ARunPastItsBoundIsStoppedAndLeavesNothing) {
     pqxx::connection c(url_);
     pqxx::work tx(c);
     EXPECT_EQ(tx.exec1("SELECT count(*) FROM invoice_runs")[0].as<int64_t>(), 1);  // the first run only
-    EXPECT_EQ(tx.exec1("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'tally-run-%'")[0].as<int64_t>(),
-              0);
+    EXPECT_EQ(
+        tx.exec1("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'tally-run-%'")[0].as<int64_t>(),
+        0);
 }
 
 }  // namespace

@@ -305,10 +305,10 @@ TEST_F(FinanceTest, HandleFinanceRefusesOtherRolesItself) {
 }
 
 TEST_F(FinanceTest, InvoiceRunValidatesItsBodyAndAnswersTheRun) {
-    EXPECT_EQ(Post("/v1/invoice-runs", "").status, 400);                             // period is required
-    EXPECT_EQ(Post("/v1/invoice-runs", "{").status, 400);                            // not JSON
-    EXPECT_EQ(Post("/v1/invoice-runs", R"({"period":"2025-13"})").status, 400);      // no such month
-    EXPECT_EQ(Post("/v1/invoice-runs", R"({"period":202511})").status, 400);         // not a string
+    EXPECT_EQ(Post("/v1/invoice-runs", "").status, 400);                                 // period is required
+    EXPECT_EQ(Post("/v1/invoice-runs", "{").status, 400);                                // not JSON
+    EXPECT_EQ(Post("/v1/invoice-runs", R"({"period":"2025-13"})").status, 400);          // no such month
+    EXPECT_EQ(Post("/v1/invoice-runs", R"({"period":202511})").status, 400);             // not a string
     EXPECT_EQ(Post("/v1/invoice-runs", R"({"period":"2025-11","x":"1"})").status, 400);  // unknown field
     const Response bad = Post("/v1/invoice-runs", R"({"period":"11/2025"})");
     EXPECT_EQ(bad.body, ErrorBody("bad_request", "period must be a month like 2025-11, not '11/2025'"));
@@ -498,8 +498,7 @@ TEST_F(FinanceTest, ExportIsOneCsvAttachment) {
     ASSERT_EQ(r.status, 200);
     EXPECT_EQ(fin().calls.back(), "list " + std::to_string(MonthId(2025, 11)) + " cust_1 finalized");
     EXPECT_EQ(r.content_type, "text/csv; charset=utf-8");
-    EXPECT_EQ(Header(r, "Content-Disposition"),
-              "attachment; filename=\"invoices-2025-11-cust_1-finalized.csv\"");
+    EXPECT_EQ(Header(r, "Content-Disposition"), "attachment; filename=\"invoices-2025-11-cust_1-finalized.csv\"");
     EXPECT_EQ(r.body, documents::CsvOf(fin().docs));
 }
 
@@ -535,8 +534,8 @@ TEST_F(FinanceTest, MarginRowsAndTotalsAreExactStrings) {
 }
 
 TEST_F(FinanceTest, DeadLettersCountsPageAndCursor) {
-    for (const char* q : {"?reason=nope", "?limit=0", "?limit=501", "?limit=x", "?before=x", "?before=-1",
-                          "?before=0", "?reason="}) {
+    for (const char* q :
+         {"?reason=nope", "?limit=0", "?limit=501", "?limit=x", "?before=x", "?before=-1", "?before=0", "?reason="}) {
         SCOPED_TRACE(q);
         EXPECT_EQ(Get(std::string("/v1/dead-letters") + q).status, 400);
     }
