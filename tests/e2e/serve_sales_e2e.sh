@@ -230,7 +230,7 @@ sales_id=$(q "SELECT key_id FROM api_keys WHERE role = 'sales'")
   = "key:$sales_id|sales|sales-e2e|[\"v1\"]" ] || fail "audit rows: $(q "SELECT * FROM audit_log")"
 
 # --- Quotes: the API answers what `tally quote --format json` writes.
-sed -e 's/^plan: doubao-seed-1.6/plan: doubao-promo/' -e 's/"8.00"/"6.00"/g' \
+sed -e 's/^plan: doubao-seed-1.6/plan: doubao-promo/' -e 's/"8.00"/"6.00"/g' -e 's/"0.80"/"80.00"/g' \
   "$src/deploy/plans/doubao-seed-1.6.yaml" >"$work/candidate.yaml"
 rc=0
 "$tally" quote --customer cust_volc_a --period 2025-11 --plan "$work/candidate.yaml" --format json \
