@@ -162,6 +162,33 @@ TEST_F(SalesTest, RolesPerSalesRoute) {
     EXPECT_EQ(backend_.sales.audits.size(), 0u);  // the fake publishes nothing new
 }
 
+// HandleSales checks the route's roles itself too: a customer or finance
+// key that reached it is refused before the backend is asked anything.
+TEST_F(SalesTest, HandleSalesRefusesARoleTheRouteDoesNotAllow) {
+    const Target target = ParseTarget("/v1/plans");
+    const Matched publish = MatchRoute("POST", target);
+    const Matched list = MatchRoute("GET", target);
+    Request r;
+    r.method = "POST";
+    r.target = "/v1/plans";
+    r.body = testing::kDoubaoPlan;
+    for (const ledger::Principal& who :
+         {ledger::Principal{"kc", Role::kCustomer, "c1"}, ledger::Principal{"kf", Role::kFinance, ""}}) {
+        Response response;
+        try {
+            HandleSales(publish, target, who, r, backend_.sales, &response);
+            ADD_FAILURE() << "no 403 for " << ledger::RoleName(who.role);
+        } catch (const HttpError& e) {
+            EXPECT_EQ(e.status, 403);
+        }
+    }
+    EXPECT_TRUE(backend_.sales.published_yaml.empty());
+    Response response;
+    EXPECT_THROW(HandleSales(list, target, {"kc", Role::kCustomer, "c1"}, r, backend_.sales, &response), HttpError);
+    HandleSales(list, target, {"kf", Role::kFinance, ""}, r, backend_.sales, &response);
+    EXPECT_EQ(response.status, 200);
+}
+
 TEST_F(SalesTest, ValidateAnswersEveryProblemWithLineAndColumnAsTheCliPrintsThem) {
     const Response ok = Call("POST", "/v1/plans:validate", "tly_s", testing::kDoubaoPlan);
     ASSERT_EQ(ok.status, 200);
