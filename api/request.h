@@ -25,6 +25,7 @@ struct HttpError : std::runtime_error {
         : std::runtime_error(message), status(status_in), code(std::move(code_in)) {}
     int status;
     std::string code;  // "bad_request", "not_found", ...
+    std::vector<std::pair<std::string, std::string>> headers;  // besides the common ones (Allow on a 405)
 };
 HttpError BadRequest(const std::string& message);  // 400 bad_request
 HttpError NotFound();                              // 404 not_found, one message for every missing thing

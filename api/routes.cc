@@ -77,7 +77,7 @@ const std::vector<Route>& Routes() {
 }
 
 Matched MatchRoute(std::string_view method, const Target& target) {
-    bool path_found = false;
+    std::string allow;  // the methods of the routes with this path
     for (const Route& route : Routes()) {
         const std::vector<std::string_view> pattern = PatternSegments(route.pattern);
         if (pattern.size() != target.segments.size()) continue;
@@ -85,13 +85,20 @@ Matched MatchRoute(std::string_view method, const Target& target) {
         bool ok = true;
         for (size_t i = 0; i < pattern.size() && ok; ++i) ok = SegmentMatches(pattern[i], target.segments[i], &id);
         if (!ok) continue;
-        if (route.method != method) {
-            path_found = true;
+        // HEAD is GET without the body (the server drops it).
+        if (route.method != method && !(method == "HEAD" && route.method == "GET")) {
+            if (allow.find(route.method) == std::string::npos) allow += (allow.empty() ? "" : ", ") + std::string(route.method);
             continue;
         }
         return Matched{&route, std::move(id)};
     }
-    if (path_found) throw HttpError(405, "method_not_allowed", "this path does not take " + std::string(method));
+    if (!allow.empty()) {
+        // HEAD is answered wherever GET is (the server sends no body).
+        if (allow.find("GET") != std::string::npos) allow += ", HEAD";
+        HttpError e(405, "method_not_allowed", "this path takes " + allow + ", not " + std::string(method));
+        e.headers.emplace_back("Allow", allow);
+        throw e;
+    }
     throw NotFound();
 }
 

@@ -70,8 +70,9 @@ struct Matched {
     std::string id;  // the {id} segment, without the pattern's suffix
 };
 
-// The route for a method and target. Throws HttpError 404 (no route has the
-// path) and 405 method_not_allowed (one has, with another method).
+// The route for a method and target (HEAD finds the GET route). Throws
+// HttpError 404 (no route has the path) and 405 method_not_allowed (one has,
+// with another method; its Allow header lists the path's methods).
 Matched MatchRoute(std::string_view method, const Target& target);
 
 // Throws HttpError 400 for a query parameter the route does not take.

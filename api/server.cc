@@ -10,6 +10,7 @@
 #include <ostream>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "base/assert.h"
@@ -48,7 +49,7 @@ struct Server::Impl {
         : options(std::move(o)), make_backend(std::move(make)), log(l), service(options.service, options.pages) {}
 
     void Accept();
-    void Refuse(tcp::socket socket);
+    void Refuse(tcp::socket socket, std::string_view why);
     void StopNow();
     void Log(const std::string& line) {
         std::lock_guard<std::mutex> lock(log_mutex);
@@ -61,6 +62,23 @@ struct Server::Impl {
     std::mutex log_mutex;
     Service service;
     std::atomic<int> connections{0};
+    // Open connections by client address; entries at zero are erased.
+    std::mutex by_address_mutex;
+    std::unordered_map<std::string, int> by_address;
+    // Counts a connection of `address` unless it has max_connections_per_address already.
+    bool Admit(const std::string& address) {
+        std::lock_guard<std::mutex> lock(by_address_mutex);
+        int& n = by_address[address];
+        if (n >= options.max_connections_per_address) return false;
+        ++n;
+        return true;
+    }
+    void Release(const std::string& address) {
+        std::lock_guard<std::mutex> lock(by_address_mutex);
+        const auto it = by_address.find(address);
+        TALLY_ASSERT(it != by_address.end() && it->second > 0);
+        if (--it->second == 0) by_address.erase(it);
+    }
     std::atomic<bool> stopping{false};
     std::atomic<uint64_t> next_request{0};
     std::atomic<int64_t> busy{0};  // requests read and not yet written
@@ -120,10 +138,15 @@ std::string RawResponse(int status, std::string_view code, std::string_view mess
 
 class Session : public std::enable_shared_from_this<Session> {
    public:
-    Session(tcp::socket socket, Server::Impl& server) : stream_(std::move(socket)), server_(server) {
+    // REQUIRES: server.Admit(address) answered true.
+    Session(tcp::socket socket, Server::Impl& server, std::string address)
+        : stream_(std::move(socket)), server_(server), address_(std::move(address)) {
         server_.connections.fetch_add(1);
     }
-    ~Session() { server_.connections.fetch_sub(1); }
+    ~Session() {
+        server_.Release(address_);
+        server_.connections.fetch_sub(1);
+    }
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
@@ -189,6 +212,7 @@ class Session : public std::enable_shared_from_this<Session> {
         const auto auth = req.find(http::field::authorization);
         if (auth != req.end()) request.authorization = std::string_view(auth->value().data(), auth->value().size());
         request.body = req.body();
+        request.remote = address_;
         std::string internal_error;
         TALLY_ASSERT(tls_backend != nullptr);
         Response r = server_.service.Handle(request, *tls_backend, request_id, &internal_error);
@@ -240,6 +264,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     beast::tcp_stream stream_;
     Server::Impl& server_;
+    const std::string address_;
     beast::flat_buffer buffer_{kHeaderMax};
     std::optional<http::request_parser<http::string_body>> parser_;
     std::optional<http::response<http::string_body>> res_;
@@ -259,20 +284,24 @@ void Server::Impl::Accept() {
             });
             return;
         }
+        beast::error_code peer_ec;
+        const tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+        std::string address = peer_ec ? std::string("unknown") : peer.address().to_string();
         if (connections.load() >= options.max_connections) {
-            Refuse(std::move(socket));
+            Refuse(std::move(socket), "too many connections; try again in a moment");
+        } else if (!Admit(address)) {
+            Refuse(std::move(socket), "too many connections from this address; try again in a moment");
         } else {
-            std::make_shared<Session>(std::move(socket), *this)->Start();
+            std::make_shared<Session>(std::move(socket), *this, std::move(address))->Start();
         }
         Accept();
     });
 }
 
-void Server::Impl::Refuse(tcp::socket socket) {
+void Server::Impl::Refuse(tcp::socket socket, std::string_view why) {
     service.metrics().Refused();
     auto closer = std::make_shared<Closer>(beast::tcp_stream(std::move(socket)));
-    closer->Start(
-        std::make_shared<std::string>(RawResponse(503, "overloaded", "too many connections; try again in a moment")));
+    closer->Start(std::make_shared<std::string>(RawResponse(503, "overloaded", why)));
 }
 
 void Server::Impl::StopNow() {
@@ -303,6 +332,7 @@ Server::Server(ServerOptions options, std::function<std::unique_ptr<Backend>()> 
     : impl_(std::make_unique<Impl>(std::move(options), std::move(make_backend), log)) {
     TALLY_ASSERT(impl_->options.threads > 0);
     TALLY_ASSERT(impl_->options.max_connections > 0);
+    TALLY_ASSERT(impl_->options.max_connections_per_address > 0);
 }
 
 Server::~Server() = default;

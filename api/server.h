@@ -1,6 +1,7 @@
 // `tally serve`'s HTTP/1.1 server (Boost.Beast, kept inside server.cc):
 // keep-alive, bounded header (8 KiB), body (1 MiB) and target, a read
-// timeout, a bound on concurrent connections (beyond it: 503 and close),
+// timeout, bounds on concurrent connections, in all and per client address
+// (beyond them: 503 and close),
 // N worker threads each with its own Backend, one access-log line per
 // request (never a key or a query), and a clean stop on SIGINT/SIGTERM
 // that finishes the requests in flight.
@@ -25,6 +26,10 @@ struct ServerOptions {
     uint16_t port = 8080;  // 0: any free port (Port() says which)
     int threads = 2;
     int max_connections = 256;
+    // Connections from one client address at once (beyond it: 503 and
+    // close), so that one address cannot hold every slot. Behind a proxy
+    // every client is the proxy's address: raise it to max_connections.
+    int max_connections_per_address = 64;
     std::chrono::milliseconds read_timeout{10000};   // a request's header and body, and idle keep-alive
     std::chrono::milliseconds drain_timeout{10000};  // stop: how long in-flight requests may finish
     ServiceOptions service;

@@ -7,6 +7,7 @@
 #include "api/sales.h"
 #include "api/static_files.h"
 #include "base/assert.h"
+#include "ledger/errors.h"
 
 namespace tally::api {
 
@@ -121,26 +122,48 @@ RateLimiter::RateLimiter(int64_t rate, int64_t burst) : rate_(rate), burst_(burs
     TALLY_ASSERT(burst > 0);
 }
 
+void RateLimiter::Refill(Bucket& b, std::chrono::steady_clock::time_point now) const {
+    constexpr int64_t kMicro = 1000000;
+    const int64_t elapsed_us =
+        std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(now - b.at).count());
+    // elapsed_us * rate_ micro-tokens, capped before it can overflow.
+    const int64_t cap = burst_ * kMicro;
+    const int64_t added = elapsed_us >= cap / rate_ + 1 ? cap : elapsed_us * rate_;
+    b.micro_tokens = std::min(cap, b.micro_tokens + added);
+    b.at = now;
+}
+
+int64_t RateLimiter::WaitFor(const Bucket& b) const {
+    constexpr int64_t kMicro = 1000000;
+    if (b.micro_tokens >= kMicro) return 0;
+    const int64_t missing = kMicro - b.micro_tokens;                       // micro-tokens
+    return std::max<int64_t>(1, (missing / rate_ + kMicro - 1) / kMicro);  // whole seconds, at least 1
+}
+
 int64_t RateLimiter::Take(const std::string& key, std::chrono::steady_clock::time_point now) {
     constexpr int64_t kMicro = 1000000;
     std::lock_guard<std::mutex> lock(mutex_);
+    if (buckets_.size() >= kMaxBuckets && buckets_.find(key) == buckets_.end()) {
+        for (auto it = buckets_.begin(); it != buckets_.end();) {
+            Refill(it->second, now);
+            it = it->second.micro_tokens == burst_ * kMicro ? buckets_.erase(it) : std::next(it);
+        }
+    }
     auto [it, inserted] = buckets_.try_emplace(key, Bucket{burst_ * kMicro, now});
     Bucket& b = it->second;
-    if (!inserted) {
-        const int64_t elapsed_us =
-            std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(now - b.at).count());
-        // elapsed_us * rate_ micro-tokens, capped before it can overflow.
-        const int64_t cap = burst_ * kMicro;
-        const int64_t added = elapsed_us >= cap / rate_ + 1 ? cap : elapsed_us * rate_;
-        b.micro_tokens = std::min(cap, b.micro_tokens + added);
-        b.at = now;
-    }
-    if (b.micro_tokens >= kMicro) {
-        b.micro_tokens -= kMicro;
-        return 0;
-    }
-    const int64_t missing = kMicro - b.micro_tokens;                       // micro-tokens
-    return std::max<int64_t>(1, (missing / rate_ + kMicro - 1) / kMicro);  // whole seconds, at least 1
+    if (!inserted) Refill(b, now);
+    const int64_t wait = WaitFor(b);
+    if (wait == 0) b.micro_tokens -= kMicro;
+    return wait;
+}
+
+int64_t RateLimiter::Peek(const std::string& key, std::chrono::steady_clock::time_point now) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = buckets_.find(key);
+    if (it == buckets_.end()) return 0;
+    Bucket b = it->second;
+    Refill(b, now);
+    return WaitFor(b);
 }
 
 void Metrics::Record(const std::string& route, int status, std::chrono::microseconds latency) {
@@ -196,28 +219,43 @@ std::string Metrics::Text() {
 }
 
 Service::Service(ServiceOptions options, std::shared_ptr<const StaticFiles> pages)
-    : options_(options), pages_(std::move(pages)), limiter_(options.rate_limit, options.rate_burst) {}
+    : options_(options),
+      pages_(std::move(pages)),
+      limiter_(options.rate_limit, options.rate_burst),
+      auth_failures_(options.auth_failure_rate, options.auth_failure_burst) {}
 
 Response Service::Handle(const Request& request, Backend& backend, const std::string& request_id,
                          std::string* internal_error) {
-    Response response;
-    try {
-        Dispatch(request, backend, &response);
-    } catch (const HttpError& e) {
-        Response error = ErrorResponse(e);
-        error.route = response.route;
-        error.key_id = response.key_id;
-        error.headers = std::move(response.headers);
-        response = std::move(error);
-    } catch (const std::exception& e) {
-        *internal_error = e.what();
-        Response error = ErrorResponse(
-            HttpError(500, "internal", "the request failed inside tally; the log names request " + request_id));
-        error.route = response.route;
-        error.key_id = response.key_id;
-        response = std::move(error);
+    const bool safe = request.method == "GET" || request.method == "HEAD";
+    for (int attempt = 1;; ++attempt) {
+        Response response;
+        try {
+            Dispatch(request, backend, &response);
+            return response;
+        } catch (const HttpError& e) {
+            Response error = ErrorResponse(e);
+            error.route = response.route;
+            error.key_id = response.key_id;
+            error.headers = std::move(response.headers);
+            for (const auto& header : e.headers) error.headers.push_back(header);
+            return error;
+        } catch (const std::exception& e) {
+            // The backend dropped its broken connection; a read may go again.
+            // A worker holds a few connections (keys, usage, invoices): each
+            // attempt finds at most one more of them broken.
+            constexpr int kAttempts = 5;
+            if (safe && attempt < kAttempts &&
+                ledger::Classify(e, "answering a request").kind == ingest::SinkErrorKind::kRetry) {
+                continue;
+            }
+            *internal_error = e.what();
+            Response error = ErrorResponse(
+                HttpError(500, "internal", "the request failed inside tally; the log names request " + request_id));
+            error.route = response.route;
+            error.key_id = response.key_id;
+            return error;
+        }
     }
-    return response;
 }
 
 void Service::Dispatch(const Request& request, Backend& backend, Response* response) {
@@ -231,9 +269,18 @@ void Service::Dispatch(const Request& request, Backend& backend, Response* respo
     ledger::Principal who;
     if (m.route->roles != 0) {
         const std::string_view secret = BearerSecret(request.authorization);
+        // An address that keeps sending keys that are not valid gets no more lookups for a while.
+        const std::string address = "address:" + std::string(request.remote);
+        if (!secret.empty() && !request.remote.empty()) {
+            if (const int64_t wait = auth_failures_.Peek(address, std::chrono::steady_clock::now()); wait > 0) {
+                response->headers.emplace_back("Retry-After", std::to_string(wait));
+                throw HttpError(429, "rate_limited", "too many requests with keys that are not valid from this address");
+            }
+        }
         std::optional<ledger::Principal> p;
         if (!secret.empty()) p = backend.Authenticate(secret);
         if (!p) {
+            if (!secret.empty() && !request.remote.empty()) auth_failures_.Take(address, std::chrono::steady_clock::now());
             Response r = Unauthorized(!request.authorization.empty());
             r.route = response->route;
             *response = std::move(r);

@@ -55,6 +55,7 @@ struct Request {
     std::string_view target;
     std::string_view authorization;  // the Authorization header, "" when absent
     std::string_view body;
+    std::string_view remote;  // the client's address ("" when not known): failed keys are limited by it
 };
 
 struct Response {
@@ -79,12 +80,21 @@ class RateLimiter {
     RateLimiter(int64_t rate, int64_t burst);
     // 0 when the request may go; else the seconds to wait (Retry-After).
     int64_t Take(const std::string& key, std::chrono::steady_clock::time_point now);
+    // What Take would answer, taking nothing.
+    int64_t Peek(const std::string& key, std::chrono::steady_clock::time_point now);
+    // Buckets kept at most (keys and client addresses); beyond it, the
+    // buckets that have filled up again are forgotten (a full bucket is the
+    // same as none).
+    static constexpr size_t kMaxBuckets = 65536;
 
    private:
     struct Bucket {
         int64_t micro_tokens = 0;
         std::chrono::steady_clock::time_point at;
     };
+    // The bucket refilled up to `now` (REQUIRES: mutex_ held).
+    void Refill(Bucket& b, std::chrono::steady_clock::time_point now) const;
+    int64_t WaitFor(const Bucket& b) const;
     int64_t rate_, burst_;
     std::mutex mutex_;
     std::map<std::string, Bucket> buckets_;
@@ -116,6 +126,10 @@ struct ServiceOptions {
     // Requests of one key being answered at the same time; more are a 429
     // (one key's heavy queries must not take every worker thread).
     int64_t in_flight_per_key = 2;
+    // Requests with a key that is not valid, per client address: each costs
+    // a lookup, so beyond this rate they are a 429 without one.
+    int64_t auth_failure_rate = 5;    // per second
+    int64_t auth_failure_burst = 20;  // at once
 };
 
 // Thread-safe: one Service for the process, one Backend per thread.
@@ -125,6 +139,8 @@ class Service {
     explicit Service(ServiceOptions options, std::shared_ptr<const StaticFiles> pages = nullptr);
     // Never throws: a handler's exception is a 500 naming `request_id`,
     // with what() in *internal_error for the log (never in the response).
+    // A GET or HEAD that fails because a database connection was lost
+    // (PostgreSQL restarted) is tried again on a new one (at most 5 tries).
     Response Handle(const Request& request, Backend& backend, const std::string& request_id,
                     std::string* internal_error);
     Metrics& metrics() { return metrics_; }
@@ -134,6 +150,7 @@ class Service {
     ServiceOptions options_;
     std::shared_ptr<const StaticFiles> pages_;
     RateLimiter limiter_;
+    RateLimiter auth_failures_;  // by client address
     Metrics metrics_;
     std::mutex in_flight_mu_;
     std::unordered_map<std::string, int64_t> in_flight_;  // by key id

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "billing/quote.h"
+#include "quoting/quote_run.h"
 #include "pricing/diagnostic.h"
 #include "pricing/invoice.h"
 #include "pricing/plan.h"
@@ -124,26 +125,10 @@ struct QuoteOptions {
     std::string format = "table";
     std::optional<bool> terminal;  // progress as a bar; default: isatty(stderr)
 };
-// A message of the period the candidate could not price (never dropped).
-struct QuoteRejected {
-    std::string customer, topic;
-    int32_t partition = 0;
-    int64_t offset = 0;
-    std::string code, reason;
-};
-struct QuoteCustomerResult {
-    billing::CustomerQuote quote;
-    std::vector<Invoice> current, candidate;  // the customer's invoices of the period on each side
-    std::vector<QuoteRejected> rejected;
-    bool archive_incomplete = false;  // refused: the archive lacks calls the rollups bill (quote.errors says)
-    int64_t archived = 0;  // archived messages read (the period and a day around it)
-};
-struct QuoteResult {
-    std::string candidate_plan;  // its name; a published plan of that name is replaced
-    bool replaces_published = false;
-    std::vector<QuoteCustomerResult> customers;
-    billing::BookQuote book;
-};
+// The result types are quoting/quote_run.h's (POST /v1/quotes shares them).
+using quoting::QuoteCustomerResult;
+using quoting::QuoteRejected;
+using quoting::QuoteResult;
 // Computes a quote; returns kExitOk, or the exit code with the reason on err
 // (usage errors, an invalid candidate, the database). Refusals of single
 // customers (an incomplete archive) are in their quote's errors.

@@ -1,6 +1,7 @@
 // `tally serve`: the HTTP API (api/, docs/api.md).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -21,6 +22,7 @@ struct ServeFlags {
     std::string database_url;
     int threads = 4;
     int max_connections = 256;
+    int max_connections_per_address = 64;
     int64_t rate_limit = 50;
     int64_t rate_burst = 100;
     int64_t statement_timeout_ms = 5000;
@@ -66,6 +68,7 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
     }
     o.threads = f.threads;
     o.max_connections = f.max_connections;
+    o.max_connections_per_address = std::min(f.max_connections_per_address, f.max_connections);
     o.read_timeout = std::chrono::seconds(f.read_timeout_s);
     o.service.rate_limit = f.rate_limit;
     o.service.rate_burst = f.rate_burst;
@@ -119,6 +122,10 @@ void AddServeCommand(CLI::App& app, std::function<int()>* action) {
         ->check(CLI::Range(1, 256));
     cmd->add_option("--max-connections", f->max_connections,
                     "Open connections at most; more are answered 503 and closed (default 256)")
+        ->check(CLI::Range(1, 100000));
+    cmd->add_option("--max-connections-per-address", f->max_connections_per_address,
+                    "Open connections of one client address at most; more are answered 503 (default 64; behind a "
+                    "proxy, where every client has its address, set it to --max-connections)")
         ->check(CLI::Range(1, 100000));
     cmd->add_option("--rate-limit", f->rate_limit, "Requests per second per API key (default 50)")
         ->check(CLI::Range(int64_t{1}, int64_t{1000000}));

@@ -100,6 +100,9 @@ broker=
 listen=${TALLY_QUICKSTART_LISTEN:-127.0.0.1:8080}
 step "tally key create --role customer --customer cust_volc_a"
 key=$("$tally" key create --role customer --customer cust_volc_a --label quickstart | tail -n 1)
+step "tally key create --role finance; tally key create --role sales"
+finance_key=$("$tally" key create --role finance --label quickstart | tail -n 1)
+sales_key=$("$tally" key create --role sales --label quickstart | tail -n 1)
 step "tally serve --listen $listen (Ctrl-C stops it)"
 cat <<TEXT
 Open http://$listen/ and sign in with this customer key (customer cust_volc_a,
@@ -111,6 +114,15 @@ The same data from the API:
 
     curl -H 'Authorization: Bearer $key' 'http://$listen/v1/usage?period=2025-11&group_by=model'
     curl -H 'Authorization: Bearer $key' 'http://$listen/v1/invoices'
+
+Finance (invoices, run/finalize/void, margin, dead letters): open
+http://$listen/finance and sign in with this finance key:
+
+    $finance_key
+
+Sales (plans and their price tables, quotes) through the API, with this sales key:
+
+    curl -H 'Authorization: Bearer $sales_key' 'http://$listen/v1/plans'
 
 TEXT
 "$tally" serve --listen "$listen"

@@ -12,6 +12,7 @@
 
 #include "base/assert.h"
 #include "base/int128.h"
+#include "pricing/price_table.h"
 
 namespace tally {
 
@@ -574,8 +575,7 @@ class PeriodPricer {
         line.band = m.BandLabel(key.cell.band);
         if (key.cell.condition != kNone) {
             const auto& oc = m.bands[key.cell.band].output_conditions[key.cell.condition];
-            line.output_condition =
-                std::string(oc.reasoning_counts ? "output" : "output_excl_reasoning") + "<=" + std::to_string(oc.up_to);
+            line.output_condition = OutputConditionLabel(oc);
         }
         if (key.cell.window != kNone) line.window = m.windows[key.cell.window].name;
         line.batch = (key.cell.flags & kFlagBatch) != 0;

@@ -21,13 +21,9 @@ scenarios=("${@:-clean crash pg_restart rebalance broker_faults retention_gap pe
 read -r pgdir server < "$state"
 port=${server##*:}; port=${port%%/*}
 psql=/usr/lib/postgresql/15/bin/psql
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$src/tests/e2e/lib.sh"
+e2e_begin
 fail() { echo "FAIL: $*"; exit 1; }
 
 "$tally" dev-kafka --brokers 3 --topic clean:6 --topic crash:6 --topic pg_restart:6 --topic rebalance:6 \

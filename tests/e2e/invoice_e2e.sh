@@ -13,13 +13,9 @@ set -euo pipefail
 tally=$1 src=$2 state=$3
 read -r _ server < "$state"
 psql=/usr/lib/postgresql/15/bin/psql
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$src/tests/e2e/lib.sh"
+e2e_begin
 fail() { echo "FAIL: $*"; exit 1; }
 q() { "$psql" "$TALLY_DATABASE_URL" -qAt -c "$1"; }
 # The subtotal of CUSTOMER's PERIOD invoice in a `tally rate --format json` file.

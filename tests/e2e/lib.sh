@@ -1,6 +1,9 @@
-# Shared setup of the end-to-end tests that need a billed ledger (source it).
-# The caller defines `fail MESSAGE` and an array `pids` of processes to kill
-# on exit, and has $tally (the binary) and $src (the source tree).
+# Shared setup of the end-to-end tests (source it). The caller has $tally
+# (the binary) and $src (the source tree), and defines `fail MESSAGE`.
+#
+# e2e_begin
+#   $work, a new temporary directory, and $pids, an array of processes; on
+#   exit every process in $pids is killed and $work removed.
 #
 # e2e_example_ledger SERVER_URL DB WORK [SUBSCRIPTIONS]
 #   A fresh database DB on the pg fixture's server, with the example plans,
@@ -8,6 +11,16 @@
 #   the example events of 2025-11 consumed through a dev Kafka, then the
 #   2025-11 invoices run and finalized. Exports TALLY_DATABASE_URL.
 # e2e_free_port: prints a free TCP port on 127.0.0.1.
+
+e2e_begin() {
+  work=$(mktemp -d)
+  pids=()
+  trap e2e_end EXIT
+}
+e2e_end() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 
 e2e_example_ledger() {
   local server=$1 db=$2 work=$3 subscriptions=${4:-$src/deploy/subscriptions.yaml}

@@ -7,20 +7,18 @@
 # missing id, byte for byte, with nothing of B in it; roles (403); the usage
 # total equals the finalized invoice's subtotal to the fen for every
 # customer and grouping; PDF and CSV; bad input (400 with the reason); a
-# 2 MB body (413); connections beyond the bound (503); the rate limit (429);
-# /metrics parses; no secret in the log; SIGTERM stops it cleanly.
+# 2 MB body (413); connections beyond the bound, in all and per address
+# (503); HEAD and 405 with Allow; the rate limit (429); /metrics parses; no
+# secret in the log; reads after PostgreSQL dropped the connections; keys
+# that are not valid limited per address; SIGTERM stops it cleanly.
 # Usage: serve_e2e.sh TALLY SOURCE_DIR PG_STATE
 set -euo pipefail
 tally=$1 src=$2 state=$3
 read -r _ server < "$state"
 psql=/usr/lib/postgresql/15/bin/psql
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$src/tests/e2e/lib.sh"
+e2e_begin
 fail() {
   echo "FAIL: $*"
   [ -f "$work/serve.log" ] && tail -n 20 "$work/serve.log"
@@ -28,8 +26,6 @@ fail() {
 }
 q() { "$psql" "$TALLY_DATABASE_URL" -qAt -c "$1"; }
 
-# shellcheck source=lib.sh
-. "$src/tests/e2e/lib.sh"
 e2e_example_ledger "$server" e2e_serve "$work"
 [ "$(q "SELECT count(*) FROM invoices WHERE status = 'finalized'")" = 4 ] || fail "expected 4 finalized invoices"
 
@@ -45,6 +41,7 @@ key_s=$(key sales)
 key_r=$(key customer cust_volc_a)  # for the rate limit only
 
 port=$(e2e_free_port)
+port2=$(e2e_free_port)
 base=http://127.0.0.1:$port
 "$tally" serve --listen "127.0.0.1:$port" --threads 2 --max-connections 8 --rate-limit 50 --rate-burst 100 \
   >"$work/serve.out" 2>"$work/serve.log" &
@@ -178,6 +175,32 @@ s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 assert s.recv(4096).decode().startswith("HTTP/1.1 200")
 PY
 
+# Connections of one address beyond its bound (here 3 of 8): 503 for it,
+# while another address still gets in.
+"$tally" serve --listen "127.0.0.1:$port2" --threads 1 --max-connections 8 --max-connections-per-address 3 \
+  >"$work/serve2.out" 2>"$work/serve2.log" &
+pids+=($!)
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port2/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+python3 - "$port2" <<'PY' || fail "connection bound per address"
+import socket, sys, time
+port = int(sys.argv[1])
+def ask(source):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    return s.recv(4096).decode()
+idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+time.sleep(0.3)
+answer = ask("127.0.0.1")
+assert answer.startswith("HTTP/1.1 503") and "from this address" in answer, answer
+assert ask("127.0.0.2").startswith("HTTP/1.1 200")
+for c in idle:
+    c.close()
+time.sleep(0.3)
+assert ask("127.0.0.1").startswith("HTTP/1.1 200")
+PY
+
 # Framing: a response to HEAD sends no body (the next response follows its
 # headers at once); a Transfer-Encoding other than chunked, and an HTTP/1.1
 # request without Host, are 400 and the connection closes (no second
@@ -203,8 +226,11 @@ def exchange(raw):
     return data.decode()
 both = exchange(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 first, rest = both.split("\r\n\r\n", 1)
-assert first.startswith("HTTP/1.1 405"), both
+assert first.startswith("HTTP/1.1 200"), both
+assert "Content-Length: 15" in first, both  # the length of the GET's body, which HEAD does not send
 assert rest.startswith("HTTP/1.1 200"), both
+post = exchange(b"POST /v1/usage HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+assert post.startswith("HTTP/1.1 405") and "Allow: GET, HEAD\r\n" in post, post
 smuggled = exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n"
                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 assert smuggled.startswith("HTTP/1.1 400"), smuggled
@@ -248,6 +274,21 @@ for k in "$key_a" "$key_b" "$key_f" "$key_s" "$key_r"; do
 done
 grep -q "customer=cust_volc_b" "$work/serve.log" && fail "a query string is in the log"
 grep -q "http req=.* GET /v1/invoices 200 .*ms key=" "$work/serve.log" || fail "no access log line"
+
+# PostgreSQL drops the server's connections (a restart, a failover): the
+# next reads answer 200 on new connections, not a 500 each.
+q "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+   WHERE datname = current_database() AND pid <> pg_backend_pid()" >/dev/null
+for i in 1 2 3 4; do expect 200 "$key_a" "/v1/usage?period=2025-11"; done
+
+# Keys that are not valid, many from one address: after a burst (20) they
+# are 429s without a lookup; another address is not held up.
+codes=$(for _ in $(seq 40); do echo "url = \"$base/v1/invoices\""; echo "output = \"/dev/null\""; done |
+  curl -s -K - -w '%{http_code}\n' -H "Authorization: Bearer tly_000000000000_guess" | sort | uniq -c)
+echo "$codes" | grep -q " 401$" || fail "no 401 for bad keys: $codes"
+echo "$codes" | grep -q " 429$" || fail "bad keys from one address are not limited: $codes"
+[ "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 -H "Authorization: Bearer $key_b" \
+  "$base/v1/invoices")" = 200 ] || fail "another address is held up by the bad keys of 127.0.0.1"
 
 # SIGTERM: a clean stop.
 kill -TERM "$serve_pid"

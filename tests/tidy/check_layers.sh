@@ -7,7 +7,8 @@
 # of ours, and base and pricing do not include it; billing (pure, like
 # pricing) sees pricing and base only; documents (the exported invoice
 # documents) sees billing, render, pricing and of the ledger only
-# ledger/invoice_store.h (the Issuer value), never libpqxx; nothing includes app/.
+# ledger/invoice_store.h (the Issuer value), never libpqxx; quoting (tally
+# quote, POST /v1/quotes) never Kafka, app/ or api/; nothing includes app/.
 set -u
 root=${1:?usage: check_layers.sh SOURCE_DIR}
 cd "$root" || exit 2
@@ -39,7 +40,9 @@ check ingest '#include "ingest/(dev_broker|synthetic)[.]h"' "the mock broker and
     "api (tally serve) sees base, pricing, billing, ledger's stores, render and documents; never app/ or libpqxx" \
     '#include "ingest/sink[.]h"'
 [ -d api ] && check api '#include <boost/' "Boost.Beast/Asio stay in api/server.cc (compile time)" '^api/server[.]cc:'
-for d in base pricing billing ingest ledger render documents; do
+[ -d quoting ] && check quoting '#include [<"](app|api)/|#include <(pqxx|librdkafka)|#include "ingest/(kafka|consumer|producer|consume_loop|dev_broker|synthetic)[.]h"' \
+    "quoting (tally quote, POST /v1/quotes) sees billing, pricing, ledger's stores and ingest's rating pipeline; never Kafka, app/ or api/"
+for d in base pricing billing ingest ledger render documents quoting; do
     [ -d $d ] && check $d '#include [<"]api/' "nothing below api/ includes it"
 done
 [ -d bench ] && check bench '#include [<"]app/' "nothing depends on app"

@@ -49,6 +49,16 @@ TEST(Routes, UnknownPathsMethodsAndParameters) {
     EXPECT_EQ(StatusOf("GET", "/"), 404);
     EXPECT_EQ(StatusOf("POST", "/v1/usage"), 405);
     EXPECT_EQ(StatusOf("DELETE", "/v1/invoices/17"), 405);
+    EXPECT_EQ(Match("HEAD", "/v1/invoices/17").route->id, RouteId::kInvoice);  // HEAD is GET without the body
+    try {
+        MatchRoute("DELETE", ParseTarget("/v1/plans"));
+        FAIL();
+    } catch (const HttpError& e) {
+        EXPECT_EQ(e.status, 405);
+        ASSERT_EQ(e.headers.size(), 1u);
+        EXPECT_EQ(e.headers[0].first, "Allow");
+        EXPECT_EQ(e.headers[0].second, "POST, GET, HEAD");
+    }
     EXPECT_EQ(StatusOf("GET", "/v1/usage?group_by=day&colour=red"), 400);
     EXPECT_EQ(StatusOf("GET", "/healthz?x=1"), 400);
     EXPECT_EQ(StatusOf("GET", "/v1/invoices?customer=a&period=2025-11&status=draft"), 200);

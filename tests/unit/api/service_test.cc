@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "api/ledger_backend.h"
+#include "ingest/sink.h"
 
 namespace tally::api {
 namespace {
@@ -44,6 +45,7 @@ class FakeBackend : public Backend {
                 Doc(3, "", "cust_a", "draft"), Doc(4, "", "cust_b", "draft")};
     }
     std::optional<ledger::Principal> Authenticate(std::string_view secret) override {
+        ++lookups;
         auto it = keys.find(std::string(secret));
         if (it == keys.end()) return std::nullopt;
         return it->second;
@@ -52,6 +54,10 @@ class FakeBackend : public Backend {
     UsageReport Usage(const UsageQuery& q) override {
         if (q.customer == "cust_a" && block_a) block_a();
         if (!fail.empty()) throw std::runtime_error(fail);
+        if (lost_connections > 0) {
+            --lost_connections;
+            throw ingest::SinkError(ingest::SinkErrorKind::kRetry, "server closed the connection unexpectedly");
+        }
         usage_customers.push_back(q.customer);
         return {};
     }
@@ -78,6 +84,8 @@ class FakeBackend : public Backend {
     std::vector<std::string> usage_customers;
     std::string not_ready, fail;
     std::function<void()> block_a;  // runs inside cust_a's usage queries
+    int lost_connections = 0;        // usage queries that fail as a dropped connection first
+    int lookups = 0;                 // Authenticate calls
 };
 
 class ServiceTest : public ::testing::Test {
@@ -197,6 +205,50 @@ TEST_F(ServiceTest, AHandlerFailureIsA500NamingTheRequestNeverItsCause) {
     EXPECT_EQ(r.key_id, "ka");
 }
 
+TEST_F(ServiceTest, AReadOnALostConnectionIsTriedOnceMoreOnANewOne) {
+    backend_.lost_connections = 1;  // PostgreSQL restarted: the worker's connection is gone
+    EXPECT_EQ(Get("/v1/usage?period=2025-11", "Bearer tly_a").status, 200);
+    EXPECT_EQ(backend_.usage_customers.size(), 1u);
+    backend_.lost_connections = 4;  // one per connection of the worker: each try mends one
+    EXPECT_EQ(Get("/v1/usage?period=2025-11", "Bearer tly_a").status, 200);
+    EXPECT_EQ(backend_.usage_customers.size(), 2u);
+    backend_.lost_connections = 6;  // still down: a 500 after 5 tries
+    const Response r = Get("/v1/usage?period=2025-11", "Bearer tly_a");
+    EXPECT_EQ(r.status, 500);
+    EXPECT_EQ(internal_, "server closed the connection unexpectedly");
+    EXPECT_EQ(backend_.lost_connections, 1);
+    backend_.lost_connections = 0;
+    backend_.fail = "some other failure";  // not a lost connection: not tried again
+    EXPECT_EQ(Get("/v1/usage?period=2025-11", "Bearer tly_a").status, 500);
+    EXPECT_EQ(backend_.usage_customers.size(), 2u);
+}
+
+TEST_F(ServiceTest, KeysThatAreNotValidAreLimitedPerAddressWithoutALookup) {
+    ServiceOptions o;
+    o.auth_failure_rate = 1;
+    o.auth_failure_burst = 3;
+    Service service(o);
+    Request req;
+    req.method = "GET";
+    req.target = "/v1/invoices";
+    req.remote = "203.0.113.7";
+    std::string internal;
+    req.authorization = "Bearer tly_guess";
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(service.Handle(req, backend_, "1", &internal).status, 401);
+    EXPECT_EQ(backend_.lookups, 3);
+    const Response limited = service.Handle(req, backend_, "2", &internal);
+    EXPECT_EQ(limited.status, 429);
+    EXPECT_EQ(Header(limited, "Retry-After"), "1");
+    EXPECT_EQ(backend_.lookups, 3);  // no lookup for it
+    req.authorization = "Bearer tly_a";  // a good key from that address waits too (it cannot be told apart unlooked)
+    EXPECT_EQ(service.Handle(req, backend_, "3", &internal).status, 429);
+    req.remote = "203.0.113.8";  // another address is not held up
+    EXPECT_EQ(service.Handle(req, backend_, "4", &internal).status, 200);
+    req.authorization = "";  // no key at all is a 401 and costs no lookup: not counted
+    req.remote = "203.0.113.9";
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(service.Handle(req, backend_, "5", &internal).status, 401);
+}
+
 TEST_F(ServiceTest, RateLimitPerKeyAnswers429WithRetryAfter) {
     Service tight(ServiceOptions{1, 2});
     Request req;
@@ -259,6 +311,25 @@ TEST(RateLimiter, RefillsAtTheRateUpToTheBurst) {
     const auto later = t0 + std::chrono::hours(24 * 365);  // no overflow, capped at the burst
     for (int i = 0; i < 3; ++i) EXPECT_EQ(limiter.Take("k", later), 0);
     EXPECT_EQ(limiter.Take("k", later), 1);
+}
+
+TEST(RateLimiter, PeekTakesNothingAndFullBucketsAreForgottenBeyondTheBound) {
+    RateLimiter limiter(1, 2);
+    const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+    EXPECT_EQ(limiter.Peek("k", t0), 0);
+    EXPECT_EQ(limiter.Take("k", t0), 0);
+    EXPECT_EQ(limiter.Take("k", t0), 0);
+    EXPECT_EQ(limiter.Peek("k", t0), 1);
+    EXPECT_EQ(limiter.Peek("k", t0), 1);
+    EXPECT_EQ(limiter.Take("k", t0 + std::chrono::seconds(1)), 0);
+    // Many addresses: the map stays bounded, and an empty bucket is kept.
+    EXPECT_EQ(limiter.Take("k", t0 + std::chrono::seconds(1)), 1);
+    for (size_t i = 0; i < RateLimiter::kMaxBuckets + 10; ++i) limiter.Take("a" + std::to_string(i), t0 + std::chrono::seconds(1));
+    EXPECT_EQ(limiter.Peek("k", t0 + std::chrono::seconds(1)), 1);
+    // Once they have filled up again they are forgotten, and new ones fit.
+    const auto t1 = t0 + std::chrono::seconds(10);
+    EXPECT_EQ(limiter.Take("new", t1), 0);
+    EXPECT_EQ(limiter.Take("k", t1), 0);
 }
 
 TEST(CommonHeaders, ForbidInlineScriptAndSniffingAndCachingOfV1) {
