@@ -14,6 +14,7 @@
   const KEY = "tally.finance.key";
   const $ = (id) => document.getElementById(id);
   const DEAD_LETTER_PAGE = 20;
+  let nextBefore = null;  // the dead letters' cursor: the next page's before=
   let generation = 0;  // of load(): an older load's answers are dropped
   let busy = false;     // an action (run, finalize, void) is under way
 
@@ -262,7 +263,7 @@
       tr.appendChild(el("td", inv.currency));
       const actions = el("td", null, "actions");
       if (inv.status === "draft") {
-        actions.appendChild(button("Finalize", "small", (e) => finalizeOne(inv, e.currentTarget)));
+        actions.appendChild(button("Finalize…", "small", () => finalizeOne(inv)));
       } else if (inv.status === "finalized") {
         actions.appendChild(button("Void…", "small danger", () => openVoid(inv)));
       }
@@ -302,53 +303,73 @@
   function renderMargin(margin, by) {
     const label = $("margin-by").selectedOptions[0].textContent;
     $("margin-key").textContent = label.charAt(0).toUpperCase() + label.slice(1);
-    const rows = margin.rows || [];
-    const report = [];
-    if (margin.report_id !== undefined && margin.report_id !== null) report.push("report " + margin.report_id);
-    if (margin.source) report.push(margin.source);
-    if (margin.created_at) report.push(margin.created_at);
-    $("margin-report").textContent = report.join(", ");
+    const notes = [];
+    if (margin.no_plans) notes.push("No plans are published.");
+    if (margin.no_cost_cards) notes.push("No cost card is published: every cost is unknown (tally cost publish).");
+    if (margin.unresolved_rollups > 0) {
+      notes.push(plural(margin.unresolved_rollups, "usage row names", "usage rows name") +
+        " a plan, model or unit no longer published and " + (margin.unresolved_rollups === 1 ? "is" : "are") + " left out.");
+    }
+    $("margin-report").textContent = notes.join(" ");
     const body = $("margin").tBodies[0];
     body.textContent = "";
     $("margin").dataset.by = by;
-    show("margin-empty", rows.length === 0);
-    for (const r of rows) {
-      const negative = r.negative === true;
-      const tr = el("tr", null, negative ? "negative" : r.error ? "error" : "");
-      tr.dataset.key = String(r[by]);
-      tr.appendChild(el("td", r[by]));
-      tr.appendChild(el("td", r.currency));
-      tr.appendChild(el("td", r.calls, "num"));
-      tr.appendChild(amountCell(r.revenue, r.currency));
-      tr.appendChild(amountCell(r.error ? null : r.cost, r.currency));
-      tr.appendChild(amountCell(r.error ? null : r.margin, r.currency));
-      tr.appendChild(el("td", r.error ? "-" : r.margin_percent, "num"));
-      const flag = el("td", null, "flag");
-      if (negative) flag.appendChild(el("span", "▼ negative", "badge badge-negative"));
-      if (r.error) flag.appendChild(el("span", "error: " + r.error, "badge badge-error"));
-      else if (r.cost_unknown) flag.appendChild(el("span", "cost unknown: " + r.cost_unknown, "badge badge-unknown"));
-      tr.appendChild(flag);
+    show("margin-empty", margin.rows.length === 0);
+    for (const r of margin.rows) body.appendChild(marginRow(el("td", r[by]), r));
+    for (const t of margin.totals) {
+      const tr = marginRow(el("th", "Total"), t, "th");
+      tr.classList.add("total");
       body.appendChild(tr);
     }
   }
 
+  // A margin row (or total) after its first cell: currency, calls,
+  // revenue, cost, margin, margin %, flag. A negative margin has the class
+  // "negative" and a visible marker, not a colour only.
+  function marginRow(first, r, tag) {
+    const negative = r.negative === true;
+    const tr = el("tr", null, negative ? "negative" : r.error ? "error" : "");
+    tr.appendChild(first);
+    tr.appendChild(el(tag || "td", r.currency));
+    tr.appendChild(el(tag || "td", r.calls, "num"));
+    tr.appendChild(amountCell(r.revenue, r.currency, tag));
+    tr.appendChild(amountCell(r.error ? null : r.cost, r.currency, tag));
+    tr.appendChild(amountCell(r.error ? null : r.margin, r.currency, tag));
+    tr.appendChild(el(tag || "td", r.error ? "-" : r.margin_percent, "num"));
+    const flag = el(tag || "td", null, "flag");
+    if (negative) flag.appendChild(el("span", "▼ negative", "badge badge-negative"));
+    if (r.error) flag.appendChild(el("span", "error: " + r.error, "badge badge-error"));
+    else if (r.cost_unknown) flag.appendChild(el("span", "cost unknown: " + r.cost_unknown, "badge badge-unknown"));
+    tr.appendChild(flag);
+    return tr;
+  }
+
   // --- dead letters -------------------------------------------------------
 
+  // The first page of the chosen reason (or every reason), newest first.
   async function loadDeadLetters(mine) {
     const reason = $("dead-reason").value;
     const q = "limit=" + DEAD_LETTER_PAGE + (reason ? "&reason=" + encodeURIComponent(reason) : "");
     const dead = await getJson("/v1/dead-letters?" + q);
     if (mine !== generation) return;
-    renderDeadLetters(dead, reason);
+    renderDeadCounts(dead, reason);
+    $("dead-letters").tBodies[0].textContent = "";
+    $("dead-letters").dataset.reason = reason;
+    appendDeadLetters(dead);
   }
 
-  function renderDeadLetters(dead, reason) {
-    const counts = dead.counts || [];
+  // Every reason with a count: a row each (a button that shows its
+  // letters) for those that have any, and an option each in the select.
+  function renderDeadCounts(dead, reason) {
     const body = $("dead-reasons").tBodies[0];
     body.textContent = "";
     const select = $("dead-reason");
     while (select.options.length > 1) select.remove(1);
-    for (const c of counts) {
+    for (const c of dead.counts) {
+      const option = el("option", c.reason + " (" + c.count + ")");
+      option.value = c.reason;
+      select.appendChild(option);
+      if (c.count === 0) continue;
       const tr = el("tr", null, c.reason === reason ? "selected" : "");
       tr.dataset.reason = c.reason;
       const name = el("td");
@@ -356,38 +377,48 @@
       tr.appendChild(name);
       tr.appendChild(el("td", c.count, "num"));
       body.appendChild(tr);
-      const option = el("option", c.reason + " (" + c.count + ")");
-      option.value = c.reason;
-      select.appendChild(option);
     }
-    const total = addDecimals(counts.map((c) => String(c.count)).concat(["0"]));
     const tr = el("tr", null, "total");
     tr.appendChild(el("th", "Total"));
-    tr.appendChild(el("th", total, "num"));
+    tr.appendChild(el("th", dead.total, "num"));
     body.appendChild(tr);
     select.value = reason;
+  }
 
-    const letters = dead.dead_letters || [];
+  // One page of dead letters after those shown; "Older" asks for the next.
+  function appendDeadLetters(dead) {
     const list = $("dead-letters").tBodies[0];
-    list.textContent = "";
-    $("dead-letters").dataset.reason = reason;
-    show("dead-empty", letters.length === 0);
-    for (const d of letters) {
+    for (const d of dead.dead_letters) {
       const row = el("tr");
-      row.dataset.deadLetterId = String(d.dead_letter_id);
-      row.appendChild(el("td", d.dead_letter_id, "num"));
+      row.dataset.deadLetterId = String(d.id);
+      row.appendChild(el("td", d.id, "num"));
       row.appendChild(el("td", d.received_at, "nowrap"));
       row.appendChild(el("td", d.reason_code, "nowrap"));
       row.appendChild(el("td", d.reason, "detail"));
-      row.appendChild(el("td", d.kafka_topic + "/" + d.kafka_partition + "@" + d.kafka_offset, "nowrap muted"));
+      row.appendChild(el("td", d.topic + " " + d.partition + ":" + d.offset, "nowrap muted"));
       const actions = el("td", null, "actions");
-      const b = button("Download", "link", () => download(
-        "/v1/dead-letters/" + encodeURIComponent(String(d.dead_letter_id)) + ".raw",
-        "dead-letter-" + d.dead_letter_id + ".raw", b));
+      const b = button("Raw (" + plural(d.size, "byte", "bytes") + ")", "link", () => download(
+        "/v1/dead-letters/" + encodeURIComponent(String(d.id)) + ".raw", "dead-letter-" + d.id + ".raw", b));
       b.dataset.download = "raw";
       actions.appendChild(b);
       row.appendChild(actions);
       list.appendChild(row);
+    }
+    show("dead-empty", list.rows.length === 0);
+    nextBefore = dead.next_before;
+    show("dead-older", nextBefore !== null && nextBefore !== undefined);
+  }
+
+  async function olderDeadLetters() {
+    const mine = generation;
+    const reason = $("dead-reason").value;
+    const q = "limit=" + DEAD_LETTER_PAGE + "&before=" + encodeURIComponent(String(nextBefore)) +
+      (reason ? "&reason=" + encodeURIComponent(reason) : "");
+    try {
+      const dead = await getJson("/v1/dead-letters?" + q);
+      if (mine === generation) appendDeadLetters(dead);
+    } catch (e) {
+      if (!refused(e)) showError("load-error", "Cannot load older dead letters: " + e.message);
     }
   }
 
@@ -433,34 +464,52 @@
     const period = $("period").value;
     act("The invoice run of " + period, async () => {
       const r = await postJson("/v1/invoice-runs", { period: period });
-      return "Invoice run of " + period + ": " + describe(r);
+      let said = "Invoice run " + r.run_id + " of " + r.period + ": " + plural(r.drafts, "draft", "drafts") + " for " +
+        plural(r.customers, "customer", "customers");
+      if (r.not_priced > 0) said += ", " + r.not_priced + " not priced";
+      if (r.adjustments > 0) said += ", " + plural(r.adjustments, "adjustment", "adjustments");
+      if (r.left_finalized > 0) said += ", " + r.left_finalized + " already finalized (left as they are)";
+      said += ".";
+      if (r.problems && r.problems.length) said += " Problems: " + r.problems.join("; ");
+      return said;
     });
+  }
+
+  // "Finalized 3: INV-…, INV-…. 1 draft could not be priced: …".
+  function finalized(r) {
+    let said = r.finalized.length === 0 ? "Nothing was finalized."
+      : "Finalized " + r.finalized.length + ": " + r.finalized.map((i) => i.number).join(", ") + ".";
+    const left = r.not_priced || [];
+    if (left.length) said += " " + plural(left.length, "draft", "drafts") + " could not be priced: " + left.join("; ");
+    return said;
+  }
+
+  // Asks before an action that cannot be undone: `then` runs on OK.
+  let confirmed = null;
+  function confirmFirst(title, text, ok, then) {
+    confirmed = then;
+    $("confirm-title").textContent = title;
+    $("confirm-text").textContent = text;
+    $("confirm-ok").textContent = ok;
+    $("confirm-dialog").showModal();
+    $("confirm-ok").focus();
   }
 
   function finalizePeriod() {
     const period = $("period").value;
-    act("Finalizing " + period, async () => {
-      const r = await postJson("/v1/invoices:finalize", { period: period });
-      return "Finalized " + period + ": " + describe(r);
-    });
+    const drafts = document.querySelectorAll("#invoices tbody tr[data-status=draft]").length;
+    confirmFirst("Finalize " + period + "?", "Finalizes " + plural(drafts, "draft", "drafts") + " of " + period +
+      ": each gets its number and can no longer change (only be voided with a credit note).",
+    "Finalize " + plural(drafts, "draft", "drafts"), () => act("Finalizing " + period, async () =>
+      finalized(await postJson("/v1/invoices:finalize", { period: period }))));
   }
 
   function finalizeOne(inv) {
-    act("Finalizing draft " + inv.invoice_id, async () => {
-      const r = await postJson("/v1/invoices/" + encodeURIComponent(String(inv.invoice_id)) + "/finalize", {});
-      const number = r.number || (r.invoice && r.invoice.number) || "";
-      return "Finalized draft " + inv.invoice_id + (number ? " as " + number : "") + ".";
-    });
-  }
-
-  // A short account of an action's answer: its counts and ids.
-  function describe(r) {
-    const parts = [];
-    for (const [k, v] of Object.entries(r || {})) {
-      if (typeof v === "number" || typeof v === "string") parts.push(k.replace(/_/g, " ") + " " + v);
-      else if (Array.isArray(v)) parts.push(plural(v.length, k.replace(/_/g, " ").replace(/s$/, ""), k.replace(/_/g, " ")));
-    }
-    return parts.length ? parts.join(", ") + "." : "done.";
+    confirmFirst("Finalize the draft of " + inv.customer + "?", "The draft " + inv.invoice_id + " of " +
+      inv.customer_name + " (" + inv.customer + "), " + inv.total + " " + inv.currency +
+      ", gets its number and can no longer change (only be voided with a credit note).", "Finalize",
+    () => act("Finalizing draft " + inv.invoice_id, async () =>
+      finalized(await postJson("/v1/invoices/" + encodeURIComponent(String(inv.invoice_id)) + "/finalize", {}))));
   }
 
   let voiding = null;
@@ -482,8 +531,7 @@
     $("void-dialog").close();
     act("Voiding " + inv.number, async () => {
       const r = await postJson("/v1/invoices/" + encodeURIComponent(String(inv.invoice_id)) + "/void", { reason: reason });
-      const note = r.number || (r.credit_note && r.credit_note.number) || "";
-      return "Voided " + inv.number + (note ? " with credit note " + note : "") + ".";
+      return "Voided " + inv.number + (r.number ? " with credit note " + r.number : "") + ".";
     });
   }
 
@@ -520,8 +568,17 @@
       try { await loadMargin(mine); } catch (e) { refused(e); }
     });
     $("dead-reason").addEventListener("change", reloadDeadLetters);
+    $("dead-older").addEventListener("click", olderDeadLetters);
     $("void-form").addEventListener("submit", confirmVoid);
     $("void-cancel").addEventListener("click", () => $("void-dialog").close());
+    $("confirm-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      $("confirm-dialog").close();
+      const then = confirmed;
+      confirmed = null;
+      if (then) then();
+    });
+    $("confirm-cancel").addEventListener("click", () => { confirmed = null; $("confirm-dialog").close(); });
     if (key()) showFinance(); else showSignIn("");
   });
 })();

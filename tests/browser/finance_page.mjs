@@ -174,6 +174,9 @@ try {
   await check("finalizing one draft gives it a number", async () => {
     const row = page.locator("#invoices tbody tr", { hasText: "cust_g" });
     await row.locator("button", { hasText: "Finalize" }).click();
+    await page.locator("#confirm-dialog").waitFor({ state: "visible" });
+    assert.match(await page.textContent("#confirm-text"), /cust_g/);
+    await page.click("#confirm-ok");
     await page.waitForFunction(() => document.body.dataset.state === "ready" &&
       document.querySelector("#invoices tbody tr[data-status=finalized]"));
     const rows = await invoiceRows();
@@ -186,6 +189,9 @@ try {
 
   await check("Finalize drafts finalizes the rest; numbers and totals equal the API's", async () => {
     await page.click("#finalize-all");
+    await page.locator("#confirm-dialog").waitFor({ state: "visible" });
+    await shot("6-finalize-confirm");
+    await page.click("#confirm-ok");
     await page.waitForFunction(() => document.body.dataset.state === "ready" &&
       !document.querySelector("#invoices tbody tr[data-status=draft]"));
     const rows = await invoiceRows();
@@ -195,7 +201,7 @@ try {
     assert.equal(new Set(rows.map((r) => r.number)).size, rows.length);
     assert.equal(await page.isDisabled("#finalize-all"), true);
     console.log("     finalized: " + rows.map((r) => r.number + " " + r.totalShown + " " + r.currency).join(", "));
-    await shot("6-finalized");
+    await shot("7-finalized");
   });
 
   await check("customer B's name is markup, shown as text; nothing runs", async () => {
@@ -215,7 +221,7 @@ try {
     await page.click("#void-confirm");  // no reason yet: refused in the page
     assert.ok(await page.isVisible("#void-dialog"));
     await page.fill("#void-reason", voidReason);
-    await shot("7-void-dialog");
+    await shot("8-void-dialog");
     await page.click("#void-confirm");
     await page.waitForFunction((n) => document.body.dataset.state === "ready" &&
       [...document.querySelectorAll("#invoices tbody tr")].some((tr) => tr.cells[0].textContent === n &&
@@ -226,7 +232,7 @@ try {
     assert.match(await page.textContent("#action-result"), new RegExp("Voided " + voided));
     const doc = await apiJson("/v1/invoices/" + voided);
     assert.equal(doc.status, "void");
-    await shot("8-voided");
+    await shot("9-voided");
   });
 
   const marginRows = () => page.$$eval("#margin tbody tr:not(.total)", (trs) => trs.map((tr) => ({
@@ -252,10 +258,15 @@ try {
     }));
   };
 
-  await check("the margin table by customer equals GET /v1/margin?by=customer", async () => {
+  await check("the margin table by customer equals GET /v1/margin?by=customer, totals too", async () => {
     const want = await apiMargin("customer");
     assert.ok(want.length > 0);
     assert.deepEqual(await marginRows(), want);
+    const m = await apiJson("/v1/margin?period=" + period + "&by=customer");
+    const totals = await page.$$eval("#margin tbody tr.total", (trs) =>
+      trs.map((tr) => [1, 3, 4, 5].map((i) => tr.cells[i].dataset.exact || tr.cells[i].textContent)));
+    assert.deepEqual(totals, m.totals.map((t) => [t.currency, t.revenue, t.cost ?? "unknown", t.margin ?? "unknown"]));
+    assert.ok(totals.length > 0);
   });
 
   await check("a negative margin row is flagged: a class and a visible marker", async () => {
@@ -281,17 +292,20 @@ try {
     console.log("     margin by " + by + ": " + negative.length + " negative of " + rows.length + " rows: " +
       negative.map((r) => r.key + " " + r.marginShown + " " + r.currency).join(", "));
     await page.locator("#margin").scrollIntoViewIfNeeded();
-    await shot("9-margin-negative");
+    await shot("10-margin-negative");
   });
 
   await check("dead letter counts by reason equal GET /v1/dead-letters; a raw one downloads", async () => {
     const all = await apiJson("/v1/dead-letters?limit=20");
     const counts = await page.$$eval("#dead-reasons tbody tr:not(.total)", (trs) =>
       trs.map((tr) => ({ reason: tr.dataset.reason, count: Number(tr.cells[1].textContent) })));
-    assert.deepEqual(counts, all.counts.map((c) => ({ reason: c.reason, count: c.count })));
+    assert.deepEqual(counts, all.counts.filter((c) => c.count > 0).map((c) => ({ reason: c.reason, count: c.count })));
     assert.ok(counts.length >= 3, JSON.stringify(counts));
+    assert.equal(await page.textContent("#dead-reasons tr.total th.num"), String(all.total));
+    const options = await page.$$eval("#dead-reason option", (os) => os.map((o) => o.value));
+    assert.deepEqual(options, [""].concat(all.counts.map((c) => c.reason)));
     const listed = await page.$$eval("#dead-letters tbody tr", (trs) => trs.map((tr) => tr.dataset.deadLetterId));
-    assert.deepEqual(listed, all.dead_letters.map((d) => String(d.dead_letter_id)));
+    assert.deepEqual(listed, all.dead_letters.map((d) => String(d.id)));
     // One reason only.
     const reason = counts.find((c) => c.reason === "unknown_customer") ? "unknown_customer" : counts[0].reason;
     await page.selectOption("#dead-reason", reason);
@@ -299,7 +313,7 @@ try {
     const some = await apiJson("/v1/dead-letters?limit=20&reason=" + reason);
     const shownRows = await page.$$eval("#dead-letters tbody tr", (trs) =>
       trs.map((tr) => ({ id: tr.dataset.deadLetterId, reason: tr.cells[2].textContent })));
-    assert.deepEqual(shownRows, some.dead_letters.map((d) => ({ id: String(d.dead_letter_id), reason: reason })));
+    assert.deepEqual(shownRows, some.dead_letters.map((d) => ({ id: String(d.id), reason: reason })));
     assert.equal(shownRows.length, counts.find((c) => c.reason === reason).count);
     const first = page.locator("#dead-letters tbody tr").first();
     const id = await first.getAttribute("data-dead-letter-id");
@@ -311,7 +325,7 @@ try {
     assert.ok(bytes.length > 0);
     console.log("     dead letter " + id + " (" + reason + "): " + bytes.length + " bytes as " + raw.suggestedFilename());
     await page.locator("#dead-reasons").scrollIntoViewIfNeeded();
-    await shot("10-dead-letters");
+    await shot("11-dead-letters");
   });
 
   await check("an invoice PDF downloads through the page (Blob, key in the header)", async () => {
