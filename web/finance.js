@@ -173,6 +173,7 @@
     event.preventDefault();
     const k = $("key").value.trim();
     if (!k) return showError("signin-error", "Paste an API key to sign in.");
+    document.body.dataset.state = "signing-in";
     try {
       await api("/v1/dead-letters?limit=1", { key: k });
     } catch (e) {

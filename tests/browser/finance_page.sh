@@ -86,9 +86,13 @@ status() { curl -sS --path-as-is -o "$work/body" -D "$work/headers" -w '%{http_c
 cmp -s "$work/body" "$src/web/finance.html" || fail "/finance is not web/finance.html"
 grep -qi '^Content-Type: text/html; charset=utf-8' "$work/headers" || fail "/finance's Content-Type"
 grep -qi "^Content-Security-Policy: default-src 'self'; script-src 'self'" "$work/headers" || fail "no CSP on /finance"
-for path in /finance/ /finance.html /static/finance.html/; do
+for path in /finance.html /Finance /static/finance; do
   got=$(status "$path")
   [ "$got" = 404 ] || fail "GET $path: $got, want 404"
+done
+for path in /finance/ /finance/../index.html /static/finance.html/; do
+  got=$(status "$path")
+  [ "$got" = 404 ] || [ "$got" = 400 ] || fail "GET $path: $got, want 404 or 400"
 done
 for file in finance.js finance.css; do
   [ "$(status "/static/$file")" = 200 ] || fail "/static/$file not served"
