@@ -203,7 +203,7 @@
     show("signin-view", false);
     show("finance-view", true);
     show("sign-out", true);
-    $("who").textContent = "finance";
+    $("who").textContent = "";
     if (!$("period").value) $("period").value = lastMonth();
     load();
   }
@@ -256,7 +256,7 @@
       who.appendChild(el("span", inv.customer_name, "name"));
       who.appendChild(el("span", inv.customer, "id"));
       tr.appendChild(who);
-      tr.appendChild(el("td", inv.plan));
+      tr.appendChild(el("td", inv.plan, "nowrap"));
       tr.appendChild(el("td", inv.status, "status status-" + inv.status));
       tr.appendChild(amountCell(inv.subtotal, inv.currency));
       tr.appendChild(amountCell(inv.tax, inv.currency));
@@ -518,6 +518,8 @@
   function openVoid(inv) {
     voiding = inv;
     $("void-number").textContent = inv.number;
+    $("void-what").textContent = inv.customer_name + " (" + inv.customer + "), " + inv.period + ", " + inv.total + " " +
+      inv.currency + ".";
     $("void-reason").value = "";
     showError("void-error", "");
     $("void-dialog").showModal();
