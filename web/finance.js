@@ -374,7 +374,7 @@
       const tr = el("tr", null, c.reason === reason ? "selected" : "");
       tr.dataset.reason = c.reason;
       const name = el("td");
-      name.appendChild(button(c.reason, "link plain", () => { select.value = c.reason; reloadDeadLetters(); }));
+      name.appendChild(button(c.reason, "link plain", () => { select.value = c.reason; load(); }));
       tr.appendChild(name);
       tr.appendChild(el("td", c.count, "num"));
       body.appendChild(tr);
@@ -423,16 +423,6 @@
     }
   }
 
-  async function reloadDeadLetters() {
-    const mine = ++generation;
-    try {
-      await loadDeadLetters(mine);
-    } catch (e) {
-      if (mine !== generation || refused(e)) return;
-      showError("load-error", "Cannot load the dead letters: " + e.message);
-    }
-  }
-
   // --- actions ------------------------------------------------------------
 
   // Runs `work` (a request) with the action buttons disabled; says what it
@@ -440,7 +430,8 @@
   async function act(what, work) {
     if (busy) return;
     busy = true;
-    for (const b of document.querySelectorAll("#finance-view button")) b.disabled = true;
+    const buttons = Array.from(document.querySelectorAll("#finance-view button"));
+    for (const b of buttons) b.disabled = true;
     showError("action-result", "");
     $("action-result").classList.remove("failed");
     document.body.dataset.state = "acting";
@@ -448,13 +439,13 @@
     try {
       said = await work();
     } catch (e) {
-      busy = false;
       if (refused(e)) return;
       said = what + " failed: " + e.message;
       $("action-result").classList.add("failed");
+    } finally {
+      busy = false;
+      for (const b of buttons) b.disabled = false;
     }
-    busy = false;
-    for (const b of document.querySelectorAll("#finance-view button")) b.disabled = false;
     showError("action-result", said);
     await load();
   }
@@ -566,11 +557,8 @@
     $("period-form").addEventListener("submit", (e) => { e.preventDefault(); load(); });
     $("run").addEventListener("click", runPeriod);
     $("finalize-all").addEventListener("click", finalizePeriod);
-    $("margin-by").addEventListener("change", async () => {
-      const mine = ++generation;
-      try { await loadMargin(mine); } catch (e) { refused(e); }
-    });
-    $("dead-reason").addEventListener("change", reloadDeadLetters);
+    $("margin-by").addEventListener("change", load);
+    $("dead-reason").addEventListener("change", load);
     $("dead-older").addEventListener("click", olderDeadLetters);
     $("void-form").addEventListener("submit", confirmVoid);
     $("void-cancel").addEventListener("click", () => $("void-dialog").close());
