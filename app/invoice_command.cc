@@ -24,6 +24,7 @@
 #include "ledger/cost_store.h"
 #include "ledger/invoice_store.h"
 #include "ledger/migrations.h"
+#include "ledger/period_run.h"
 #include "ledger/rollup_rebuild.h"
 #include "ledger/store.h"
 #include "pricing/currency.h"
@@ -143,11 +144,6 @@ int RunInvoiceRun(const InvoiceFlags& f, const std::string& kind, std::ostream& 
     o.period_id = ParsePeriodOrThrow(f.period);
     o.customer = f.customer;
     o.kind = kind;
-    ledger::Store catalog_store(url);
-    ingest::CatalogSnapshot cat = catalog_store.Load();
-    ledger::CostStore cost_store(url);
-    const CostCatalog costs = cost_store.LoadCostCards();
-    if (!costs.empty()) o.costs = &costs;
     // A bar with rate and ETA on a terminal, a line every 5 s otherwise.
     std::unique_ptr<Progress> progress;
     int64_t shown = 0;
@@ -161,8 +157,8 @@ int RunInvoiceRun(const InvoiceFlags& f, const std::string& kind, std::ostream& 
         progress->Advance(done - shown);
         shown = done;
     };
-    ledger::InvoiceStore store(url);
-    ledger::RunResult r = store.Run(cat.catalog, cat.subscriptions, o);
+    const ledger::PeriodRun run = ledger::RunPeriod(url, o);
+    const ledger::RunResult& r = run.result;
     if (progress) progress->Done();
     out << "invoice run " << r.run_id << " for " << f.period << ": " << r.customers << " customers, " << r.drafts
         << " drafts written (" << r.adjustments << " adjustment lines), " << r.left_finalized
@@ -172,10 +168,8 @@ int RunInvoiceRun(const InvoiceFlags& f, const std::string& kind, std::ostream& 
         err << "trace: " << r.rollup_rows << " rollup rows; read " << r.read_ms << " ms, price " << r.price_ms
             << " ms, write " << r.write_ms << " ms\n";
     }
-    if (o.costs != nullptr) {
-        const int64_t report = cost_store.WriteMarginReport(f.period, "invoice run " + std::to_string(r.run_id),
-                                                            r.run_id, r.margin);
-        out << "margin report " << report << " of the drafts written: " << r.margin.size()
+    if (run.margin_report_id) {
+        out << "margin report " << *run.margin_report_id << " of the drafts written: " << r.margin.size()
             << " rows (customer, plan, model, served model, day) in margin_rows; `tally margin --period " << f.period
             << "` prints it\n";
     } else {

@@ -11,8 +11,10 @@
 #include "app/report.h"
 #include "billing/invoice_run.h"
 #include "billing/margin.h"
+#include "billing/margin_json.h"
 #include "ledger/cost_store.h"
 #include "ledger/migrations.h"
+#include "ledger/period_margin.h"
 #include "ledger/store.h"
 #include "pricing/cost_card.h"
 #include "pricing/invoice.h"
@@ -39,9 +41,6 @@ std::string Shown(const std::optional<Amount>& a) {
 }
 std::string Exact(const std::optional<Amount>& a) {
     return a ? a->ToString() : std::string();
-}
-std::string JsonAmount(const std::optional<Amount>& a) {
-    return a ? JsonString(a->ToString()) : "null";
 }
 std::string CsvField(const std::string& s) {
     if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
@@ -96,18 +95,7 @@ void WriteJson(std::ostream& out, int64_t report_id, const std::string& period, 
                const std::vector<billing::MarginGroupRow>& groups) {
     out << "{\"report_id\":" << report_id << ",\"period\":" << JsonString(period)
         << ",\"by\":" << JsonString(billing::MarginGroupName(by)) << ",\"rows\":[";
-    for (size_t i = 0; i < groups.size(); ++i) {
-        const billing::MarginFigures& f = groups[i].figures;
-        out << (i > 0 ? "," : "") << "{\"" << billing::MarginGroupName(by) << "\":" << JsonString(groups[i].key)
-            << ",\"currency\":" << JsonString(f.currency.code()) << ",\"calls\":" << f.calls
-            << ",\"revenue\":" << JsonString(f.revenue.ToString()) << ",\"cost\":" << JsonAmount(f.cost)
-            << ",\"cost_known\":" << (f.cost_known() ? "true" : "false") << ",\"margin\":" << JsonAmount(f.margin)
-            << ",\"margin_percent\":" << JsonString(f.MarginPercentText())
-            << ",\"negative\":" << (f.negative ? "true" : "false");
-        if (!f.cost_unknown.empty()) out << ",\"cost_unknown\":" << JsonString(f.cost_unknown);
-        if (!f.error.empty()) out << ",\"error\":" << JsonString(f.error);
-        out << "}";
-    }
+    for (size_t i = 0; i < groups.size(); ++i) out << (i > 0 ? "," : "") << billing::MarginGroupRowJson(by, groups[i]);
     out << "]}\n";
 }
 
@@ -183,23 +171,12 @@ int RunMargin(const MarginOptions& o, std::ostream& out, std::ostream& err) {
     return WithDatabase("margin", o.database_url, err, [&](const std::string& url) {
         ledger::Store store(url);
         ledger::CostStore costs(url);
-        ingest::CatalogSnapshot cat = store.Load();
-        if (cat.catalog.plans.empty()) {
+        const ledger::PeriodMargin margin = ledger::ComputePeriodMargin(store, costs, *month, o.customer);
+        if (margin.no_plans) {
             out << "no plans published yet\n";
             return kExitOk;
         }
-        const CostCatalog cost_cards = costs.LoadCostCards();
-        // As tally usage: every period is priced, then the one asked is kept
-        // (amount coupons and grants are balances earlier periods use up).
-        RecordsRead read = FromRecords(cat.catalog, store.LoadRollups(o.customer, -1));
-        CommitmentHorizon horizon;  // commitments without usage are revenue too, as their invoices say
-        horizon.through = *month;
-        if (!o.customer.empty()) horizon.customers.push_back(o.customer);
-        std::vector<Invoice> invoices = PriceRollups(cat.catalog, cat.subscriptions, cat.catalog.plans.front().name,
-                                                     {}, read.rollups, &horizon);
-        std::erase_if(invoices, [&](const Invoice& inv) { return inv.period != o.period; });
-        const std::vector<billing::MarginRow> rows =
-            billing::ComputeMarginRows(cat.catalog, {}, read.rollups, invoices, cost_cards);
+        const std::vector<billing::MarginRow>& rows = margin.rows;
         const std::string source = o.customer.empty() ? "tally margin" : "tally margin --customer " + o.customer;
         const int64_t report_id = costs.WriteMarginReport(o.period, source, std::nullopt, rows);
         const std::vector<billing::MarginGroupRow> groups = billing::GroupMarginRows(rows, *by);
@@ -222,15 +199,15 @@ int RunMargin(const MarginOptions& o, std::ostream& out, std::ostream& err) {
                 ++unknown;
             }
         }
-        if (cost_cards.empty())
+        if (margin.no_cost_cards)
             err << "tally margin: no cost cards published; publish them with: tally cost publish FILE\n";
         if (unknown > 0) err << "tally margin: " << unknown << " row(s) have no known cost (shown as unknown)\n";
         if (errors > 0) {
             err << "tally margin: " << errors << " row(s) could not be valued (see their error)\n";
             exit = kExitPartial;
         }
-        if (read.unresolved > 0) {
-            err << "tally margin: " << read.unresolved << " rollup rows name a plan, version, model or unit that is "
+        if (margin.unresolved > 0) {
+            err << "tally margin: " << margin.unresolved << " rollup rows name a plan, version, model or unit that is "
                 << "not published any more and were left out\n";
             exit = kExitPartial;
         }
