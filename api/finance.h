@@ -22,7 +22,7 @@
 namespace tally::api {
 
 // How long POST /v1/invoice-runs may take, all of it (a run of 10,000
-// customers takes about 40 s): its connections' statement_timeout and a
+// customers takes about 40 s): ledger::RunPeriod's watchdog and
 // watchdog (ledger::RunPeriod), instead of the request's statement timeout.
 inline constexpr std::chrono::milliseconds kInvoiceRunBound{10 * 60 * 1000};
 

@@ -29,6 +29,8 @@ std::string BoundUrl(const std::string& url, int64_t timeout_ms, const std::stri
            "' application_name=" + application_name;
 }
 
+constexpr std::chrono::milliseconds kFallback{30000};
+
 // Ends the connections named `application_name` once `bound` passes,
 // unless Stop() came first.
 class Watchdog {
@@ -111,7 +113,10 @@ PeriodRun RunPeriod(const std::string& database_url, RunOptions options, std::ch
     const std::string name = "tally-run-" + std::to_string(::getpid()) + "-" + std::to_string(runs.fetch_add(1));
     Watchdog watchdog(database_url, name, bound);
     try {
-        PeriodRun out = RunUnbounded(BoundUrl(database_url, bound.count(), name), std::move(options), &run_id);
+        // The watchdog stops the run; statement_timeout is the fallback
+        // should it not reach the database in time.
+        PeriodRun out = RunUnbounded(BoundUrl(database_url, bound.count() + kFallback.count(), name),
+                                     std::move(options), &run_id);
         watchdog.Stop();
         return out;
     } catch (const std::exception& e) {
@@ -124,12 +129,13 @@ PeriodRun RunPeriod(const std::string& database_url, RunOptions options, std::ch
         }
         if (watchdog.fired()) {
             throw RunTimedOut("the invoice run took longer than " + seconds +
-                              " s and was stopped; nothing of it was kept (" + e.what() + ")");
+                              " s and was stopped; nothing of it was kept");
         }
         // A statement that ran into the bound on its own.
         const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
         if (sql != nullptr && sql->sqlstate() == "57014") {
-            throw RunTimedOut("a statement of the invoice run took longer than " + seconds +
+            throw RunTimedOut("a statement of the invoice run took longer than " +
+                              std::to_string((bound + kFallback).count() / 1000) +
                               " s and was stopped; nothing of it was kept");
         }
         throw;

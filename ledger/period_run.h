@@ -28,10 +28,11 @@ struct RunTimedOut : std::runtime_error {
 
 // `options.costs` is set here (the published cost cards, or none).
 // `bound` > 0: the whole run (catalog, run, margin report) gets at most
-// that long: its connections carry statement_timeout = bound (whatever
-// `database_url` says) and an application_name of their own, and a
-// watchdog ends those connections (pg_terminate_backend) when the bound
-// passes; then RunTimedOut. 0: no bound of its own (the CLI).
+// that long: its connections carry an application_name of their own and
+// a watchdog ends them (pg_terminate_backend) when the bound passes; then
+// RunTimedOut. Their statement_timeout is the bound plus 30 s (whatever
+// `database_url` says), in case the watchdog cannot reach the database.
+// 0: no bound of its own (the CLI).
 // Throws as InvoiceStore::Run, Store and CostStore do.
 PeriodRun RunPeriod(const std::string& database_url, RunOptions options,
                     std::chrono::milliseconds bound = std::chrono::milliseconds(0));
