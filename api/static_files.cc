@@ -16,6 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kStaticPrefix = "/static/";
+constexpr std::string_view kFinancePath = "/finance";  // the finance page, web/finance.html
 
 // Letters, digits, '.', '-', '_' and '/' between names: the only paths
 // served; a file whose path has anything else is skipped when loading.
@@ -89,7 +90,7 @@ std::shared_ptr<const StaticFiles> StaticFiles::Load(const std::string& dir) {
 
 bool StaticFiles::Handles(std::string_view target) {
     const std::string_view path = target.substr(0, target.find('?'));
-    return path == "/" || path == kStaticPrefix.substr(0, kStaticPrefix.size() - 1) ||
+    return path == "/" || path == kFinancePath || path == kStaticPrefix.substr(0, kStaticPrefix.size() - 1) ||
            path.substr(0, kStaticPrefix.size()) == kStaticPrefix;
 }
 
@@ -97,9 +98,12 @@ Response StaticFiles::Serve(std::string_view method, std::string_view target) co
     TALLY_ASSERT(Handles(target));
     const std::string_view path = target.substr(0, target.find('?'));
     Response r;
-    r.route = path == "/" ? "/" : "/static/{path}";
+    const bool page = path == "/" || path == kFinancePath;
+    r.route = page ? std::string(path) : "/static/{path}";
     // The raw path, not decoded: only a plain name can match a file.
-    const std::string_view name = path == "/" ? std::string_view("index.html") : path.substr(kStaticPrefix.size() - 1);
+    const std::string_view name = path == "/"          ? std::string_view("index.html")
+                                  : path == kFinancePath ? std::string_view("finance.html")
+                                                         : path.substr(kStaticPrefix.size() - 1);
     const std::string_view file = name.empty() || name.front() != '/' ? name : name.substr(1);
     const auto found = PlainPath(file) ? files_.find(file) : files_.end();
     if (found == files_.end()) {
@@ -129,6 +133,7 @@ std::vector<std::string> StaticFiles::Paths() const {
 const std::vector<std::pair<std::string_view, std::string_view>>& StaticRoutes() {
     static const std::vector<std::pair<std::string_view, std::string_view>> routes = {
         {"GET", "/"},
+        {"GET", "/finance"},
         {"GET", "/static/{path}"},
     };
     return routes;

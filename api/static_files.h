@@ -1,6 +1,6 @@
 // The web pages of `tally serve` (web/ in the source tree): GET / is
-// index.html, GET /static/<path> is the file at <path> under the web
-// directory. No key needed; the server adds the same security headers as
+// index.html, GET /finance is finance.html (the finance page), GET
+// /static/<path> is the file at <path> under the web directory. No key needed; the server adds the same security headers as
 // on the API. The files are read once, when the server starts: a request
 // is answered only when its raw path is exactly one of them, so nothing a
 // request says (.., %2e%2e, NUL, backslashes, a directory) ever reaches
@@ -30,7 +30,7 @@ class StaticFiles {
     // cannot be read or is larger than kStaticFileMax.
     static std::shared_ptr<const StaticFiles> Load(const std::string& dir);
 
-    // Whether the pages answer `target` (path "/" or under "/static/").
+    // Whether the pages answer `target` (path "/", "/finance" or under "/static/").
     static bool Handles(std::string_view target);
 
     // Answers a request Handles() accepted: 200 with the file, 404

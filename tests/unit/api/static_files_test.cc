@@ -39,6 +39,7 @@ class StaticFilesTest : public ::testing::Test {
                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::remove_all(root_);
         Write(root_ / "web" / "index.html", "<!doctype html><title>t</title>");
+        Write(root_ / "web" / "finance.html", "<!doctype html><title>finance</title>");
         Write(root_ / "web" / "app.js", "console.log(1);");
         Write(root_ / "web" / "vendor" / "u.min.css", ".u{}");
         Write(root_ / "web" / "notes.md", "not a served type");
@@ -66,7 +67,7 @@ class StaticFilesTest : public ::testing::Test {
 
 TEST_F(StaticFilesTest, LoadsOnlyPlainFilesOfKnownTypes) {
     const auto pages = StaticFiles::Load((root_ / "web").string());
-    EXPECT_EQ(pages->Paths(), (std::vector<std::string>{"app.js", "index.html", "vendor/u.min.css"}));
+    EXPECT_EQ(pages->Paths(), (std::vector<std::string>{"app.js", "finance.html", "index.html", "vendor/u.min.css"}));
 }
 
 TEST_F(StaticFilesTest, ServesIndexAndFilesWithTheirTypeWithoutAKey) {
@@ -84,6 +85,35 @@ TEST_F(StaticFilesTest, ServesIndexAndFilesWithTheirTypeWithoutAKey) {
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.content_type, "text/css; charset=utf-8");
     EXPECT_EQ(Get("/static/index.html").status, 200);
+}
+
+TEST_F(StaticFilesTest, FinanceIsTheFinancePage) {
+    Response r = Get("/finance");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+    EXPECT_EQ(r.body, "<!doctype html><title>finance</title>");
+    EXPECT_EQ(r.route, "/finance");
+    r = Get("/finance?period=2025-11");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "<!doctype html><title>finance</title>");
+    // Any other spelling is not the page: a 404, or a 400 from the API's
+    // target parser (a trailing '/', an encoded '/', a dot segment).
+    for (const char* target : {"/finance.html", "/Finance", "/finances", "/static/finance"}) {
+        EXPECT_EQ(Get(target).status, 404) << target;
+    }
+    for (const char* target : {"/finance/", "/finance%2f", "/finance/../index.html"}) {
+        const Response other = Get(target);
+        EXPECT_TRUE(other.status == 404 || other.status == 400) << target << ": " << other.status;
+        EXPECT_NE(other.body, "<!doctype html><title>finance</title>") << target;
+    }
+    r = Get("/finance", "POST");
+    EXPECT_EQ(r.status, 405);
+    EXPECT_EQ(r.route, "/finance");
+    // Without web/finance.html the path is a 404, like any missing file.
+    fs::remove(root_ / "web" / "finance.html");
+    r = Get("/finance");
+    EXPECT_EQ(r.status, 404);
+    EXPECT_EQ(r.body, R"({"error":{"code":"not_found","message":"no such resource"}})");
 }
 
 TEST_F(StaticFilesTest, EverythingElseIsANotFound) {
