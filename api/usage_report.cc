@@ -185,7 +185,10 @@ void ProjectRows(const PeriodPricer& pricer, const std::vector<Invoice>& full, s
         if (!any_list && !any_calls) std::fill(shares_of.begin(), shares_of.end(), 1);
         int128 minor = 1;
         for (int d = amount.currency().minor_digits(); d < Decimal::kScale; ++d) minor *= 10;
-        const std::vector<int128> shares = billing::AllocateExactly(amount.value().raw(), shares_of, minor);
+        // Lines are rounded to the minor unit, so their sum is whole units;
+        // were it not, shares at Decimal's scale still add up exactly.
+        const int128 unit = amount.value().raw() % minor == 0 ? minor : 1;
+        const std::vector<int128> shares = billing::AllocateExactly(amount.value().raw(), shares_of, unit);
         size_t k = 0;
         for (const auto& [project, w] : projects) {
             UsageRow row;
