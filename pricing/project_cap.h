@@ -10,8 +10,9 @@
 // the projects of a set of rollups are admitted in the order (customer,
 // period, first hour used, name), after those admitted before (the ledger's
 // rollup_projects table), while the period has room. The consumer applies
-// it per batch inside the batch's transaction, `tally rollups rebuild` with
-// the same table, and `tally rate` (Rater::Rollups) over all its events.
+// it per batch inside the batch's transaction, `tally rerate`
+// (RebuildRollups) with the same table, and `tally rate` (Rater::Rollups)
+// over all its events.
 #pragma once
 
 #include <cstddef>

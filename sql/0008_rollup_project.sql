@@ -38,10 +38,10 @@ GROUP BY customer_id, period, hour, plan, version, model, served_model, band, co
 
 -- The projects admitted as named rollup projects, per customer and billing
 -- period: at most kProjectsPerPeriodMax (pricing/project_cap.h) each, the
--- first to be stored win (ledger/batch_writer.cc, AdmitProjects). Written in
+-- first to be stored win (ledger/rollup_projects.cc, CapProjects). Written in
 -- the same transaction as the rollups that name them, so a batch replayed
 -- after a crash admits again exactly what it had not committed, and read by
--- `tally rollups rebuild`, so a rebuild names the same projects. Never
+-- `tally rerate` (RebuildRollups), so a rebuild names the same projects. Never
 -- deleted: an admitted project stays admitted for its period.
 CREATE TABLE rollup_projects (
     customer_id   text COLLATE "C" NOT NULL REFERENCES customers (customer_id),

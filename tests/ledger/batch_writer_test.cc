@@ -563,7 +563,7 @@ TEST_F(BatchWriterTest, TwoConsumersNeverAdmitMoreThanTheCapBetweenThem) {
               0);
 }
 
-// `tally rollups rebuild` (RebuildRollups) caps with the admitted projects:
+// `tally rerate` (RebuildRollups) caps with the admitted projects:
 // a project that went to `other` stays there even when the archive's calls
 // would rank it first, and the named ones stay named.
 TEST_F(BatchWriterTest, ARebuildNamesTheProjectsThatWereNamed) {
