@@ -540,6 +540,7 @@ TEST_F(BatchWriterTest, TwoConsumersNeverAdmitMoreThanTheCapBetweenThem) {
             Batch in;
             in.keys = {Key(m, static_cast<uint8_t>(partition * 100 + b), 1, "c1", partition, b, "{}")};
             in.offsets = {{partition, b == 0 ? -1 : b, b + 1}};
+            in.archive = false;  // the race under test is the projects', not the archive partitions' creation
             std::vector<RollupRecord> records;
             for (int i = 0; i < kPerBatch; ++i) {
                 const size_t n = static_cast<size_t>(partition * 1000 + b * kPerBatch + i);
