@@ -487,13 +487,15 @@ TEST(AllocateExactly, SharesAlwaysAddUpToTheTotalInWholeUnits) {
         for (const int128 w : weights) weight_sum += w;
         for (size_t i = 0; i < shares.size(); ++i) {
             sum += shares[i];
-            ASSERT_EQ(shares[i] % unit, 0) << "case " << k << "; replay with TALLY_SEED=" << seed;
-            if (weights[i] == 0) ASSERT_EQ(shares[i], 0) << "case " << k << "; replay with TALLY_SEED=" << seed;
+            ASSERT_TRUE(shares[i] % unit == 0) << "case " << k << "; replay with TALLY_SEED=" << seed;
+            if (weights[i] == 0) {
+                ASSERT_TRUE(shares[i] == 0) << "case " << k << "; replay with TALLY_SEED=" << seed;
+            }
             // Within one unit of the exact share: |share * W - total * w| < unit * W.
             const int128 diff = shares[i] / unit * weight_sum - total / unit * weights[i];
             ASSERT_LT(diff < 0 ? -diff : diff, weight_sum) << "case " << k << "; replay with TALLY_SEED=" << seed;
         }
-        ASSERT_EQ(sum, total) << "case " << k << "; replay with TALLY_SEED=" << seed;
+        ASSERT_TRUE(sum == total) << "case " << k << "; replay with TALLY_SEED=" << seed;
     }
 }
 
