@@ -55,6 +55,7 @@ std::string_view GroupByName(GroupBy g) {
         case GroupBy::kHour: return "hour";
         case GroupBy::kDay: return "day";
         case GroupBy::kModel: return "model";
+        case GroupBy::kProject: return "project";
     }
     TALLY_UNREACHABLE();
 }
@@ -78,8 +79,10 @@ UsageQuery ParseUsageQuery(const Target& target, const ledger::Principal& who, I
             q.group_by = GroupBy::kDay;
         } else if (*g == "model") {
             q.group_by = GroupBy::kModel;
+        } else if (*g == "project") {
+            q.group_by = GroupBy::kProject;
         } else {
-            throw BadRequest("group_by must be hour, day or model, not '" + *g + "'");
+            throw BadRequest("group_by must be hour, day, model or project, not '" + *g + "'");
         }
     }
     const std::string* period = Parameter(target, "period");

@@ -13,7 +13,9 @@
 
 namespace tally::api {
 
-enum class GroupBy : uint8_t { kHour, kDay, kModel };
+// kProject: the rollups' project (pricing/project_cap.h), the usage's cost
+// allocated over projects (docs/api.md, "GET /v1/usage").
+enum class GroupBy : uint8_t { kHour, kDay, kModel, kProject };
 std::string_view GroupByName(GroupBy g);
 
 // Longest ranges: any grouping 92 days; by hour 7 days (each hour is priced).

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <climits>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "base/assert.h"
+#include "base/int128.h"
+#include "billing/margin.h"
 #include "pricing/invoice.h"
 
 namespace tally::api {
@@ -109,6 +112,97 @@ void Emit(UsageReport* report, const std::string& period, const std::string& gro
     }
 }
 
+// A rollup's list value (quantity x its cell's rate, each unit half-even at
+// Decimal's scale), as margin weighs revenue (billing/margin.cc).
+int128 ListValue(const Catalog& catalog, const Rollup& r) {
+    const PlanVersion& version = catalog.plans[r.cell.plan].versions[r.cell.version];
+    const ModelPricing& model = version.models[r.cell.model];
+    int128 value = 0;
+    for (int u = 0; u < catalog.units.size(); ++u) {
+        const auto unit = static_cast<UnitId>(u);
+        const int64_t q = r.quantities[unit];
+        if (q == 0 || q == kQuantitySaturated) continue;
+        if (std::optional<Rate> rate = CellRate(model, r.cell, unit)) {
+            value += rate->AmountFor(q, version.currency, RoundingMode::kHalfEven).value().raw();
+        }
+    }
+    return value;
+}
+
+// group_by=project: the usage lines' cost (usage, free quota, unpriced, as
+// the model grouping's rows) of each currency, through `to` less before
+// `from`, allocated over the projects of the rollups in [from, to) in
+// proportion to their list value (by calls when it is zero everywhere, else
+// evenly), in the currency's minor unit by the largest-remainder rule
+// (billing::AllocateExactly), so the rows add up to it exactly;
+// invoice-level rows (discount, coupon, rounding, commitment) as the model
+// grouping shows them.
+void ProjectRows(const PeriodPricer& pricer, const std::vector<Invoice>& full, size_t first, UsageReport* report) {
+    const std::vector<Rollup>& r = pricer.rollups;
+    const std::string period = MonthIdLabel(pricer.period);
+    const Snapshot before = first == 0 ? Snapshot() : SnapshotOf(pricer.Price(first), true);
+    std::map<std::string, Amount> usage;  // by currency code
+    std::vector<std::pair<RowKey, Cell>> invoice_level;
+    for (auto& [key, cell] : Difference(SnapshotOf(full, true), before, 0, 2)) {
+        if (std::get<0>(key) != 0) {
+            invoice_level.emplace_back(key, cell);
+            continue;
+        }
+        auto [it, inserted] = usage.try_emplace(std::get<3>(key), cell.cost);
+        if (!inserted) it->second += cell.cost;
+    }
+    // Rollups of a plan whose invoice could not be priced weigh nothing (its
+    // lines are left out, as in the other groupings).
+    std::set<std::string> unpriced;
+    for (const Invoice& inv : full) {
+        if (!inv.error.empty()) unpriced.insert(inv.plan);
+    }
+    struct Weight {
+        int128 list = 0;
+        int64_t calls = 0;
+    };
+    std::map<std::string, std::map<std::string, Weight>> weights;  // currency -> project -> weight
+    for (size_t i = first; i < r.size(); ++i) {
+        const Plan& plan = pricer.catalog.plans[r[i].cell.plan];
+        if (unpriced.count(plan.name) != 0) continue;
+        const std::string currency(plan.versions[r[i].cell.version].currency.code());
+        Weight& w = weights[currency][r[i].project];
+        w.list += ListValue(pricer.catalog, r[i]);
+        w.calls = SaturatingAdd(w.calls, r[i].calls);
+    }
+    for (const auto& [code, amount] : usage) {
+        std::map<std::string, Weight>& projects = weights[code];
+        if (projects.empty()) projects[""] = Weight{};  // cost without usage in range: one row, so the sum holds
+        std::vector<int128> by_list, by_calls;
+        bool any_list = false, any_calls = false;
+        for (const auto& [project, w] : projects) {
+            by_list.push_back(w.list);
+            by_calls.push_back(w.calls);
+            any_list = any_list || w.list > 0;
+            any_calls = any_calls || w.calls > 0;
+        }
+        std::vector<int128> shares_of = any_list ? by_list : by_calls;
+        if (!any_list && !any_calls) std::fill(shares_of.begin(), shares_of.end(), 1);
+        int128 minor = 1;
+        for (int d = amount.currency().minor_digits(); d < Decimal::kScale; ++d) minor *= 10;
+        // Lines are rounded to the minor unit, so their sum is whole units;
+        // were it not, shares at Decimal's scale still add up exactly.
+        const int128 unit = amount.value().raw() % minor == 0 ? minor : 1;
+        const std::vector<int128> shares = billing::AllocateExactly(amount.value().raw(), shares_of, unit);
+        size_t k = 0;
+        for (const auto& [project, w] : projects) {
+            UsageRow row;
+            row.period = period;
+            row.group = project;
+            row.kind = "usage";
+            row.calls = w.calls;
+            row.cost = Amount(amount.currency(), Decimal::FromRaw(shares[k++]));
+            report->rows.push_back(std::move(row));
+        }
+    }
+    Emit(report, period, "", invoice_level, false);
+}
+
 // The rows of one billing period.
 void PeriodRows(const PeriodPricer& pricer, const UsageQuery& q, UsageReport* report) {
     const std::vector<Rollup>& r = pricer.rollups;
@@ -122,6 +216,10 @@ void PeriodRows(const PeriodPricer& pricer, const UsageQuery& q, UsageReport* re
                  : static_cast<int32_t>(std::chrono::floor<std::chrono::hours>(q.from.time_since_epoch()).count());
     size_t first = 0;
     while (first < r.size() && r[first].hour < from_hour) ++first;
+    if (q.group_by == GroupBy::kProject) {
+        ProjectRows(pricer, full, first, report);
+        return;
+    }
     const bool by_model = q.group_by == GroupBy::kModel;
     const Snapshot before = first == 0 ? Snapshot() : SnapshotOf(pricer.Price(first), by_model);
     if (by_model) {

@@ -19,14 +19,15 @@ namespace tally::api {
 struct UsageRow {
     std::string period;  // billing period "2025-11"
     // group_by=day: the local date ("2025-11-03") in the invoice's zone;
-    // hour: the UTC hour ("2025-11-03T05:00:00Z"); model: the model; an
-    // invoice-level row: the line's description.
+    // hour: the UTC hour ("2025-11-03T05:00:00Z"); model: the model;
+    // project: the project ("" for calls that named none, "other" beyond
+    // the cap); an invoice-level row: the line's description.
     std::string group;
-    // "usage" for a time bucket or a model (its usage, free quota and
-    // unpriced lines); else the invoice line kind of an invoice-level row:
-    // discount, coupon, rounding, commitment.
+    // "usage" for a time bucket, a model or a project (its usage, free quota
+    // and unpriced lines; a project's share of them); else the invoice line
+    // kind of an invoice-level row: discount, coupon, rounding, commitment.
     std::string kind;
-    int64_t calls = 0;  // time buckets: calls in the bucket; else 0
+    int64_t calls = 0;  // time buckets and projects: calls in it; else 0
     Amount cost;        // rounded to the currency's minor unit
 };
 

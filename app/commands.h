@@ -97,6 +97,9 @@ struct UsageOptions {
     std::string customer;  // empty: all
     std::string period;    // YYYY-MM, "all", or empty for this month (UTC)
     std::string format = "table";
+    // "" : the priced invoices; "project": rows per project, as GET
+    // /v1/usage?group_by=project gives them (api/usage_report.h).
+    std::string group_by;
 };
 int RunUsage(const UsageOptions& options, std::ostream& out, std::ostream& err);
 

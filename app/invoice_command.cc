@@ -494,6 +494,7 @@ int RunRerate(const InvoiceFlags& f, std::ostream& out, std::ostream& err) {
         ingest::AssemblerOptions options;
         options.known_customers_only = true;
         options.only_customer = customer;
+        options.projects_as_named = true;  // RebuildRollups caps them with the ledger's admitted projects
         ingest::FileRater rater(cat, default_plan, options);
         for (size_t i = 0; i < payloads.size(); ++i) rater.Add(0, static_cast<int64_t>(i + 1), payloads[i]);
         ingest::FileRater::Result rated = rater.Finish();

@@ -236,10 +236,13 @@ SIGTERM or Ctrl-C finishes the current batch and exits 0.)");
     usage_cmd->add_option("--customer", usage.customer, "Only this customer");
     usage_cmd->add_option("--period", usage.period, "Billing month YYYY-MM, or all (default: this month)");
     usage_cmd->add_option("--format", usage.format, "table (default) or json");
+    usage_cmd->add_option("--group-by", usage.group_by,
+                          "project: cost per project (numbers of GET /v1/usage?group_by=project)");
     usage_cmd->footer(R"(
 Examples:
   tally usage
-  tally usage --period 2025-11 --customer cust_42 --format json)");
+  tally usage --period 2025-11 --customer cust_42 --format json
+  tally usage --period 2025-11 --group-by project)");
 
     tally::QuoteOptions quote;
     auto* quote_cmd = app.add_subcommand(

@@ -35,7 +35,8 @@ U256 MulWide(uint128 a, uint128 b) {
 
 // a * b / c with c > 0, the product at 256 bits, the quotient rounded toward
 // zero (kDown) or half-even; throws OverflowError when it does not fit.
-int128 MulDiv(int128 a, int128 b, int128 c, RoundingMode mode) {
+// `remainder`, when given, receives |a * b| mod c.
+int128 MulDiv(int128 a, int128 b, int128 c, RoundingMode mode, uint128* remainder = nullptr) {
     TALLY_ASSERT(c > 0);
     TALLY_ASSERT(mode == RoundingMode::kDown || mode == RoundingMode::kHalfEven);
     const bool negative = (a < 0) != (b < 0);
@@ -59,6 +60,7 @@ int128 MulDiv(int128 a, int128 b, int128 c, RoundingMode mode) {
         }
     }
     if (q.hi != 0) throw OverflowError("margin arithmetic overflowed");
+    if (remainder != nullptr) *remainder = rem;
     uint128 quotient = q.lo;
     if (mode == RoundingMode::kHalfEven) {
         const uint128 twice = rem << 1;
@@ -140,28 +142,6 @@ void AddRollup(const Catalog& catalog, const Rollup& r, const PlanVersion& versi
     }
 }
 
-// Splits `subtotal` over `weights` (>= 0, not all 0): truncated shares, the
-// residue on the largest weight (the first of equals).
-std::vector<int128> Allocate(int128 subtotal, const std::vector<int128>& weights) {
-    TALLY_ASSERT(!weights.empty());
-    int128 total = 0;
-    size_t largest = 0;
-    for (size_t i = 0; i < weights.size(); ++i) {
-        TALLY_ASSERT(weights[i] >= 0);
-        total = CheckedAdd128(total, weights[i]);
-        if (weights[i] > weights[largest]) largest = i;
-    }
-    TALLY_ASSERT(total > 0);
-    std::vector<int128> shares(weights.size());
-    int128 given = 0;
-    for (size_t i = 0; i < weights.size(); ++i) {
-        shares[i] = MulDiv(subtotal, weights[i], total, RoundingMode::kDown);
-        given = CheckedAdd128(given, shares[i]);
-    }
-    shares[largest] = CheckedAdd128(shares[largest], subtotal - given);
-    return shares;
-}
-
 // The rows of one invoice from its cells, in (model, served model, day) order.
 std::vector<MarginRow> InvoiceRows(const Invoice& inv, const std::map<CellKey2, Cell>& cells) {
     std::vector<MarginRow> rows;
@@ -199,7 +179,7 @@ std::vector<MarginRow> InvoiceRows(const Invoice& inv, const std::map<CellKey2, 
     if (rows.empty() || !inv.error.empty()) return rows;
     std::vector<int128> weights = any_value ? by_value : by_calls;
     if (!any_value && !any_calls) std::fill(weights.begin(), weights.end(), 1);
-    const std::vector<int128> shares = Allocate(inv.subtotal.value().raw(), weights);
+    const std::vector<int128> shares = AllocateExactly(inv.subtotal.value().raw(), weights, 1);
     for (size_t i = 0; i < rows.size(); ++i) {
         rows[i].figures.revenue = Amount(inv.currency, Decimal::FromRaw(shares[i]));
     }
@@ -258,6 +238,41 @@ void FinishFigures(MarginFigures* f) {
     f->margin = f->revenue - *f->cost;
     f->margin_percent = MarginPercent(*f->margin, f->revenue);
     f->negative = f->margin->is_negative();
+}
+
+std::vector<int128> AllocateExactly(int128 total, const std::vector<int128>& weights, int128 unit) {
+    TALLY_ASSERT(!weights.empty());
+    TALLY_ASSERT(unit > 0);
+    TALLY_ASSERT(total % unit == 0);
+    TALLY_ASSERT(total > -kInt128Max);
+    int128 sum = 0;
+    for (const int128 w : weights) {
+        TALLY_ASSERT(w >= 0);
+        sum = CheckedAdd128(sum, w);
+    }
+    TALLY_ASSERT(sum > 0);
+    const bool negative = total < 0;
+    const int128 units = (negative ? -total : total) / unit;
+    std::vector<int128> shares(weights.size());
+    std::vector<uint128> remainders(weights.size());
+    int128 given = 0;
+    for (size_t i = 0; i < weights.size(); ++i) {
+        shares[i] = MulDiv(units, weights[i], sum, RoundingMode::kDown, &remainders[i]);
+        given = CheckedAdd128(given, shares[i]);
+    }
+    // Each share lost less than one unit, so fewer units than rows are left.
+    const int128 left = units - given;
+    TALLY_ASSERT(left >= 0);
+    TALLY_ASSERT(left < static_cast<int128>(weights.size()));
+    std::vector<size_t> order(weights.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return remainders[a] > remainders[b]; });
+    for (size_t k = 0; static_cast<int128>(k) < left; ++k) shares[order[k]] += 1;
+    for (int128& share : shares) {
+        share *= unit;  // |share| <= |total|: no overflow
+        if (negative) share = -share;
+    }
+    return shares;
 }
 
 std::vector<MarginRow> ComputeMarginRows(const Catalog& catalog, const PeriodRule& period,

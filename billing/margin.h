@@ -5,7 +5,7 @@
 //     commitment true-up included, before tax), allocated over the invoice's
 //     (model, day) usage in proportion to its list value (quantity x the
 //     cell's rate, CellRate), or by calls when the list value is zero
-//     everywhere; exact, the residue on one row (below).
+//     everywhere; exact, by the largest-remainder rule (AllocateExactly).
 //   cost = quantity x the cost card's rate of the model, unit and band in
 //     force at the usage hour (CostCatalog::Cost), exact; unknown when any
 //     unit of the row has no cost. The model costed is the one that served
@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/int128.h"
 #include "pricing/cost_card.h"
 #include "pricing/invoice.h"
 #include "pricing/plan.h"
@@ -64,13 +65,24 @@ struct MarginRow {
 // served_model, day, currency). Rollups belonging to no invoice in `invoices` are skipped, so
 // a caller keeps only the invoices of the period it reports on.
 // Revenue rows of one invoice add up to its subtotal exactly: each share is
-// subtotal x weight / total weight truncated at Decimal's 10^-18, and the
-// residue (less than 10^-18 per row) goes to the row with the largest
-// weight, the first in row order among equals.
+// subtotal x weight / total weight at Decimal's 10^-18 by AllocateExactly
+// (truncated, then the residue, less than 10^-18 per row, one 10^-18 each
+// to the rows with the largest remainders, the first in row order among equals).
 // Throws nothing on data: a problem is the row's `error`.
 std::vector<MarginRow> ComputeMarginRows(const Catalog& catalog, const PeriodRule& period,
                                          const std::vector<Rollup>& rollups, const std::vector<Invoice>& invoices,
                                          const CostCatalog& costs);
+
+// Splits `total` (a multiple of `unit` > 0) over `weights` (>= 0, not all
+// 0) in whole units, by the largest-remainder rule: each share is |total| x
+// weight / sum of weights truncated to a unit, then the units left (fewer
+// than there are weights) go one each to the shares with the largest
+// remainders, the first in order among equals; shares take total's sign.
+// They add up to `total` exactly. Revenue over margin rows uses it at
+// Decimal's 10^-18 (unit 1); GET /v1/usage?group_by=project over projects
+// at the currency's minor unit. Throws OverflowError when a product does
+// not fit.
+std::vector<int128> AllocateExactly(int128 total, const std::vector<int128>& weights, int128 unit);
 
 // kModel groups by the model billed, kServedModel by the model that served
 // the calls (the model billed when they were not routed).

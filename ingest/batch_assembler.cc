@@ -86,9 +86,11 @@ AssembledBatch BatchAssembler::Assemble(std::span<const Message> messages) {
             {key, hash, event_.source, event_.id, event_.subject, event_.time, m.partition, m.offset, m.payload, {}});
         out.parts.push_back(parts);
         out.served_models.push_back(event_.served_model);
+        out.projects.push_back(event_.project);
     }
     TALLY_ASSERT(out.parts.size() == batch.keys.size());
     TALLY_ASSERT(out.served_models.size() == batch.keys.size());
+    TALLY_ASSERT(out.projects.size() == batch.keys.size());
     return out;
 }
 
@@ -97,6 +99,7 @@ std::vector<RollupRecord> NewCallRecords(const Catalog& catalog, const Assembled
     TALLY_ASSERT(outcomes.size() == assembled.batch.keys.size());
     TALLY_ASSERT(assembled.parts.size() == outcomes.size());
     TALLY_ASSERT(assembled.served_models.size() == outcomes.size());
+    TALLY_ASSERT(assembled.projects.size() == outcomes.size());
     std::vector<Rollup> rollups;
     for (size_t i = 0; i < outcomes.size(); ++i) {
         if (outcomes[i] != KeyOutcome::kNew) continue;
@@ -108,6 +111,7 @@ std::vector<RollupRecord> NewCallRecords(const Catalog& catalog, const Assembled
             r.cell.customer = 0;
             r.cell.served = 0;
             r.served_model = assembled.served_models[i];
+            r.project = assembled.projects[i];  // as named: the ledger caps it (BatchWriter)
             r.period = parts[p].key.period;
             r.hour = parts[p].key.hour;
             r.quantities = parts[p].quantities;

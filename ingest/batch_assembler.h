@@ -52,12 +52,17 @@ struct AssemblerOptions {
     // same call in two shares is two KeyRows; the ledger's unique key lets
     // one transaction bill it and makes the other find it billed.
     int shares = 1;
+    // FileRater's rollups keep every project as the events named it, not
+    // capped by the rater's rule (pricing/project_cap.h): `tally rerate`
+    // caps them with the ledger's admitted projects instead.
+    bool projects_as_named = false;
 };
 
 struct AssembledBatch {
     Batch batch;  // keys, repeats and dead letters; offsets are the caller's
     std::vector<std::vector<RatedPart>> parts;  // per batch.keys: the call's rate cells
     std::vector<std::string> served_models;     // per batch.keys: the served model, "" when not routed
+    std::vector<std::string> projects;          // per batch.keys: the event's project as named, "" for none
     int64_t outside_period = 0;                 // bounded periods only
     int64_t other_customers = 0;                // only_customer only
 };

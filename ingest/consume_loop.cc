@@ -229,6 +229,7 @@ std::vector<std::shared_ptr<Job>> SplitByPartition(Job& job, size_t n) {
         s.assembled.batch.keys.push_back(std::move(batch.keys[i]));
         s.assembled.parts.push_back(std::move(job.assembled.parts[i]));
         s.assembled.served_models.push_back(std::move(job.assembled.served_models[i]));
+        s.assembled.projects.push_back(std::move(job.assembled.projects[i]));
     }
     for (auto& d : batch.dead_letters) share_of(d.partition).assembled.batch.dead_letters.push_back(std::move(d));
     for (const auto& a : batch.offsets) share_of(a.partition).assembled.batch.offsets.push_back(a);

@@ -8,7 +8,7 @@
 namespace tally::ingest {
 
 FileRater::FileRater(const CatalogSnapshot& snapshot, const std::string& default_plan, AssemblerOptions options)
-    : assembler_(snapshot, default_plan, std::move(options)) {
+    : projects_as_named_(options.projects_as_named), assembler_(snapshot, default_plan, std::move(options)) {
     lines_.reserve(kChunkLines);
 }
 
@@ -31,7 +31,7 @@ void FileRater::Flush() {
     for (size_t i = 0; i < ab.batch.keys.size(); ++i) {
         if (r.outcomes[i] != KeyOutcome::kNew) continue;
         const KeyRow& k = ab.batch.keys[i];
-        assembler_.rater().AddParts(ab.parts[i], 1);
+        assembler_.rater().AddParts(ab.parts[i], 1, ab.projects[i]);
         billed_hash_.emplace(k.key, k.payload_hash);
         billed_at_.emplace(k.key, LineRef{k.partition, k.offset});
         ++result_.rated;
@@ -54,7 +54,7 @@ FileRater::Result FileRater::Finish() {
               [&](const RejectedAt& a, const RejectedAt& b) { return place(a.at) < place(b.at); });
     std::sort(result_.duplicates.begin(), result_.duplicates.end(),
               [&](const DuplicateAt& a, const DuplicateAt& b) { return place(a.at) < place(b.at); });
-    result_.rollups = assembler_.rater().Rollups();
+    result_.rollups = assembler_.rater().Rollups(projects_as_named_ ? Rater::Projects::kAsNamed : Rater::Projects::kCapped);
     TALLY_ASSERT(result_.rated == static_cast<int64_t>(billed_hash_.size()));
     return std::move(result_);
 }

@@ -55,6 +55,7 @@ class FileRater {
    private:
     void Flush();
 
+    bool projects_as_named_ = false;  // AssemblerOptions::projects_as_named
     BatchAssembler assembler_;
     std::unordered_map<Fingerprint, LineRef, FingerprintHash> billed_at_;
     std::unordered_map<Fingerprint, Fingerprint, FingerprintHash> billed_hash_;

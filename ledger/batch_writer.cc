@@ -17,6 +17,7 @@
 #include "ledger/connect.h"
 #include "ledger/copy_rows.h"
 #include "ledger/errors.h"
+#include "ledger/rollup_projects.h"
 #include "pricing/rater.h"
 
 namespace tally::ledger {
@@ -83,15 +84,15 @@ static_assert(kQuantitySaturated == std::numeric_limits<int64_t>::max());
 std::string FoldSql() {
     std::string sql =
         "INSERT INTO rollups AS u (customer_id, period, hour, plan, version, model, served_model, band, condition, "
-        "time_window, flags, unit, quantity, calls) "
+        "time_window, flags, unit, project, quantity, calls) "
         "SELECT customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
-        "unit, LEAST(sum(quantity), {max})::bigint, LEAST(sum(calls), {max})::bigint FROM rollup_deltas "
+        "unit, project, LEAST(sum(quantity), {max})::bigint, LEAST(sum(calls), {max})::bigint FROM rollup_deltas "
         "GROUP BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
-        "unit "
+        "unit, project "
         "ORDER BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
-        "unit "
+        "unit, project "
         "ON CONFLICT (customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, "
-        "flags, unit) "
+        "flags, unit, project) "
         "DO UPDATE SET quantity = LEAST(u.quantity::numeric + EXCLUDED.quantity, {max})::bigint, "
         "calls = LEAST(u.calls::numeric + EXCLUDED.calls, {max})::bigint";
     const std::string max = std::to_string(kQuantitySaturated);
@@ -332,13 +333,15 @@ ingest::StoreResult BatchWriter::StoreOnce(const ingest::Batch& in, const ingest
 
     mark("dedup insert");
     // 3. Rollup records of the new calls, appended to the deltas.
-    const std::vector<RollupRecord> records = records_of_new(resolution.outcomes);
+    std::vector<RollupRecord> records = records_of_new(resolution.outcomes);
+    // Their projects as kept: admitted in this transaction, or `other`.
+    CapProjects(tx, &records);
     mark("rollups computed");
     if (trace) std::fprintf(stderr, "rows keys %zu rollups %zu\n", in.keys.size(), records.size());
     if (!records.empty()) {
         CopyRows s(tx, "rollup_deltas",
                    {"customer_id", "period", "hour", "plan", "version", "model", "served_model", "band", "condition",
-                    "time_window", "flags", "unit", "quantity", "calls"});
+                    "time_window", "flags", "unit", "quantity", "calls", "project"});
         for (const RollupRecord& r : records) {
             // The shape of pricing/rollup_records.h, checked again by the
             // table (sql/0002): a calls record or a unit record.
@@ -346,7 +349,8 @@ ingest::StoreResult BatchWriter::StoreOnce(const ingest::Batch& in, const ingest
             TALLY_ASSERT(r.unit.empty() || r.calls == 0);
             s.Text(r.customer).Int(r.period).Int(r.hour).Text(r.plan).Text(r.version).Text(r.model);
             s.Text(r.served_model).Int(r.band);
-            s.Int(r.condition).Int(r.time_window).Int(r.flags).Text(r.unit).Int(r.quantity).Int(r.calls).EndRow();
+            s.Int(r.condition).Int(r.time_window).Int(r.flags).Text(r.unit).Int(r.quantity).Int(r.calls);
+            s.Text(r.project).EndRow();
         }
         s.Complete();
         result.rollup_deltas = static_cast<int64_t>(records.size());

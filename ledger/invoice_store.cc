@@ -245,7 +245,9 @@ std::string_view Unescaped(std::string_view field, std::string* buffer) {
 
 // The columns FoldRollups reads: a cell's fields first, then unit,
 // quantity and calls, so that a row of the same cell as the row before
-// starts with the same text.
+// starts with the same text. Not the project: no price depends on it
+// (pricing/project_cap.h), so the run folds a cell's projects together
+// (rows of one cell and unit, one per project, are added as repeats).
 constexpr const char* kFoldColumns =
     "customer_id, period, hour, plan, version, model, band, condition, time_window, flags, served_model, unit, "
     "quantity, calls";

@@ -5,6 +5,7 @@
 #include "base/assert.h"
 #include "ledger/connect.h"
 #include "ledger/copy_rows.h"
+#include "ledger/rollup_projects.h"
 
 namespace tally::ledger {
 
@@ -45,6 +46,9 @@ std::vector<RebuildOutcome> RebuildRollups(const std::string& database_url, int3
         std::vector<RollupRecord> records = rerate(c, payloads, &o.refused);
         std::erase_if(records, [&](const RollupRecord& r) { return r.customer != c || r.period != period_id; });
         for (const RollupRecord& r : records) o.calls_after += r.calls;
+        // The projects the ledger admitted stay named; the rest are `other`
+        // (pricing/project_cap.h), as when the calls were first stored.
+        CapProjects(tx, &records);
         if (o.refused.empty() && o.calls_after != o.calls_before) {
             o.refused = "the archive holds " + std::to_string(o.calls_after) + " calls of the period and the rollups " +
                         std::to_string(o.calls_before) +
@@ -58,11 +62,11 @@ std::vector<RebuildOutcome> RebuildRollups(const std::string& database_url, int3
         tx.exec_params0("DELETE FROM rollup_deltas WHERE customer_id = $1 AND period = $2", c, period_id);
         CopyRows rows(tx, "rollups",
                       {"customer_id", "period", "hour", "plan", "version", "model", "band", "condition", "time_window",
-                       "flags", "unit", "quantity", "calls", "served_model"});
+                       "flags", "unit", "quantity", "calls", "served_model", "project"});
         for (const RollupRecord& r : records) {
             rows.Text(r.customer).Int(r.period).Int(r.hour).Text(r.plan).Text(r.version).Text(r.model).Int(r.band);
             rows.Int(r.condition).Int(r.time_window).Int(r.flags).Text(r.unit).Int(r.quantity).Int(r.calls);
-            rows.Text(r.served_model).EndRow();
+            rows.Text(r.served_model).Text(r.project).EndRow();
         }
         rows.Complete();
         o.replaced = true;

@@ -16,7 +16,7 @@ namespace tally::ledger {
 
 inline constexpr const char* kRollupColumns =
     "customer_id, period, hour, plan, version, model, band, condition, time_window, flags, unit, quantity, calls, "
-    "served_model";
+    "served_model, project";
 
 namespace internal {
 // An integer as PostgreSQL writes integer types.
@@ -55,6 +55,7 @@ inline RollupRecord RollupRecordOf(const pqxx::row& row) {
     r.quantity = internal::IntOf<int64_t>(row[11]);
     r.calls = internal::IntOf<int64_t>(row[12]);
     r.served_model.assign(row[13].c_str(), row[13].size());
+    r.project.assign(row[14].c_str(), row[14].size());
     TALLY_ASSERT(!r.unit.empty() || r.quantity == 0);
     TALLY_ASSERT(r.unit.empty() || r.calls == 0);
     return r;

@@ -347,7 +347,7 @@ std::vector<RollupRecord> Store::LoadRollups(const std::string& customer, int32_
              "SELECT " + std::string(kRollupColumns) + " FROM usage_rollups "
              "WHERE ($1 = '' OR customer_id = $1) AND ($2 < 0 OR period = $2) "
              "ORDER BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, "
-             "flags, unit",
+             "flags, unit, project",
              customer, period)) {
         out.push_back(RollupRecordOf(row));
     }

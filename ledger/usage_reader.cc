@@ -21,7 +21,7 @@ namespace {
 
 constexpr const char* kOrder =
     " ORDER BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
-    "unit";
+    "unit, project";
 
 }  // namespace
 

@@ -846,6 +846,15 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                                   const std::string& default_plan, const PeriodRule& period,
                                   const std::vector<Rollup>& rollups, const CommitmentHorizon* horizon) {
     TALLY_ASSERT(horizon == nullptr || period.monthly());
+    // Projects change no price (pricing/project_cap.h): a cell's rows of one
+    // hour are priced as one row, as without projects (a free quota or a
+    // tier shared by the units of a row must see the same rows).
+    if (std::any_of(rollups.begin(), rollups.end(), [](const Rollup& r) { return !r.project.empty(); })) {
+        std::vector<Rollup> merged = rollups;
+        for (Rollup& r : merged) r.project.clear();
+        CanonicalizeRollups(&merged);
+        return PriceRollups(catalog, subscriptions, default_plan, period, merged, horizon);
+    }
     std::unordered_map<std::string, std::vector<const Subscription*>> subs;
     for (const auto& s : subscriptions) subs[s.customer].push_back(&s);
     // Customers without a subscription were rated on default_plan: their

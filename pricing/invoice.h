@@ -126,7 +126,8 @@ bool MayCommit(const Catalog& catalog, const Subscription& subscription);
 // carry their remaining balance from one period of a customer to the next.
 // With `horizon` (monthly periods only), commitments bill periods without
 // usage too. Never throws on data: an invoice that cannot be priced carries
-// its `error`.
+// its `error`. Rollups' projects are summed away first: no price depends on
+// them (pricing/project_cap.h).
 std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
                                   const std::string& default_plan, const PeriodRule& period,
                                   const std::vector<Rollup>& rollups, const CommitmentHorizon* horizon = nullptr);

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/assert.h"
+#include "pricing/project_cap.h"
 
 namespace tally {
 
@@ -112,7 +113,8 @@ size_t RollupKeyHash::operator()(const RollupKey& k) const noexcept {
     std::memcpy(words, &k.cell, sizeof words);
     uint64_t third = (static_cast<uint64_t>(static_cast<uint32_t>(k.period)) << 32) | static_cast<uint32_t>(k.hour);
     // One multiply per word, then one finalizing mix.
-    uint64_t h = words[0] * 0x9e3779b97f4a7c15ULL ^ words[1] * 0xc2b2ae3d27d4eb4fULL ^ third * 0x165667b19e3779f9ULL;
+    uint64_t h = words[0] * 0x9e3779b97f4a7c15ULL ^ words[1] * 0xc2b2ae3d27d4eb4fULL ^ third * 0x165667b19e3779f9ULL ^
+                 static_cast<uint64_t>(k.project) * 0x27d4eb2f165667c5ULL;
     return static_cast<size_t>(Mix(h));
 }
 
@@ -384,14 +386,23 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
 
 RateOutcome Rater::Add(const Event& e) {
     RateOutcome outcome = Classify(e, &scratch_);
-    if (outcome.status == RateStatus::kRated) AddParts(scratch_, 1);
+    if (outcome.status == RateStatus::kRated) AddParts(scratch_, 1, e.project);
     return outcome;
 }
 
-void Rater::AddParts(const std::vector<RatedPart>& parts, int64_t calls) {
+void Rater::AddParts(const std::vector<RatedPart>& parts, int64_t calls, std::string_view project) {
+    uint32_t project_key = 0;
+    if (!project.empty()) {
+        const uint32_t index = projects_.Intern(project);
+        TALLY_ASSERT(index < UINT32_MAX);
+        project_key = index + 1;
+    }
     for (size_t i = 0; i < parts.size(); ++i) {
         const RatedPart& p = parts[i];
-        RollupRow& row = rollups_.FindOrInsert(p.key);
+        TALLY_ASSERT(p.key.project == 0);  // Classify's parts name no project
+        RollupKey key = p.key;
+        key.project = project_key;
+        RollupRow& row = rollups_.FindOrInsert(key);
         // A call has quantities in a few units only: add those.
         Quantities& q = row.quantities;
         uint32_t units = 0;
@@ -404,7 +415,7 @@ void Rater::AddParts(const std::vector<RatedPart>& parts, int64_t calls) {
     }
 }
 
-std::vector<Rollup> Rater::Rollups() const {
+std::vector<Rollup> Rater::Rollups(Projects projects) const {
     std::vector<Rollup> out;
     out.reserve(rollups_.size());
     for (const RollupRow& row : rollups_.rows()) {
@@ -415,14 +426,27 @@ std::vector<Rollup> Rater::Rollups() const {
         r.cell.customer = 0;
         r.cell.served = 0;
         r.served_model = ServedModel(key.cell.served);
+        r.project = Project(key.project);
         r.period = key.period;
         r.hour = key.hour;
         r.quantities = row.quantities;
         r.calls = row.calls;
         out.push_back(std::move(r));
     }
+    if (projects == Projects::kCapped) {  // the one rule of pricing/project_cap.h, over all the rater's events
+        ProjectCap cap;
+        cap.Admit(ProjectUses(out));
+        ApplyProjectCap(cap, &out);
+    }
     CanonicalizeRollups(&out);
     return out;
+}
+
+const std::string& Rater::Project(uint32_t project) const {
+    static const std::string kNoProject;
+    if (project == 0) return kNoProject;
+    TALLY_ASSERT(project <= projects_.size());
+    return projects_.Get(project - 1u);
 }
 
 const std::string& Rater::ServedModel(uint16_t served) const {
@@ -438,11 +462,12 @@ void CanonicalizeRollups(std::vector<Rollup>* rollups) {
         if (a.period != b.period) return a.period < b.period;
         if (a.hour != b.hour) return a.hour < b.hour;
         if (a.cell != b.cell) return a.cell < b.cell;
-        return a.served_model < b.served_model;
+        if (a.served_model != b.served_model) return a.served_model < b.served_model;
+        return a.project < b.project;
     };
     auto same = [](const Rollup& a, const Rollup& b) {
         return a.customer == b.customer && a.period == b.period && a.hour == b.hour && a.cell == b.cell &&
-               a.served_model == b.served_model;
+               a.served_model == b.served_model && a.project == b.project;
     };
     std::sort(rollups->begin(), rollups->end(), less);
     std::vector<Rollup> merged;

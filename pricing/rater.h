@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -54,6 +55,10 @@ struct RollupKey {
     int32_t period = 0;  // billing period id (MonthId of the month the period starts in, or 0
                          // for an explicit period); see ZoneClock::AnchoredMonth
     int32_t hour = 0;    // UTC hours since the epoch
+    // The call's project: 1 + its index in the Rater's project table
+    // (Rater::Project); 0 when it named none. Set by Rater::Add only: the
+    // consumer's parts (Classify) carry none, it keeps projects beside them.
+    uint32_t project = 0;
 
     friend bool operator==(const RollupKey&, const RollupKey&) = default;
 };
@@ -91,13 +96,16 @@ struct Rollup {
     // `served_model`), "" when not. cell.model is the model billed: the one
     // asked for, or the served one under `routed_calls: bill_served`.
     std::string served_model;
+    // The calls' project as kept (pricing/project_cap.h): "" when they named
+    // none, kOtherProject beyond the cap. Never changes a price.
+    std::string project;
     int32_t period = 0;
     int32_t hour = 0;
     Quantities quantities{};
     int64_t calls = 0;
 };
 
-// Orders rollups by (customer, period, hour, cell, served_model) and sums rows with equal
+// Orders rollups by (customer, period, hour, cell, served_model, project) and sums rows with equal
 // keys: the canonical form, equal for equal sets of events.
 void CanonicalizeRollups(std::vector<Rollup>* rollups);
 
@@ -178,19 +186,28 @@ class Rater {
 
     // Classifies `event` into parts (returned through `parts`, reused).
     RateOutcome Classify(const Event& event, std::vector<RatedPart>* parts);
-    // Classifies and adds to the rollups.
+    // Classifies and adds to the rollups, keyed by the event's project too.
     RateOutcome Add(const Event& event);
     // Adds already-classified parts (the rollups of another Rater on the
-    // same catalog and customers, e.g. another batch). Sums saturate.
-    void AddParts(const std::vector<RatedPart>& parts, int64_t calls);
+    // same catalog and customers, e.g. another batch) of a call that named
+    // `project` ("" for none). Sums saturate.
+    void AddParts(const std::vector<RatedPart>& parts, int64_t calls, std::string_view project = {});
 
-    // Rollups in canonical order (see CanonicalizeRollups).
-    std::vector<Rollup> Rollups() const;
+    // Rollups in canonical order (see CanonicalizeRollups), their projects
+    // capped (pricing/project_cap.h: the first kProjectsPerPeriodMax of each
+    // customer's period by first hour and name; the rest are `other`), so
+    // they do not depend on the order of the events either. kAsNamed keeps
+    // every project as the events named it (for a caller that caps them
+    // itself, with the ledger's admitted projects).
+    enum class Projects : uint8_t { kCapped, kAsNamed };
+    std::vector<Rollup> Rollups(Projects projects = Projects::kCapped) const;
     size_t row_count() const { return rollups_.size(); }
 
     const std::string& CustomerId(uint32_t index) const { return customers_.Get(index); }
     // The served model of CellKey::served: "" for 0 (not routed).
     const std::string& ServedModel(uint16_t served) const;
+    // The project of RollupKey::project as the event named it: "" for 0.
+    const std::string& Project(uint32_t project) const;
     const Catalog& catalog() const { return catalog_; }
     const PeriodRule& period_rule() const { return period_; }
 
@@ -206,6 +223,7 @@ class Rater {
 
     internal::StringIndex customers_;
     internal::StringIndex served_models_;  // CellKey::served - 1
+    internal::StringIndex projects_;       // RollupKey::project - 1
     // Per interned customer, the plans it is on, latest first.
     struct Term {
         Instant from;

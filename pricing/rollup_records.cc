@@ -27,6 +27,7 @@ std::vector<RollupRecord> ToRecords(const Catalog& catalog, const std::vector<Ro
         base.version = v.id;
         base.model = v.models[r.cell.model].name;
         base.served_model = r.served_model;
+        base.project = r.project;
         base.band = r.cell.band;
         base.condition = r.cell.condition == kNone ? int16_t{-1} : int16_t{r.cell.condition};
         base.time_window = r.cell.window == kNone ? int16_t{-1} : int16_t{r.cell.window};
@@ -52,18 +53,19 @@ std::vector<RollupRecord> ToRecords(const Catalog& catalog, const std::vector<Ro
 namespace {
 
 // The canonical order of rollups (CanonicalizeRollups'): customer, period,
-// hour, cell, served model.
+// hour, cell, served model, project.
 bool CanonicalLess(const Rollup& a, const Rollup& b) {
     if (a.customer != b.customer) return a.customer < b.customer;
     if (a.period != b.period) return a.period < b.period;
     if (a.hour != b.hour) return a.hour < b.hour;
     if (a.cell != b.cell) return a.cell < b.cell;
-    return a.served_model < b.served_model;
+    if (a.served_model != b.served_model) return a.served_model < b.served_model;
+    return a.project < b.project;
 }
 
 bool SameCell(const Rollup& a, const Rollup& b) {
     return a.customer == b.customer && a.period == b.period && a.hour == b.hour && a.cell == b.cell &&
-           a.served_model == b.served_model;
+           a.served_model == b.served_model && a.project == b.project;
 }
 
 }  // namespace
@@ -79,7 +81,7 @@ struct RecordsFolder::Cells {
     std::vector<Rollup> runs;
     bool any = false;  // whether `prev` holds a record
     struct {
-        std::string customer, plan, version, model, served_model;
+        std::string customer, plan, version, model, served_model, project;
         int32_t period = 0, hour = 0;
         int16_t band = 0, condition = 0, time_window = 0, flags = 0;
     } prev;
@@ -117,7 +119,8 @@ void RecordsFolder::Add(const RecordView& rec) {
     const bool same_fields = same_names && rec.customer == c.prev.customer && rec.period == c.prev.period &&
                              rec.hour == c.prev.hour && rec.band == c.prev.band &&
                              rec.condition == c.prev.condition && rec.time_window == c.prev.time_window &&
-                             rec.flags == c.prev.flags && rec.served_model == c.prev.served_model;
+                             rec.flags == c.prev.flags && rec.served_model == c.prev.served_model &&
+                             rec.project == c.prev.project;
     if (!same_fields) {
         c.prev.customer.assign(rec.customer);
         c.prev.period = rec.period;
@@ -127,6 +130,7 @@ void RecordsFolder::Add(const RecordView& rec) {
         c.prev.time_window = rec.time_window;
         c.prev.flags = rec.flags;
         c.prev.served_model.assign(rec.served_model);
+        c.prev.project.assign(rec.project);
     }
     c.any = true;
     AddUnit(same_fields, rec.unit, rec.quantity, rec.calls);
@@ -178,6 +182,7 @@ void RecordsFolder::AddUnit(bool same_fields, std::string_view unit_name, int64_
         roll.cell.window = f.time_window < 0 ? kNone : static_cast<uint8_t>(f.time_window);
         roll.cell.flags = static_cast<uint8_t>(f.flags);
         roll.served_model = f.served_model;
+        roll.project = f.project;
         c.prev_in_run = true;
     }
     Rollup& roll = c.runs.back();
@@ -230,6 +235,7 @@ RecordsRead FromRecords(const Catalog& catalog, const std::vector<RollupRecord>&
         v.version = r.version;
         v.model = r.model;
         v.served_model = r.served_model;
+        v.project = r.project;
         v.band = r.band;
         v.condition = r.condition;
         v.time_window = r.time_window;

@@ -27,6 +27,7 @@ struct RollupRecord {
     int32_t hour = 0;    // UTC hours since the epoch
     std::string plan, version, model;  // model: the model billed
     std::string served_model;          // the model that served routed calls, "" when not routed
+    std::string project;               // as kept (pricing/project_cap.h): "", a name, or "other"
     int16_t band = 0, condition = -1, time_window = -1, flags = 0;  // -1: none
     std::string unit;      // "" for the calls record
     int64_t quantity = 0;  // 0 on the calls record
@@ -54,7 +55,7 @@ struct RecordView {
     std::string_view customer;
     int32_t period = 0;
     int32_t hour = 0;
-    std::string_view plan, version, model, served_model;
+    std::string_view plan, version, model, served_model, project;
     int16_t band = 0, condition = -1, time_window = -1, flags = 0;
     std::string_view unit;  // "" for the calls record
     int64_t quantity = 0;

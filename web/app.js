@@ -136,12 +136,14 @@
       // one key at once (429 beyond), and these are quick.
       const days = await api("/v1/usage?" + q + "&group_by=day").then((r) => r.json());
       const models = await api("/v1/usage?" + q + "&group_by=model").then((r) => r.json());
+      const projects = await api("/v1/usage?" + q + "&group_by=project").then((r) => r.json());
       const invoices = await api("/v1/invoices").then((r) => r.json());
       if (mine !== generation) return;
       renderWho(days, invoices.invoices);
       renderCost(days);
       renderChart(days);
       renderModels(models);
+      renderProjects(projects);
       renderInvoices(invoices.invoices);
       document.body.dataset.state = "ready";
     } catch (e) {
@@ -243,6 +245,33 @@
     for (const s of sumByCurrency(usage.rows)) {
       const tr = el("tr", null, "total");
       tr.appendChild(el("th", "Total"));
+      tr.appendChild(el("th", ""));
+      tr.appendChild(el("th", s.cost, "num"));
+      tr.appendChild(el("th", s.currency));
+      body.appendChild(tr);
+    }
+  }
+
+  // Names are set as text only (el uses textContent): a project is whatever
+  // a client sent.
+  function renderProjects(usage) {
+    const body = $("projects").tBodies[0];
+    body.textContent = "";
+    for (const r of usage.rows) {
+      const tr = el("tr");
+      tr.dataset.project = r.group;
+      tr.dataset.kind = r.kind;
+      tr.appendChild(el("td", r.kind === "usage" && r.group === "" ? "(none)" : r.group));
+      tr.appendChild(el("td", r.kind));
+      tr.appendChild(el("td", r.kind === "usage" ? String(r.calls) : "", "num"));
+      tr.appendChild(el("td", r.cost, "num"));
+      tr.appendChild(el("td", r.currency));
+      body.appendChild(tr);
+    }
+    for (const s of sumByCurrency(usage.rows)) {
+      const tr = el("tr", null, "total");
+      tr.appendChild(el("th", "Total"));
+      tr.appendChild(el("th", ""));
       tr.appendChild(el("th", ""));
       tr.appendChild(el("th", s.cost, "num"));
       tr.appendChild(el("th", s.currency));

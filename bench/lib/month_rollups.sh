@@ -32,7 +32,8 @@ SELECT customer_id, 2025*12+10, hour, 'bench', 'v1', model, '', band, -1, -1, 0,
        CASE u.unit WHEN '' THEN 0 ELSE (1 + floor(random() * 2000000))::bigint END,
        CASE u.unit WHEN '' THEN (1 + floor(random() * 200))::bigint ELSE 0 END
 FROM cells, (VALUES (''), ('input'), ('cached_input'), ('output')) u (unit);
-ALTER TABLE rollups ADD PRIMARY KEY (customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, unit);
+-- project (sql/0008) is left at its default, '': the bench names no project.
+ALTER TABLE rollups ADD PRIMARY KEY (customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, unit, project);
 ANALYZE rollups;
 SQL
 }

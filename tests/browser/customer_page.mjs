@@ -1,7 +1,7 @@
 // The customer page in headless chromium (run by customer_page.sh, which
 // sets the environment): sign in with a bad key (a clear error), then with
-// customer A's key: the cost so far and the per-model table equal what
-// GET /v1/usage answers for the same key, the chart has drawn pixels, the
+// customer A's key: the cost so far and the per-model and per-project
+// tables equal what GET /v1/usage answers for the same key, the chart has drawn pixels, the
 // invoices are A's only and the PDF downloads; then customer B, whose
 // name is markup: shown as text, nothing runs. A screenshot of each view
 // goes to TALLY_OUT.
@@ -111,6 +111,7 @@ try {
 
   const days = await apiJson(keyA, "/v1/usage?period=" + period + "&group_by=day");
   const models = await apiJson(keyA, "/v1/usage?period=" + period + "&group_by=model");
+  const projects = await apiJson(keyA, "/v1/usage?period=" + period + "&group_by=project");
 
   await check("cost so far equals the sum of GET /v1/usage's rows (and its totals), with the currency", async () => {
     assert.ok(days.rows.length > 0, "customer A has usage in " + period);
@@ -130,6 +131,24 @@ try {
     assert.deepEqual(rows, models.rows.map((r) => [r.group, r.kind, r.cost, r.currency]));
     const totals = await page.$$eval("#models tbody tr.total", (trs) => trs.map((tr) => [tr.cells[2].textContent, tr.cells[3].textContent]));
     assert.deepEqual(totals, models.totals.map((t) => [t.cost, t.currency]));
+  });
+
+  await check("the per-project table equals GET /v1/usage?group_by=project, and adds up to the cost so far", async () => {
+    assert.ok(projects.rows.some((r) => r.kind === "usage" && r.group !== ""), "customer A names a project");
+    const rows = await page.$$eval("#projects tbody tr:not(.total)", (trs) =>
+      trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+    assert.deepEqual(rows, projects.rows.map((r) => [
+      r.kind === "usage" && r.group === "" ? "(none)" : r.group, r.kind, r.kind === "usage" ? String(r.calls) : "",
+      r.cost, r.currency]));
+    const totals = await page.$$eval("#projects tbody tr.total", (trs) => trs.map((tr) => [tr.cells[3].textContent, tr.cells[4].textContent]));
+    assert.deepEqual(totals, projects.totals.map((t) => [t.cost, t.currency]));
+    // Allocated to the fen: the projects' rows add up to the period's cost, as the days' do.
+    assert.deepEqual(projects.totals, days.totals);
+    for (const c of [...new Set(projects.rows.map((r) => r.currency))]) {
+      assert.equal(sum(projects.rows.filter((r) => r.currency === c).map((r) => r.cost)),
+        sum(days.rows.filter((r) => r.currency === c).map((r) => r.cost)));
+    }
+    console.log("     projects: " + rows.map((r) => r[0] + " " + r[3]).join(", "));
   });
 
   await check("the chart is drawn: a canvas with the bars' pixels", async () => {

@@ -126,7 +126,7 @@ grep -q "customer is required" "$work/body" || fail "finance without customer: $
 # Usage agrees with the invoice to the fen, in every grouping.
 for c in cust_volc_a cust_volc_b cust_q cust_g; do
   subtotal=$(q "SELECT subtotal FROM invoices WHERE customer_id = '$c'")
-  for g in day model; do
+  for g in day model project; do
     expect 200 "$key_f" "/v1/usage?customer=$c&period=2025-11&group_by=$g"
     total=$(json '";".join(t["cost"] for t in d["totals"])')
     [ "$total" = "$subtotal" ] || fail "$c by $g: usage total $total, invoice subtotal $subtotal"
@@ -134,6 +134,21 @@ for c in cust_volc_a cust_volc_b cust_q cust_g; do
     [ "$rows" -gt 0 ] || fail "$c by $g: no rows"
   done
 done
+# By project: `tally usage --group-by project` gives the API's rows, number
+# for number, and the example's projects are named (search-bot is A's).
+for c in cust_volc_a cust_volc_b cust_q cust_g; do
+  expect 200 "$key_f" "/v1/usage?customer=$c&period=2025-11&group_by=project"
+  api_rows=$(json '"|".join(r["period"]+"/"+r["group"]+"/"+r["kind"]+"/"+str(r["calls"])+"/"+r["cost"]+"/"+r["currency"] for r in d["rows"])')
+  "$tally" usage --group-by project --period 2025-11 --customer "$c" --format json >"$work/cli.json" ||
+    fail "tally usage --group-by project for $c"
+  cli_rows=$(python3 -c "import json; d=json.load(open('$work/cli.json')); print('|'.join(r['period']+'/'+r['group']+'/'+r['kind']+'/'+str(r['calls'])+'/'+r['cost']+'/'+r['currency'] for r in d['rows']))")
+  [ -n "$api_rows" ] || fail "$c by project: no rows"
+  [ "$api_rows" = "$cli_rows" ] || fail "$c by project: API $api_rows, tally usage $cli_rows"
+done
+expect 200 "$key_a" "/v1/usage?period=2025-11&group_by=project"
+json '"\n".join(r["group"] for r in d["rows"])' | grep -qx search-bot || fail "A's projects: $(cat "$work/body")"
+"$tally" usage --group-by project --period 2025-11 --customer cust_volc_a | grep -q search-bot ||
+  fail "tally usage --group-by project names no project"
 expect 200 "$key_a" "/v1/usage?period=2025-11&group_by=model"
 [ "$(json 'd["totals"][0]["cost"]')" = "$(q "SELECT subtotal FROM invoices WHERE customer_id = 'cust_volc_a'")" ] ||
   fail "A's own usage total"

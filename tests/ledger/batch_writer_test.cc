@@ -7,11 +7,15 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <limits>
+#include <thread>
 #include <pqxx/pqxx>
 
 #include "ledger/migrations.h"
+#include "ledger/rollup_rebuild.h"
 #include "ledger/store.h"
+#include "pricing/project_cap.h"
 #include "tests/ledger/ledger_db.h"
 
 namespace tally::ledger {
@@ -454,6 +458,139 @@ TEST_F(BatchWriterTest, SumsSaturateAtTheLargestBigintInTheViewAndInTheFold) {
     EXPECT_EQ(writer_->FoldDeltas().rollups, 2);
     EXPECT_EQ(Text("SELECT string_agg(unit || ':' || quantity || ':' || calls, ' ' ORDER BY unit) FROM rollups"),
               ":0:" + max + " input:" + max + ":0");
+}
+
+// Usage by project (pricing/project_cap.h): the first kProjectsPerPeriodMax
+// projects of a customer's period stored are named, the rest are `other`;
+// admitted in the batch's transaction, so a batch that is not stored admits
+// nothing, and a rebuild names what was named.
+RollupRecord InProject(RollupRecord r, const std::string& project, int32_t hour = 7) {
+    r.project = project;
+    r.hour = hour;
+    return r;
+}
+
+std::string ProjectName(size_t i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "p%03zu", i);
+    return name;
+}
+
+TEST_F(BatchWriterTest, ProjectsBeyondTheCapAreOtherAndABatchNotStoredAdmitsNothing) {
+    std::vector<RollupRecord> first;
+    for (size_t i = 0; i + 1 < kProjectsPerPeriodMax; ++i) first.push_back(InProject(Cell("c1", "", 0, 1), ProjectName(i)));
+    first.push_back(InProject(Cell("c1", "", 0, 1), ""));       // none: takes no place
+    first.push_back(InProject(Cell("c1", "", 0, 1), "other"));  // reserved: takes no place
+    Batch a;
+    a.keys = {Key(m_, 1, 1, "c1", 0, 0, "{}")};
+    a.offsets = {{0, -1, 1}};
+    writer_->Store(a, Fixed(first));
+    EXPECT_EQ(Count("SELECT count(*) FROM rollup_projects"), static_cast<int64_t>(kProjectsPerPeriodMax - 1));
+    // A fenced batch (stale offset) stores nothing and admits nothing.
+    Batch stale;
+    stale.keys = {Key(m_, 2, 2, "c1", 0, 0, "{}")};
+    stale.offsets = {{0, -1, 2}};
+    EXPECT_THROW(writer_->Store(stale, Fixed({InProject(Cell("c1", "", 0, 1), "zz-lost")})), SinkError);
+    // A batch that fails after admitting (a row the table refuses: its
+    // transaction, a crash's equal, rolls back) admits nothing either.
+    Batch broken;
+    broken.keys = {Key(m_, 6, 6, "c1", 0, 1, "{}")};
+    broken.offsets = {{0, 1, 2}};
+    EXPECT_ANY_THROW(writer_->Store(broken, Fixed({InProject(Cell("c1", "", 0, 1), "zz-lost"),
+                                                   InProject(Cell("c1", "input", -1, 0), "zz-lost")})));
+    EXPECT_EQ(Count("SELECT count(*) FROM rollup_projects WHERE project = 'zz-lost'"), 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM rollup_projects"), static_cast<int64_t>(kProjectsPerPeriodMax - 1));
+    // The last place goes to the first project by hour, then name: p900 (hour 5) before p100 (hour 7).
+    Batch b;
+    b.keys = {Key(m_, 3, 3, "c1", 0, 1, "{}")};
+    b.offsets = {{0, 1, 2}};
+    writer_->Store(b, Fixed({InProject(Cell("c1", "", 0, 1), "p100"), InProject(Cell("c1", "", 0, 1), "p900", 5),
+                             InProject(Cell("c1", "input", 10, 0), "p101"), InProject(Cell("c1", "", 0, 1), "p000")}));
+    EXPECT_EQ(Count("SELECT count(*) FROM rollup_projects"), static_cast<int64_t>(kProjectsPerPeriodMax));
+    EXPECT_EQ(Count("SELECT count(*) FROM rollup_projects WHERE project = 'p900'"), 1);
+    EXPECT_EQ(Text("SELECT string_agg(project || ':' || unit || ':' || quantity || ':' || calls, ' ' ORDER BY project, "
+                   "unit) FROM usage_rollups WHERE project IN ('', 'other', 'p000', 'p900', 'p100', 'p101')"),
+              "::0:1 other::0:2 other:input:10:0 p000::0:2 p900::0:1");
+    // Another customer, and another period of c1, have places of their own.
+    Batch c;
+    c.keys = {Key(m_, 4, 4, "c2", 0, 2, "{}"), Key(m_, 5, 5, "c1", 0, 3, "{}")};
+    c.offsets = {{0, 2, 3}};
+    RollupRecord next_period = InProject(Cell("c1", "", 0, 1), "p100");
+    next_period.period += 1;
+    writer_->Store(c, Fixed({InProject(Cell("c2", "", 0, 1), "p100"), next_period}));
+    EXPECT_EQ(Text("SELECT string_agg(customer_id || '/' || period || '/' || project, ' ' ORDER BY customer_id, period) "
+                   "FROM usage_rollups WHERE project = 'p100'"),
+              "c1/24311/p100 c2/24310/p100");
+    // Calls in all: every one is kept, named or not.
+    EXPECT_EQ(Count("SELECT sum(calls) FROM usage_rollups"), static_cast<int64_t>(kProjectsPerPeriodMax) + 1 + 3 + 2);
+    const int64_t folded = writer_->FoldDeltas().rollups;
+    EXPECT_EQ(folded, Count("SELECT count(*) FROM rollups"));
+    EXPECT_EQ(Count("SELECT sum(calls) FROM rollups"), static_cast<int64_t>(kProjectsPerPeriodMax) + 1 + 3 + 2);
+}
+
+// Two consumers on different partitions of one customer, storing at once:
+// between them they name exactly the cap's worth of projects, and the
+// rollups name exactly the projects admitted.
+TEST_F(BatchWriterTest, TwoConsumersNeverAdmitMoreThanTheCapBetweenThem) {
+    constexpr int kBatches = 6, kPerBatch = 25;  // 2 x 150 projects, 300 calls
+    auto consumer = [this](int32_t partition) {
+        BatchWriter writer(url_, "g", "usage");
+        Messages m;
+        for (int b = 0; b < kBatches; ++b) {
+            Batch in;
+            in.keys = {Key(m, static_cast<uint8_t>(partition * 100 + b), 1, "c1", partition, b, "{}")};
+            in.offsets = {{partition, b == 0 ? -1 : b, b + 1}};
+            in.archive = false;  // the race under test is the projects', not the archive partitions' creation
+            std::vector<RollupRecord> records;
+            for (int i = 0; i < kPerBatch; ++i) {
+                const size_t n = static_cast<size_t>(partition * 1000 + b * kPerBatch + i);
+                records.push_back(InProject(Cell("c1", "", 0, 1), ProjectName(n)));
+            }
+            writer.Store(in, Fixed(records));
+        }
+    };
+    std::thread t0(consumer, 0), t1(consumer, 1);
+    t0.join();
+    t1.join();
+    EXPECT_EQ(Count("SELECT count(*) FROM rollup_projects"), static_cast<int64_t>(kProjectsPerPeriodMax));
+    EXPECT_EQ(Count("SELECT sum(calls) FROM usage_rollups"), 2 * kBatches * kPerBatch);
+    EXPECT_EQ(Count("SELECT sum(calls) FROM usage_rollups WHERE project = 'other'"),
+              2 * kBatches * kPerBatch - static_cast<int64_t>(kProjectsPerPeriodMax));
+    EXPECT_EQ(Count("SELECT count(*) FROM (SELECT DISTINCT project FROM usage_rollups WHERE project <> 'other' "
+                    "EXCEPT SELECT project FROM rollup_projects) d"),
+              0);
+    EXPECT_EQ(Count("SELECT count(*) FROM (SELECT project FROM rollup_projects "
+                    "EXCEPT SELECT DISTINCT project FROM usage_rollups) d"),
+              0);
+}
+
+// `tally rerate` (RebuildRollups) caps with the admitted projects:
+// a project that went to `other` stays there even when the archive's calls
+// would rank it first, and the named ones stay named.
+TEST_F(BatchWriterTest, ARebuildNamesTheProjectsThatWereNamed) {
+    std::vector<RollupRecord> stored;
+    for (size_t i = 0; i < kProjectsPerPeriodMax + 2; ++i) stored.push_back(InProject(Cell("c1", "", 0, 1), ProjectName(i)));
+    Batch a;
+    a.keys = {Key(m_, 1, 1, "c1", 0, 0, "{}")};
+    a.offsets = {{0, -1, 1}};
+    writer_->Store(a, Fixed(stored));
+    writer_->FoldDeltas();
+    const std::string named =
+        "SELECT string_agg(project || ':' || calls, ' ' ORDER BY project) FROM "
+        "(SELECT project, sum(calls) AS calls FROM usage_rollups GROUP BY project) p";
+    const std::string before = Text(named);
+    EXPECT_NE(before.find("other:2"), std::string::npos) << before;  // p100, p101
+    // The rerate gives the projects as named; p101 now in an earlier hour.
+    std::vector<RollupRecord> rerated = stored;
+    rerated.back().hour = 3;
+    const Instant from = *ParseRfc3339("2025-10-01T00:00:00Z"), to = *ParseRfc3339("2026-01-01T00:00:00Z");
+    const std::vector<RebuildOutcome> out =
+        RebuildRollups(url_, 24310, from, to, "c1",
+                       [&](const std::string&, const std::vector<std::string>&, std::string*) { return rerated; });
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(out[0].replaced) << out[0].refused;
+    EXPECT_EQ(Text(named), before);
+    EXPECT_EQ(Count("SELECT count(*) FROM rollup_projects"), static_cast<int64_t>(kProjectsPerPeriodMax));
 }
 
 }  // namespace

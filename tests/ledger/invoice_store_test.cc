@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "billing/invoice_run.h"
+#include "ledger/batch_writer.h"
 #include "ledger/cost_store.h"
 #include "ledger/migrations.h"
 #include "ledger/store.h"
@@ -96,10 +97,10 @@ class InvoiceStoreTest : public LedgerDb {
             pqxx::work tx(c);
             for (const RollupRecord& r : ToRecords(cat.catalog, rater.Rollups())) {
                 tx.exec_params0("INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, band, "
-                                "condition, time_window, flags, unit, quantity, calls) VALUES ($1, $2, $3, $4, $5, $6, "
-                                "$7, $8, $9, $10, $11, $12, $13)",
+                                "condition, time_window, flags, unit, quantity, calls, project) VALUES ($1, $2, $3, $4, "
+                                "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                                 r.customer, r.period, r.hour, r.plan, r.version, r.model, r.band, r.condition,
-                                r.time_window, r.flags, r.unit, r.quantity, r.calls);
+                                r.time_window, r.flags, r.unit, r.quantity, r.calls, r.project);
             }
             tx.exec0("INSERT INTO consumer_offsets VALUES ('tally', 'usage', 0, 1, now()) ON CONFLICT "
                      "(consumer_group, topic, kafka_partition) DO UPDATE SET next_offset = consumer_offsets.next_offset + 1, "
@@ -179,6 +180,52 @@ TEST_F(InvoiceStoreTest, RunWritesDraftsAndARerunReplacesThem) {
     docs = Period("2025-11");
     ASSERT_EQ(docs.size(), 2u);
     EXPECT_EQ(docs[0].subtotal, "1.00");  // 500,000 x 2.00 / 1M
+}
+
+// Projects change no price: the same calls in one project (a) and spread
+// over five (b), hours shared and the graduated tier crossed, give the same
+// invoice, line by line, folded in and out of rollups.
+TEST_F(InvoiceStoreTest, TheSameCallsInOneOrFiveProjectsGiveTheSameInvoice) {
+    std::vector<Event> events;
+    for (int i = 0; i < 12; ++i) {
+        const std::string time = "2025-11-0" + std::to_string(3 + i % 3) + "T1" + std::to_string(i % 4) + ":00:00Z";
+        for (const char* c : {"a", "b"}) {
+            Event e = Call(c, std::string(c) + std::to_string(i), time, 150001 + i * 7, 1000 + i);
+            e.project = c == std::string("a") ? "only" : "p" + std::to_string(i % 5);
+            events.push_back(e);
+        }
+    }
+    Consume(events, 7);
+    {
+        pqxx::connection c(url_);
+        pqxx::work tx(c);
+        EXPECT_EQ(tx.exec1("SELECT count(DISTINCT project) FROM usage_rollups WHERE customer_id = 'b'")[0].as<int>(), 5);
+        EXPECT_EQ(tx.exec1("SELECT count(DISTINCT project) FROM usage_rollups WHERE customer_id = 'a'")[0].as<int>(), 1);
+    }
+    RunPeriod("2025-11");
+    auto docs = Period("2025-11");
+    ASSERT_EQ(docs.size(), 2u);
+    EXPECT_EQ(docs[0].subtotal, docs[1].subtotal);
+    EXPECT_EQ(docs[0].tax, docs[1].tax);
+    EXPECT_EQ(docs[0].total, docs[1].total);
+    // 1,800,474 input: 1M x 2.00 + 800,474 x 1.00 per 1M; 12,066 output x 4.00 per 1M: 2.848738.
+    EXPECT_EQ(docs[0].subtotal, "2.85");
+    ASSERT_EQ(docs[0].lines.size(), docs[1].lines.size());
+    for (size_t i = 0; i < docs[0].lines.size(); ++i) {
+        const billing::DocumentLine& x = docs[0].lines[i];
+        const billing::DocumentLine& y = docs[1].lines[i];
+        EXPECT_EQ(x.kind + x.unit + x.tier + x.amount + x.amount_rounded + x.first_hour + x.last_hour,
+                  y.kind + y.unit + y.tier + y.amount + y.amount_rounded + y.first_hour + y.last_hour)
+            << i;
+        EXPECT_EQ(x.quantity, y.quantity) << i;
+    }
+    // Folded into rollups, read again: the same.
+    EXPECT_GT(BatchWriter(url_, "tally", "usage").FoldDeltas().rollups, 0);
+    RunPeriod("2025-11");
+    auto again = Period("2025-11");
+    ASSERT_EQ(again.size(), 2u);
+    EXPECT_EQ(again[0].total, docs[0].total);
+    EXPECT_EQ(again[1].total, docs[1].total);
 }
 
 // Rollups are read through COPY's text format: an id with a backslash (and

@@ -145,6 +145,10 @@ Event RandomEvent(std::mt19937_64& rng, int serial) {
         e.served_model = kServed[std::uniform_int_distribution<size_t>(0, std::size(kServed) - 1)(rng)];
         if (e.served_model == e.model) e.served_model.clear();  // as the decoder does
     }
+    // Projects, fewer than the cap (pricing/project_cap.h): "" is none, and
+    // "other" is reserved for the calls beyond the cap.
+    static const char* const kProjects[] = {"", "", "alpha", "beta", "gamma", "other"};
+    e.project = kProjects[std::uniform_int_distribution<size_t>(0, std::size(kProjects) - 1)(rng)];
     return e;
 }
 
@@ -157,7 +161,7 @@ std::string Render(const std::vector<Rollup>& rollups, const std::vector<Invoice
         out << "rollup " << r.customer << " " << r.period << " " << r.hour << " " << r.cell.plan << "/"
             << r.cell.version << "/" << r.cell.model << "/" << int{r.cell.band} << "/" << int{r.cell.condition} << "/"
             << int{r.cell.window} << "/" << int{r.cell.flags} << "/" << r.cell.served << " served '" << r.served_model
-            << "' calls " << r.calls;
+            << "' project '" << r.project << "' calls " << r.calls;
         for (int64_t q : r.quantities) out << " " << q;
         out << "\n";
     }
@@ -269,6 +273,62 @@ TEST_F(OrderInvariance, AnyOrderAnyBatchingSameInvoices) {
     }
     // The generator must produce priced usage, or the comparison proves nothing.
     EXPECT_GT(nonempty, cases * 9 / 10);
+}
+
+// Projects change no price: the same events with their projects, without
+// any, and all in one project give the same invoices (Run's lines after the
+// rollups), and the same rollups summed over projects.
+TEST_F(OrderInvariance, ProjectsChangeNoPrice) {
+    uint64_t seed = std::random_device{}();
+    if (const char* s = std::getenv("TALLY_SEED")) seed = std::strtoull(s, nullptr, 10);
+    int cases = 1000;
+    if (const char* c = std::getenv("TALLY_PROPERTY_CASES")) cases = std::atoi(c);
+    std::cout << "projects change no price: seed " << seed << " (replay with TALLY_SEED=" << seed << "), " << cases
+              << " cases\n";
+    RecordProperty("seed", std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    // The invoices of a Render: every line but the rollups'.
+    auto invoices_of = [](const std::string& rendered) {
+        std::istringstream in(rendered);
+        std::string out, line;
+        while (std::getline(in, line)) {
+            if (line.rfind("rollup ", 0) != 0) out += line + "\n";
+        }
+        return out;
+    };
+    int64_t with_projects = 0;
+    for (int k = 0; k < cases; ++k) {
+        const int n = std::uniform_int_distribution<int>(1, 60)(rng);
+        std::vector<Event> events, none, one;
+        for (int i = 0; i < n; ++i) events.push_back(RandomEvent(rng, i));
+        for (Event e : events) {
+            if (!e.project.empty()) ++with_projects;
+            e.project.clear();
+            none.push_back(e);
+            e.project = "solo";
+            one.push_back(e);
+        }
+        const std::string expected = invoices_of(Run(events, {}));
+        ASSERT_EQ(expected, invoices_of(Run(none, {}))) << "case " << k << "; replay with TALLY_SEED=" << seed;
+        ASSERT_EQ(expected, invoices_of(Run(one, {}))) << "case " << k << "; replay with TALLY_SEED=" << seed;
+    }
+    EXPECT_GT(with_projects, 0);
+}
+
+// The comparison above must see a difference: a changed quantity changes
+// the invoices it compares.
+TEST_F(OrderInvariance, ProjectComparisonDetectsAChangedCall) {
+    std::mt19937_64 rng(7);
+    std::vector<Event> events;
+    for (int i = 0; i < 20; ++i) events.push_back(RandomEvent(rng, i));
+    events[0].subject = "c-doubao";
+    events[0].model = "doubao-seed-1.6";
+    events[0].input_tokens = 1000;
+    events[0].output_tokens = 300;
+    std::vector<Event> changed = events;
+    changed[0].project = "another";
+    changed[0].input_tokens = 1001;
+    EXPECT_NE(Run(events, {}).substr(Run(events, {}).find('\n')), Run(changed, {}).substr(Run(changed, {}).find('\n')));
 }
 
 // The same comparison must fail when the invariant is broken: dropping one

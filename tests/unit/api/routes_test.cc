@@ -135,6 +135,8 @@ TEST(Queries, UsageScopesACustomerKeyToItsOwnCustomer) {
     EXPECT_EQ(q.customer, "cust_a");
     EXPECT_EQ(MonthIdLabel(*q.period), "2025-11");
     EXPECT_EQ(q.group_by, GroupBy::kDay);
+    EXPECT_EQ(ParseUsageQuery(ParseTarget("/v1/usage?group_by=project"), a, now).group_by, GroupBy::kProject);
+    EXPECT_EQ(GroupByName(GroupBy::kProject), "project");
     EXPECT_EQ(ParseUsageQuery(ParseTarget("/v1/usage?customer=cust_a"), a, now).customer, "cust_a");
     try {
         ParseUsageQuery(ParseTarget("/v1/usage?customer=cust_b"), a, now);
@@ -178,7 +180,7 @@ TEST(Queries, UsageRefusesBadInputClearly) {
     EXPECT_EQ(UsageStatus("/v1/usage?customer=c&from=2025-01-01&to=2025-11-01", &m), 400);
     EXPECT_EQ(m, "from and to must be at most 92 days apart");
     EXPECT_EQ(UsageStatus("/v1/usage?customer=c&group_by=week", &m), 400);
-    EXPECT_EQ(m, "group_by must be hour, day or model, not 'week'");
+    EXPECT_EQ(m, "group_by must be hour, day, model or project, not 'week'");
     EXPECT_EQ(UsageStatus("/v1/usage?customer=c&group_by=hour", &m), 400);
     EXPECT_EQ(UsageStatus("/v1/usage?customer=c&group_by=hour&from=2025-11-01&to=2025-11-09", &m), 400);
     EXPECT_EQ(m, "with group_by=hour, from and to must be at most 7 days apart");

@@ -52,6 +52,8 @@ subscriptions:
     minimum_commitment: "500"
 )";
 
+const char* const kProjects[] = {"", "web", "batch-jobs", "mobile"};
+
 class UsageReportTest : public ::testing::Test {
    protected:
     UsageReportTest() : catalog_(testing::MustCatalog({kPlan})) {
@@ -66,7 +68,10 @@ class UsageReportTest : public ::testing::Test {
             std::string t = time;
             EventSpec s{
                 .customer = "acme", .model = models[i % 3], .time = t.c_str(), .input = 700 + i * 13, .output = 90 + i};
-            EXPECT_EQ(rater.Add(MakeEvent(s)).status, RateStatus::kRated);
+            // Projects change no price: every other test here holds with them.
+            Event e = MakeEvent(s);
+            e.project = kProjects[i % 4];
+            EXPECT_EQ(rater.Add(e).status, RateStatus::kRated);
         }
         EXPECT_EQ(
             rater.Add(MakeEvent({.customer = "acme", .model = "a", .time = "2025-12-02T01:00:00Z", .input = 5})).status,
@@ -108,7 +113,7 @@ TEST_F(UsageReportTest, RowsOfAPeriodAddUpToTheInvoiceSubtotalInEveryGrouping) {
     for (const RollupRecord& r : records_) {
         if (r.period == nov) nov_records.push_back(r);
     }
-    for (GroupBy g : {GroupBy::kDay, GroupBy::kModel}) {
+    for (GroupBy g : {GroupBy::kDay, GroupBy::kModel, GroupBy::kProject}) {
         UsageQuery q{.customer = "acme", .period = nov, .group_by = g};
         const UsageReport r = ComputeUsage(catalog_, subscriptions_, nov_records, q);
         SCOPED_TRACE(std::string(GroupByName(g)));
@@ -153,6 +158,66 @@ TEST_F(UsageReportTest, ByModelShowsEachModelAndTheInvoiceLevelRows) {
                     row.kind == "commitment")
             << row.kind;
     }
+}
+
+// By project: the model grouping's usage rows, summed, split over the
+// projects by list value at the fen; its invoice-level rows unchanged.
+TEST_F(UsageReportTest, ByProjectSplitsTheUsageRowsAndKeepsTheInvoiceLevelRows) {
+    const int32_t nov = MonthId(2025, 11);
+    std::vector<RollupRecord> nov_records;
+    for (const RollupRecord& r : records_) {
+        if (r.period == nov) nov_records.push_back(r);
+    }
+    const UsageReport by_model =
+        ComputeUsage(catalog_, subscriptions_, nov_records, {.customer = "acme", .period = nov, .group_by = GroupBy::kModel});
+    const UsageReport by_project = ComputeUsage(catalog_, subscriptions_, nov_records,
+                                                {.customer = "acme", .period = nov, .group_by = GroupBy::kProject});
+    Amount model_usage = Amount::Zero(*Currency::FromCode("CNY"));
+    std::vector<std::string> model_other, project_other;
+    for (const UsageRow& row : by_model.rows) {
+        if (row.kind == "usage") {
+            model_usage += row.cost;
+        } else {
+            model_other.push_back(row.kind + " " + row.group + " " + row.cost.ToString(2));
+        }
+    }
+    Amount project_usage = Amount::Zero(*Currency::FromCode("CNY"));
+    std::map<std::string, int64_t> calls;
+    for (const UsageRow& row : by_project.rows) {
+        if (row.kind == "usage") {
+            project_usage += row.cost;
+            calls[row.group] += row.calls;
+            // At the fen: allocated in the currency's minor unit.
+            EXPECT_TRUE(row.cost.value().raw() % 10'000'000'000'000'000 == 0) << row.group;
+        } else {
+            project_other.push_back(row.kind + " " + row.group + " " + row.cost.ToString(2));
+        }
+    }
+    EXPECT_EQ(project_usage, model_usage);
+    EXPECT_EQ(project_other, model_other);
+    EXPECT_FALSE(project_other.empty());  // the discount, coupon and commitment rows
+    // 60 calls in November, 15 per project ("" is none).
+    EXPECT_EQ(calls, (std::map<std::string, int64_t>{{"", 15}, {"batch-jobs", 15}, {"mobile", 15}, {"web", 15}}));
+}
+
+// One project carries all of the usage's cost.
+TEST_F(UsageReportTest, ByProjectWithOneProjectItCarriesAllOfTheUsage) {
+    Rater rater(catalog_, subscriptions_, "tiers", {});
+    for (int i = 0; i < 3; ++i) {
+        Event e = MakeEvent({.customer = "acme", .model = "a", .time = "2025-10-03T01:00:00Z", .input = 1000 + i});
+        e.project = "only";
+        ASSERT_EQ(rater.Add(e).status, RateStatus::kRated);
+    }
+    const std::vector<RollupRecord> records = ToRecords(catalog_, rater.Rollups());
+    const UsageReport r = ComputeUsage(catalog_, subscriptions_, records,
+                                       {.customer = "acme", .period = MonthId(2025, 10), .group_by = GroupBy::kProject});
+    const UsageReport m = ComputeUsage(catalog_, subscriptions_, records,
+                                       {.customer = "acme", .period = MonthId(2025, 10), .group_by = GroupBy::kModel});
+    ASSERT_FALSE(r.rows.empty());
+    EXPECT_EQ(r.rows[0].group, "only");
+    EXPECT_EQ(r.rows[0].calls, 3);
+    EXPECT_EQ(r.rows[0].cost, m.rows[0].cost);
+    EXPECT_EQ(RowSum(r), RowSum(m));
 }
 
 TEST_F(UsageReportTest, ADayCostsTheSubtotalThroughItLessTheSubtotalBeforeIt) {
@@ -209,7 +274,7 @@ TEST_F(UsageReportTest, ARangeCostsTheSubtotalThroughToLessTheSubtotalBeforeFrom
     }
     const Amount expected =
         Invoices(MonthId(2025, 11), hour(to))[0].subtotal - Invoices(MonthId(2025, 11), hour(from))[0].subtotal;
-    for (GroupBy g : {GroupBy::kHour, GroupBy::kDay, GroupBy::kModel}) {
+    for (GroupBy g : {GroupBy::kHour, GroupBy::kDay, GroupBy::kModel, GroupBy::kProject}) {
         SCOPED_TRACE(std::string(GroupByName(g)));
         const UsageReport r =
             ComputeUsage(catalog_, subscriptions_, some,

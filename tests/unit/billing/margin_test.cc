@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
+#include <iostream>
+#include <random>
 #include <sstream>
 
 #include "pricing/invoice.h"
@@ -445,6 +449,54 @@ TEST(ExampleCostCard, CostsEveryExamplePlanModelInItsCurrency) {
         }
     }
     EXPECT_EQ(models, 12);  // deepseek 2 x 2 versions, doubao 4, gemini 2, qwen 2
+}
+
+// The largest-remainder rule: truncated shares, then the units left one
+// each to the largest remainders (the first among equals).
+TEST(AllocateExactly, GivesTheUnitsLeftToTheLargestRemainders) {
+    // 100 units over 1:1:1 -> 33.33 each; one unit left, to the first.
+    EXPECT_EQ(AllocateExactly(100, {1, 1, 1}, 1), (std::vector<int128>{34, 33, 33}));
+    // 10 over 3:3:4 at unit 1 -> 3, 3, 4 exactly.
+    EXPECT_EQ(AllocateExactly(10, {3, 3, 4}, 1), (std::vector<int128>{3, 3, 4}));
+    // 10 over 1:2:7 -> 1, 2, 7; 11 over 1:2:7 -> 1.1, 2.2, 7.7: remainders .1 .2 .7, the unit to the third.
+    EXPECT_EQ(AllocateExactly(11, {1, 2, 7}, 1), (std::vector<int128>{1, 2, 8}));
+    // 7 over 5:5:90 -> .35 .35 6.3: remainders .35 .35 .3, the unit to the first .35 (not the largest weight).
+    EXPECT_EQ(AllocateExactly(7, {5, 5, 90}, 1), (std::vector<int128>{1, 0, 6}));
+    // In units of 10^16 (a fen at Decimal's scale), and negative totals mirror positive ones.
+    const int128 fen = 10'000'000'000'000'000;
+    EXPECT_EQ(AllocateExactly(-100 * fen, {1, 1, 1}, fen), (std::vector<int128>{-34 * fen, -33 * fen, -33 * fen}));
+    EXPECT_EQ(AllocateExactly(0, {1, 2}, fen), (std::vector<int128>{0, 0}));
+    EXPECT_EQ(AllocateExactly(5 * fen, {0, 3}, fen), (std::vector<int128>{0, 5 * fen}));
+}
+
+TEST(AllocateExactly, SharesAlwaysAddUpToTheTotalInWholeUnits) {
+    uint64_t seed = std::random_device{}();
+    if (const char* s = std::getenv("TALLY_SEED")) seed = std::strtoull(s, nullptr, 10);
+    std::cout << "AllocateExactly: seed " << seed << " (replay with TALLY_SEED=" << seed << ")\n";
+    RecordProperty("seed", std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    for (int k = 0; k < 2000; ++k) {
+        const int128 unit = std::uniform_int_distribution<int>(0, 1)(rng) ? 1 : 10'000'000'000'000'000;
+        const int128 total = static_cast<int128>(std::uniform_int_distribution<int64_t>(-1'000'000, 1'000'000)(rng)) * unit;
+        std::vector<int128> weights(std::uniform_int_distribution<size_t>(1, 12)(rng));
+        for (int128& w : weights) w = std::uniform_int_distribution<int64_t>(0, 3)(rng) == 0 ? 0 : std::uniform_int_distribution<int64_t>(1, INT64_MAX / 4)(rng);
+        if (std::all_of(weights.begin(), weights.end(), [](int128 w) { return w == 0; })) weights[0] = 1;
+        const std::vector<int128> shares = AllocateExactly(total, weights, unit);
+        int128 sum = 0;
+        int128 weight_sum = 0;
+        for (const int128 w : weights) weight_sum += w;
+        for (size_t i = 0; i < shares.size(); ++i) {
+            sum += shares[i];
+            ASSERT_TRUE(shares[i] % unit == 0) << "case " << k << "; replay with TALLY_SEED=" << seed;
+            if (weights[i] == 0) {
+                ASSERT_TRUE(shares[i] == 0) << "case " << k << "; replay with TALLY_SEED=" << seed;
+            }
+            // Within one unit of the exact share: |share * W - total * w| < unit * W.
+            const int128 diff = shares[i] / unit * weight_sum - total / unit * weights[i];
+            ASSERT_LT(diff < 0 ? -diff : diff, weight_sum) << "case " << k << "; replay with TALLY_SEED=" << seed;
+        }
+        ASSERT_TRUE(sum == total) << "case " << k << "; replay with TALLY_SEED=" << seed;
+    }
 }
 
 }  // namespace
