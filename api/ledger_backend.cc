@@ -30,20 +30,29 @@ std::string WithStatementTimeout(const std::string& url, int64_t timeout_ms) {
 class UsageCache {
    public:
     using Marks = ledger::UsageReader::Marks;
-    explicit UsageCache(size_t max_entries) : max_entries_(max_entries) { TALLY_ASSERT(max_entries_ > 0); }
+    using Clock = std::chrono::steady_clock;
+    UsageCache(size_t max_entries, std::chrono::milliseconds max_age) : max_entries_(max_entries), max_age_(max_age) {
+        TALLY_ASSERT(max_entries_ > 0);
+        TALLY_ASSERT(max_age_.count() >= 0);
+    }
 
-    // The answer kept for `key` if it was computed under exactly `marks`.
-    std::shared_ptr<const UsageReport> Find(const std::string& key, const Marks& marks) {
+    // The answer kept for `key` if it was computed under exactly `marks`,
+    // or (max_age > 0) from marks read at most max_age before `now`.
+    std::shared_ptr<const UsageReport> Find(const std::string& key, const Marks& marks, Clock::time_point now) {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = entries_.find(key);
-        if (it == entries_.end() || !(it->second.marks == marks)) return nullptr;
+        if (it == entries_.end()) return nullptr;
+        const bool current = it->second.marks == marks;
+        if (!current && !(max_age_.count() > 0 && now - it->second.marks_read_at <= max_age_)) return nullptr;
         used_.splice(used_.begin(), used_, it->second.used);
-        ++hits_;
+        ++(current ? hits_ : older_hits_);
         return it->second.report;
     }
 
-    // Keeps `report`, computed from what was read after `marks` were.
-    void Put(const std::string& key, const Marks& marks, std::shared_ptr<const UsageReport> report) {
+    // Keeps `report`, computed from what was read after `marks` were (read
+    // at `marks_read_at`).
+    void Put(const std::string& key, const Marks& marks, Clock::time_point marks_read_at,
+             std::shared_ptr<const UsageReport> report) {
         TALLY_ASSERT(report != nullptr);
         std::lock_guard<std::mutex> lock(mu_);
         ++misses_;
@@ -55,6 +64,7 @@ class UsageCache {
             used_.splice(used_.begin(), used_, it->second.used);
         }
         it->second.marks = marks;
+        it->second.marks_read_at = marks_read_at;
         it->second.report = std::move(report);
         while (entries_.size() > max_entries_) {
             TALLY_ASSERT(!used_.empty());
@@ -66,20 +76,22 @@ class UsageCache {
 
     UsageCacheStats Stats() const {
         std::lock_guard<std::mutex> lock(mu_);
-        return {hits_, misses_, entries_.size()};
+        return {hits_, older_hits_, misses_, entries_.size()};
     }
 
    private:
     struct Entry {
         Marks marks;
+        Clock::time_point marks_read_at;
         std::shared_ptr<const UsageReport> report;
         std::list<std::string>::iterator used;  // its place in used_
     };
     const size_t max_entries_;
+    const std::chrono::milliseconds max_age_;
     mutable std::mutex mu_;
     std::unordered_map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
     std::list<std::string> used_;                     // keys, most recently used first; GUARDED_BY(mu_)
-    int64_t hits_ = 0, misses_ = 0;                   // GUARDED_BY(mu_)
+    int64_t hits_ = 0, older_hits_ = 0, misses_ = 0;  // GUARDED_BY(mu_)
 };
 
 namespace {
@@ -132,10 +144,11 @@ class LedgerBackend final : public Backend {
     UsageReport Usage(const UsageQuery& q) override {
         ledger::UsageReader& reader = Reader();
         try {
+            const UsageCache::Clock::time_point marks_read_at = UsageCache::Clock::now();
             const ledger::UsageReader::Marks marks = reader.ReadMarks(q.customer, LastPeriodRead(q));
             const std::string key = CacheKey(q);
             if (cache_) {
-                if (std::shared_ptr<const UsageReport> hit = cache_->Find(key, marks)) return *hit;
+                if (std::shared_ptr<const UsageReport> hit = cache_->Find(key, marks, marks_read_at)) return *hit;
             }
             if (!catalog_ || marks.catalog != catalog_version_) {
                 catalog_.reset();
@@ -165,7 +178,7 @@ class LedgerBackend final : public Backend {
             }
             auto report = std::make_shared<UsageReport>(
                 ComputeUsage(catalog_->catalog, subscriptions, records, q, earlier));
-            if (cache_) cache_->Put(key, marks, report);
+            if (cache_) cache_->Put(key, marks, marks_read_at, report);
             return *report;
         } catch (const HttpError&) {
             throw;
@@ -246,7 +259,9 @@ class LedgerBackend final : public Backend {
 
 }  // namespace
 
-std::shared_ptr<UsageCache> MakeUsageCache(size_t max_entries) { return std::make_shared<UsageCache>(max_entries); }
+std::shared_ptr<UsageCache> MakeUsageCache(size_t max_entries, std::chrono::milliseconds max_age) {
+    return std::make_shared<UsageCache>(max_entries, max_age);
+}
 
 UsageCacheStats StatsOf(const UsageCache& cache) { return cache.Stats(); }
 

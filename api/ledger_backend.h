@@ -11,6 +11,7 @@
 // never stale.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -26,14 +27,21 @@ std::string WithStatementTimeout(const std::string& database_url, int64_t timeou
 
 // GET /v1/usage's answers by customer and query, at most `max_entries`
 // (the least recently used goes first). Thread-safe; share one between
-// the backends of a server.
+// the backends of a server. `max_age` 0: an answer is served only while
+// the marks are those it was computed under (always current). max_age > 0
+// (opt-in staleness): also while its marks were read at most `max_age`
+// ago, though the ledger changed since: an exact answer of that older
+// snapshot, never more than max_age old.
 class UsageCache;
-std::shared_ptr<UsageCache> MakeUsageCache(size_t max_entries);
+std::shared_ptr<UsageCache> MakeUsageCache(size_t max_entries,
+                                           std::chrono::milliseconds max_age = std::chrono::milliseconds(0));
 // `tally serve`'s: a month by day is a few KiB, so at most ~20 MiB.
 inline constexpr size_t kUsageCacheEntries = 4096;
 // Hits, misses (an answer computed and kept) and entries now.
 struct UsageCacheStats {
-    int64_t hits = 0, misses = 0;
+    int64_t hits = 0;
+    int64_t older_hits = 0;  // served under max_age though the ledger had changed
+    int64_t misses = 0;
     size_t entries = 0;
 };
 UsageCacheStats StatsOf(const UsageCache& cache);

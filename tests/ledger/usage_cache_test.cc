@@ -253,6 +253,48 @@ TEST_F(UsageCacheTest, AnswersAreExactAtACommittedStateUnderConcurrentWrites) {
     EXPECT_EQ(StatsOf(*cache).hits, hits + 2);
 }
 
+TEST_F(UsageCacheTest, AMaxAgeServesTheAnswerOfAnOlderSnapshotUpToThatAgeOnly) {
+    ledger::Migrate(url_);
+    {
+        ledger::Store store(url_);
+        Diagnostics d;
+        ASSERT_TRUE(store.PublishPlan(kPlan, "tiers.yaml", &d).has_value());
+        store.AddCustomer("acme", "Acme");
+    }
+    auto insert_call = [&](int64_t input) {
+        pqxx::connection conn(url_);
+        pqxx::work tx(conn);
+        for (const RollupRecord& r : Call("acme", kNovember, kFirstHour + 5, "a", input)) {
+            tx.exec_params0(
+                "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
+                "condition, time_window, flags, unit, quantity, calls) "
+                "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
+                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
+        }
+        tx.commit();
+    };
+    UsageQuery q;
+    q.customer = "acme";
+    q.period = kNovember;
+    insert_call(100);
+    auto old = MakeUsageCache(16, std::chrono::minutes(1));
+    std::unique_ptr<Backend> lenient = MakeLedgerBackend(url_, old);
+    EXPECT_EQ(CallsOf(lenient->Usage(q)), 1);
+    insert_call(200);
+    EXPECT_EQ(CallsOf(lenient->Usage(q)), 1) << "within a minute: the kept answer of the older snapshot";
+    EXPECT_EQ(StatsOf(*old).older_hits, 1);
+    EXPECT_EQ(CallsOf(MakeLedgerBackend(url_)->Usage(q)), 2);
+
+    auto young = MakeUsageCache(16, std::chrono::milliseconds(1));
+    std::unique_ptr<Backend> strict = MakeLedgerBackend(url_, young);
+    EXPECT_EQ(CallsOf(strict->Usage(q)), 2);
+    insert_call(300);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(CallsOf(strict->Usage(q)), 3) << "older than 1 ms: computed again";
+    EXPECT_EQ(StatsOf(*young).older_hits, 0);
+    EXPECT_EQ(StatsOf(*young).misses, 2);
+}
+
 TEST_F(UsageCacheTest, KeepsAtMostItsEntriesAndForgetsTheLeastRecentlyUsed) {
     ledger::Migrate(url_);
     {
