@@ -1,5 +1,10 @@
 #include "api/ledger_backend.h"
 
+#include <climits>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
 #include "api/finance.h"
 #include "api/sales.h"
 
@@ -22,11 +27,106 @@ std::string WithStatementTimeout(const std::string& url, int64_t timeout_ms) {
     return url + (url.empty() ? "" : " ") + "options='-c statement_timeout=" + ms + "'";
 }
 
+class UsageCache {
+   public:
+    using Marks = ledger::UsageReader::Marks;
+    using Clock = std::chrono::steady_clock;
+    UsageCache(size_t max_entries, std::chrono::milliseconds max_age) : max_entries_(max_entries), max_age_(max_age) {
+        TALLY_ASSERT(max_entries_ > 0);
+        TALLY_ASSERT(max_age_.count() >= 0);
+    }
+
+    // The answer kept for `key` if it was computed under exactly `marks`,
+    // or (max_age > 0) from marks read at most max_age before `now`.
+    std::shared_ptr<const UsageReport> Find(const std::string& key, const Marks& marks, Clock::time_point now) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = entries_.find(key);
+        if (it == entries_.end()) return nullptr;
+        const bool current = it->second.marks == marks;
+        if (!current && !(max_age_.count() > 0 && now - it->second.marks_read_at <= max_age_)) return nullptr;
+        used_.splice(used_.begin(), used_, it->second.used);
+        ++(current ? hits_ : older_hits_);
+        return it->second.report;
+    }
+
+    // Keeps `report`, computed from what was read after `marks` were (read
+    // at `marks_read_at`).
+    void Put(const std::string& key, const Marks& marks, Clock::time_point marks_read_at,
+             std::shared_ptr<const UsageReport> report) {
+        TALLY_ASSERT(report != nullptr);
+        std::lock_guard<std::mutex> lock(mu_);
+        ++misses_;
+        auto [it, fresh] = entries_.try_emplace(key);
+        if (fresh) {
+            used_.push_front(key);
+            it->second.used = used_.begin();
+        } else {
+            used_.splice(used_.begin(), used_, it->second.used);
+        }
+        it->second.marks = marks;
+        it->second.marks_read_at = marks_read_at;
+        it->second.report = std::move(report);
+        while (entries_.size() > max_entries_) {
+            TALLY_ASSERT(!used_.empty());
+            entries_.erase(used_.back());
+            used_.pop_back();
+        }
+        TALLY_ASSERT(entries_.size() == used_.size());
+    }
+
+    UsageCacheStats Stats() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return {hits_, older_hits_, misses_, entries_.size()};
+    }
+
+   private:
+    struct Entry {
+        Marks marks;
+        Clock::time_point marks_read_at;
+        std::shared_ptr<const UsageReport> report;
+        std::list<std::string>::iterator used;  // its place in used_
+    };
+    const size_t max_entries_;
+    const std::chrono::milliseconds max_age_;
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
+    std::list<std::string> used_;                     // keys, most recently used first; GUARDED_BY(mu_)
+    int64_t hits_ = 0, older_hits_ = 0, misses_ = 0;  // GUARDED_BY(mu_)
+};
+
 namespace {
+
+int32_t HourOf(Instant t) {
+    return static_cast<int32_t>(std::chrono::floor<std::chrono::hours>(t.time_since_epoch()).count());
+}
+
+// The last billing period whose records the query reads: the period (and
+// those before it for amount coupons), or for a range, the periods of hours
+// before `to`. A record's period is the month its billing period starts in
+// (local time), never after the local month of its hour, which is at most
+// the UTC month after: one more for good measure.
+int32_t LastPeriodRead(const UsageQuery& q) {
+    if (q.period) return *q.period;
+    const std::chrono::sys_days day = std::chrono::floor<std::chrono::days>(q.to - std::chrono::hours(1));
+    const std::chrono::year_month_day ymd{day};
+    return MonthId(static_cast<int>(ymd.year()), static_cast<int>(static_cast<unsigned>(ymd.month()))) + 2;
+}
+
+// Everything of a query its answer depends on besides the ledger.
+std::string CacheKey(const UsageQuery& q) {
+    std::string key = q.customer;
+    key += '\x1f';
+    key += q.period ? "p" + std::to_string(*q.period)
+                    : "r" + std::to_string(q.from.time_since_epoch().count()) + "-" +
+                          std::to_string(q.to.time_since_epoch().count());
+    key += '\x1f';
+    key += GroupByName(q.group_by);
+    return key;
+}
 
 class LedgerBackend final : public Backend {
    public:
-    explicit LedgerBackend(std::string url) : url_(std::move(url)) {}
+    LedgerBackend(std::string url, std::shared_ptr<UsageCache> cache) : url_(std::move(url)), cache_(std::move(cache)) {}
 
     std::optional<ledger::Principal> Authenticate(std::string_view secret) override {
         return Guard(keys_, [&](ledger::KeyStore& k) { return k.Authenticate(secret); });
@@ -44,31 +144,42 @@ class LedgerBackend final : public Backend {
     UsageReport Usage(const UsageQuery& q) override {
         ledger::UsageReader& reader = Reader();
         try {
-            const std::string version = reader.CatalogVersion();
-            if (!catalog_ || version != catalog_version_) {
+            const UsageCache::Clock::time_point marks_read_at = UsageCache::Clock::now();
+            const ledger::UsageReader::Marks marks = reader.ReadMarks(q.customer, LastPeriodRead(q));
+            const std::string key = CacheKey(q);
+            if (cache_) {
+                if (std::shared_ptr<const UsageReport> hit = cache_->Find(key, marks, marks_read_at)) return *hit;
+            }
+            if (!catalog_ || marks.catalog != catalog_version_) {
                 catalog_.reset();
+                subscriptions_of_.clear();
                 catalog_ =
                     std::make_unique<ingest::CatalogSnapshot>(Guard(store_, [](ledger::Store& s) { return s.Load(); }));
-                catalog_version_ = version;
+                for (const Subscription& s : catalog_->subscriptions) subscriptions_of_[s.customer].push_back(s);
+                catalog_version_ = marks.catalog;
             }
+            // Only the customer's subscriptions: pricing indexes what it is given.
+            static const std::vector<Subscription> kNone;
+            const auto found = subscriptions_of_.find(q.customer);
+            const std::vector<Subscription>& subscriptions = found != subscriptions_of_.end() ? found->second : kNone;
             std::vector<RollupRecord> records;
             if (q.period) {
                 records = reader.PeriodRecords(q.customer, *q.period);
             } else {
-                const auto hour = [](Instant t) {
-                    return static_cast<int32_t>(std::chrono::floor<std::chrono::hours>(t.time_since_epoch()).count());
-                };
-                records = reader.RangeRecords(q.customer, hour(q.from), hour(q.to));
+                records = reader.RangeRecords(q.customer, HourOf(q.from), HourOf(q.to));
             }
             // Amount coupons are balances earlier periods use up: then those
             // periods are priced first, as the invoice run prices them.
             std::vector<RollupRecord> earlier;
-            if (NeedsEarlierPeriods(catalog_->subscriptions, q.customer)) {
+            if (NeedsEarlierPeriods(subscriptions, q.customer)) {
                 std::optional<int32_t> first = q.period;
                 for (const RollupRecord& r : records) first = std::min(first.value_or(r.period), r.period);
                 if (first) earlier = reader.EarlierRecords(q.customer, *first);
             }
-            return ComputeUsage(catalog_->catalog, catalog_->subscriptions, records, q, earlier);
+            auto report = std::make_shared<UsageReport>(
+                ComputeUsage(catalog_->catalog, subscriptions, records, q, earlier));
+            if (cache_) cache_->Put(key, marks, marks_read_at, report);
+            return *report;
         } catch (const HttpError&) {
             throw;
         } catch (...) {
@@ -138,16 +249,24 @@ class LedgerBackend final : public Backend {
     std::unique_ptr<ledger::InvoiceStore> invoices_;
     std::unique_ptr<ledger::Store> store_;
     std::unique_ptr<ledger::UsageReader> reader_;
+    std::shared_ptr<UsageCache> cache_;
     std::unique_ptr<ingest::CatalogSnapshot> catalog_;
-    std::string catalog_version_;
+    std::unordered_map<std::string, std::vector<Subscription>> subscriptions_of_;  // catalog_'s, by customer
+    int64_t catalog_version_ = -1;
     std::unique_ptr<FinanceBackend> finance_;
     std::unique_ptr<SalesBackend> sales_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeLedgerBackend(const std::string& database_url) {
-    return std::make_unique<LedgerBackend>(database_url);
+std::shared_ptr<UsageCache> MakeUsageCache(size_t max_entries, std::chrono::milliseconds max_age) {
+    return std::make_shared<UsageCache>(max_entries, max_age);
+}
+
+UsageCacheStats StatsOf(const UsageCache& cache) { return cache.Stats(); }
+
+std::unique_ptr<Backend> MakeLedgerBackend(const std::string& database_url, std::shared_ptr<UsageCache> usage_cache) {
+    return std::make_unique<LedgerBackend>(database_url, std::move(usage_cache));
 }
 
 }  // namespace tally::api

@@ -291,6 +291,13 @@ UsageReport ComputeUsage(const Catalog& catalog, const std::vector<Subscription>
         std::sort(periods.begin(), periods.end());
         periods.erase(std::unique(periods.begin(), periods.end()), periods.end());
     }
+    // PriceRollups indexes every subscription it is given, on every call
+    // (one per day with group_by=day): give it only the customer's, which
+    // are all it looks at (the horizon names this customer alone).
+    std::vector<Subscription> own;
+    for (const Subscription& s : subscriptions) {
+        if (s.customer == query.customer) own.push_back(s);
+    }
     CommitmentHorizon horizon;
     if (query.period) {
         horizon.through = *query.period;
@@ -304,8 +311,7 @@ UsageReport ComputeUsage(const Catalog& catalog, const std::vector<Subscription>
             if (r.period < p) history.push_back(r);
             if (r.period == p) one.push_back(r);
         }
-        PeriodRows(PeriodPricer{catalog, subscriptions, history, one, p, query.period ? &horizon : nullptr}, query,
-                   &report);
+        PeriodRows(PeriodPricer{catalog, own, history, one, p, query.period ? &horizon : nullptr}, query, &report);
     }
     std::map<std::string, Amount> totals;
     for (const UsageRow& row : report.rows) {

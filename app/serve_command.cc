@@ -27,6 +27,8 @@ struct ServeFlags {
     int64_t rate_burst = 100;
     int64_t statement_timeout_ms = 5000;
     int64_t read_timeout_s = 10;
+    int64_t usage_cache = static_cast<int64_t>(api::kUsageCacheEntries);  // 0: off
+    int64_t usage_max_age_ms = 0;                                          // 0: answers always current
     std::string web_dir;  // "": the first of DefaultWebDirs() that exists
 };
 
@@ -97,7 +99,14 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
     }
     try {
         api::Server server(
-            o, [bounded_url] { return api::MakeLedgerBackend(bounded_url); }, err);
+            o,
+            [bounded_url, cache = f.usage_cache > 0
+                                      ? api::MakeUsageCache(static_cast<size_t>(f.usage_cache),
+                                                            std::chrono::milliseconds(f.usage_max_age_ms))
+                                      : nullptr] {
+                return api::MakeLedgerBackend(bounded_url, cache);
+            },
+            err);
         server.Listen();
         out << "tally serve: listening on http://"
             << (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host) << ":" << server.Port() << " ("
@@ -137,6 +146,13 @@ void AddServeCommand(CLI::App& app, std::function<int()>* action) {
     cmd->add_option("--read-timeout", f->read_timeout_s,
                     "Seconds to read a request, and to keep an idle connection (default 10)")
         ->check(CLI::Range(int64_t{1}, int64_t{3600}));
+    cmd->add_option("--usage-cache", f->usage_cache,
+                    "GET /v1/usage answers kept, checked against the ledger on every request; 0: none (default 4096)")
+        ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
+    cmd->add_option("--usage-max-age-ms", f->usage_max_age_ms,
+                    "Serve a kept GET /v1/usage answer up to this old though the ledger changed since; 0: never "
+                    "(default 0)")
+        ->check(CLI::Range(int64_t{0}, int64_t{60000}));
     cmd->add_option("--web-dir", f->web_dir,
                     "Directory of the web pages served at / (default: BIN/../share/tally/web, else the source web/)");
     cmd->add_option("--database-url", f->database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");

@@ -15,7 +15,8 @@
 #      speed into the same ledger; its rate in the same window comes from
 #      its metrics (tally_events_consumed_total).
 # wrk has no fixed rate: CONNECTIONS sets the load, and the achieved rate is
-# printed next to the latencies. TALLY=path uses another tally binary.
+# printed next to the latencies. TALLY=path uses another tally binary;
+# SERVE_ARGS adds flags to `tally serve` (e.g. "--usage-cache 0": no cache).
 # SERVE_BENCH_PERF=FILE: after the measured runs, one more group_by=day run
 # (consume still billing) under `perf record -a -g -o FILE`, not measured.
 set -euo pipefail
@@ -51,7 +52,7 @@ for _ in $(seq 100); do [ -s "$work/boot" ] && break; sleep 0.1; done
 "$tally" migrate >/dev/null
 "$tally" plan publish bench/plans/invoice-bench.yaml >/dev/null
 "$tally" plan publish deploy/plans/doubao-seed-1.6.yaml >/dev/null
-echo "$customers customers, $nkeys keys, wrk 2 threads x $connections connections x $seconds s, $events events to consume;" \
+echo "tally serve ${SERVE_ARGS:-(defaults)}; $customers customers, $nkeys keys, wrk 2 threads x $connections connections x $seconds s, $events events to consume;" \
   "$(nproc) cores, $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
 t0=$(date +%s.%N)
 load_month_rollups "$customers" 10
@@ -67,7 +68,8 @@ t1=$(date +%s.%N)
 echo "setup: $(/usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc "SELECT count(*) FROM rollups") rollup rows," \
   "$(wc -l <"$work/keys") keys in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
 
-"$tally" serve --listen "127.0.0.1:$http_port" >"$work/serve.log" 2>&1 &
+# shellcheck disable=SC2086  # SERVE_ARGS is words
+"$tally" serve --listen "127.0.0.1:$http_port" ${SERVE_ARGS:-} >"$work/serve.log" 2>&1 &
 pids+=($!)
 serve_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$http_port/healthz" >/dev/null && break; sleep 0.1; done
@@ -131,6 +133,10 @@ for _ in $(seq 600); do [ "$(consumed)" != 0 ] && break; kill -0 "$consume_pid" 
 bench "consume billing" day
 bench "consume billing" model
 explain "consume billing, after its runs"
+# The folds during the runs: each holds rollup_deltas locked (ACCESS
+# EXCLUSIVE) while it runs, and every read of usage_rollups waits for it.
+echo "folds so far: $(grep -c 'folded' "$work/consume.err" || true)"
+grep -h 'folded' "$work/consume.err" | sed 's/^/   /' || true
 left=$(( events - $(consumed) ))
 echo "consume: $(consumed) of $events events billed by the end of the last run ($left left:" \
   "$([ "$left" -gt 0 ] && echo "it was busy throughout" || echo "it ran out during the runs: use more EVENTS"))"

@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 #include <set>
 
+#include "base/assert.h"
 #include "ledger/connect.h"
 #include "ledger/migrations.h"
 #include "ledger/rollup_rows.h"
@@ -66,11 +67,26 @@ std::vector<RollupRecord> UsageReader::RangeRecords(const std::string& customer,
 
 std::string UsageReader::CatalogVersion() {
     pqxx::read_transaction tx(impl_->conn.Get());
-    const pqxx::row r = tx.exec1(
-        "SELECT (SELECT count(*) FROM plan_versions)::text || '/' || (SELECT count(*) FROM subscriptions)::text || "
-        "'/' || (SELECT count(*) FROM customers)::text");
+    const pqxx::row r = tx.exec1("SELECT counter FROM change_counters WHERE name = 'catalog'");
     tx.commit();
     return r[0].as<std::string>();
+}
+
+UsageReader::Marks UsageReader::ReadMarks(const std::string& customer, int32_t period_max) {
+    pqxx::read_transaction tx(impl_->conn.Get());
+    const pqxx::row r = tx.exec_params1(
+        "SELECT (SELECT counter FROM change_counters WHERE name = 'catalog'), "
+        "(SELECT counter FROM change_counters WHERE name = 'usage'), "
+        "(SELECT COALESCE(sum(inserts), 0)::bigint FROM usage_marks WHERE customer_id = $1 AND period <= $2)",
+        customer, period_max);
+    tx.commit();
+    Marks m;
+    m.catalog = r[0].as<int64_t>();
+    m.usage = r[1].as<int64_t>();
+    m.deltas = r[2].as<int64_t>();
+    TALLY_ASSERT(m.catalog >= 0);
+    TALLY_ASSERT(m.deltas >= 0);
+    return m;
 }
 
 std::string UsageReader::NotReady() {

@@ -1,8 +1,9 @@
 // What `tally serve` reads on every request besides keys and invoices: one
 // customer's stored usage records of a period or of the periods a range of
-// hours touches, a cheap fingerprint of the published catalog (to know when
-// a cached catalog is stale), and whether the ledger is ready to serve.
-// One connection, reconnecting: one UsageReader per thread.
+// hours touches, cheap marks of the published catalog and of a customer's
+// usage (to know when a cached catalog or answer is stale), and whether the
+// ledger is ready to serve. One connection, reconnecting: one UsageReader
+// per thread.
 #pragma once
 
 #include <cstdint>
@@ -34,9 +35,26 @@ class UsageReader {
     // The customer's records of every billing period before `period`.
     std::vector<RollupRecord> EarlierRecords(const std::string& customer, int32_t period);
 
-    // Changes whenever a plan version, customer or subscription is added
-    // (they are append-only): counts and latest instants, one query.
+    // Changes whenever a plan version, plan name, customer or subscription
+    // is added or changed: the 'catalog' change counter (sql/0009), one row.
     std::string CatalogVersion();
+
+    // The catalog's change counter and a mark of `customer`'s usage records
+    // of the periods up to `period_max`, read in one statement (so at one
+    // snapshot) without touching rollup_deltas (the fold locks it). Two
+    // reads with equal marks saw the same usage records in that scope
+    // (sql/0009: the 'usage' counter moves on every change to rollups and on
+    // every change to rollup_deltas but an insert; inserts are counted per
+    // customer and period in usage_marks), and once the records in scope
+    // change, no later mark equals an earlier one: so an answer computed
+    // from records read after a mark may be kept under that mark.
+    struct Marks {
+        int64_t catalog = 0;
+        int64_t usage = 0;   // the 'usage' change counter
+        int64_t deltas = 0;  // rows ever inserted into rollup_deltas in scope
+        friend bool operator==(const Marks&, const Marks&) = default;
+    };
+    Marks ReadMarks(const std::string& customer, int32_t period_max);
 
     // "" when the database answers and its applied migrations are exactly
     // this binary's; else why not. Never throws.
