@@ -12,9 +12,8 @@ std::map<std::string, std::string> ParseJsonBody(std::string_view body, const st
     std::string allowed;
     for (const BodyField& f : fields) allowed += (allowed.empty() ? "" : ", ") + std::string(f.name);
     std::map<std::string, std::string> out;
-    const bool blank = std::all_of(body.begin(), body.end(), [](char c) {
-        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-    });
+    const bool blank =
+        std::all_of(body.begin(), body.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
     if (!blank) {
         simdjson::dom::parser parser;
         simdjson::padded_string padded(body);
@@ -31,10 +30,12 @@ std::map<std::string, std::string> ParseJsonBody(std::string_view body, const st
             if (!ValidUtf8(name) || name.find('\0') != std::string::npos) {
                 throw BadRequest("a field name of the body is not valid text");
             }
-            const bool known = std::any_of(fields.begin(), fields.end(), [&](const BodyField& f) { return f.name == name; });
+            const bool known =
+                std::any_of(fields.begin(), fields.end(), [&](const BodyField& f) { return f.name == name; });
             if (!known) {
-                throw BadRequest("unknown field '" + name + "' in the body" +
-                                 (allowed.empty() ? " (this route takes none)" : " (this route takes " + allowed + ")"));
+                throw BadRequest(
+                    "unknown field '" + name + "' in the body" +
+                    (allowed.empty() ? " (this route takes none)" : " (this route takes " + allowed + ")"));
             }
             std::string_view value;
             if (field.value.get_string().get(value) != simdjson::SUCCESS) {

@@ -249,6 +249,16 @@ Response Service::Handle(const Request& request, Backend& backend, const std::st
                 continue;
             }
             *internal_error = e.what();
+            if (ledger::IsStatementCancelled(e)) {  // the statement bound passed, often waiting for a lock
+                Response busy = ErrorResponse(HttpError(
+                    503, "timeout",
+                    "the ledger did not answer within the statement bound (busy, or another writer holds what this "
+                    "needs); try again"));
+                busy.route = response.route;
+                busy.key_id = response.key_id;
+                busy.headers.emplace_back("Retry-After", "1");
+                return busy;
+            }
             Response error = ErrorResponse(
                 HttpError(500, "internal", "the request failed inside tally; the log names request " + request_id));
             error.route = response.route;

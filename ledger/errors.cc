@@ -132,6 +132,11 @@ SinkError OfSqlState(std::string_view what, const std::string& state, std::strin
 
 }  // namespace
 
+bool IsStatementCancelled(const std::exception& e) {
+    const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+    return sql != nullptr && sql->sqlstate() == "57014";
+}
+
 SinkError Classify(const std::exception& e, std::string_view what) {
     if (const auto* sink = dynamic_cast<const SinkError*>(&e)) return *sink;
     const std::string_view text = e.what();

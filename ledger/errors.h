@@ -35,4 +35,9 @@ namespace tally::ledger {
 // recognised is kRetry.
 ingest::SinkError Classify(const std::exception& e, std::string_view what);
 
+// Whether `e` is PostgreSQL cancelling a statement (SQLSTATE 57014): its
+// statement_timeout passed, often while waiting for a lock another
+// transaction holds (`tally serve` answers 503, try again).
+bool IsStatementCancelled(const std::exception& e);
+
 }  // namespace tally::ledger

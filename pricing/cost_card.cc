@@ -267,6 +267,10 @@ const CostCardVersion* CostCard::VersionAt(Instant t) const {
 
 std::optional<CostCard> ParseCostCard(std::string_view text, std::string_view file_name, Diagnostics* diagnostics) {
     TALLY_ASSERT(diagnostics != nullptr);
+    if (auto deep = internal::TooDeeplyNested(text, file_name)) {
+        diagnostics->push_back(std::move(*deep));
+        return std::nullopt;
+    }
     YAML::Node root;
     try {
         root = YAML::Load(std::string(text));

@@ -26,6 +26,18 @@ constexpr int kMaxRateDecimals = 9;
 // none, and the ledger reads back only indices below it (rollup_records.cc).
 constexpr size_t kMaxOutputConditions = kNone;
 constexpr size_t kMaxWindows = kNone;
+// Price cells (model x band x output condition x window x batch x thinking)
+// of a plan, over all its versions: validating a plan, and its price table
+// (GET /v1/plans/{id}), grow with them, and YAML aliases can make a small
+// file name millions. The richest real sheet has a few thousand.
+constexpr size_t kMaxPlanCells = 100'000;
+
+// The cells a call of `m` can fall in.
+size_t CellsOf(const ModelPricing& m) {
+    size_t per_window = 0;
+    for (const Band& b : m.bands) per_window += b.output_conditions.size() + 1;
+    return per_window * (m.windows.size() + 1) * (m.batch.priced ? 2 : 1) * (m.prices_thinking ? 2 : 1);
+}
 static_assert(kMaxOutputConditions <= 0xff && kMaxWindows <= 0xff);
 static_assert(kMaxBands <= 0xff);
 
@@ -227,6 +239,14 @@ class PlanParser {
                     m.name = *model_name;
                     const int errors_before = r_.errors();
                     ParseModel(it->second, &m);
+                    cells_ += CellsOf(m);
+                    if (cells_ > kMaxPlanCells) {
+                        r_.ErrorAt(it->first.Mark(), "the plan has more than " + std::to_string(kMaxPlanCells) +
+                                                         " price cells (model x band x output condition x window x "
+                                                         "batch x thinking, over all its versions) by model " +
+                                                         Quote(m.name) + "; split it into several plans");
+                        break;
+                    }
                     // A model with problems already has its diagnostics; its
                     // cells are checked once it parses.
                     if (r_.errors() == errors_before) CheckEveryCellPrices(it->first, it->second, m);
@@ -689,6 +709,7 @@ class PlanParser {
     UnitTable* units_;
     int64_t rates_per_ = 1'000'000;
     std::vector<std::string> custom_units_;
+    size_t cells_ = 0;  // price cells of the versions parsed so far (kMaxPlanCells)
 };
 
 void PlanParser::ParseFreeQuotas(const YAML::Node& node, YamlReader& r, UnitTable& units,
@@ -759,6 +780,10 @@ std::optional<Plan> ParsePlan(std::string_view text, std::string_view file_name,
                               Diagnostics* diagnostics) {
     TALLY_ASSERT(units != nullptr);
     TALLY_ASSERT(diagnostics != nullptr);
+    if (auto deep = internal::TooDeeplyNested(text, file_name)) {
+        diagnostics->push_back(std::move(*deep));
+        return std::nullopt;
+    }
     YAML::Node root;
     try {
         root = YAML::Load(std::string(text));

@@ -151,6 +151,10 @@ std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view tex
                                                             Catalog* catalog, Diagnostics* diagnostics) {
     TALLY_ASSERT(catalog != nullptr);
     TALLY_ASSERT(diagnostics != nullptr);
+    if (auto deep = internal::TooDeeplyNested(text, file_name)) {
+        diagnostics->push_back(std::move(*deep));
+        return std::nullopt;
+    }
     YamlReader r{std::string(file_name), diagnostics};
     std::vector<Subscription> out;
     try {

@@ -22,6 +22,60 @@ namespace tally::internal {
 // sentence that starts with `what` and shows the value through Printable.
 // For free text that becomes PostgreSQL text (a customer's name): libpq
 // ends a parameter at a NUL, and the others print as something else.
+// YAML nested deeper than this in flow style ([ and {) is refused before
+// it is parsed: yaml-cpp's memory grows steeply with depth (1 MiB of '['
+// takes hundreds of MB). No plan, cost card or subscription needs more than
+// a handful of levels.
+inline constexpr int kMaxFlowDepth = 64;
+
+// A diagnostic for `text` when its flow collections nest deeper than
+// kMaxFlowDepth, pointing at the bracket that goes too deep. Quoted scalars
+// and comments are skipped; a bracket inside a block scalar is counted (a
+// false alarm needs 64 of them, unclosed).
+inline std::optional<Diagnostic> TooDeeplyNested(std::string_view text, std::string_view file) {
+    int depth = 0, line = 1, column = 0;
+    char quote = 0;
+    bool comment = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        ++column;
+        if (c == '\n') {
+            ++line;
+            column = 0;
+            comment = false;
+            continue;
+        }
+        if (comment) continue;
+        if (quote != 0) {
+            if (quote == '"' && c == '\\') {
+                ++i;
+                ++column;
+            } else if (c == quote) {
+                if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+                    ++i;
+                    ++column;
+                } else {
+                    quote = 0;
+                }
+            }
+            continue;
+        }
+        if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n')) {
+            comment = true;
+        } else if (c == '"' || c == '\'') {
+            quote = c;
+        } else if (c == '[' || c == '{') {
+            if (++depth > kMaxFlowDepth) {
+                return Diagnostic{std::string(file), line, column,
+                                  "nested more than " + std::to_string(kMaxFlowDepth) + " levels deep in [ ] or { }"};
+            }
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return std::nullopt;
+}
+
 inline std::optional<std::string> ControlCharacterError(std::string_view what, std::string_view value) {
     const size_t at = FindAsciiControl(value);
     if (at == std::string_view::npos) return std::nullopt;

@@ -91,6 +91,14 @@ TEST(LedgerClassify, EverythingElseIsFatalWithAnInstruction) {
     EXPECT_EQ(std::string(ledger.what()), "loading: stored plan p no longer validates");
 }
 
+TEST(LedgerClassify, AStatementCancelledIsToldApart) {
+    EXPECT_TRUE(IsStatementCancelled(pqxx::sql_error("ERROR:  canceling statement due to statement timeout",
+                                                     "SELECT pg_advisory_xact_lock(1)", "57014")));
+    EXPECT_FALSE(IsStatementCancelled(pqxx::sql_error("ERROR:  relation \"x\" does not exist", "SELECT", "42P01")));
+    EXPECT_FALSE(IsStatementCancelled(pqxx::broken_connection("server closed the connection unexpectedly")));
+    EXPECT_FALSE(IsStatementCancelled(std::runtime_error("canceling statement due to statement timeout")));
+}
+
 TEST(LedgerClassify, ASinkErrorPassesThrough) {
     const SinkError fenced = Classify(SinkError(SinkErrorKind::kFenced, "fenced", {3, 5}), "x");
     EXPECT_EQ(fenced.kind, SinkErrorKind::kFenced);
@@ -181,6 +189,15 @@ TEST_F(LedgerErrors, ARefusedConnectionIsRetried) {
     const SinkError e = Caught([&] { BatchWriter w("postgresql://tally@127.0.0.1:1/tally", "g", "t"); });
     EXPECT_EQ(e.kind, SinkErrorKind::kRetry);
     EXPECT_TRUE(Has(e.what(), "connecting to the ledger")) << e.what();
+}
+
+TEST_F(LedgerErrors, AStatementTimeoutOfTheRealServerIsToldApart) {
+    try {
+        Exec("SET statement_timeout = 50; SELECT pg_sleep(5)");
+        FAIL() << "nothing thrown";
+    } catch (const std::exception& e) {
+        EXPECT_TRUE(IsStatementCancelled(e)) << e.what();
+    }
 }
 
 TEST_F(LedgerErrors, AKilledConnectionIsRetriedAndTheNextCallConnectsAgain) {

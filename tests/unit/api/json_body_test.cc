@@ -34,7 +34,8 @@ TEST(JsonBody, StringFieldsByName) {
 TEST(JsonBody, EveryMistakeIsA400ThatSaysWhich) {
     EXPECT_EQ(ErrorOf(""), "the body needs field 'period'");
     EXPECT_EQ(ErrorOf("{}"), "the body needs field 'period'");
-    EXPECT_EQ(ErrorOf(R"({"period":"2025-11")"), "the body is not valid JSON (send one JSON object: {\"field\": \"value\"})");
+    EXPECT_EQ(ErrorOf(R"({"period":"2025-11")"),
+              "the body is not valid JSON (send one JSON object: {\"field\": \"value\"})");
     EXPECT_EQ(ErrorOf(R"(["2025-11"])"), "the body must be a JSON object");
     EXPECT_EQ(ErrorOf(R"("2025-11")"), "the body must be a JSON object");
     EXPECT_EQ(ErrorOf(R"({"period":"2025-11","colour":"red"})"),
@@ -44,10 +45,12 @@ TEST(JsonBody, EveryMistakeIsA400ThatSaysWhich) {
     EXPECT_EQ(ErrorOf(R"({"period":{"y":"2025"}})"), "field 'period' must be a string");
     EXPECT_EQ(ErrorOf(R"({"period":"2025-11","period":"2025-12"})"), "field 'period' is given twice in the body");
     EXPECT_EQ(ErrorOf(R"({"period":"a\u0000b"})"), "field 'period' holds a NUL byte");
-    EXPECT_EQ(ErrorOf("{\"period\":\"\xFF\"}"), "the body is not valid JSON (send one JSON object: {\"field\": \"value\"})");
+    EXPECT_EQ(ErrorOf("{\"period\":\"\xFF\"}"),
+              "the body is not valid JSON (send one JSON object: {\"field\": \"value\"})");
     EXPECT_EQ(ErrorOf(R"({"period":"2025-11"} {"period":"2025-12"})"),
               "the body is not valid JSON (send one JSON object: {\"field\": \"value\"})");
-    EXPECT_EQ(ErrorOf(std::string(100000, '[')), "the body is not valid JSON (send one JSON object: {\"field\": \"value\"})");
+    EXPECT_EQ(ErrorOf(std::string(100000, '[')),
+              "the body is not valid JSON (send one JSON object: {\"field\": \"value\"})");
 }
 
 }  // namespace

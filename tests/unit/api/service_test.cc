@@ -14,6 +14,8 @@
 #include "api/ledger_backend.h"
 #include "ingest/sink.h"
 
+#include <pqxx/pqxx>
+
 namespace tally::api {
 namespace {
 
@@ -54,6 +56,9 @@ class FakeBackend : public Backend {
     UsageReport Usage(const UsageQuery& q) override {
         if (q.customer == "cust_a" && block_a) block_a();
         if (!fail.empty()) throw std::runtime_error(fail);
+        if (statement_timeout) {
+            throw pqxx::sql_error("ERROR:  canceling statement due to statement timeout", "SELECT", "57014");
+        }
         if (lost_connections > 0) {
             --lost_connections;
             throw ingest::SinkError(ingest::SinkErrorKind::kRetry, "server closed the connection unexpectedly");
@@ -84,6 +89,7 @@ class FakeBackend : public Backend {
     std::vector<std::string> usage_customers;
     std::string not_ready, fail;
     std::function<void()> block_a;  // runs inside cust_a's usage queries
+    bool statement_timeout = false;  // usage queries fail as PostgreSQL's statement_timeout
     int lost_connections = 0;        // usage queries that fail as a dropped connection first
     int lookups = 0;                 // Authenticate calls
 };
@@ -221,6 +227,14 @@ TEST_F(ServiceTest, AReadOnALostConnectionIsTriedOnceMoreOnANewOne) {
     backend_.fail = "some other failure";  // not a lost connection: not tried again
     EXPECT_EQ(Get("/v1/usage?period=2025-11", "Bearer tly_a").status, 500);
     EXPECT_EQ(backend_.usage_customers.size(), 2u);
+}
+
+TEST_F(ServiceTest, AStatementTimeoutIsA503ToTryAgain) {
+    backend_.statement_timeout = true;
+    const Response r = Get("/v1/usage?period=2025-11", "Bearer tly_a");
+    EXPECT_EQ(r.status, 503);
+    EXPECT_NE(r.body.find("\"timeout\""), std::string::npos);
+    EXPECT_EQ(Header(r, "Retry-After"), "1");
 }
 
 TEST_F(ServiceTest, KeysThatAreNotValidAreLimitedPerAddressWithoutALookup) {

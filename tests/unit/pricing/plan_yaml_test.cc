@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "pricing/invoice.h"
 #include "pricing/rater.h"
 #include "pricing/subscription.h"
@@ -48,8 +50,9 @@ versions:
 TEST(PlanYaml, RateWithItsOwnPerKeepsIt) {
     UnitTable units;
     Diagnostics d;
-    auto plan = ParsePlan(std::string(kHead) + "      m: {rates: {input: {price: \"1\", per: 1}, output: {price: \"3\", per: 1000}}}\n",
-                          "p.yaml", &units, &d);
+    auto plan = ParsePlan(
+        std::string(kHead) + "      m: {rates: {input: {price: \"1\", per: 1}, output: {price: \"3\", per: 1000}}}\n",
+        "p.yaml", &units, &d);
     ASSERT_TRUE(plan.has_value()) << (d.empty() ? "" : d[0].message);
     const Band& band = plan->versions[0].models[0].bands[0];
     ASSERT_TRUE(band.rates[kUnitInput].has_value());
@@ -220,6 +223,52 @@ TEST(PlanYaml, RoutedCallsIsBillRequestedOrBillServed) {
     EXPECT_TRUE(Has(p, "8:59: ")) << Dump(p);
     EXPECT_TRUE(Has(p, "routed_calls")) << Dump(p);
     EXPECT_TRUE(Has(p, "bill_served")) << Dump(p);
+}
+
+// A small file can name millions of price cells through YAML aliases (one
+// model's table shared by many models): a plan has at most 100,000 cells,
+// refused at the model that crosses the bound, before its cells are checked.
+TEST(PlanYaml, APlanHasAtMostAHundredThousandPriceCells) {
+    std::string table = "{rates: {input: \"1\", output: \"2\"}, output_conditions: [";
+    for (int c = 1; c <= 10; ++c)
+        table += (c > 1 ? ", " : "") + std::string("{up_to: ") + std::to_string(c * 100) + ", rates: {output: \"1\"}}";
+    table += "], windows: [";
+    for (int w = 0; w < 100; ++w) {
+        const auto hhmm = [](int minutes) {
+            char text[8];
+            std::snprintf(text, sizeof text, "%02d:%02d", minutes / 60, minutes % 60);
+            return std::string(text);
+        };
+        table += (w > 0 ? ", " : "") + std::string("{name: w") + std::to_string(w) + ", start: \"" + hhmm(w * 10) +
+                 "\", end: \"" + hhmm(w * 10 + 10) + "\", multiplier: \"0.5\"}";
+    }
+    table += "]}";
+    // 1 band x (10 conditions + none) x (100 windows + none) = 1,111 cells a model.
+    std::string text = std::string(kHead) + "      m0: &t " + table + "\n";
+    for (int m = 1; m < 100; ++m) text += "      m" + std::to_string(m) + ": *t\n";
+    const auto p = Problems(text);
+    ASSERT_EQ(p.size(), 1u) << Dump(p);
+    EXPECT_EQ(p[0],
+              "98:7: the plan has more than 100000 price cells (model x band x output condition x window x "
+              "batch x thinking, over all its versions) by model 'm90'; split it into several plans");
+    // 90 of them fit.
+    std::string fits = std::string(kHead) + "      m0: &t " + table + "\n";
+    for (int m = 1; m < 90; ++m) fits += "      m" + std::to_string(m) + ": *t\n";
+    EXPECT_TRUE(Problems(fits).empty());
+}
+
+// Flow collections nested deeper than 64 levels are refused before yaml-cpp
+// parses them (its memory grows steeply with depth); brackets in quotes and
+// comments do not count.
+TEST(PlanYaml, NestingDeeperThanSixtyFourLevelsIsRefusedUnparsed) {
+    const auto p = Problems("plan: p\nversions: " + std::string(65, '[') + "\n");
+    ASSERT_EQ(p.size(), 1u) << Dump(p);
+    EXPECT_EQ(p[0], "2:75: nested more than 64 levels deep in [ ] or { }");
+    EXPECT_EQ(Problems(std::string(1 << 20, '[')).size(), 1u);
+    const auto quoted = Problems("plan: \"" + std::string(100, '[') + "\" # " + std::string(100, '{') +
+                                 "\nversions: '" + std::string(100, '[') + "''['\n");
+    EXPECT_FALSE(Has(quoted, "nested more than")) << Dump(quoted);
+    EXPECT_TRUE(Has(quoted, "versions")) << Dump(quoted);
 }
 
 TEST(PlanYaml, UnknownKeysMissingKeysAndBadYamlAreReported) {
