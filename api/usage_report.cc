@@ -223,7 +223,19 @@ void PeriodRows(const PeriodPricer& pricer, const UsageQuery& q, UsageReport* re
     const bool by_model = q.group_by == GroupBy::kModel;
     const Snapshot before = first == 0 ? Snapshot() : SnapshotOf(pricer.Price(first), by_model);
     if (by_model) {
-        Emit(report, period, "", Difference(SnapshotOf(full, true), before, 0, 2), false);
+        // Invoice lines carry no calls: a model's are its rollups' in the range.
+        std::map<std::pair<std::string, std::string>, int64_t> calls;  // by (model, currency code)
+        for (size_t k = first; k < r.size(); ++k) {
+            const PlanVersion& v = pricer.catalog.plans[r[k].cell.plan].versions[r[k].cell.version];
+            int64_t& n = calls[{v.models[r[k].cell.model].name, std::string(v.currency.code())}];
+            n = SaturatingAdd(n, r[k].calls);
+        }
+        std::vector<std::pair<RowKey, Cell>> rows = Difference(SnapshotOf(full, true), before, 0, 2);
+        for (auto& [key, cell] : rows) {
+            if (std::get<1>(key) != "usage") continue;
+            if (auto it = calls.find({std::get<2>(key), std::get<3>(key)}); it != calls.end()) cell.calls = it->second;
+        }
+        Emit(report, period, "", rows, false);
         return;
     }
     const date::time_zone* zone = full.empty() ? nullptr : FindZone(full.front().time_zone);

@@ -1,7 +1,9 @@
 // Fuzzes what `tally serve` does with bytes from the network: the Beast
 // request parser with the server's limits (header 8 KiB, body 1 MiB), then
 // target parsing, routing, authentication, roles, the customer scope and
-// parameter validation (api::Service with an in-memory backend). Never
+// parameter validation (api::Service with an in-memory backend), and the
+// bytes as the body of every POST route (finance and sales handlers, JSON
+// and plan YAML bodies, against in-memory backends). Never
 // crashes, and checks what must hold: a parsed target is decoded, bounded,
 // valid UTF-8 with no control bytes and no repeated parameter; every answer
 // has a known status and a JSON body; customer A's key never gets a 200
@@ -13,7 +15,9 @@
 #include <set>
 #include <string_view>
 
+#include "api/finance.h"
 #include "api/request.h"
+#include "api/sales.h"
 #include "api/server.h"
 #include "api/service.h"
 #include "base/assert.h"
@@ -22,6 +26,71 @@ namespace {
 
 namespace http = boost::beast::http;
 using tally::api::Backend;
+
+// Finance and sales backends that answer from memory and never throw: the
+// handlers' parsing and answers are what is fuzzed.
+class FuzzFinance final : public tally::api::FinanceBackend {
+   public:
+    tally::ledger::PeriodRun Run(const tally::ledger::RunOptions& o) override {
+        TALLY_ASSERT(o.period_id > 0);
+        return {};
+    }
+    std::optional<tally::billing::InvoiceDocument> Invoice(const std::string& id) override {
+        if (id != "1") return std::nullopt;
+        tally::billing::InvoiceDocument d;
+        d.invoice_id = 1;
+        d.number = "INV-2026-000001";
+        d.customer = "cust_a";
+        d.status = "finalized";
+        d.currency = "CNY";
+        d.subtotal = d.total = d.amount_due = "1.00";
+        d.tax = "0.00";
+        return d;
+    }
+    std::vector<tally::billing::InvoiceDocument> Invoices(const tally::ledger::ListFilter&) override { return {}; }
+    std::vector<tally::ledger::FinalizeResult> FinalizeIds(const std::vector<int64_t>&) override { return {}; }
+    std::vector<tally::ledger::FinalizeResult> FinalizePeriod(int32_t, const std::string&,
+                                                              std::vector<std::string>*) override {
+        return {};
+    }
+    tally::billing::CreditNoteDocument Void(const std::string&, const std::string& reason) override {
+        TALLY_ASSERT(!reason.empty());
+        return {};
+    }
+    tally::billing::CreditNoteDocument Credit(const std::string&, const std::string&, const std::string&) override {
+        return {};
+    }
+    std::vector<tally::billing::CreditNoteDocument> CreditNotes(const std::string&) override { return {}; }
+    std::optional<tally::billing::CreditNoteDocument> CreditNote(const std::string&) override { return std::nullopt; }
+    std::string CreditNotePdf(const tally::billing::CreditNoteDocument&,
+                              const tally::billing::InvoiceDocument&) override {
+        return "%PDF";
+    }
+    tally::ledger::PeriodMargin Margin(int32_t) override { return {}; }
+    std::vector<tally::ledger::DeadLetterCount> DeadLetterCounts() override { return {}; }
+    std::vector<tally::ledger::DeadLetterEntry> DeadLetters(const tally::ledger::DeadLetterPage& page) override {
+        TALLY_ASSERT(page.limit >= 1 && page.limit <= tally::ledger::kDeadLetterPageMax);
+        return {};
+    }
+    std::optional<std::string> DeadLetterRaw(int64_t) override { return std::nullopt; }
+    void Audit(const std::string&, std::string_view, const std::string&, const std::string&,
+               const std::string& detail_json) override {
+        TALLY_ASSERT(!detail_json.empty() && detail_json.front() == '{' && detail_json.back() == '}');
+    }
+};
+
+class FuzzSales final : public tally::api::SalesBackend {
+   public:
+    tally::api::PublishOutcome Publish(std::string_view, std::string_view) override { return {}; }
+    void Audit(const std::string&, std::string_view, const std::string&, const std::string&,
+               const std::string& detail_json) override {
+        TALLY_ASSERT(!detail_json.empty() && detail_json.front() == '{' && detail_json.back() == '}');
+    }
+    tally::ingest::CatalogSnapshot Catalog() override { return {}; }
+    tally::quoting::QuoteStatus Quote(tally::quoting::QuoteInput, tally::quoting::QuoteResult*) override {
+        return {tally::quoting::QuoteFailure::kUnknownCustomer, "no such customer", {}};
+    }
+};
 
 class FuzzBackend final : public Backend {
    public:
@@ -58,7 +127,11 @@ class FuzzBackend final : public Backend {
     }
     std::string Pdf(const tally::billing::InvoiceDocument& d) override { return "%PDF " + d.customer; }
     std::string Csv(const tally::billing::InvoiceDocument& d) override { return d.customer + "\r\n"; }
+    tally::api::FinanceBackend* Finance() override { return &finance; }
+    tally::api::SalesBackend* Sales() override { return &sales; }
 
+    FuzzFinance finance;
+    FuzzSales sales;
     std::vector<tally::billing::InvoiceDocument> docs;
     std::string last_usage_customer;
 };
@@ -124,26 +197,42 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         used += n;
     }
     if (!ec && !parser.is_done()) parser.put_eof(ec);
-    std::vector<std::pair<std::string, std::string>> requests;  // (target, authorization)
+    struct Attempt {
+        std::string method, target, authorization, body;
+    };
+    std::vector<Attempt> requests;
     if (!ec && parser.is_done()) {
         const auto& req = parser.get();
         TALLY_ASSERT(req.body().size() <= tally::api::kBodyMax);
         const auto auth = req.find(http::field::authorization);
-        requests.emplace_back(std::string(req.target()), auth == req.end() ? "" : std::string(auth->value()));
+        const std::string method(req.method_string());
+        requests.push_back({method == "POST" || method == "HEAD" ? method : "GET", std::string(req.target()),
+                            auth == req.end() ? "" : std::string(auth->value()), req.body()});
     }
     // The bytes as a target alone, with each key.
-    for (const char* key : {"", "Bearer tly_a", "Bearer tly_f", "Bearer tly_s"}) requests.emplace_back(bytes, key);
-    for (const auto& [target, authorization] : requests) {
+    for (const char* key : {"", "Bearer tly_a", "Bearer tly_f", "Bearer tly_s"}) {
+        requests.push_back({"GET", std::string(bytes), key, ""});
+    }
+    // The bytes as the body of each POST route, with the key that may use it.
+    for (const char* target : {"/v1/invoice-runs", "/v1/invoices:finalize", "/v1/invoices/1/finalize",
+                               "/v1/invoices/1/void", "/v1/invoices/1/credit-notes"}) {
+        requests.push_back({"POST", target, "Bearer tly_f", std::string(bytes)});
+    }
+    for (const char* target : {"/v1/plans:validate", "/v1/plans", "/v1/quotes"}) {
+        requests.push_back({"POST", target, "Bearer tly_s", std::string(bytes)});
+    }
+    for (const auto& [method, target, authorization, body] : requests) {
         CheckTarget(target);
         backend.last_usage_customer.clear();
         tally::api::Request r;
-        r.method = "GET";
+        r.method = method;
         r.target = target;
         r.authorization = authorization;
+        r.body = body;
         std::string internal;
         const tally::api::Response res = service.Handle(r, backend, "1", &internal);
         TALLY_ASSERT(internal.empty());  // nothing the backend does here throws
-        static const std::set<int> kStatuses = {200, 400, 401, 403, 404, 405, 414, 429};
+        static const std::set<int> kStatuses = {200, 400, 401, 403, 404, 405, 409, 414, 429};
         TALLY_ASSERT(kStatuses.count(res.status) == 1);
         TALLY_ASSERT(!res.body.empty());
         if (res.content_type == "application/json") TALLY_ASSERT(res.body.front() == '{' && res.body.back() == '}');

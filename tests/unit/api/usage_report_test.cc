@@ -144,6 +144,19 @@ TEST_F(UsageReportTest, ByModelShowsEachModelAndTheInvoiceLevelRows) {
         if (!fresh) it->second += l.amount_rounded;
     }
     for (const char* m : {"a", "b", "c"}) EXPECT_EQ(by["usage:" + std::string(m)], model.at(m).ToString(2)) << m;
+    // Each model's row counts its calls (the calls records of its rollups); they add up to the invoice's.
+    std::map<std::string, int64_t> calls;
+    for (const RollupRecord& rec : nov_records) {
+        if (rec.unit.empty()) calls[rec.model] += rec.calls;
+    }
+    int64_t row_calls = 0;
+    for (const UsageRow& row : r.rows) {
+        if (row.kind != "usage") continue;
+        EXPECT_EQ(row.calls, calls[row.group]) << row.group;
+        row_calls += row.calls;
+    }
+    EXPECT_GT(row_calls, 0);
+    EXPECT_EQ(row_calls, inv[0].calls);
     EXPECT_EQ(by.count("discount:contract (10%)") + by.count("coupon:coupon FIVE (0.05 CNY)"), 2u)
         << ::testing::PrintToString(by);
     bool commitment = false;
