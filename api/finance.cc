@@ -1,5 +1,7 @@
 #include "api/finance.h"
 
+#include <chrono>
+#include <date/date.h>
 #include <string_view>
 
 #include "api/json_body.h"
@@ -45,7 +47,11 @@ int32_t RequiredPeriod(const std::map<std::string, std::string>& body) {
 // An optional customer id of a body: "" when absent.
 std::string OptionalCustomer(const std::map<std::string, std::string>& body) {
     auto it = body.find("customer");
-    return it == body.end() ? std::string() : it->second;
+    if (it == body.end()) return std::string();
+    if (it->second.empty() || it->second.size() > kValueMax) {
+        throw BadRequest("customer must be a customer id of 1 to " + std::to_string(kValueMax) + " bytes");
+    }
+    return it->second;
 }
 
 std::string RequiredReason(const std::map<std::string, std::string>& body) {
@@ -101,21 +107,17 @@ std::string StringArray(const std::vector<std::string>& items) {
     return out + "]";
 }
 
-// Finalized invoices as the answer, one audit row each (target: its number).
-std::string AnswerFinalized(FinanceBackend& backend, const ledger::Principal& who,
-                            const std::vector<ledger::FinalizeResult>& done,
-                            const std::vector<std::string>* not_priced) {
+// Finalized invoices as the answer (their audit rows were written with them).
+std::string AnswerFinalized(const std::vector<ledger::FinalizeResult>& done, const std::vector<std::string>* not_priced) {
     std::string out = "{\"finalized\":[";
     for (size_t i = 0; i < done.size(); ++i) out += (i == 0 ? "" : ",") + FinalizedJson(done[i]);
     out += "]";
     if (not_priced != nullptr) out += ",\"not_priced\":" + StringArray(*not_priced);
-    for (const ledger::FinalizeResult& r : done) {
-        backend.Audit(Actor(who), ledger::RoleName(who.role), "invoice.finalize", r.number,
-                      "{\"invoice_id\":" + std::to_string(r.invoice_id) + ",\"customer\":" + JsonQuote(r.customer) +
-                          ",\"period\":" + JsonQuote(r.period) + ",\"total\":" + JsonQuote(r.total) +
-                          ",\"currency\":" + JsonQuote(r.currency) + "}");
-    }
     return out + "}";
+}
+
+ledger::AuditActor By(const ledger::Principal& who) {
+    return {Actor(who), std::string(ledger::RoleName(who.role))};
 }
 
 void InvoiceRun(const ledger::Principal& who, const Request& request, FinanceBackend& backend, Response* response) {
@@ -123,6 +125,12 @@ void InvoiceRun(const ledger::Principal& who, const Request& request, FinanceBac
     ledger::RunOptions o;
     o.period_id = RequiredPeriod(body);
     o.customer = OptionalCustomer(body);
+    // A month that has not begun has nothing to bill (a typo would leave
+    // commitment-only drafts of it).
+    const date::year_month_day today{std::chrono::floor<date::days>(std::chrono::system_clock::now())};
+    if (o.period_id > MonthId(static_cast<int>(today.year()), static_cast<int>(static_cast<unsigned>(today.month())))) {
+        throw HttpError(409, "conflict", "period " + billing::PeriodLabel(o.period_id) + " has not begun");
+    }
     const ledger::PeriodRun run = Ledger([&] { return backend.Run(o); });
     const ledger::RunResult& r = run.result;
     const std::string period = billing::PeriodLabel(o.period_id);
@@ -146,8 +154,8 @@ void FinalizePeriod(const ledger::Principal& who, const Request& request, Financ
     const int32_t period = RequiredPeriod(body);
     std::vector<std::string> not_priced;
     const std::vector<ledger::FinalizeResult> done =
-        Ledger([&] { return backend.FinalizePeriod(period, OptionalCustomer(body), &not_priced); });
-    response->body = AnswerFinalized(backend, who, done, &not_priced);
+        Ledger([&] { return backend.FinalizePeriod(period, OptionalCustomer(body), &not_priced, By(who)); });
+    response->body = AnswerFinalized(done, &not_priced);
 }
 
 void FinalizeOne(const Matched& m, const ledger::Principal& who, const Request& request, FinanceBackend& backend,
@@ -158,8 +166,9 @@ void FinalizeOne(const Matched& m, const ledger::Principal& who, const Request& 
         throw HttpError(409, "conflict",
                         InvoiceName(doc) + " is " + doc.status + " already: only a draft is finalized");
     }
-    const std::vector<ledger::FinalizeResult> done = Ledger([&] { return backend.FinalizeIds({doc.invoice_id}); });
-    response->body = AnswerFinalized(backend, who, done, nullptr);
+    const std::vector<ledger::FinalizeResult> done =
+        Ledger([&] { return backend.FinalizeIds({doc.invoice_id}, By(who)); });
+    response->body = AnswerFinalized(done, nullptr);
 }
 
 // A void or a credit needs a finalized invoice: 409 for a draft or a void one.
@@ -169,22 +178,15 @@ void RequireFinalized(const billing::InvoiceDocument& doc) {
                     InvoiceName(doc) + " is " + doc.status + ": only a finalized invoice can be voided or credited");
 }
 
-std::string CreditNoteAuditDetail(const billing::CreditNoteDocument& cn) {
-    return "{\"invoice\":" + JsonQuote(cn.invoice_number) + ",\"credit_note\":" + JsonQuote(cn.number) +
-           ",\"kind\":" + JsonQuote(cn.kind) + ",\"subtotal\":" + JsonQuote(cn.subtotal) +
-           ",\"tax\":" + JsonQuote(cn.tax) + ",\"total\":" + JsonQuote(cn.total) +
-           ",\"currency\":" + JsonQuote(cn.currency) + ",\"reason\":" + JsonQuote(cn.reason) + "}";
-}
-
 void VoidInvoice(const Matched& m, const ledger::Principal& who, const Request& request, FinanceBackend& backend,
                  Response* response) {
     const auto body = ParseJsonBody(request.body, {{"reason", true}});
     const std::string reason = RequiredReason(body);
     const billing::InvoiceDocument doc = InvoiceOr404(backend, m.id);
     RequireFinalized(doc);
-    const billing::CreditNoteDocument cn = Ledger([&] { return backend.Void(std::to_string(doc.invoice_id), reason); });
+    const billing::CreditNoteDocument cn =
+        Ledger([&] { return backend.Void(std::to_string(doc.invoice_id), reason, By(who)); });
     response->body = billing::ExportJson(cn);
-    backend.Audit(Actor(who), ledger::RoleName(who.role), "invoice.void", doc.number, CreditNoteAuditDetail(cn));
 }
 
 void CreateCreditNote(const Matched& m, const ledger::Principal& who, const Request& request, FinanceBackend& backend,
@@ -204,9 +206,8 @@ void CreateCreditNote(const Matched& m, const ledger::Principal& who, const Requ
                          std::to_string(currency->minor_digits()) + ")");
     }
     const billing::CreditNoteDocument cn =
-        Ledger([&] { return backend.Credit(std::to_string(doc.invoice_id), subtotal, reason); });
+        Ledger([&] { return backend.Credit(std::to_string(doc.invoice_id), subtotal, reason, By(who)); });
     response->body = billing::ExportJson(cn);
-    backend.Audit(Actor(who), ledger::RoleName(who.role), "credit_note.create", cn.number, CreditNoteAuditDetail(cn));
 }
 
 void CreditNotesOf(const Matched& m, FinanceBackend& backend, Response* response) {

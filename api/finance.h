@@ -38,12 +38,17 @@ class FinanceBackend {
     // By id ("17") or number; nullopt when there is none.
     virtual std::optional<billing::InvoiceDocument> Invoice(const std::string& id_or_number) = 0;
     virtual std::vector<billing::InvoiceDocument> Invoices(const ledger::ListFilter& filter) = 0;
-    virtual std::vector<ledger::FinalizeResult> FinalizeIds(const std::vector<int64_t>& invoice_ids) = 0;
+    // The writes below append their audit rows (as `by`) in their own
+    // transaction (ledger::InvoiceStore): both commit, or neither.
+    virtual std::vector<ledger::FinalizeResult> FinalizeIds(const std::vector<int64_t>& invoice_ids,
+                                                            const ledger::AuditActor& by) = 0;
     virtual std::vector<ledger::FinalizeResult> FinalizePeriod(int32_t period_id, const std::string& customer,
-                                                               std::vector<std::string>* not_priced) = 0;
-    virtual billing::CreditNoteDocument Void(const std::string& id_or_number, const std::string& reason) = 0;
+                                                               std::vector<std::string>* not_priced,
+                                                               const ledger::AuditActor& by) = 0;
+    virtual billing::CreditNoteDocument Void(const std::string& id_or_number, const std::string& reason,
+                                             const ledger::AuditActor& by) = 0;
     virtual billing::CreditNoteDocument Credit(const std::string& id_or_number, const std::string& subtotal,
-                                               const std::string& reason) = 0;
+                                               const std::string& reason, const ledger::AuditActor& by) = 0;
     virtual std::vector<billing::CreditNoteDocument> CreditNotes(const std::string& invoice_id_or_number) = 0;
     // By number ("CN-2026-000001"); nullopt when there is none.
     virtual std::optional<billing::CreditNoteDocument> CreditNote(const std::string& number) = 0;
@@ -66,7 +71,8 @@ std::unique_ptr<FinanceBackend> MakeLedgerFinanceBackend(const std::string& data
 
 // Answers a finance route (IsFinanceRoute). `who` is a finance or admin key
 // (the route table's roles are checked before). Every successful write
-// appends audit rows (actor "key:<key id>", the key's role) right after it.
+// appends audit rows (actor "key:<key id>", the key's role): finalize, void and credit notes in their
+// own transaction, a run right after it commits.
 void HandleFinance(const Matched& m, const Target& target, const ledger::Principal& who, const Request& request,
                    FinanceBackend& backend, Response* response);
 

@@ -37,20 +37,23 @@ class LedgerFinanceBackend final : public FinanceBackend {
     std::vector<billing::InvoiceDocument> Invoices(const ledger::ListFilter& filter) override {
         return Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.List(filter); });
     }
-    std::vector<ledger::FinalizeResult> FinalizeIds(const std::vector<int64_t>& ids) override {
-        return Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.FinalizeIds(ids); });
+    std::vector<ledger::FinalizeResult> FinalizeIds(const std::vector<int64_t>& ids,
+                                                    const ledger::AuditActor& by) override {
+        return Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.FinalizeIds(ids, &by); });
     }
     std::vector<ledger::FinalizeResult> FinalizePeriod(int32_t period_id, const std::string& customer,
-                                                       std::vector<std::string>* not_priced) override {
+                                                       std::vector<std::string>* not_priced,
+                                                       const ledger::AuditActor& by) override {
         return Guard(invoices_,
-                     [&](ledger::InvoiceStore& s) { return s.FinalizePeriod(period_id, customer, not_priced); });
+                     [&](ledger::InvoiceStore& s) { return s.FinalizePeriod(period_id, customer, not_priced, &by); });
     }
-    billing::CreditNoteDocument Void(const std::string& id, const std::string& reason) override {
-        return Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.Void(id, reason); });
+    billing::CreditNoteDocument Void(const std::string& id, const std::string& reason,
+                                     const ledger::AuditActor& by) override {
+        return Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.Void(id, reason, &by); });
     }
-    billing::CreditNoteDocument Credit(const std::string& id, const std::string& subtotal,
-                                       const std::string& reason) override {
-        return Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.Credit(id, subtotal, reason); });
+    billing::CreditNoteDocument Credit(const std::string& id, const std::string& subtotal, const std::string& reason,
+                                       const ledger::AuditActor& by) override {
+        return Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.Credit(id, subtotal, reason, &by); });
     }
     std::vector<billing::CreditNoteDocument> CreditNotes(const std::string& id) override {
         return Guard(invoices_, [&](ledger::InvoiceStore& s) { return s.CreditNotes(id); });

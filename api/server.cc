@@ -185,6 +185,10 @@ class Session : public std::enable_shared_from_this<Session> {
             te != req.end() && !beast::iequals(te->value(), "chunked")) {
             return Fail(400, "bad_request", "a Transfer-Encoding other than chunked alone is not accepted");
         }
+        // Two keys: a proxy might read the other one.
+        if (req.count(http::field::authorization) > 1) {
+            return Fail(400, "bad_request", "more than one Authorization header");
+        }
         if (req.version() >= 11 && req.find(http::field::host) == req.end()) {
             return Fail(400, "bad_request", "an HTTP/1.1 request needs a Host header");
         }

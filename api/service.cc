@@ -249,11 +249,18 @@ Response Service::Handle(const Request& request, Backend& backend, const std::st
                 continue;
             }
             *internal_error = e.what();
-            if (ledger::IsStatementCancelled(e)) {  // the statement bound passed, often waiting for a lock
-                Response busy = ErrorResponse(HttpError(
-                    503, "timeout",
-                    "the ledger did not answer within the statement bound (busy, or another writer holds what this "
-                    "needs); try again"));
+            // A write that met a concurrent one (a serialization failure, a
+            // deadlock) or lost its connection before it committed was rolled
+            // back: it may go again (an outcome in doubt is not kRetry).
+            const bool retry = ledger::Classify(e, "answering a request").kind == ingest::SinkErrorKind::kRetry;
+            if (retry || ledger::IsStatementCancelled(e)) {  // the statement bound passed, often waiting for a lock
+                Response busy = ErrorResponse(
+                    retry ? HttpError(503, "busy",
+                                      "the ledger could not do this now (a concurrent change, or the database was "
+                                      "unreachable) and nothing of it was kept; try again")
+                          : HttpError(503, "timeout",
+                                      "the ledger did not answer within the statement bound (busy, or another writer "
+                                      "holds what this needs); try again"));
                 busy.route = response.route;
                 busy.key_id = response.key_id;
                 busy.headers.emplace_back("Retry-After", "1");

@@ -168,9 +168,26 @@ void CanonicalFields(const InvoiceDocument& d, JsonObject* o) {
     o->Str("amount_due", d.amount_due).Str("cutoff", d.cutoff).Str("finalized_at", d.finalized_at);
 }
 
+// True for "12", "-0.50", "+3.1": a number a spreadsheet reads as one.
+bool PlainNumber(std::string_view s) {
+    if (!s.empty() && (s.front() == '-' || s.front() == '+')) s.remove_prefix(1);
+    const size_t dot = s.find('.');
+    const std::string_view whole = s.substr(0, dot);
+    const std::string_view fraction = dot == std::string_view::npos ? std::string_view() : s.substr(dot + 1);
+    auto digits = [](std::string_view d) {
+        return !d.empty() && d.find_first_not_of("0123456789") == std::string_view::npos;
+    };
+    return digits(whole) && (dot == std::string_view::npos || digits(fraction));
+}
+
+// RFC 4180 quoting; and a text that a spreadsheet would run as a formula
+// (it starts with = + - @, a tab or a carriage return, and is not a plain
+// number) gets a leading ' so that it shows as text (CSV injection).
 std::string CsvField(std::string_view s) {
-    if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
-    std::string out = "\"";
+    const bool formula = !s.empty() && std::string_view("=+-@\t\r").find(s.front()) != std::string_view::npos &&
+                         !PlainNumber(s);
+    if (!formula && s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
+    std::string out = formula ? "\"'" : "\"";
     for (char c : s) {
         if (c == '"') out += '"';
         out += c;

@@ -21,6 +21,7 @@
 #include "billing/invoice_run.h"
 #include "ledger/connect.h"
 #include "ledger/copy_rows.h"
+#include "ledger/audit_rows.h"
 #include "ledger/migrations.h"
 #include "ledger/rollup_rows.h"
 #include "pricing/rollup_records.h"
@@ -899,16 +900,42 @@ std::vector<FinalizeResult> FinalizeMany(pqxx::transaction_base& tx, const std::
 
 }  // namespace
 
-std::vector<FinalizeResult> InvoiceStore::FinalizeIds(const std::vector<int64_t>& invoice_ids) {
+namespace {
+
+void AuditFinalized(pqxx::work& tx, const AuditActor* by, const std::vector<FinalizeResult>& done) {
+    if (by == nullptr) return;
+    for (const FinalizeResult& r : done) {
+        InsertAudit(tx, by->actor, by->role, "invoice.finalize", r.number,
+                    "{\"invoice_id\":" + std::to_string(r.invoice_id) + ",\"customer\":" + billing::JsonQuote(r.customer) +
+                        ",\"period\":" + billing::JsonQuote(r.period) + ",\"total\":" + billing::JsonQuote(r.total) +
+                        ",\"currency\":" + billing::JsonQuote(r.currency) + "}");
+    }
+}
+
+void AuditCreditNote(pqxx::work& tx, const AuditActor* by, const std::string& action, const std::string& target,
+                     const billing::CreditNoteDocument& cn) {
+    if (by == nullptr) return;
+    using billing::JsonQuote;
+    InsertAudit(tx, by->actor, by->role, action, target,
+                "{\"invoice\":" + JsonQuote(cn.invoice_number) + ",\"credit_note\":" + JsonQuote(cn.number) +
+                    ",\"kind\":" + JsonQuote(cn.kind) + ",\"subtotal\":" + JsonQuote(cn.subtotal) +
+                    ",\"tax\":" + JsonQuote(cn.tax) + ",\"total\":" + JsonQuote(cn.total) +
+                    ",\"currency\":" + JsonQuote(cn.currency) + ",\"reason\":" + JsonQuote(cn.reason) + "}");
+}
+
+}  // namespace
+
+std::vector<FinalizeResult> InvoiceStore::FinalizeIds(const std::vector<int64_t>& invoice_ids, const AuditActor* by) {
     pqxx::work tx(*impl_->conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     std::vector<FinalizeResult> out = FinalizeMany(tx, invoice_ids);
+    AuditFinalized(tx, by, out);
     tx.commit();
     return out;
 }
 
 std::vector<FinalizeResult> InvoiceStore::FinalizePeriod(int32_t period_id, const std::string& customer,
-                                                         std::vector<std::string>* not_priced) {
+                                                         std::vector<std::string>* not_priced, const AuditActor* by) {
     pqxx::work tx(*impl_->conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     std::vector<int64_t> ids;
@@ -927,6 +954,7 @@ std::vector<FinalizeResult> InvoiceStore::FinalizePeriod(int32_t period_id, cons
         ids.push_back(r[0].as<int64_t>());
     }
     std::vector<FinalizeResult> out = FinalizeMany(tx, ids);
+    AuditFinalized(tx, by, out);
     tx.commit();
     return out;
 }
@@ -1050,23 +1078,26 @@ billing::CreditNoteDocument IssueCreditNote(pqxx::transaction_base& tx, const bi
 
 }  // namespace
 
-billing::CreditNoteDocument InvoiceStore::Void(const std::string& id_or_number, const std::string& reason) {
+billing::CreditNoteDocument InvoiceStore::Void(const std::string& id_or_number, const std::string& reason,
+                                               const AuditActor* by) {
     pqxx::work tx(*impl_->conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     billing::InvoiceDocument inv = LoadOne(tx, id_or_number, true);
     billing::CreditNoteDocument cn = IssueCreditNote(tx, inv, "void", "", reason);
     tx.exec_params0("UPDATE invoices SET status = 'void', voided_at = now(), void_reason = $2 WHERE invoice_id = $1",
                     inv.invoice_id, reason);
+    AuditCreditNote(tx, by, "invoice.void", inv.number, cn);
     tx.commit();
     return cn;
 }
 
 billing::CreditNoteDocument InvoiceStore::Credit(const std::string& id_or_number, const std::string& subtotal,
-                                                 const std::string& reason) {
+                                                 const std::string& reason, const AuditActor* by) {
     pqxx::work tx(*impl_->conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kInvoiceLock);
     billing::InvoiceDocument inv = LoadOne(tx, id_or_number, true);
     billing::CreditNoteDocument cn = IssueCreditNote(tx, inv, "partial", subtotal, reason);
+    AuditCreditNote(tx, by, "credit_note.create", cn.number, cn);
     tx.commit();
     return cn;
 }

@@ -71,6 +71,15 @@ struct VerifyResult {
     bool ok() const { return !stored_sha256.empty() && stored_sha256 == computed_sha256; }
 };
 
+// Who makes a write, for the audit log (ledger/key_store.h: actor
+// "key:<key id>" with the key's role, or "cli:<user>" with "operator"). A
+// write given one appends its audit rows in its own transaction: the write
+// and its rows commit together, or neither does.
+struct AuditActor {
+    std::string actor;
+    std::string role;
+};
+
 struct ListFilter {
     std::optional<int32_t> period_id;
     std::string customer;  // "" : all
@@ -102,11 +111,13 @@ class InvoiceStore {
     // Finalizes drafts: gapless number per issuer and year, frozen, hashed.
     // A draft of a period that has not ended, or that could not be priced,
     // is refused (LedgerError), and then none of `invoice_ids` is.
-    std::vector<FinalizeResult> FinalizeIds(const std::vector<int64_t>& invoice_ids);
+    // With `by`: one "invoice.finalize" audit row per invoice finalized.
+    std::vector<FinalizeResult> FinalizeIds(const std::vector<int64_t>& invoice_ids, const AuditActor* by = nullptr);
     // Drafts of a period that ended. Drafts that could not be priced are
     // left as drafts and described in *not_priced (may be null).
     std::vector<FinalizeResult> FinalizePeriod(int32_t period_id, const std::string& customer,
-                                               std::vector<std::string>* not_priced = nullptr);
+                                               std::vector<std::string>* not_priced = nullptr,
+                                               const AuditActor* by = nullptr);
     // Every draft whose grace has passed (grace_until <= now()), as above.
     std::vector<FinalizeResult> FinalizeDue(std::vector<std::string>* not_priced = nullptr);
 
@@ -117,12 +128,15 @@ class InvoiceStore {
     VerifyResult Verify(const std::string& id_or_number);
 
     // Voids a finalized invoice and issues a credit note for all of it.
-    billing::CreditNoteDocument Void(const std::string& id_or_number, const std::string& reason);
+    // With `by`: an "invoice.void" audit row (target: the invoice's number).
+    billing::CreditNoteDocument Void(const std::string& id_or_number, const std::string& reason,
+                                     const AuditActor* by = nullptr);
     // A credit note for part of a finalized invoice: `subtotal` before tax
     // (exact decimal text in the invoice's currency); tax at the invoice's
     // rate. At most what is left uncredited.
+    // With `by`: a "credit_note.create" audit row (target: the note's number).
     billing::CreditNoteDocument Credit(const std::string& id_or_number, const std::string& subtotal,
-                                       const std::string& reason);
+                                       const std::string& reason, const AuditActor* by = nullptr);
     std::vector<billing::CreditNoteDocument> CreditNotes(const std::string& invoice_id_or_number);
 
     // The issuer as a document shows it: the name, address, tax id and email

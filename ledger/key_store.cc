@@ -11,6 +11,7 @@
 
 #include "base/assert.h"
 #include "base/identifier.h"
+#include "ledger/audit_rows.h"
 #include "ledger/connect.h"
 #include "ledger/migrations.h"
 
@@ -126,12 +127,6 @@ KeyInfo KeyOf(const pqxx::row& r) {
     k.last_used_at = MsText(r[7]);
     k.created_by = r[8].as<std::string>();
     return k;
-}
-
-void InsertAudit(pqxx::work& tx, const std::string& actor, std::string_view role, const std::string& action,
-                 const std::string& target, const std::string& detail_json) {
-    tx.exec_params0("INSERT INTO audit_log (actor, role, action, target, detail) VALUES ($1, $2, $3, $4, $5::jsonb)",
-                    actor, std::string(role), action, target, detail_json);
 }
 
 }  // namespace

@@ -250,6 +250,8 @@ smuggled = exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chu
                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 assert smuggled.startswith("HTTP/1.1 400"), smuggled
 assert smuggled.count("HTTP/1.1 ") == 1, smuggled
+two_keys = exchange(b"GET /v1/invoices HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n")
+assert two_keys.startswith("HTTP/1.1 400") and "more than one Authorization" in two_keys, two_keys
 hostless = exchange(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
 assert hostless.startswith("HTTP/1.1 400") and "Host" in hostless, hostless
 PY

@@ -489,6 +489,45 @@ TEST_F(InvoiceStoreTest, VoidIssuesACreditNoteAndMakesRoomForAReplacement) {
     EXPECT_EQ(invoices_->Load(replacement).total, "2.65");
 }
 
+// A write given an actor appends its audit rows in its own transaction:
+// both commit, or neither (an audit row the table refuses takes the credit
+// note with it); a refused write leaves none.
+TEST_F(InvoiceStoreTest, WritesWithAnActorCommitTheirAuditRowsWithThem) {
+    Consume({Call("a", "1", "2025-11-03T10:00:00Z", 1500000)});  // 2.50 + 0.15 tax = 2.65
+    RunPeriod("2025-11");
+    const AuditActor by{"key:k1", "finance"};
+    auto rows = [&] {
+        pqxx::connection c(url_);
+        pqxx::work tx(c);
+        std::vector<std::string> out;
+        for (const auto& r : tx.exec("SELECT actor || ' ' || role || ' ' || action || ' ' || target || ' ' || "
+                                     "(detail->>'total') FROM audit_log ORDER BY audit_id")) {
+            out.push_back(r[0].as<std::string>());
+        }
+        return out;
+    };
+    const std::string number = invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "", nullptr, &by).at(0).number;
+    ASSERT_EQ(rows().size(), 1u);
+    EXPECT_EQ(rows()[0], "key:k1 finance invoice.finalize " + number + " 2.65");
+    const billing::CreditNoteDocument part = invoices_->Credit(number, "1.00", "goodwill", &by);
+    ASSERT_EQ(rows().size(), 2u);
+    EXPECT_EQ(rows()[1], "key:k1 finance credit_note.create " + part.number + " 1.06");
+    EXPECT_THROW(invoices_->Credit(number, "5.00", "too much", &by), LedgerError);
+    EXPECT_EQ(rows().size(), 2u);
+    const AuditActor refused{"key:k1", "nobody"};  // the audit table's CHECK refuses the role
+    EXPECT_THROW(invoices_->Credit(number, "0.50", "not audited", &refused), std::exception);
+    EXPECT_EQ(invoices_->CreditNotes(number).size(), 1u);  // no note without its audit row
+    const billing::CreditNoteDocument cn = invoices_->Void(number, "wrong address", &by);
+    ASSERT_EQ(rows().size(), 3u);
+    EXPECT_EQ(rows()[2], "key:k1 finance invoice.void " + number + " " + cn.total);
+    const std::string replacement = [&] {
+        RunPeriod("2025-11");
+        return invoices_->FinalizePeriod(*billing::PeriodIdOf("2025-11"), "").at(0).number;  // no actor: no row
+    }();
+    invoices_->Credit(replacement, "0.10", "no actor");
+    EXPECT_EQ(rows().size(), 3u);
+}
+
 TEST_F(InvoiceStoreTest, PartialCreditsInManyPiecesAddUpToTheInvoiceTaxFairly) {
     Consume({Call("a", "1", "2025-11-03T10:00:00Z", 1500000)});  // 2.50 + 0.15 tax = 2.65
     RunPeriod("2025-11");

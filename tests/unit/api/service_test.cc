@@ -218,9 +218,11 @@ TEST_F(ServiceTest, AReadOnALostConnectionIsTriedOnceMoreOnANewOne) {
     backend_.lost_connections = 4;  // one per connection of the worker: each try mends one
     EXPECT_EQ(Get("/v1/usage?period=2025-11", "Bearer tly_a").status, 200);
     EXPECT_EQ(backend_.usage_customers.size(), 2u);
-    backend_.lost_connections = 6;  // still down: a 500 after 5 tries
+    backend_.lost_connections = 6;  // still down: a 503 to try later, after 5 tries
     const Response r = Get("/v1/usage?period=2025-11", "Bearer tly_a");
-    EXPECT_EQ(r.status, 500);
+    EXPECT_EQ(r.status, 503);
+    EXPECT_NE(r.body.find("\"busy\""), std::string::npos);
+    EXPECT_EQ(Header(r, "Retry-After"), "1");
     EXPECT_EQ(internal_, "server closed the connection unexpectedly");
     EXPECT_EQ(backend_.lost_connections, 1);
     backend_.lost_connections = 0;

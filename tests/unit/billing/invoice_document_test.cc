@@ -87,6 +87,25 @@ TEST(InvoiceDocument, CsvQuotesFieldsWithCommasQuotesAndNewlines) {
     EXPECT_NE(row.find(",500000,2,1000000,1,1.00,"), std::string::npos) << row;
 }
 
+// A name a spreadsheet would run as a formula shows as text ('=...); a
+// negative amount stays a number.
+TEST(InvoiceDocument, CsvKeepsFormulasFromRunningAndNumbersAsNumbers) {
+    InvoiceDocument d = Sample();
+    d.customer_name = "=HYPERLINK(\"http://evil/\",\"x\")";
+    d.lines[0].amount_rounded = "-1.00";
+    std::string row = ExportCsv({d});
+    row = row.substr(row.find("\r\n") + 2);
+    EXPECT_EQ(row.rfind("INV-2025-000001,finalized,acme,c1,\"'=HYPERLINK(\"\"http://evil/\"\",\"\"x\"\")\",p,", 0), 0u)
+        << row;
+    EXPECT_NE(row.find(",-1.00,"), std::string::npos) << row;
+    for (const char* formula : {"+1+1", "-2+3", "@SUM(A1)", "\tx", "-"}) {
+        d.customer_name = formula;
+        row = ExportCsv({d});
+        row = row.substr(row.find("\r\n") + 2);
+        EXPECT_NE(row.find(",\"'" + std::string(formula) + "\","), std::string::npos) << formula << ": " << row;
+    }
+}
+
 TEST(InvoiceRun, PeriodLabelsRoundTrip) {
     EXPECT_EQ(PeriodIdOf("2025-11"), MonthId(2025, 11));
     EXPECT_EQ(PeriodLabel(MonthId(2025, 1)), "2025-01");
