@@ -48,16 +48,23 @@ class FuzzFinance final : public tally::api::FinanceBackend {
         return d;
     }
     std::vector<tally::billing::InvoiceDocument> Invoices(const tally::ledger::ListFilter&) override { return {}; }
-    std::vector<tally::ledger::FinalizeResult> FinalizeIds(const std::vector<int64_t>&) override { return {}; }
-    std::vector<tally::ledger::FinalizeResult> FinalizePeriod(int32_t, const std::string&,
-                                                              std::vector<std::string>*) override {
+    std::vector<tally::ledger::FinalizeResult> FinalizeIds(const std::vector<int64_t>&,
+                                                           const tally::ledger::AuditActor& by) override {
+        TALLY_ASSERT(!by.actor.empty());
         return {};
     }
-    tally::billing::CreditNoteDocument Void(const std::string&, const std::string& reason) override {
+    std::vector<tally::ledger::FinalizeResult> FinalizePeriod(int32_t, const std::string&, std::vector<std::string>*,
+                                                              const tally::ledger::AuditActor& by) override {
+        TALLY_ASSERT(!by.actor.empty());
+        return {};
+    }
+    tally::billing::CreditNoteDocument Void(const std::string&, const std::string& reason,
+                                            const tally::ledger::AuditActor&) override {
         TALLY_ASSERT(!reason.empty());
         return {};
     }
-    tally::billing::CreditNoteDocument Credit(const std::string&, const std::string&, const std::string&) override {
+    tally::billing::CreditNoteDocument Credit(const std::string&, const std::string&, const std::string&,
+                                              const tally::ledger::AuditActor&) override {
         return {};
     }
     std::vector<tally::billing::CreditNoteDocument> CreditNotes(const std::string&) override { return {}; }
