@@ -143,10 +143,17 @@ void InvoiceRun(const ledger::Principal& who, const Request& request, FinanceBac
         ",\"cutoff\":" + (r.cutoff.empty() ? "null" : JsonQuote(r.cutoff)) +
         ",\"problems\":" + StringArray(r.problems) + ",\"unresolved_rollups\":" + std::to_string(r.unresolved_rollups) +
         ",\"margin_report_id\":" + (run.margin_report_id ? std::to_string(*run.margin_report_id) : "null") + "}";
-    backend.Audit(Actor(who), ledger::RoleName(who.role), "invoice.run", period,
-                  "{\"run_id\":" + std::to_string(r.run_id) + ",\"period\":" + JsonQuote(period) +
-                      ",\"customer\":" + JsonQuote(o.customer) + ",\"drafts\":" + std::to_string(r.drafts) +
-                      ",\"not_priced\":" + std::to_string(r.not_priced) + "}");
+    // After the run committed: a failure here must not read as "try again".
+    try {
+        backend.Audit(Actor(who), ledger::RoleName(who.role), "invoice.run", period,
+                      "{\"run_id\":" + std::to_string(r.run_id) + ",\"period\":" + JsonQuote(period) +
+                          ",\"customer\":" + JsonQuote(o.customer) + ",\"drafts\":" + std::to_string(r.drafts) +
+                          ",\"not_priced\":" + std::to_string(r.not_priced) + "}");
+    } catch (const std::exception&) {
+        throw HttpError(500, "audit_failed",
+                        "invoice run " + std::to_string(r.run_id) + " of " + period +
+                            " was kept, but its audit row could not be written; tell the operator");
+    }
 }
 
 void FinalizePeriod(const ledger::Principal& who, const Request& request, FinanceBackend& backend, Response* response) {

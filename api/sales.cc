@@ -116,8 +116,16 @@ void Publish(const ledger::Principal& who, const Request& request, SalesBackend&
     }
     if (!outcome.conflict.empty()) throw HttpError(409, "conflict", outcome.conflict);
     if (!outcome.published.empty()) {
-        backend.Audit("key:" + who.key_id, ledger::RoleName(who.role), "plan.publish", outcome.plan,
-                      "{\"published\":" + StringsJson(outcome.published) + "}");
+        // After the publish committed: a failure here must not read as "try again".
+        try {
+            backend.Audit("key:" + who.key_id, ledger::RoleName(who.role), "plan.publish", outcome.plan,
+                          "{\"published\":" + StringsJson(outcome.published) + "}");
+        } catch (const std::exception&) {
+            throw HttpError(500, "audit_failed",
+                            "plan " + outcome.plan + " was published (" + StringsJson(outcome.published) +
+                                "), but its audit row could not be written: do not publish it again; tell the "
+                                "operator");
+        }
     }
     response->body = "{\"plan\":" + JsonQuote(outcome.plan) + ",\"published\":" + StringsJson(outcome.published) +
                      ",\"unchanged\":" + StringsJson(outcome.unchanged) + "}";

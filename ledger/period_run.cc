@@ -124,7 +124,12 @@ PeriodRun RunPeriod(const std::string& database_url, RunOptions options, std::ch
         watchdog.Stop();
         const std::string seconds = std::to_string(bound.count() / 1000);
         if (run_id != 0) {
-            if (!watchdog.fired()) throw;
+            // The run committed: whatever failed after it must not read as "nothing was kept".
+            if (!watchdog.fired()) {
+                throw std::runtime_error("invoice run " + std::to_string(run_id) +
+                                         " was kept, but its margin report failed (tally margin computes it "
+                                         "again): " + e.what());
+            }
             throw RunTimedOut("invoice run " + std::to_string(run_id) + " was kept, but its margin report was " +
                               "stopped after " + seconds + " s (tally margin computes it again)");
         }

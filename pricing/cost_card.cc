@@ -282,6 +282,8 @@ std::optional<CostCard> ParseCostCard(std::string_view text, std::string_view fi
     CostCardParser parser(file_name, diagnostics);
     try {
         return parser.Parse(root);
+    } catch (const internal::TooManyProblems&) {
+        return std::nullopt;
     } catch (const YAML::Exception& e) {
         diagnostics->push_back(
             {std::string(file_name), e.mark.line + 1, e.mark.column + 1, "unexpected structure: " + e.msg});

@@ -153,7 +153,10 @@ class PlanParser {
             if (!versions.IsSequence() || versions.size() == 0) {
                 r_.Error(versions, "versions must be a list with at least one version");
             } else {
-                for (const auto& v : versions) ParseVersion(v, &plan);
+                for (const auto& v : versions) {
+                    if (cells_ > kMaxPlanCells) break;  // said once, at the model that crossed it
+                    ParseVersion(v, &plan);
+                }
                 CheckVersionOrder(versions, plan);
             }
         }
@@ -798,6 +801,8 @@ std::optional<Plan> ParsePlan(std::string_view text, std::string_view file_name,
     std::optional<Plan> plan;
     try {
         plan = parser.Parse(root);
+    } catch (const internal::TooManyProblems&) {
+        return std::nullopt;
     } catch (const YAML::Exception& e) {
         diagnostics->push_back(
             {std::string(file_name), e.mark.line + 1, e.mark.column + 1, "unexpected structure: " + e.msg});

@@ -175,6 +175,8 @@ std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view tex
             }
             out.push_back(std::move(s));
         }
+    } catch (const internal::TooManyProblems&) {
+        return std::nullopt;
     } catch (const YAML::Exception& e) {
         diagnostics->push_back(
             {std::string(file_name), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});

@@ -85,8 +85,18 @@ inline std::optional<std::string> ControlCharacterError(std::string_view what, s
            kHex[b & 0xF] + " at offset " + std::to_string(at) + "); names are printable text";
 }
 
+// Thrown by YamlReader once a file has kMaxProblems problems (the last
+// diagnostic says so): a hostile file could otherwise make millions (YAML
+// aliases repeat a broken table). The parse entry points catch it and
+// return nullopt with the diagnostics so far.
+struct TooManyProblems : YAML::Exception {
+    TooManyProblems() : YAML::Exception(YAML::Mark::null_mark(), "too many problems") {}
+};
+
 class YamlReader {
    public:
+    static constexpr int kMaxProblems = 100;
+
     YamlReader(std::string file, Diagnostics* diagnostics) : file_(std::move(file)), diagnostics_(diagnostics) {}
 
     const std::string& file() const { return file_; }
@@ -99,11 +109,11 @@ class YamlReader {
             d.column = node.Mark().column + 1;
         }
         diagnostics_->push_back(std::move(d));
-        ++errors_;
+        Counted();
     }
     void ErrorAt(const YAML::Mark& mark, std::string message) {
         diagnostics_->push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
-        ++errors_;
+        Counted();
     }
 
     // parent[key] when present; otherwise reports "missing key" at parent.
@@ -278,6 +288,14 @@ class YamlReader {
     std::string file_;
     Diagnostics* diagnostics_;
     int errors_ = 0;
+
+    void Counted() {
+        if (++errors_ < kMaxProblems) return;
+        diagnostics_->push_back({file_, 0, 0,
+                                 "stopped after " + std::to_string(kMaxProblems) +
+                                     " problems; fix these and validate again"});
+        throw TooManyProblems();
+    }
 };
 
 }  // namespace tally::internal

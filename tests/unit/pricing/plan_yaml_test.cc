@@ -257,6 +257,20 @@ TEST(PlanYaml, APlanHasAtMostAHundredThousandPriceCells) {
     EXPECT_TRUE(Problems(fits).empty());
 }
 
+// A file stops at 100 problems: aliases of one broken table must not make
+// millions of diagnostics (each model's 30 same-named windows would say so
+// 435 times).
+TEST(PlanYaml, ParsingStopsAtAHundredProblems) {
+    std::string windows;
+    for (int w = 0; w < 30; ++w) windows += std::string(w > 0 ? ", " : "") + "*w";
+    std::string text = std::string(kHead) + "      m0: &t {bands: x, windows: [&w {name: a, start: \"00:00\", end: " +
+                       "\"01:00\", multiplier: \"0.5\"}, " + windows + "]}\n";
+    for (int m = 1; m < 2000; ++m) text += "      m" + std::to_string(m) + ": *t\n";
+    const auto p = Problems(text);
+    ASSERT_EQ(p.size(), 101u);
+    EXPECT_EQ(p.back(), "0:0: stopped after 100 problems; fix these and validate again");
+}
+
 // Flow collections nested deeper than 64 levels are refused before yaml-cpp
 // parses them (its memory grows steeply with depth); brackets in quotes and
 // comments do not count.
