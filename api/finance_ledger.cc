@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "api/finance.h"
+#include "api/ledger_handle.h"
 #include "documents/invoice_export.h"
 #include "ledger/cost_store.h"
 #include "ledger/key_store.h"
@@ -99,20 +100,9 @@ class LedgerFinanceBackend final : public FinanceBackend {
     }
 
    private:
-    // Runs `body` on the handle, made first if needed; a failure other than
-    // the operator's (LedgerError) drops the handle so the next request
-    // connects again.
     template <typename Handle, typename Body>
     auto Guard(std::unique_ptr<Handle>& handle, Body body) -> decltype(body(*handle)) {
-        if (!handle) handle = std::make_unique<Handle>(url_);
-        try {
-            return body(*handle);
-        } catch (const ledger::LedgerError&) {
-            throw;
-        } catch (...) {
-            handle.reset();
-            throw;
-        }
+        return WithHandle(handle, url_, std::move(body));
     }
 
     std::string url_;

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "api/finance.h"
+#include "api/ledger_handle.h"
 #include "api/sales.h"
 
 #include "base/assert.h"
@@ -231,17 +232,9 @@ class LedgerBackend final : public Backend {
         return *reader_;
     }
 
-    // Runs `body` on the handle, made first if needed; a failure drops the
-    // handle so the next request connects again.
     template <typename Handle, typename Body>
     auto Guard(std::unique_ptr<Handle>& handle, Body body) -> decltype(body(*handle)) {
-        if (!handle) handle = std::make_unique<Handle>(url_);
-        try {
-            return body(*handle);
-        } catch (...) {
-            handle.reset();
-            throw;
-        }
+        return WithHandle(handle, url_, std::move(body));
     }
 
     std::string url_;

@@ -4,6 +4,8 @@
 // quoting::ComputeQuote needs (as `tally quote` does) for its duration.
 #include "api/sales.h"
 
+#include "api/ledger_handle.h"
+
 #include "ledger/key_store.h"
 #include "ledger/migrations.h"
 #include "ledger/store.h"
@@ -48,17 +50,9 @@ class LedgerSalesBackend final : public SalesBackend {
     }
 
    private:
-    // Runs `body` on the handle, made first if needed; a failure drops the
-    // handle so the next request connects again.
     template <typename Handle, typename Body>
     auto Guard(std::unique_ptr<Handle>& handle, Body body) -> decltype(body(*handle)) {
-        if (!handle) handle = std::make_unique<Handle>(url_);
-        try {
-            return body(*handle);
-        } catch (...) {
-            handle.reset();
-            throw;
-        }
+        return WithHandle(handle, url_, std::move(body));
     }
 
     std::string url_;
