@@ -13,13 +13,9 @@ set -euo pipefail
 tally=$1 src=$2 state=$3
 read -r _ server < "$state"
 psql=/usr/lib/postgresql/15/bin/psql
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$src/tests/e2e/lib.sh"
+e2e_begin
 fail() {
   echo "FAIL: $*"
   [ -f "$work/serve.log" ] && tail -n 20 "$work/serve.log"
@@ -27,8 +23,6 @@ fail() {
 }
 q() { "$psql" "$TALLY_DATABASE_URL" -qAt -c "$1"; }
 
-# shellcheck source=lib.sh
-. "$src/tests/e2e/lib.sh"
 e2e_example_ledger "$server" e2e_serve_sales "$work"
 
 key() {  # role [customer]: prints the new key's secret
