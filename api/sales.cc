@@ -25,7 +25,7 @@ std::string ProblemsJson(const Diagnostics& problems) {
         const Diagnostic& d = problems[i];
         out += (i == 0 ? "" : ",");
         out += "{\"line\":" + std::to_string(d.line) + ",\"column\":" + std::to_string(d.column) +
-               ",\"severity\":\"error\",\"message\":" + JsonQuote(d.message) + "}";
+               ",\"severity\":\"" + std::string(d.severity_name()) + "\",\"message\":" + JsonQuote(d.message) + "}";
     }
     return out + "]";
 }
@@ -108,9 +108,9 @@ void Validate(const Request& request, Response* response) {
 void Publish(const ledger::Principal& who, const Request& request, SalesBackend& backend, Response* response) {
     CheckPlanBody(request.body);
     const PublishOutcome outcome = backend.Publish(request.body, kBodyFile);
-    if (!outcome.problems.empty()) {
-        InvalidPlan("the plan is not valid (" + std::to_string(outcome.problems.size()) +
-                        (outcome.problems.size() == 1 ? " problem" : " problems") + "): nothing was published",
+    if (const size_t errors = CountErrors(outcome.problems); errors > 0) {
+        InvalidPlan("the plan is not valid (" + std::to_string(errors) + (errors == 1 ? " problem" : " problems") +
+                        "): nothing was published",
                     outcome.problems, response);
         return;
     }
@@ -128,7 +128,8 @@ void Publish(const ledger::Principal& who, const Request& request, SalesBackend&
         }
     }
     response->body = "{\"plan\":" + JsonQuote(outcome.plan) + ",\"published\":" + StringsJson(outcome.published) +
-                     ",\"unchanged\":" + StringsJson(outcome.unchanged) + "}";
+                     ",\"unchanged\":" + StringsJson(outcome.unchanged) +
+                     ",\"warnings\":" + ProblemsJson(outcome.problems) + "}";
 }
 
 void ListPlans(SalesBackend& backend, Response* response) {

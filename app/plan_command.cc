@@ -63,7 +63,8 @@ int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, st
         auto plan = ParsePlan(text, file, &units, &diagnostics);
         for (const auto& d : diagnostics) err << d.ToString() << "\n";
         if (!plan) {
-            err << file << ": " << diagnostics.size() << (diagnostics.size() == 1 ? " problem" : " problems")
+            const size_t errors = CountErrors(diagnostics);
+            err << file << ": " << errors << (errors == 1 ? " problem" : " problems")
                 << "; the plan cannot be used until they are fixed\n";
             return false;
         }

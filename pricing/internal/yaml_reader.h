@@ -111,6 +111,19 @@ class YamlReader {
         diagnostics_->push_back(std::move(d));
         Counted();
     }
+    // A warning: reported with its place, but the file stays usable. Not
+    // counted against kMaxProblems' errors (a file has few warnings; a
+    // flood of them is capped at kMaxProblems too).
+    void Warn(const YAML::Node& node, std::string message) {
+        if (warnings_ >= kMaxProblems) return;
+        ++warnings_;
+        Diagnostic d{file_, 0, 0, std::move(message), Severity::kWarning};
+        if (node.IsDefined() && node.Mark().line >= 0) {
+            d.line = node.Mark().line + 1;
+            d.column = node.Mark().column + 1;
+        }
+        diagnostics_->push_back(std::move(d));
+    }
     void ErrorAt(const YAML::Mark& mark, std::string message) {
         diagnostics_->push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
         Counted();
@@ -288,6 +301,7 @@ class YamlReader {
     std::string file_;
     Diagnostics* diagnostics_;
     int errors_ = 0;
+    int warnings_ = 0;
 
     void Counted() {
         if (++errors_ < kMaxProblems) return;
