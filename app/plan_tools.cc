@@ -166,7 +166,7 @@ std::string VersionSpan(const Plan& plan, size_t i) {
 // ------------------------------------------------------------------ show
 
 std::string Clock(int minute) {
-    char text[8];
+    char text[32];
     std::snprintf(text, sizeof text, "%02d:%02d", minute / 60, minute % 60);
     return text;
 }
@@ -174,7 +174,7 @@ std::string Clock(int minute) {
 std::string OffsetText(std::chrono::seconds offset) {
     const int64_t s = offset.count();
     const int64_t a = s < 0 ? -s : s;
-    char text[16];
+    char text[32];
     std::snprintf(text, sizeof text, "UTC%c%02d:%02d", s < 0 ? '-' : '+', static_cast<int>(a / 3600),
                   static_cast<int>(a / 60 % 60));
     return text;
@@ -260,7 +260,7 @@ std::string CellRateText(const PriceCellRate& r, int64_t per) {
     return r.rate->price().ToString() + (r.rate->per() == per ? "" : "/" + PerText(r.rate->per()));
 }
 
-const char* kBatchCache[] = {"discounted", "full_cache_rate", "not_combined"};
+constexpr const char* kBatchCache[] = {"discounted", "full_cache_rate", "not_combined"};
 
 std::string ModelHeading(const ModelPricing& m) {
     std::string out = "model " + m.name + ": " + std::to_string(m.bands.size()) +
@@ -507,12 +507,18 @@ int RunPlanDiff(const DiffOptions& o, std::ostream& out, std::ostream& err) {
     }
     // Defaults: the latest version of each side; of one file, its last two.
     size_t new_index = new_plan.versions.size() - 1;
-    size_t old_index = same_file ? new_index - 1 : old_plan->versions.size() - 1;
     if (!o.new_version.empty()) {
         auto i = FindVersion(new_plan, o.new_version, o.files.back(), err, "diff");
         if (!i) return kExitUsage;
         new_index = *i;
     }
+    // Of one file, the version before the new one.
+    if (same_file && o.old_version.empty() && new_index == 0) {
+        err << "tally plan diff: version " << new_plan.versions[0].id << " is the first of " << o.files.front()
+            << "; give --old-version\n";
+        return kExitUsage;
+    }
+    size_t old_index = same_file ? new_index - 1 : old_plan->versions.size() - 1;
     if (!o.old_version.empty()) {
         auto i = FindVersion(*old_plan, o.old_version, old_source, err, "diff");
         if (!i) return kExitUsage;
@@ -749,7 +755,8 @@ std::vector<TriedCall> TryCalls(const Catalog& catalog, const std::vector<EventT
                 line.model = m.name;
                 line.band = m.BandLabel(r.cell.band);
                 if (r.cell.condition != kNone) {
-                    line.output_condition = OutputConditionLabel(m.bands[r.cell.band].output_conditions[r.cell.condition]);
+                    const Band& band = m.bands[r.cell.band];
+                    line.output_condition = OutputConditionLabel(band.output_conditions[r.cell.condition]);
                 }
                 if (r.cell.window != kNone) line.window = m.windows[r.cell.window].name;
                 line.batch = (r.cell.flags & kFlagBatch) != 0;
@@ -856,7 +863,8 @@ void AddPlanToolCommands(CLI::App& plan_cmd, std::function<int()>* action) {
     diff_cmd->callback([diff, action] { *action = [diff] { return RunPlanDiff(*diff, std::cout, std::cerr); }; });
 
     auto tried = std::make_shared<TryOptions>();
-    auto* try_cmd = plan_cmd.add_subcommand("try", "The lines calls would be billed under a plan file, with the arithmetic");
+    auto* try_cmd =
+        plan_cmd.add_subcommand("try", "The lines calls would be billed under a plan file, with the arithmetic");
     try_cmd->add_option("file", tried->file, "Plan YAML file")->required()->check(CLI::ExistingFile);
     try_cmd->add_option("--event", tried->events, "One call event as JSON (repeatable)");
     try_cmd->add_option("--events", tried->events_file, "A file of call events, one JSON per line")

@@ -27,7 +27,7 @@ bool SameOptionalRate(const std::optional<Rate>& a, const std::optional<Rate>& b
 }
 
 std::string Clock(int minute) {
-    char text[8];
+    char text[32];
     std::snprintf(text, sizeof text, "%02d:%02d", minute / 60, minute % 60);
     return text;
 }
@@ -97,7 +97,8 @@ std::string TierRuleText(const TierRule& rule, const UnitTable& units) {
                       (rule.aggregate == TierAggregate::kPerModel ? "per_model" : "per_model_and_unit") + ", " +
                       (rule.mode == TierMode::kVolume ? "volume" : "graduated") + ":";
     for (const Tier& t : rule.tiers) {
-        out += " up_to " + (t.up_to == std::numeric_limits<int64_t>::max() ? std::string("any") : std::to_string(t.up_to));
+        const bool open = t.up_to == std::numeric_limits<int64_t>::max();
+        out += " up_to " + (open ? std::string("any") : std::to_string(t.up_to));
         if (t.multiplier) out += " x" + t.multiplier->ToString();
         if (t.rate) out += " " + RateText(*t.rate);
     }

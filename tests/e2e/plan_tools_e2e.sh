@@ -17,7 +17,10 @@ fail() {
   exit 1
 }
 has() {  # file text: the file contains the text
-  grep -qF -- "$2" "$1" || fail "$1 lacks '$2': $(head -c 2000 "$1")"
+  grep -qF -- "$2" "$1" || fail "$1 lacks '$2': $(head -c 3000 "$1")"
+}
+has_re() {  # file regex: a line of the file matches the extended regex
+  grep -qE -- "$2" "$1" || fail "$1 has no line like '$2': $(head -c 3000 "$1")"
 }
 
 # show, diff and try on every example plan.
@@ -41,7 +44,7 @@ done
 
 # Hand-checked: deepseek's cut-over, and one qwen-plus call.
 "$tally" plan diff "$src/deploy/plans/deepseek.yaml" >"$work/diff"
-has "$work/diff" "2.19/1M  1.68/1M  -23.29%"
+has_re "$work/diff" "deepseek-reasoner .* output +2\.19/1M +1\.68/1M +-23\.29%"
 "$tally" plan try "$src/deploy/plans/qwen-plus.yaml" --event '{"specversion":"1.0","id":"e1","source":"try","type":"llm.call","time":"2025-11-02T12:00:00+08:00","subject":"c","data":{"model":"qwen-plus","input_tokens":50000,"output_tokens":1000,"cached_input_tokens":20000,"thinking":true}}' >"$work/try"
 has "$work/try" "cached_input: 20000 x 0.16 / 1000000 = 0.0032"
 has "$work/try" "call total 0.0352 CNY"
@@ -98,9 +101,9 @@ has "$work/dry" "would publish 1 new version(s) (2026-01-cut); 2 already publish
 has "$work/dry" "customers on plan deepseek: 1 with a subscription naming it, 1 of them on it now"
 has "$work/dry" "new version 2026-01-cut from 2026-01-01T00:00:00Z against version 2025-09-v3.1 (published)"
 # 0.56 -> 0.28: -50 %; 0.07 -> 0.028: -60 %; 1.68 -> 0.42: -75 %.
-has "$work/dry" "0.56/1M  0.28/1M   -50.00%"
-has "$work/dry" "0.07/1M  0.028/1M  -60.00%"
-has "$work/dry" "1.68/1M  0.42/1M   -75.00%"
+has_re "$work/dry" "deepseek-chat .* input +0\.56/1M +0\.28/1M +-50\.00%"
+has_re "$work/dry" "deepseek-chat .* cached_input +0\.07/1M +0\.028/1M +-60\.00%"
+has_re "$work/dry" "deepseek-chat .* output +1\.68/1M +0\.42/1M +-75\.00%"
 has "$work/dry" "dry run: nothing was written"
 snapshot >"$work/after"
 cmp -s "$work/before" "$work/after" || fail "the dry run changed the ledger: $(diff "$work/before" "$work/after")"

@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "pricing/plan_yaml.h"
 #include "test_plans.h"
 
@@ -51,8 +54,17 @@ TEST(PlanDiff, RateChangePercentIsExactAndRoundsHalfEven) {
     EXPECT_EQ(RateChangePercent(R("6"), R("2.5"))->ToString(2), "-58.33");
 }
 
+std::string ReadSource(const std::string& path) {
+    std::ifstream in(std::string(TALLY_SOURCE_DIR) + "/" + path, std::ios::binary);
+    EXPECT_TRUE(in) << path;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
 TEST(PlanDiff, DeepseekV31CutOver) {
-    Catalog catalog = testing::MustCatalog({testing::kDeepseekPlan});
+    const std::string text = ReadSource("deploy/plans/deepseek.yaml");
+    Catalog catalog = testing::MustCatalog({text});
     const Plan& plan = catalog.plans.front();
     ASSERT_EQ(plan.versions.size(), 2u);
     const PlanVersionDiff diff = DiffPlanVersions(plan.versions[0], catalog.units, plan.versions[1], catalog.units);
