@@ -50,7 +50,15 @@ int RunPlanPublishDryRun(const std::vector<std::string>& files, const std::strin
         const int failures = ForEachFile(files, err, [&](const std::string& file, const std::string& text) {
             Diagnostics diagnostics;
             // The publish's own checks, in a transaction that is not committed.
-            auto r = store.PublishPlan(text, file, &diagnostics, /*dry_run=*/true);
+            std::optional<ledger::PublishResult> r;
+            try {
+                r = store.PublishPlan(text, file, &diagnostics, /*dry_run=*/true);
+            } catch (const ledger::LedgerError& e) {
+                // A published version with another body: the publish would be
+                // refused; say so and go on with the other files.
+                err << file << ": the publish would be refused: " << e.what() << "\n";
+                return false;
+            }
             for (const auto& d : diagnostics) err << d.ToString() << "\n";
             if (!r) return false;
             UnitTable units;
@@ -115,7 +123,9 @@ int RunPlanPublishDryRun(const std::vector<std::string>& files, const std::strin
             }
             return true;
         });
-        out << "dry run: nothing was written\n";
+        out << "dry run: nothing was written";
+        if (failures > 0) out << " (" << failures << " file(s) would fail)";
+        out << "\n";
         return failures == 0 ? kExitOk : kExitFailure;
     });
 }

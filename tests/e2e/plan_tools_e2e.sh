@@ -111,7 +111,8 @@ cmp -s "$work/before" "$work/after" || fail "the dry run changed the ledger: $(d
 sed 's/output: "1.68"}/output: "1.69"}/' "$src/deploy/plans/deepseek.yaml" >"$work/changed.yaml"
 code=0; "$tally" plan publish --dry-run "$work/changed.yaml" >"$work/dry" 2>"$work/err" || code=$?
 [ "$code" = 1 ] || fail "dry run of a changed version: exit $code"
-has "$work/err" "already published with different prices"
+has "$work/dry" "dry run: nothing was written (1 file(s) would fail)"
+has "$work/err" "the publish would be refused: plan deepseek version 2025-09-v3.1 is already published with different prices"
 # diff against what is published.
 "$tally" plan diff --published deepseek "$work/deepseek.yaml" >"$work/diff"
 has "$work/diff" "version 2025-09-v3.1 (published) -> plan deepseek version 2026-01-cut"
