@@ -6,9 +6,9 @@
 // `tally rate`'s own pipeline (ingest/file_rater.h: the consumer's
 // validation and the rater) and is priced by CellRate and Rate::AmountFor
 // as invoice lines are.
-#include <CLI/CLI.hpp>
 #include <date/date.h>
 #include <date/tz.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <fstream>
@@ -105,13 +105,13 @@ std::string VersionIds(const Plan& plan) {
 }
 
 // The index of version `id` of `plan`, or nullopt with the reason on err.
-std::optional<size_t> FindVersion(const Plan& plan, const std::string& id, const std::string& where,
-                                  std::ostream& err, const char* command) {
+std::optional<size_t> FindVersion(const Plan& plan, const std::string& id, const std::string& where, std::ostream& err,
+                                  const char* command) {
     for (size_t i = 0; i < plan.versions.size(); ++i) {
         if (plan.versions[i].id == id) return i;
     }
-    err << "tally plan " << command << ": " << where << " has no version '" << id << "' (its versions: "
-        << VersionIds(plan) << ")\n";
+    err << "tally plan " << command << ": " << where << " has no version '" << id
+        << "' (its versions: " << VersionIds(plan) << ")\n";
     return std::nullopt;
 }
 
@@ -155,8 +155,8 @@ std::string VersionSpan(const Plan& plan, size_t i) {
     if (v.effective_until) {
         out += " until " + FormatRfc3339(*v.effective_until);
     } else if (i + 1 < plan.versions.size()) {
-        out += " until " + FormatRfc3339(plan.versions[i + 1].effective_from) + " (version " +
-               plan.versions[i + 1].id + ")";
+        out += " until " + FormatRfc3339(plan.versions[i + 1].effective_from) + " (version " + plan.versions[i + 1].id +
+               ")";
     } else {
         out += ", no end";
     }
@@ -180,7 +180,9 @@ std::string OffsetText(std::chrono::seconds offset) {
     return text;
 }
 
-std::string DateText(date::sys_seconds t) { return date::format("%F", t); }
+std::string DateText(date::sys_seconds t) {
+    return date::format("%F", t);
+}
 
 // "00:30-08:30 Asia/Shanghai = 16:30-00:30 UTC (UTC+08:00 all year from
 // 2025-07-28)", or one UTC span per offset the zone has in the year from
@@ -263,8 +265,8 @@ std::string CellRateText(const PriceCellRate& r, int64_t per) {
 constexpr const char* kBatchCache[] = {"discounted", "full_cache_rate", "not_combined"};
 
 std::string ModelHeading(const ModelPricing& m) {
-    std::string out = "model " + m.name + ": " + std::to_string(m.bands.size()) +
-                      (m.bands.size() == 1 ? " band" : " bands");
+    std::string out =
+        "model " + m.name + ": " + std::to_string(m.bands.size()) + (m.bands.size() == 1 ? " band" : " bands");
     if (m.bands.size() > 1) {
         out += std::string(" by ") + (m.band_by == BandBy::kPrompt ? "prompt" : "uncached_input") + ", " +
                (m.band_mode == BandMode::kGraduated ? "graduated" : "whole call") + ", above the top band " +
@@ -283,9 +285,8 @@ void ShowVersionTable(std::ostream& out, const Plan& plan, size_t vi, const Unit
     const std::vector<PriceCell> table = ResolvePriceTable(v, units);
     const int64_t per = CommonPer(table);
     out << "version " << v.id << ": " << VersionSpan(plan, vi) << "\n";
-    out << "  " << v.currency.code() << ", time zone " << v.zone_name << ", rounding "
-        << RoundingModeName(v.rounding) << " at " << RoundingPlaceName(v.rounding_place) << ", tax "
-        << v.tax_percent.ToString() << "%, "
+    out << "  " << v.currency.code() << ", time zone " << v.zone_name << ", rounding " << RoundingModeName(v.rounding)
+        << " at " << RoundingPlaceName(v.rounding_place) << ", tax " << v.tax_percent.ToString() << "%, "
         << (v.minimum_commitment ? "minimum commitment " + v.minimum_commitment->ToString() + " per period"
                                  : std::string("no minimum commitment"))
         << ", finalize_grace " << FormatDuration(v.finalize_grace) << "\n";
@@ -352,8 +353,8 @@ void ShowJson(std::ostream& out, const LoadedPlan& p, const std::vector<size_t>&
         for (const ModelPricing& m : v.models) {
             for (const Window& w : m.windows) {
                 out << (first ? "" : ",") << "{\"model\":" << JsonString(m.name) << ",\"name\":" << JsonString(w.name)
-                    << ",\"start\":" << JsonString(Clock(w.start_minute)) << ",\"end\":"
-                    << JsonString(Clock(w.end_minute))
+                    << ",\"start\":" << JsonString(Clock(w.start_minute))
+                    << ",\"end\":" << JsonString(Clock(w.end_minute))
                     << ",\"zone\":" << JsonString(w.zone != nullptr ? w.zone_name : v.zone_name)
                     << ",\"hours\":" << JsonString(WindowHours(w, v)) << ",\"days\":" << JsonString(WindowDays(w))
                     << "}";
@@ -365,9 +366,9 @@ void ShowJson(std::ostream& out, const LoadedPlan& p, const std::vector<size_t>&
         for (size_t i = 0; i < table.size(); ++i) {
             const PriceCell& c = table[i];
             out << (i > 0 ? "," : "") << "{\"model\":" << JsonString(c.model) << ",\"band\":" << JsonString(c.band)
-                << ",\"output_condition\":" << JsonString(c.output_condition)
-                << ",\"window\":" << JsonString(c.window) << ",\"batch\":" << (c.batch ? "true" : "false")
-                << ",\"thinking\":" << (c.thinking ? "true" : "false") << ",\"rates\":[";
+                << ",\"output_condition\":" << JsonString(c.output_condition) << ",\"window\":" << JsonString(c.window)
+                << ",\"batch\":" << (c.batch ? "true" : "false") << ",\"thinking\":" << (c.thinking ? "true" : "false")
+                << ",\"rates\":[";
             for (size_t r = 0; r < c.rates.size(); ++r) {
                 const PriceCellRate& rate = c.rates[r];
                 out << (r > 0 ? "," : "") << "{\"unit\":" << JsonString(rate.unit_name);
@@ -392,8 +393,8 @@ void ShowCsv(std::ostream& out, const LoadedPlan& p, const std::vector<size_t>& 
         for (const PriceCell& c : ResolvePriceTable(v, p.units)) {
             for (const PriceCellRate& r : c.rates) {
                 out << Csv(p.plan.name) << "," << Csv(v.id) << "," << FormatRfc3339(v.effective_from) << ","
-                    << v.currency.code() << "," << Csv(c.model) << "," << Csv(c.band) << ","
-                    << Csv(c.output_condition) << "," << Csv(c.window) << "," << (c.batch ? "true" : "false") << ","
+                    << v.currency.code() << "," << Csv(c.model) << "," << Csv(c.band) << "," << Csv(c.output_condition)
+                    << "," << Csv(c.window) << "," << (c.batch ? "true" : "false") << ","
                     << (c.thinking ? "true" : "false") << "," << Csv(r.unit_name) << ","
                     << (r.rate ? r.rate->price().ToString() : "") << ","
                     << (r.rate ? std::to_string(r.rate->per()) : "") << "\n";
@@ -581,8 +582,8 @@ void TryTable(std::ostream& out, const std::vector<TriedCall>& calls) {
                 out << "  " << l.unit << ": no rate of the cell prices it; the invoice would not be priced\n";
                 continue;
             }
-            out << "  " << l.unit << ": " << l.quantity << " x " << l.rate->price().ToString() << " / "
-                << l.rate->per() << " = " << l.amount.ToString() << "\n";
+            out << "  " << l.unit << ": " << l.quantity << " x " << l.rate->price().ToString() << " / " << l.rate->per()
+                << " = " << l.amount.ToString() << "\n";
         }
         out << "  call total " << call.total.ToString() << " " << call.currency
             << " (exact; the invoice rounds the period's sum to the currency's minor unit)\n\n";
@@ -604,15 +605,14 @@ void TryJson(std::ostream& out, const std::vector<TriedCall>& calls) {
             continue;
         }
         out << ",\"status\":\"priced\",\"customer\":" << JsonString(c.customer) << ",\"plan\":" << JsonString(c.plan)
-            << ",\"version\":" << JsonString(c.version) << ",\"currency\":" << JsonString(c.currency)
-            << ",\"lines\":[";
+            << ",\"version\":" << JsonString(c.version) << ",\"currency\":" << JsonString(c.currency) << ",\"lines\":[";
         for (size_t k = 0; k < c.lines.size(); ++k) {
             const TriedLine& l = c.lines[k];
             out << (k > 0 ? "," : "") << "{\"model\":" << JsonString(l.model) << ",\"band\":" << JsonString(l.band)
-                << ",\"output_condition\":" << JsonString(l.output_condition)
-                << ",\"window\":" << JsonString(l.window) << ",\"batch\":" << (l.batch ? "true" : "false")
-                << ",\"thinking\":" << (l.thinking ? "true" : "false") << ",\"unit\":" << JsonString(l.unit)
-                << ",\"quantity\":" << l.quantity << ",\"rate\":" << RateJson(l.rate)
+                << ",\"output_condition\":" << JsonString(l.output_condition) << ",\"window\":" << JsonString(l.window)
+                << ",\"batch\":" << (l.batch ? "true" : "false") << ",\"thinking\":" << (l.thinking ? "true" : "false")
+                << ",\"unit\":" << JsonString(l.unit) << ",\"quantity\":" << l.quantity
+                << ",\"rate\":" << RateJson(l.rate)
                 << ",\"amount\":" << (l.rate ? JsonString(l.amount.ToString()) : std::string("null")) << "}";
         }
         out << "],\"total\":" << JsonString(c.total.ToString()) << "}";
@@ -818,8 +818,8 @@ void WritePlanDiffJson(std::ostream& out, const std::string& old_plan, const std
     out << "{\"old\":{\"plan\":" << JsonString(old_plan) << ",\"version\":" << JsonString(old_version)
         << ",\"source\":" << JsonString(old_source) << "},\"new\":{\"plan\":" << JsonString(new_plan)
         << ",\"version\":" << JsonString(new_version) << ",\"source\":" << JsonString(new_source)
-        << "},\"models_added\":" << strings(diff.models_added)
-        << ",\"models_removed\":" << strings(diff.models_removed) << ",\"terms\":[";
+        << "},\"models_added\":" << strings(diff.models_added) << ",\"models_removed\":" << strings(diff.models_removed)
+        << ",\"terms\":[";
     for (size_t i = 0; i < diff.terms.size(); ++i) {
         const TermChange& t = diff.terms[i];
         out << (i > 0 ? "," : "") << "{\"term\":" << JsonString(t.term) << ",\"old\":" << JsonString(t.old_value)

@@ -32,7 +32,9 @@ std::string Clock(int minute) {
     return text;
 }
 
-std::string RateText(const Rate& r) { return r.price().ToString() + " per " + std::to_string(r.per()); }
+std::string RateText(const Rate& r) {
+    return r.price().ToString() + " per " + std::to_string(r.per());
+}
 
 std::string RatesText(const RateTable& table, const UnitTable& units) {
     std::string out;
@@ -88,8 +90,8 @@ std::string BandsText(const ModelPricing& m) {
 std::string BatchText(const BatchPricing& b) {
     if (!b.priced) return "not priced (batch calls bill as online calls)";
     static constexpr const char* kCache[] = {"discounted", "full_cache_rate", "not_combined"};
-    return std::string(b.multiplier ? "multiplier " + b.multiplier->ToString() : "own rates") +
-           ", cache_hits " + kCache[static_cast<int>(b.cache_hits)];
+    return std::string(b.multiplier ? "multiplier " + b.multiplier->ToString() : "own rates") + ", cache_hits " +
+           kCache[static_cast<int>(b.cache_hits)];
 }
 
 std::string TierRuleText(const TierRule& rule, const UnitTable& units) {
@@ -134,9 +136,8 @@ std::map<std::string, std::string> VersionTerms(const PlanVersion& v, const Unit
 
 // The order terms are reported in: the version's own first, then per model.
 int TermRank(const std::string& term) {
-    static const std::vector<std::string> kOrder = {"currency",    "time_zone",          "rounding",
-                                                    "round_at",    "tax_percent",        "minimum_commitment",
-                                                    "finalize_grace"};
+    static const std::vector<std::string> kOrder = {"currency",    "time_zone",          "rounding",      "round_at",
+                                                    "tax_percent", "minimum_commitment", "finalize_grace"};
     for (size_t i = 0; i < kOrder.size(); ++i) {
         if (term == kOrder[i]) return static_cast<int>(i);
     }
@@ -207,8 +208,7 @@ PlanVersionDiff DiffPlanVersions(const PlanVersion& old_version, const UnitTable
     };
     auto in_both = [&](const std::string& term) {
         const std::string model = model_of_term(term);
-        return model.empty() ||
-               (old_version.FindModel(model) != nullptr && new_version.FindModel(model) != nullptr);
+        return model.empty() || (old_version.FindModel(model) != nullptr && new_version.FindModel(model) != nullptr);
     };
     std::vector<TermChange> terms;
     for (const auto& [term, value] : new_terms) {
@@ -237,9 +237,8 @@ PlanVersionDiff DiffPlanVersions(const PlanVersion& old_version, const UnitTable
     auto add = [&](const PriceCell& c, const PriceCellRate& r, const std::optional<Rate>& before,
                    const std::optional<Rate>& after) {
         if (!before && !after) return;
-        diff.rates.push_back(
-            {c.model, c.band, c.output_condition, c.window, c.batch, c.thinking, r.unit_name, before, after,
-             RateChangeText(before, after)});
+        diff.rates.push_back({c.model, c.band, c.output_condition, c.window, c.batch, c.thinking, r.unit_name, before,
+                              after, RateChangeText(before, after)});
     };
     for (const PriceCell& c : new_table) {
         if (old_version.FindModel(c.model) == nullptr) continue;

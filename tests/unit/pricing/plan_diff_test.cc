@@ -17,7 +17,9 @@ namespace {
 
 using testing::Dec;
 
-Rate R(const char* price, int64_t per = Rate::kPerDefault) { return Rate(Dec(price), per); }
+Rate R(const char* price, int64_t per = Rate::kPerDefault) {
+    return Rate(Dec(price), per);
+}
 
 // The change of one cell's unit, or "unchanged" when the diff does not list it.
 std::string ChangeOf(const PlanVersionDiff& diff, const std::string& model, const std::string& band,
