@@ -149,14 +149,24 @@ std::optional<std::vector<size_t>> PickVersions(const LoadedPlan& p, const std::
     return all;
 }
 
+// An instant in UTC and, when the version's zone is another, in that zone
+// as the plan file may have written it: "2025-07-27T16:00:00Z
+// (2025-07-28T00:00:00+08:00)".
+std::string InstantText(Instant t, const PlanVersion& v) {
+    std::string out = FormatRfc3339(t);
+    if (v.zone == nullptr || v.zone_name == "UTC" || v.zone_name == "Etc/UTC") return out;
+    const auto local = date::make_zoned(v.zone, std::chrono::time_point_cast<std::chrono::seconds>(t));
+    return out + " (" + date::format("%FT%T%Ez", local) + ")";
+}
+
 std::string VersionSpan(const Plan& plan, size_t i) {
     const PlanVersion& v = plan.versions[i];
-    std::string out = "from " + FormatRfc3339(v.effective_from);
+    std::string out = "from " + InstantText(v.effective_from, v);
     if (v.effective_until) {
-        out += " until " + FormatRfc3339(*v.effective_until);
+        out += " until " + InstantText(*v.effective_until, v);
     } else if (i + 1 < plan.versions.size()) {
-        out += " until " + FormatRfc3339(plan.versions[i + 1].effective_from) + " (version " + plan.versions[i + 1].id +
-               ")";
+        out += " until " + InstantText(plan.versions[i + 1].effective_from, v) + " (version " +
+               plan.versions[i + 1].id + ")";
     } else {
         out += ", no end";
     }

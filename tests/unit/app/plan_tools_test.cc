@@ -239,6 +239,9 @@ TEST(PlanShow, ExamplePlansAndErrors) {
     std::ostringstream out, err;
     // qwen-plus band 2 as the sheet writes it: 2.4 / 0.48 / 20, thinking output 24; batch half, no cache price.
     ASSERT_EQ(RunPlanShowFile(kSource + "/deploy/plans/qwen-plus.yaml", "", "", "table", out, err), kExitOk);
+    EXPECT_NE(out.str().find("version 2025-07: from 2025-07-27T16:00:00Z (2025-07-28T00:00:00+08:00), no end"),
+              std::string::npos)
+        << out.str();
     const std::regex band2("\n  128001-256000 +- +- +- +- +2\\.4 +0\\.48 +2\\.4 +2\\.4 +20\n");
     EXPECT_TRUE(std::regex_search(out.str(), band2)) << out.str();
     // Batch thinking in band 1: input 0.8 x 0.5, output 8 x 0.5; hits bill as input.
