@@ -21,7 +21,7 @@ class FakeSales : public SalesBackend {
     PublishOutcome Publish(std::string_view yaml, std::string_view file_name) override {
         published_yaml = std::string(yaml);
         PublishOutcome out = publish;
-        if (out.problems.empty() && out.conflict.empty()) {
+        if (CountErrors(out.problems) == 0 && out.conflict.empty()) {
             UnitTable units;
             Diagnostics d;
             auto plan = ParsePlan(yaml, file_name, &units, &d);
@@ -256,7 +256,7 @@ TEST_F(SalesTest, PublishAuditsWhatItPublishedAndRefusesWhatItMust) {
     sales.publish.published = {"2025-06"};
     Response r = Call("POST", "/v1/plans", "tly_s", testing::kDoubaoPlan);
     ASSERT_EQ(r.status, 200) << internal_;
-    EXPECT_EQ(r.body, "{\"plan\":\"doubao\",\"published\":[\"2025-06\"],\"unchanged\":[]}");
+    EXPECT_EQ(r.body, "{\"plan\":\"doubao\",\"published\":[\"2025-06\"],\"unchanged\":[],\"warnings\":[]}");
     EXPECT_EQ(sales.published_yaml, testing::kDoubaoPlan);
     ASSERT_EQ(sales.audits.size(), 1u);
     EXPECT_EQ(sales.audits[0], "key:ks|sales|plan.publish|doubao|{\"published\":[\"2025-06\"]}");
@@ -266,8 +266,21 @@ TEST_F(SalesTest, PublishAuditsWhatItPublishedAndRefusesWhatItMust) {
     sales.publish.unchanged = {"2025-06"};
     r = Call("POST", "/v1/plans", "tly_admin", testing::kDoubaoPlan);
     ASSERT_EQ(r.status, 200);
-    EXPECT_EQ(r.body, "{\"plan\":\"doubao\",\"published\":[],\"unchanged\":[\"2025-06\"]}");
+    EXPECT_EQ(r.body, "{\"plan\":\"doubao\",\"published\":[],\"unchanged\":[\"2025-06\"],\"warnings\":[]}");
     EXPECT_EQ(sales.audits.size(), 1u);
+
+    // Warnings only: published, and the warnings are in the answer.
+    sales.publish.unchanged = {};
+    sales.publish.published = {"2025-07"};
+    sales.publish.problems = {Diagnostic{"plan.yaml", 7, 5, "a window without a zone", Severity::kWarning}};
+    r = Call("POST", "/v1/plans", "tly_s", testing::kDoubaoPlan);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body,
+              "{\"plan\":\"doubao\",\"published\":[\"2025-07\"],\"unchanged\":[],\"warnings\":[{\"line\":7,"
+              "\"column\":5,\"severity\":\"warning\",\"message\":\"a window without a zone\"}]}");
+    EXPECT_EQ(sales.audits.size(), 2u);
+    sales.publish.problems.clear();
+    sales.publish.published = {};
 
     // Invalid: 400 with the same problems as validate.
     r = Call("POST", "/v1/plans", "tly_s", kBroken);
@@ -282,7 +295,7 @@ TEST_F(SalesTest, PublishAuditsWhatItPublishedAndRefusesWhatItMust) {
     r = Call("POST", "/v1/plans", "tly_s", testing::kDoubaoPlan);
     EXPECT_EQ(r.status, 409);
     EXPECT_EQ(r.body, ErrorBody("conflict", sales.publish.conflict));
-    EXPECT_EQ(sales.audits.size(), 1u);
+    EXPECT_EQ(sales.audits.size(), 2u);
 
     EXPECT_EQ(Call("POST", "/v1/plans", "tly_s", "plan: \xc3\x28").status, 400);
 }
