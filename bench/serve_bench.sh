@@ -53,6 +53,7 @@ trap cleanup EXIT
 snapshot=${SERVE_BENCH_SNAPSHOT:-}
 [ -z "$snapshot" ] || snapshot="$snapshot/c$customers-k$nkeys"
 reused=0
+t0=$(date +%s.%N)
 if [ -n "$snapshot" ] && [ -f "$snapshot/pg/data/PG_VERSION" ] && [ -s "$snapshot/keys" ]; then
   cp -a "$snapshot/pg" "$work/pg"
   rm -f "$work/pg/data/postmaster.pid"
@@ -66,7 +67,7 @@ for _ in $(seq 100); do [ -s "$work/boot" ] && break; sleep 0.1; done
 "$tally" migrate >/dev/null
 echo "tally serve ${SERVE_ARGS:-(defaults)}; $customers customers, $nkeys keys, wrk 2 threads x $connections connections x $seconds s, $events events to consume;" \
   "$(nproc) cores, $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-t0=$(date +%s.%N)
+[ "$reused" = 1 ] || t0=$(date +%s.%N)
 if [ "$reused" = 1 ]; then
   cp "$snapshot/keys" "$work/keys"
 else
