@@ -22,7 +22,7 @@
 # copies its stopped cluster there once loaded (customers, subscriptions,
 # keys); later runs with the same CUSTOMERS and KEYS copy it back (cp, in
 # seconds) instead of loading. Each run bills into its own copy, so every
-# run starts from the same ledger. About 6 GB per snapshot.
+# run starts from the same ledger. About 9 GB per snapshot.
 # SERVE_BENCH_PERF=FILE: after the measured runs, one more group_by=day run
 # (consume still billing) under `perf record -a -g -o FILE`, not measured.
 set -euo pipefail
