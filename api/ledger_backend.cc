@@ -1,9 +1,11 @@
 #include "api/ledger_backend.h"
 
+#include <algorithm>
 #include <climits>
 #include <list>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "api/finance.h"
 #include "api/ledger_handle.h"
@@ -19,6 +21,12 @@
 
 namespace tally::api {
 
+namespace {
+// Folded parts kept: one per this many answers (a month's folded part is
+// ~2,200 records for the benches' customers, about 0.5 MiB).
+constexpr size_t kAnswersPerFoldedPart = 16;
+}  // namespace
+
 std::string WithStatementTimeout(const std::string& url, int64_t timeout_ms) {
     TALLY_ASSERT(timeout_ms > 0);
     const std::string ms = std::to_string(timeout_ms);
@@ -32,9 +40,30 @@ class UsageCache {
    public:
     using Marks = ledger::UsageReader::Marks;
     using Clock = std::chrono::steady_clock;
-    UsageCache(size_t max_entries, std::chrono::milliseconds max_age) : max_entries_(max_entries), max_age_(max_age) {
+    UsageCache(size_t max_entries, std::chrono::milliseconds max_age, std::chrono::milliseconds fold_wait)
+        : max_entries_(max_entries),
+          max_folded_(std::max<size_t>(1, max_entries / kAnswersPerFoldedPart)),
+          max_age_(max_age),
+          fold_wait_(fold_wait) {
         TALLY_ASSERT(max_entries_ > 0);
         TALLY_ASSERT(max_age_.count() >= 0);
+        TALLY_ASSERT(fold_wait_.count() >= 0);
+    }
+
+    std::chrono::milliseconds FoldWait() const { return fold_wait_; }
+
+    // The answer kept for `key`, whatever the marks now, if they were read
+    // at most kUsageFoldStaleness before `now`: what a miss serves when a
+    // fold holds its read longer than FoldWait (then it calls FoldHit).
+    std::shared_ptr<const UsageReport> Recent(const std::string& key, Clock::time_point now) const {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = entries_.find(key);
+        if (it == entries_.end() || now - it->second.marks_read_at > kUsageFoldStaleness) return nullptr;
+        return it->second.report;
+    }
+    void FoldHit() {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++fold_hits_;
     }
 
     // The answer kept for `key` if it was computed under exactly `marks`,
@@ -75,9 +104,41 @@ class UsageCache {
         TALLY_ASSERT(entries_.size() == used_.size());
     }
 
+    // The folded part (rows of the rollups table) of a customer's period as
+    // read when the 'usage' counter was `usage` (UsageReader::PeriodParts).
+    struct Folded {
+        int64_t usage = 0;
+        std::vector<RollupRecord> records;
+    };
+    std::shared_ptr<const Folded> FindFolded(const std::string& key) const {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = folded_.find(key);
+        return it == folded_.end() ? nullptr : it->second.folded;
+    }
+    void PutFolded(const std::string& key, std::shared_ptr<const Folded> folded) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto [it, fresh] = folded_.try_emplace(key);
+        if (fresh) {
+            folded_used_.push_front(key);
+            it->second.used = folded_used_.begin();
+        } else {
+            folded_used_.splice(folded_used_.begin(), folded_used_, it->second.used);
+        }
+        it->second.folded = std::move(folded);
+        while (folded_.size() > max_folded_) {
+            folded_.erase(folded_used_.back());
+            folded_used_.pop_back();
+        }
+    }
+    // An answer computed from a kept folded part plus the deltas read now.
+    void DeltaOnly() {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++delta_only_;
+    }
+
     UsageCacheStats Stats() const {
         std::lock_guard<std::mutex> lock(mu_);
-        return {hits_, older_hits_, misses_, entries_.size()};
+        return {hits_, older_hits_, fold_hits_, misses_, delta_only_, entries_.size(), folded_.size()};
     }
 
    private:
@@ -87,12 +148,20 @@ class UsageCache {
         std::shared_ptr<const UsageReport> report;
         std::list<std::string>::iterator used;  // its place in used_
     };
+    struct FoldedEntry {
+        std::shared_ptr<const Folded> folded;
+        std::list<std::string>::iterator used;  // its place in folded_used_
+    };
     const size_t max_entries_;
+    const size_t max_folded_;
     const std::chrono::milliseconds max_age_;
+    const std::chrono::milliseconds fold_wait_;
     mutable std::mutex mu_;
     std::unordered_map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
     std::list<std::string> used_;                     // keys, most recently used first; GUARDED_BY(mu_)
-    int64_t hits_ = 0, older_hits_ = 0, misses_ = 0;  // GUARDED_BY(mu_)
+    std::unordered_map<std::string, FoldedEntry> folded_;  // by customer and period; GUARDED_BY(mu_)
+    std::list<std::string> folded_used_;                   // GUARDED_BY(mu_)
+    int64_t hits_ = 0, older_hits_ = 0, fold_hits_ = 0, misses_ = 0, delta_only_ = 0;  // GUARDED_BY(mu_)
 };
 
 namespace {
@@ -163,19 +232,49 @@ class LedgerBackend final : public Backend {
             static const std::vector<Subscription> kNone;
             const auto found = subscriptions_of_.find(q.customer);
             const std::vector<Subscription>& subscriptions = found != subscriptions_of_.end() ? found->second : kNone;
+            // A fold holds rollup_deltas locked for seconds: with a recent
+            // answer kept, wait for it only FoldWait, then serve that answer.
+            const std::shared_ptr<const UsageReport> recent =
+                cache_ && cache_->FoldWait().count() > 0 ? cache_->Recent(key, marks_read_at) : nullptr;
+            const int64_t wait_ms = recent ? cache_->FoldWait().count() : 0;
             std::vector<RollupRecord> records;
-            if (q.period) {
-                records = reader.PeriodRecords(q.customer, *q.period);
-            } else {
-                records = reader.RangeRecords(q.customer, HourOf(q.from), HourOf(q.to));
-            }
-            // Amount coupons are balances earlier periods use up: then those
-            // periods are priced first, as the invoice run prices them.
             std::vector<RollupRecord> earlier;
-            if (NeedsEarlierPeriods(subscriptions, q.customer)) {
-                std::optional<int32_t> first = q.period;
-                for (const RollupRecord& r : records) first = std::min(first.value_or(r.period), r.period);
-                if (first) earlier = reader.EarlierRecords(q.customer, *first);
+            try {
+                if (q.period && cache_) {
+                    // The month's folded rows change only at a fold: kept,
+                    // only the deltas are read again while the counter holds.
+                    const std::string folded_key = q.customer + '\x1f' + std::to_string(*q.period);
+                    std::shared_ptr<const UsageCache::Folded> folded = cache_->FindFolded(folded_key);
+                    ledger::UsageReader::PeriodParts parts =
+                        reader.ReadPeriodParts(q.customer, *q.period, folded == nullptr, wait_ms);
+                    if (!parts.with_folded && parts.usage != folded->usage) {
+                        parts = reader.ReadPeriodParts(q.customer, *q.period, true, wait_ms);
+                    }
+                    if (parts.with_folded) {
+                        folded = std::make_shared<const UsageCache::Folded>(
+                            UsageCache::Folded{parts.usage, std::move(parts.folded)});
+                        cache_->PutFolded(folded_key, folded);
+                    } else {
+                        cache_->DeltaOnly();
+                    }
+                    TALLY_ASSERT(folded->usage == parts.usage);
+                    records = ledger::UsageReader::Combine(folded->records, parts.deltas);
+                } else if (q.period) {
+                    records = reader.PeriodRecords(q.customer, *q.period, wait_ms);
+                } else {
+                    records = reader.RangeRecords(q.customer, HourOf(q.from), HourOf(q.to), wait_ms);
+                }
+                // Amount coupons are balances earlier periods use up: then those
+                // periods are priced first, as the invoice run prices them.
+                if (NeedsEarlierPeriods(subscriptions, q.customer)) {
+                    std::optional<int32_t> first = q.period;
+                    for (const RollupRecord& r : records) first = std::min(first.value_or(r.period), r.period);
+                    if (first) earlier = reader.EarlierRecords(q.customer, *first, wait_ms);
+                }
+            } catch (const ledger::UsageReader::Busy&) {
+                TALLY_ASSERT(recent != nullptr);
+                cache_->FoldHit();
+                return *recent;
             }
             auto report = std::make_shared<UsageReport>(
                 ComputeUsage(catalog_->catalog, subscriptions, records, q, earlier));
@@ -252,8 +351,9 @@ class LedgerBackend final : public Backend {
 
 }  // namespace
 
-std::shared_ptr<UsageCache> MakeUsageCache(size_t max_entries, std::chrono::milliseconds max_age) {
-    return std::make_shared<UsageCache>(max_entries, max_age);
+std::shared_ptr<UsageCache> MakeUsageCache(size_t max_entries, std::chrono::milliseconds max_age,
+                                           std::chrono::milliseconds fold_wait) {
+    return std::make_shared<UsageCache>(max_entries, max_age, fold_wait);
 }
 
 UsageCacheStats StatsOf(const UsageCache& cache) { return cache.Stats(); }

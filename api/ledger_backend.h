@@ -8,7 +8,14 @@
 // statement (UsageReader::ReadMarks) and answers from the cache only when
 // they equal the marks read before the cached answer was computed, so a
 // cached answer is the uncached one at the snapshot of that statement:
-// never stale.
+// never stale. A miss of a `period` query reads only the customer's
+// deltas when the month's rows of the rollups table are kept from an
+// earlier miss and the 'usage' counter has not moved since (it moves with
+// every change to rollups: UsageReader::ReadPeriodParts). Opt-in exception (fold_wait > 0), bounded: a miss whose read
+// waits for the consumer's fold (which locks rollup_deltas for seconds)
+// longer than fold_wait is answered with the answer kept for the same query
+// if its marks were read at most kUsageFoldStaleness ago (the exact answer
+// of that older snapshot; docs/api.md), else it waits for the fold.
 #pragma once
 
 #include <chrono>
@@ -32,17 +39,27 @@ std::string WithStatementTimeout(const std::string& database_url, int64_t timeou
 // (opt-in staleness): also while its marks were read at most `max_age`
 // ago, though the ledger changed since: an exact answer of that older
 // snapshot, never more than max_age old.
+// `fold_wait` > 0 (opt-in staleness, as max_age): how long a miss's read of
+// usage_rollups waits for a lock (the fold's) before it serves the kept
+// answer of the query if one was computed from marks read at most
+// kUsageFoldStaleness ago; 0: it waits as long as the fold takes (the
+// statement_timeout bounds it), always current.
 class UsageCache;
+inline constexpr std::chrono::milliseconds kUsageFoldStaleness{60000};
 std::shared_ptr<UsageCache> MakeUsageCache(size_t max_entries,
-                                           std::chrono::milliseconds max_age = std::chrono::milliseconds(0));
+                                           std::chrono::milliseconds max_age = std::chrono::milliseconds(0),
+                                           std::chrono::milliseconds fold_wait = std::chrono::milliseconds(0));
 // `tally serve`'s: a month by day is a few KiB, so at most ~20 MiB.
 inline constexpr size_t kUsageCacheEntries = 4096;
 // Hits, misses (an answer computed and kept) and entries now.
 struct UsageCacheStats {
     int64_t hits = 0;
     int64_t older_hits = 0;  // served under max_age though the ledger had changed
+    int64_t fold_hits = 0;   // served because a fold held the read longer than fold_wait
     int64_t misses = 0;
+    int64_t delta_only = 0;  // misses computed from a kept folded part plus the deltas read
     size_t entries = 0;
+    size_t folded_parts = 0;  // months of rollups rows kept (one per 16 answers at most)
 };
 UsageCacheStats StatsOf(const UsageCache& cache);
 

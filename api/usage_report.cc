@@ -95,6 +95,28 @@ struct PeriodPricer {
         std::erase_if(out, [&](const Invoice& inv) { return inv.period != label; });
         return out;
     }
+    // Price(ends[k]) for every k (each at least 1), with the period priced
+    // once in hour order (PriceRollupsThrough); each end must fall between
+    // hours (the first rollup it leaves out is of a later hour than the last
+    // it keeps).
+    std::vector<std::vector<Invoice>> PriceEach(const std::vector<size_t>& ends) const {
+        std::vector<int32_t> until_hours;
+        for (const size_t end : ends) {
+            TALLY_ASSERT(end >= 1);
+            TALLY_ASSERT(end <= rollups.size());
+            TALLY_ASSERT(end == rollups.size() || rollups[end - 1].hour < rollups[end].hour);
+            until_hours.push_back(end == rollups.size() ? INT32_MAX : rollups[end].hour);
+        }
+        std::vector<Rollup> all = history;
+        all.insert(all.end(), rollups.begin(), rollups.end());
+        std::vector<std::vector<Invoice>> out = PriceRollupsThrough(
+            catalog, subscriptions, catalog.plans.front().name, {}, all, period, until_hours, horizon);
+        const std::string label = MonthIdLabel(period);
+        for (std::vector<Invoice>& invoices : out) {
+            std::erase_if(invoices, [&](const Invoice& inv) { return inv.period != label; });
+        }
+        return out;
+    }
 };
 
 void Emit(UsageReport* report, const std::string& period, const std::string& group_label,
@@ -256,17 +278,28 @@ void PeriodRows(const PeriodPricer& pricer, const UsageQuery& q, UsageReport* re
         return lt.local_seconds >= 0 ? lt.local_seconds / 86400 : (lt.local_seconds - 86399) / 86400;
     };
     const Snapshot through_to = SnapshotOf(full, false);
-    Snapshot prev = before;
-    size_t i = first;
-    while (i < r.size()) {
+    // Each bucket's row is the subtotal through its end less the subtotal
+    // before it: the period priced once in hour order, with a snapshot at
+    // each bucket's end (PriceRollupsThrough), not once per bucket.
+    std::vector<std::string> labels;
+    std::vector<size_t> ends;
+    for (size_t i = first; i < r.size();) {
         std::string label;
         const int64_t bucket = bucket_of(r[i].hour, &label);
         size_t j = i;
         while (j < r.size() && bucket_of(r[j].hour, nullptr) == bucket) ++j;
-        Snapshot cur = j == r.size() ? through_to : SnapshotOf(pricer.Price(j), false);
-        Emit(report, period, label, Difference(cur, prev, 0, 1), true);
-        prev = std::move(cur);
+        labels.push_back(std::move(label));
+        ends.push_back(j);
         i = j;
+    }
+    std::vector<size_t> inner(ends.begin(), ends.end() - (ends.empty() ? 0 : 1));  // the last one is `full`
+    const std::vector<std::vector<Invoice>> snapshots = inner.empty() ? std::vector<std::vector<Invoice>>()
+                                                                      : pricer.PriceEach(inner);
+    Snapshot prev = before;
+    for (size_t b = 0; b < ends.size(); ++b) {
+        Snapshot cur = b + 1 == ends.size() ? through_to : SnapshotOf(snapshots[b], false);
+        Emit(report, period, labels[b], Difference(cur, prev, 0, 1), true);
+        prev = std::move(cur);
     }
     // The commitment's true-up: what it adds through `to`, less before `from`.
     Emit(report, period, "", Difference(through_to, before, 2, 2), false);

@@ -29,6 +29,7 @@ struct ServeFlags {
     int64_t read_timeout_s = 10;
     int64_t usage_cache = static_cast<int64_t>(api::kUsageCacheEntries);  // 0: off
     int64_t usage_max_age_ms = 0;                                          // 0: answers always current
+    int64_t usage_fold_wait_ms = 0;                                        // 0: a miss waits for the fold
     std::string web_dir;  // "": the first of DefaultWebDirs() that exists
 };
 
@@ -102,7 +103,8 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
             o,
             [bounded_url, cache = f.usage_cache > 0
                                       ? api::MakeUsageCache(static_cast<size_t>(f.usage_cache),
-                                                            std::chrono::milliseconds(f.usage_max_age_ms))
+                                                            std::chrono::milliseconds(f.usage_max_age_ms),
+                                                            std::chrono::milliseconds(f.usage_fold_wait_ms))
                                       : nullptr] {
                 return api::MakeLedgerBackend(bounded_url, cache);
             },
@@ -152,6 +154,10 @@ void AddServeCommand(CLI::App& app, std::function<int()>* action) {
     cmd->add_option("--usage-max-age-ms", f->usage_max_age_ms,
                     "Serve a kept GET /v1/usage answer up to this old though the ledger changed since; 0: never "
                     "(default 0)")
+        ->check(CLI::Range(int64_t{0}, int64_t{60000}));
+    cmd->add_option("--usage-fold-wait-ms", f->usage_fold_wait_ms,
+                    "Wait at most this long for the consumer's fold when a GET /v1/usage answer must be computed, then "
+                    "serve the one kept for it if at most 60 s old; 0: wait for the fold (default 0)")
         ->check(CLI::Range(int64_t{0}, int64_t{60000}));
     cmd->add_option("--web-dir", f->web_dir,
                     "Directory of the web pages served at / (default: BIN/../share/tally/web, else the source web/)");

@@ -17,6 +17,12 @@
 # wrk has no fixed rate: CONNECTIONS sets the load, and the achieved rate is
 # printed next to the latencies. TALLY=path uses another tally binary;
 # SERVE_ARGS adds flags to `tally serve` (e.g. "--usage-cache 0": no cache).
+# SERVE_BENCH_SNAPSHOT=DIR: reuse a loaded ledger. Loading the month (21.6 M
+# rollup rows for 10,000 customers) takes minutes: the first run with DIR
+# copies its stopped cluster there once loaded (customers, subscriptions,
+# keys); later runs with the same CUSTOMERS and KEYS copy it back (cp, in
+# seconds) instead of loading. Each run bills into its own copy, so every
+# run starts from the same ledger. About 9 GB per snapshot.
 # SERVE_BENCH_PERF=FILE: after the measured runs, one more group_by=day run
 # (consume still billing) under `perf record -a -g -o FILE`, not measured.
 set -euo pipefail
@@ -44,29 +50,51 @@ cleanup() {
 }
 trap cleanup EXIT
 . bench/lib/month_rollups.sh
+snapshot=${SERVE_BENCH_SNAPSHOT:-}
+[ -z "$snapshot" ] || snapshot="$snapshot/c$customers-k$nkeys"
+reused=0
+t0=$(date +%s.%N)
+if [ -n "$snapshot" ] && [ -f "$snapshot/pg/data/PG_VERSION" ] && [ -s "$snapshot/keys" ]; then
+  cp -a "$snapshot/pg" "$work/pg"
+  rm -f "$work/pg/data/postmaster.pid"
+  reused=1
+fi
 export TALLY_DATABASE_URL=$(bash deploy/pg-local.sh start "$work/pg" "$port")
 "$tally" dev-kafka --brokers 3 --topic load:128 --bootstrap-file "$work/boot" >"$work/kafka.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/boot" ] && break; sleep 0.1; done
 [ -s "$work/boot" ] || { echo "dev-kafka did not start:"; tail -5 "$work/kafka.log"; exit 1; }
 "$tally" migrate >/dev/null
-"$tally" plan publish bench/plans/invoice-bench.yaml >/dev/null
-"$tally" plan publish deploy/plans/doubao-seed-1.6.yaml >/dev/null
 echo "tally serve ${SERVE_ARGS:-(defaults)}; $customers customers, $nkeys keys, wrk 2 threads x $connections connections x $seconds s, $events events to consume;" \
   "$(nproc) cores, $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-t0=$(date +%s.%N)
-load_month_rollups "$customers" 10
-# The consumer's customers: cust_0..cust_999 on the Doubao plan (cust_1..999
-# are also rollup customers of 2025-11; their new rollups are of this month).
-{ echo "subscriptions:"; for i in $(seq 0 999); do echo "  - {customer: cust_$i, plan: doubao-seed-1.6}"; done; } >"$work/subs.yaml"
-"$tally" customer import "$work/subs.yaml" >/dev/null
-for i in $(seq 1 "$nkeys"); do
-  key=$("$tally" key create --role customer --customer "cust_$i" --label bench | grep -E '^tly_')
-  echo "$key cust_$i"
-done >"$work/keys"
+[ "$reused" = 1 ] || t0=$(date +%s.%N)
+if [ "$reused" = 1 ]; then
+  cp "$snapshot/keys" "$work/keys"
+else
+  "$tally" plan publish bench/plans/invoice-bench.yaml >/dev/null
+  "$tally" plan publish deploy/plans/doubao-seed-1.6.yaml >/dev/null
+  load_month_rollups "$customers" 10
+  # The consumer's customers: cust_0..cust_999 on the Doubao plan (cust_1..999
+  # are also rollup customers of 2025-11; their new rollups are of this month).
+  { echo "subscriptions:"; for i in $(seq 0 999); do echo "  - {customer: cust_$i, plan: doubao-seed-1.6}"; done; } >"$work/subs.yaml"
+  "$tally" customer import "$work/subs.yaml" >/dev/null
+  for i in $(seq 1 "$nkeys"); do
+    key=$("$tally" key create --role customer --customer "cust_$i" --label bench | grep -E '^tly_')
+    echo "$key cust_$i"
+  done >"$work/keys"
+  if [ -n "$snapshot" ]; then
+    bash deploy/pg-local.sh stop "$work/pg" >/dev/null
+    rm -rf "$snapshot"
+    mkdir -p "$snapshot"
+    cp -a "$work/pg" "$snapshot/pg"
+    cp "$work/keys" "$snapshot/keys"
+    bash deploy/pg-local.sh start "$work/pg" "$port" >/dev/null
+  fi
+fi
 t1=$(date +%s.%N)
 echo "setup: $(/usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc "SELECT count(*) FROM rollups") rollup rows," \
-  "$(wc -l <"$work/keys") keys in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
+  "$(wc -l <"$work/keys") keys in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s" \
+  "($([ "$reused" = 1 ] && echo "copied from $snapshot" || echo "loaded"))"
 
 # shellcheck disable=SC2086  # SERVE_ARGS is words
 "$tally" serve --listen "127.0.0.1:$http_port" ${SERVE_ARGS:-} >"$work/serve.log" 2>&1 &

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <unordered_map>
 
@@ -236,7 +237,7 @@ struct CustomerContext {
 class PeriodPricer {
    public:
     PeriodPricer(const Catalog& catalog, const PeriodRule& rule, CustomerContext* ctx)
-        : catalog_(catalog), rule_(rule), ctx_(ctx) {
+        : catalog_(catalog), rule_(rule), ctx_(ctx), made_subscription_(ctx->subscription), made_plan_(ctx->plan) {
         // Units in one order whatever the catalog: the standard units as
         // numbered, then extra units by name. A unit's id depends on the
         // order plans were loaded in; free quotas and tiers used up across
@@ -270,23 +271,102 @@ class PeriodPricer {
             PriceLines(rows, last_version, &inv);
             AssertFinished(inv);
         } catch (const std::exception& e) {  // PricingError, OverflowError: this invoice only
-            Invoice failed;
-            failed.customer = inv.customer;
-            failed.customer_name = inv.customer_name;
-            failed.plan = inv.plan;
-            failed.period = inv.period;
-            failed.period_start = inv.period_start;
-            failed.period_end = inv.period_end;
-            failed.time_zone = inv.time_zone;
-            failed.currency = inv.currency;
-            failed.rounding = inv.rounding;
-            failed.rounding_place = inv.rounding_place;
-            failed.finalize_grace = inv.finalize_grace;
-            failed.tax_percent = inv.tax_percent;
-            SetZeroAmounts(&failed);
-            failed.calls = inv.calls;
-            failed.error = e.what();
-            return failed;
+            return Failed(inv, e.what());
+        }
+        return inv;
+    }
+
+    // The cumulative pricer (PriceRollupsThrough): Feed gives it one
+    // period's rows of the context's plan one at a time, in the order Price
+    // takes them (hour order); Snapshot then answers what Price would for
+    // every row fed so far, without pricing them again: free quotas and
+    // graduated tiers are consumed as rows come, volume tiers are chosen at
+    // the snapshot from the totals so far, and the discounts, rounding,
+    // commitment, tax and grants run on the snapshot's lines with the
+    // balances of the context given to Use (a copy per snapshot, so each
+    // starts from what the earlier periods left).
+    void Feed(const Rollup& r) {
+        if (fed_ == 0) {
+            fed_customer_ = r.customer;
+            fed_period_ = r.period;
+        }
+        TALLY_ASSERT(r.customer == fed_customer_);
+        TALLY_ASSERT(r.period == fed_period_);
+        ++fed_;
+        fed_last_version_ = std::max(fed_last_version_, r.cell.version);
+        fed_calls_ = SaturatingAdd(fed_calls_, r.calls);
+        // Price checks every row for saturation before it sums anything, so
+        // that error wins over an overflow of the sums.
+        if (fed_saturated_.empty()) fed_saturated_ = SaturationError(r);
+        if (!fed_saturated_.empty() || !fed_overflow_.empty()) return;  // every later snapshot fails
+        try {
+            FeedSegments(r);
+        } catch (const std::exception& e) {  // OverflowError of a sum, as Price's
+            fed_overflow_ = e.what();
+        }
+    }
+
+    size_t Fed() const { return fed_; }
+
+    // The context of the next Feed and Snapshot: the same subscription and
+    // plan as the one the pricer was made with, with its own balances.
+    void Use(CustomerContext* ctx) {
+        TALLY_ASSERT(ctx->subscription == made_subscription_);
+        TALLY_ASSERT(ctx->plan == made_plan_);
+        ctx_ = ctx;
+    }
+
+    Invoice Snapshot(const std::vector<AnchorTerm>& anchors) {
+        TALLY_ASSERT(fed_ > 0);
+        const Plan& plan = *ctx_->plan;
+        Invoice inv;
+        inv.customer = fed_customer_;
+        inv.plan = plan.name;
+        if (ctx_->subscription != nullptr) inv.customer_name = ctx_->subscription->customer_name;
+        inv.calls = fed_calls_;
+        SetPeriod(fed_period_, plan.versions[fed_last_version_], anchors, &inv);
+        const PlanVersion& terms = TermsVersion(plan, inv, plan.versions[fed_last_version_]);
+        ApplyTerms(terms, ctx_->subscription, &inv);
+        SetZeroAmounts(&inv);
+        try {
+            if (!fed_saturated_.empty()) throw PricingError(fed_saturated_);
+            if (!fed_overflow_.empty()) throw PricingError(fed_overflow_);
+            // The lines so far; a volume line takes the tier of its group's
+            // total so far, as Segments gives every row of the group.
+            std::vector<std::pair<LineKey, LineSum>> lines = fed_lines_.sums;
+            for (size_t i = 0; i < fed_volume_.sums.size(); ++i) {
+                std::pair<LineKey, LineSum> line = fed_volume_.sums[i];
+                const TierRule& rule =
+                    plan.versions[line.first.version].tiers[static_cast<size_t>(line.first.tier_rule)];
+                const int64_t total = fed_totals_[fed_volume_.group[i]];
+                size_t t = 0;
+                while (total > rule.tiers[t].up_to) ++t;
+                line.first.tier = static_cast<int>(t);
+                lines.push_back(std::move(line));
+            }
+            std::vector<std::pair<uint128, size_t>> order;
+            order.reserve(lines.size());
+            for (size_t i = 0; i < lines.size(); ++i) order.emplace_back(lines[i].first.Order(), i);
+            std::sort(order.begin(), order.end());
+            std::vector<std::pair<LineKey, LineSum>> merged;  // one per line order, as PriceLines sums them
+            std::vector<const std::pair<LineKey, LineSum>*> ordered;
+            merged.reserve(order.size());
+            for (size_t k = 0; k < order.size(); ++k) {
+                const auto& [key, sum] = lines[order[k].second];
+                if (k > 0 && order[k].first == order[k - 1].first) {
+                    LineSum& m = merged.back().second;
+                    m.quantity = CheckedAdd(m.quantity, sum.quantity);
+                    m.first_hour = std::min(m.first_hour, sum.first_hour);
+                    m.last_hour = std::max(m.last_hour, sum.last_hour);
+                    continue;
+                }
+                merged.emplace_back(key, sum);
+            }
+            for (const auto& line : merged) ordered.push_back(&line);
+            LinesToInvoice(ordered, terms, &inv);
+            AssertFinished(inv);
+        } catch (const std::exception& e) {  // PricingError, OverflowError: this invoice only
+            return Failed(inv, e.what());
         }
         return inv;
     }
@@ -317,18 +397,46 @@ class PeriodPricer {
     }
 
    private:
+    // An invoice that could not be priced: `inv`'s period and terms, zero
+    // amounts, its calls and the reason.
+    static Invoice Failed(const Invoice& inv, const std::string& why) {
+        Invoice failed;
+        failed.customer = inv.customer;
+        failed.customer_name = inv.customer_name;
+        failed.plan = inv.plan;
+        failed.period = inv.period;
+        failed.period_start = inv.period_start;
+        failed.period_end = inv.period_end;
+        failed.time_zone = inv.time_zone;
+        failed.currency = inv.currency;
+        failed.rounding = inv.rounding;
+        failed.rounding_place = inv.rounding_place;
+        failed.finalize_grace = inv.finalize_grace;
+        failed.tax_percent = inv.tax_percent;
+        SetZeroAmounts(&failed);
+        failed.calls = inv.calls;
+        failed.error = why;
+        return failed;
+    }
+
+    // Why a row cannot be priced (a saturated count), or "".
+    std::string SaturationError(const Rollup& r) const {
+        if (r.calls == kQuantitySaturated) return "the number of calls overflowed (2^63-1)";
+        for (const UnitId unit_id : units_in_order_) {
+            const size_t u = unit_id;
+            if (r.quantities[u] != kQuantitySaturated) continue;
+            return "the quantity of " + catalog_.units.Name(static_cast<UnitId>(u)) + " of model " +
+                   ctx_->plan->versions[r.cell.version].models[r.cell.model].name + " in hour " +
+                   FormatRfc3339(Instant{std::chrono::hours(r.hour)}) + " overflowed (2^63-1)";
+        }
+        return "";
+    }
+
     void PriceLines(const std::vector<const Rollup*>& rows, uint16_t last_version, Invoice* out) {
         const Plan& plan = *ctx_->plan;
         Invoice& inv = *out;
         for (const Rollup* r : rows) {
-            if (r->calls == kQuantitySaturated) throw PricingError("the number of calls overflowed (2^63-1)");
-            for (const UnitId unit_id : units_in_order_) {
-                const size_t u = unit_id;
-                if (r->quantities[u] != kQuantitySaturated) continue;
-                throw PricingError("the quantity of " + catalog_.units.Name(static_cast<UnitId>(u)) + " of model " +
-                                   plan.versions[r->cell.version].models[r->cell.model].name + " in hour " +
-                                   FormatRfc3339(Instant{std::chrono::hours(r->hour)}) + " overflowed (2^63-1)");
-            }
+            if (std::string why = SaturationError(*r); !why.empty()) throw PricingError(why);
         }
         const PlanVersion& terms = TermsVersion(plan, inv, plan.versions[last_version]);
         TALLY_ASSERT(inv.currency == terms.currency);  // ApplyTerms
@@ -352,9 +460,21 @@ class PeriodPricer {
         order.reserve(slots.size());
         for (const auto& [line_order, index] : slots) order.emplace_back(line_order, index);
         std::sort(order.begin(), order.end());  // orders are distinct: no tie to break
+        std::vector<const std::pair<LineKey, LineSum>*> ordered;
+        ordered.reserve(order.size());
+        for (const auto& [line_order, index] : order) ordered.push_back(&sums[index]);
+        LinesToInvoice(ordered, terms, &inv);
+    }
+
+    // The usage lines of `ordered` (in line order; quantity 0 makes none),
+    // then discounts, coupons, rounding, commitment, tax and grants.
+    void LinesToInvoice(const std::vector<const std::pair<LineKey, LineSum>*>& ordered, const PlanVersion& terms,
+                        Invoice* out) {
+        const Plan& plan = *ctx_->plan;
+        Invoice& inv = *out;
         std::vector<Amount> net;  // usage line amounts after percent discounts
-        for (const auto& [line_order, index] : order) {
-            const auto& [key, sum] = sums[index];
+        for (const std::pair<LineKey, LineSum>* line : ordered) {
+            const auto& [key, sum] = *line;
             if (sum.quantity == 0) continue;
             inv.lines.push_back(UsageLine(key, sum.quantity, inv.currency));
             inv.lines.back().first_hour = sum.first_hour;
@@ -485,6 +605,89 @@ class PeriodPricer {
             }
         }
         return out;
+    }
+
+    // Lines summed as Feed adds segments to them, by line order.
+    struct FedLines {
+        std::unordered_map<uint128, size_t, OrderHash> slots;
+        std::vector<std::pair<LineKey, LineSum>> sums;
+        std::vector<size_t> group;  // volume lines: the tier group of each
+
+        size_t Add(const LineKey& key, int64_t quantity, int32_t hour) {
+            auto [slot, fresh] = slots.try_emplace(key.Order(), sums.size());
+            if (fresh) sums.push_back({key, LineSum{}});
+            LineSum& sum = sums[slot->second].second;
+            sum.quantity = CheckedAdd(sum.quantity, quantity);
+            sum.first_hour = std::min(sum.first_hour, hour);
+            sum.last_hour = std::max(sum.last_hour, hour);
+            return slot->second;
+        }
+    };
+
+    // One row's segments as Segments makes them (free quotas, then tiers),
+    // added to the running lines; a volume-tiered quantity goes to its line
+    // without a tier (Snapshot picks it) and to its group's total.
+    void FeedSegments(const Rollup& r) {
+        const Plan& plan = *ctx_->plan;
+        const PlanVersion& v = plan.versions[r.cell.version];
+        const ModelPricing& m = v.models[r.cell.model];
+        const std::vector<const FreeQuota*>& quotas = Quotas(r.cell.version);
+        for (const UnitId unit_id : units_in_order_) {
+            const size_t u = unit_id;
+            int64_t q = r.quantities[u];
+            if (q > 0 && u >= kNumStdUnits && (m.priced_units & (1u << u)) == 0) {
+                LineKey key = BaseKey(r, m, unit_id);
+                key.unpriced = true;
+                fed_lines_.Add(key, q, r.hour);
+                continue;  // no quota, no tier, no amount
+            }
+            for (size_t qi = 0; qi < quotas.size() && q > 0; ++qi) {
+                const FreeQuota& quota = *quotas[qi];
+                if (!quota.Applies(m.name, unit_id)) continue;
+                int64_t& used = fed_free_used_[{quota.name, m.name}];
+                int64_t take = std::min(q, std::max<int64_t>(0, quota.tokens - used));
+                if (take == 0) continue;
+                used += take;
+                q -= take;
+                LineKey key = BaseKey(r, m, unit_id);
+                key.free_quota = InternFreeQuota(quota.name);
+                fed_lines_.Add(key, take, r.hour);
+            }
+            if (q == 0) continue;
+            LineKey key = BaseKey(r, m, unit_id);
+            const TierOfCell tier = TierOf(r, unit_id);
+            key.tier_rule = tier.rule;
+            if (tier.rule < 0) {
+                fed_lines_.Add(key, q, r.hour);
+                continue;
+            }
+            const TierRule* rule = &v.tiers[static_cast<size_t>(tier.rule)];
+            if (rule->mode == TierMode::kVolume) {
+                if (fed_totals_.size() <= tier.group) fed_totals_.resize(tier.group + 1, 0);
+                fed_totals_[tier.group] = CheckedAdd(fed_totals_[tier.group], q);
+                const size_t line = fed_volume_.Add(key, q, r.hour);
+                if (fed_volume_.group.size() <= line) fed_volume_.group.resize(line + 1);
+                fed_volume_.group[line] = tier.group;
+                continue;
+            }
+            if (fed_running_.size() <= tier.group) fed_running_.resize(tier.group + 1, 0);
+            int64_t& done = fed_running_[tier.group];
+            int64_t lower = 0;
+            for (size_t t = 0; t < rule->tiers.size() && q > 0; ++t) {
+                int64_t upper = rule->tiers[t].up_to;
+                if (done >= upper) {
+                    lower = upper;
+                    continue;
+                }
+                int64_t take = std::min(q, upper - std::max(done, lower));
+                key.tier = static_cast<int>(t);
+                fed_lines_.Add(key, take, r.hour);
+                done += take;
+                q -= take;
+                lower = upper;
+            }
+            TALLY_ASSERT(q == 0);
+        }
     }
 
     int InternFreeQuota(const std::string& name) {
@@ -735,6 +938,8 @@ class PeriodPricer {
     const Catalog& catalog_;
     const PeriodRule& rule_;
     CustomerContext* ctx_;
+    const Subscription* made_subscription_;  // ctx_'s when made: Use checks a new context has them
+    const Plan* made_plan_;
     std::vector<std::string> free_names_;  // free quota names, by line key index
     std::vector<UnitId> units_in_order_;   // every unit of the catalog, in canonical order
     std::array<int, kMaxUnits> unit_rank_{};
@@ -742,6 +947,19 @@ class PeriodPricer {
     std::vector<std::vector<uint16_t>> model_ranks_;                     // by version (ModelRanks)
     std::unordered_map<uint64_t, TierOfCell> tier_of_;                   // by version, model, unit (TierOf)
     std::unordered_map<std::string, size_t> tier_groups_;                // TierGroup -> group id
+    // The cumulative pricer's state (Feed, Snapshot).
+    size_t fed_ = 0;
+    std::string fed_customer_;
+    int32_t fed_period_ = 0;
+    uint16_t fed_last_version_ = 0;
+    int64_t fed_calls_ = 0;
+    std::string fed_saturated_;  // the first fed row's saturation error
+    std::string fed_overflow_;   // a sum overflowed
+    std::map<std::pair<std::string, std::string>, int64_t> fed_free_used_;  // (quota, model), as Segments
+    std::vector<int64_t> fed_running_;                                       // graduated: by tier group
+    std::vector<int64_t> fed_totals_;                                        // volume: by tier group
+    FedLines fed_lines_;   // every line but volume-tiered ones
+    FedLines fed_volume_;  // volume-tiered lines, without their tier
 };
 
 }  // namespace
@@ -835,26 +1053,24 @@ std::map<int32_t, std::map<std::string_view, const Subscription*>> CommitmentPer
     return out;
 }
 
-}  // namespace
+// PriceRollupsThrough's cuts of one customer's last period, which
+// PriceRollupsImpl prices in one pass (PeriodPricer::Feed) instead of once.
+struct Cumulative {
+    std::string customer;
+    int32_t period = 0;
+    const std::vector<int32_t>* until_hours = nullptr;
+    std::vector<std::vector<Invoice>> out;  // per cut: the period's invoices
+    std::vector<bool> priced;               // per cut: in `out` (it has rows of the period)
+    bool done = false;                      // the period was priced
+    bool unusable = false;                  // invoices of other customers or of later periods were made
+};
 
-bool MayCommit(const Catalog& catalog, const Subscription& subscription) {
-    const Plan* plan = catalog.FindPlan(subscription.plan);
-    return plan != nullptr && MayCommit(*plan, subscription);
-}
-
-std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
-                                  const std::string& default_plan, const PeriodRule& period,
-                                  const std::vector<Rollup>& rollups, const CommitmentHorizon* horizon) {
-    TALLY_ASSERT(horizon == nullptr || period.monthly());
-    // Projects change no price (pricing/project_cap.h): a cell's rows of one
-    // hour are priced as one row, as without projects (a free quota or a
-    // tier shared by the units of a row must see the same rows).
-    if (std::any_of(rollups.begin(), rollups.end(), [](const Rollup& r) { return !r.project.empty(); })) {
-        std::vector<Rollup> merged = rollups;
-        for (Rollup& r : merged) r.project.clear();
-        CanonicalizeRollups(&merged);
-        return PriceRollups(catalog, subscriptions, default_plan, period, merged, horizon);
-    }
+// PriceRollups; with `cum`, the invoices of cum->period (of cum->customer)
+// are made per cut into cum->out instead of the returned ones.
+std::vector<Invoice> PriceRollupsImpl(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
+                                      const std::string& default_plan, const PeriodRule& period,
+                                      const std::vector<Rollup>& rollups, const CommitmentHorizon* horizon,
+                                      Cumulative* cum) {
     std::unordered_map<std::string, std::vector<const Subscription*>> subs;
     for (const auto& s : subscriptions) subs[s.customer].push_back(&s);
     // Customers without a subscription were rated on default_plan: their
@@ -906,10 +1122,12 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
         };
         const std::vector<AnchorTerm> anchors =
             AnchorTerms(it != subs.end() ? it->second : std::vector<const Subscription*>{});
+        if (cum != nullptr && customer != cum->customer) cum->unusable = true;
         // Coupon and grant balances run on per subscription, across periods.
         std::map<const Subscription*, CustomerContext> contexts;
-        auto context_for = [&](const Subscription* sub, const Plan& plan) -> CustomerContext& {
-            auto [ctx_it, fresh] = contexts.try_emplace(sub);
+        auto context_in = [&](std::map<const Subscription*, CustomerContext>& in, const Subscription* sub,
+                              const Plan& plan) -> CustomerContext& {
+            auto [ctx_it, fresh] = in.try_emplace(sub);
             CustomerContext& ctx = ctx_it->second;
             if (fresh) {
                 ctx.subscription = sub;
@@ -921,6 +1139,9 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                 }
             }
             return ctx;
+        };
+        auto context_for = [&](const Subscription* sub, const Plan& plan) -> CustomerContext& {
+            return context_in(contexts, sub, plan);
         };
         std::map<int32_t, std::map<std::string_view, const Subscription*>> without_usage;
         if (horizon != nullptr && it != subs.end()) {
@@ -946,11 +1167,72 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                 rows.push_back(&rollups[r]);
             }
             std::map<std::string_view, const Subscription*> idle;  // plans with a commitment and no usage
+            std::map<std::string_view, const Subscription*> commits;  // every plan billing one without usage
             if (empty != without_usage.end() && empty->first == p) {
+                commits = empty->second;
                 for (const auto& [plan_name, sub] : empty->second) {
                     if (by_plan.try_emplace(plan_name).second) idle[plan_name] = sub;
                 }
                 ++empty;
+            }
+            if (cum != nullptr && cum->done) cum->unusable = true;  // a period after the cumulative one
+            if (cum != nullptr && customer == cum->customer && p == cum->period) {
+                // Each cut as PriceRollups would price its prefix: the plans
+                // with rows before the cut, and those billing a commitment
+                // without usage; each from the balances the earlier periods
+                // left. One running pricer per plan, made again when the
+                // cut's subscription (in force at its last hour) changes.
+                struct Running {
+                    const Subscription* subscription = nullptr;
+                    const Plan* plan = nullptr;
+                    std::unique_ptr<PeriodPricer> pricer;
+                };
+                std::map<std::string_view, Running> running;
+                const size_t cuts = cum->until_hours->size();
+                cum->out.assign(cuts, {});
+                cum->priced.assign(cuts, false);
+                cum->done = true;
+                for (size_t k = 0; k < cuts; ++k) {
+                    const int32_t until_hour = (*cum->until_hours)[k];
+                    bool any = false;
+                    for (const auto& [plan_name, rows] : by_plan) {
+                        any = any || (!rows.empty() && rows.front()->hour < until_hour);
+                    }
+                    if (!any) continue;  // no row of the period: PriceRollupsThrough prices the prefix alone
+                    cum->priced[k] = true;
+                    std::map<const Subscription*, CustomerContext> cut_contexts = contexts;
+                    for (const auto& [plan_name, rows] : by_plan) {
+                        const size_t n = static_cast<size_t>(
+                            std::partition_point(rows.begin(), rows.end(),
+                                                 [&](const Rollup* x) { return x->hour < until_hour; }) -
+                            rows.begin());
+                        if (n == 0) {
+                            auto c = commits.find(plan_name);
+                            if (c == commits.end()) continue;
+                            const Plan& plan = *catalog.FindPlan(c->second->plan);
+                            PeriodPricer pricer(catalog, period, &context_in(cut_contexts, c->second, plan));
+                            if (std::optional<Invoice> inv = pricer.PriceWithoutUsage(customer, p, anchors)) {
+                                cum->out[k].push_back(std::move(*inv));
+                            }
+                            continue;
+                        }
+                        const Plan& plan = catalog.plans[rows.front()->cell.plan];
+                        const Instant until{std::chrono::hours(rows[n - 1]->hour + 1)};
+                        CustomerContext& ctx = context_in(cut_contexts, subscription_for(plan, until), plan);
+                        Running& run = running[plan_name];
+                        if (run.pricer == nullptr || run.subscription != ctx.subscription || run.plan != ctx.plan ||
+                            run.pricer->Fed() > n) {
+                            run.subscription = ctx.subscription;
+                            run.plan = ctx.plan;
+                            run.pricer = std::make_unique<PeriodPricer>(catalog, period, &ctx);
+                        } else {
+                            run.pricer->Use(&ctx);
+                        }
+                        for (size_t x = run.pricer->Fed(); x < n; ++x) run.pricer->Feed(*rows[x]);
+                        cum->out[k].push_back(run.pricer->Snapshot(anchors));
+                    }
+                }
+                continue;
             }
             for (const auto& [plan_name, rows] : by_plan) {
                 if (rows.empty()) {
@@ -970,6 +1252,78 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
         }
     }
     return invoices;
+}
+
+}  // namespace
+
+bool MayCommit(const Catalog& catalog, const Subscription& subscription) {
+    const Plan* plan = catalog.FindPlan(subscription.plan);
+    return plan != nullptr && MayCommit(*plan, subscription);
+}
+
+std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subscription>& subscriptions,
+                                  const std::string& default_plan, const PeriodRule& period,
+                                  const std::vector<Rollup>& rollups, const CommitmentHorizon* horizon) {
+    TALLY_ASSERT(horizon == nullptr || period.monthly());
+    // Projects change no price (pricing/project_cap.h): a cell's rows of one
+    // hour are priced as one row, as without projects (a free quota or a
+    // tier shared by the units of a row must see the same rows).
+    if (std::any_of(rollups.begin(), rollups.end(), [](const Rollup& r) { return !r.project.empty(); })) {
+        std::vector<Rollup> merged = rollups;
+        for (Rollup& r : merged) r.project.clear();
+        CanonicalizeRollups(&merged);
+        return PriceRollupsImpl(catalog, subscriptions, default_plan, period, merged, horizon, nullptr);
+    }
+    return PriceRollupsImpl(catalog, subscriptions, default_plan, period, rollups, horizon, nullptr);
+}
+
+std::vector<std::vector<Invoice>> PriceRollupsThrough(const Catalog& catalog,
+                                                      const std::vector<Subscription>& subscriptions,
+                                                      const std::string& default_plan, const PeriodRule& period,
+                                                      const std::vector<Rollup>& rollups, int32_t last_period,
+                                                      const std::vector<int32_t>& until_hours,
+                                                      const CommitmentHorizon* horizon) {
+    TALLY_ASSERT(horizon == nullptr || period.monthly());
+    for (const Rollup& r : rollups) TALLY_ASSERT(r.period <= last_period);
+    std::vector<std::vector<Invoice>> out(until_hours.size());
+    auto alone = [&](size_t k) {
+        std::vector<Rollup> prefix;
+        for (const Rollup& r : rollups) {
+            if (r.period < last_period || r.hour < until_hours[k]) prefix.push_back(r);
+        }
+        out[k] = PriceRollups(catalog, subscriptions, default_plan, period, prefix, horizon);
+    };
+    const bool one_customer =
+        !rollups.empty() && std::all_of(rollups.begin(), rollups.end(),
+                                        [&](const Rollup& r) { return r.customer == rollups.front().customer; });
+    if (!one_customer) {
+        for (size_t k = 0; k < out.size(); ++k) alone(k);
+        return out;
+    }
+    // As PriceRollups: projects summed away first (a prefix by hour keeps
+    // whole hours, so it is the same prefix of the merged rows).
+    if (std::any_of(rollups.begin(), rollups.end(), [](const Rollup& r) { return !r.project.empty(); })) {
+        std::vector<Rollup> merged = rollups;
+        for (Rollup& r : merged) r.project.clear();
+        CanonicalizeRollups(&merged);
+        return PriceRollupsThrough(catalog, subscriptions, default_plan, period, merged, last_period, until_hours,
+                                   horizon);
+    }
+    Cumulative cum;
+    cum.customer = rollups.front().customer;
+    cum.period = last_period;
+    cum.until_hours = &until_hours;
+    const std::vector<Invoice> before =
+        PriceRollupsImpl(catalog, subscriptions, default_plan, period, rollups, horizon, &cum);
+    for (size_t k = 0; k < out.size(); ++k) {
+        if (!cum.done || cum.unusable || !cum.priced[k]) {
+            alone(k);
+            continue;
+        }
+        out[k] = before;
+        for (Invoice& inv : cum.out[k]) out[k].push_back(std::move(inv));
+    }
+    return out;
 }
 
 void AddAdjustments(Invoice* invoice, const std::vector<InvoiceLine>& adjustments) {

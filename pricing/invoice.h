@@ -132,6 +132,27 @@ std::vector<Invoice> PriceRollups(const Catalog& catalog, const std::vector<Subs
                                   const std::string& default_plan, const PeriodRule& period,
                                   const std::vector<Rollup>& rollups, const CommitmentHorizon* horizon = nullptr);
 
+// PriceRollups of each prefix of `rollups` that ends inside `last_period`:
+// out[k] is what PriceRollups(catalog, subscriptions, default_plan, period,
+// P_k, horizon) returns, to the last digit (errors included), for P_k the
+// rollups of periods before `last_period` and those of `last_period` with an
+// hour before `until_hours[k]`. `rollups`: canonical, every period at most
+// `last_period`. For one customer with rollups in `last_period` the periods
+// before it are priced once and `last_period` in one pass in hour order
+// (PeriodPricer::Feed), taking each cut's invoice from the running state:
+// free quotas and graduated tiers are consumed in hour order, volume tiers
+// take the tier of the prefix's total, the subscription in force is that of
+// the prefix's last hour, and amount coupons and grants start from what the
+// earlier periods left. Otherwise (several customers, a cut before the
+// period's first rollup, periods billed after it) each prefix is priced on
+// its own. GET /v1/usage?group_by=day prices a month's days this way.
+std::vector<std::vector<Invoice>> PriceRollupsThrough(const Catalog& catalog,
+                                                      const std::vector<Subscription>& subscriptions,
+                                                      const std::string& default_plan, const PeriodRule& period,
+                                                      const std::vector<Rollup>& rollups, int32_t last_period,
+                                                      const std::vector<int32_t>& until_hours,
+                                                      const CommitmentHorizon* horizon = nullptr);
+
 // Appends `adjustments` (kind kAdjustment, amount == amount_rounded in the
 // invoice's currency and minor unit, either sign, first_hour and last_hour
 // 0; a violation is a programming error and aborts) after the invoice's other

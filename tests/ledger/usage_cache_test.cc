@@ -295,6 +295,164 @@ TEST_F(UsageCacheTest, AMaxAgeServesTheAnswerOfAnOlderSnapshotUpToThatAgeOnly) {
     EXPECT_EQ(StatsOf(*young).misses, 2);
 }
 
+// A miss of a period reads the month's rollups rows once: while the
+// 'usage' counter holds (no fold, no change to rollups), it reads only the
+// customer's deltas and adds them to the kept rows; after a fold or any
+// change to rollups it reads the month again. Every answer equals the
+// uncached one.
+TEST_F(UsageCacheTest, AMissAddsTheNewDeltasToTheKeptRollupsRowsUntilTheyChange) {
+    ledger::Migrate(url_);
+    {
+        ledger::Store store(url_);
+        Diagnostics d;
+        ASSERT_TRUE(store.PublishPlan(kPlan, "tiers.yaml", &d).has_value());
+        store.AddCustomer("acme", "Acme");
+        store.Subscribe("acme", "tiers", "2025-01-01T00:00:00Z", "minimum_commitment: \"90\"\n");
+    }
+    auto insert_call = [&](int32_t hour, const std::string& model, int64_t input) {
+        pqxx::connection conn(url_);
+        pqxx::work tx(conn);
+        for (const RollupRecord& r : Call("acme", kNovember, hour, model, input)) {
+            tx.exec_params0(
+                "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
+                "condition, time_window, flags, unit, quantity, calls) "
+                "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
+                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
+        }
+        tx.commit();
+    };
+    ledger::BatchWriter folder(url_, "test", "test");
+    auto cache = MakeUsageCache(16);
+    std::unique_ptr<Backend> backend = MakeLedgerBackend(url_, cache);
+    UsageQuery q;
+    q.customer = "acme";
+    q.period = kNovember;
+    q.group_by = GroupBy::kDay;
+    auto uncached = [&] { return Describe(MakeLedgerBackend(url_)->Usage(q)); };
+    insert_call(kFirstHour + 3, "a", 20000);
+    insert_call(kFirstHour + 30, "b", 7000);
+    folder.FoldDeltas();
+    EXPECT_EQ(Describe(backend->Usage(q)), uncached());  // reads the month
+    EXPECT_EQ(StatsOf(*cache).delta_only, 0);
+    EXPECT_EQ(StatsOf(*cache).folded_parts, 1u);
+    // New deltas: of a key the rollups have (summed with it) and of new keys.
+    insert_call(kFirstHour + 3, "a", 15000);
+    insert_call(kFirstHour + 200, "a", 4000);
+    const std::string with_deltas = Describe(backend->Usage(q));
+    EXPECT_EQ(with_deltas, uncached());
+    EXPECT_EQ(StatsOf(*cache).delta_only, 1);
+    insert_call(kFirstHour + 3, "a", 1);
+    EXPECT_EQ(Describe(backend->Usage(q)), uncached());
+    EXPECT_EQ(StatsOf(*cache).delta_only, 2);
+    // The fold moves the deltas into rollups: the month is read again.
+    folder.FoldDeltas();
+    insert_call(kFirstHour + 400, "b", 9000);
+    EXPECT_EQ(Describe(backend->Usage(q)), uncached());
+    EXPECT_EQ(StatsOf(*cache).delta_only, 2);
+    // So is any change to rollups (a rebuild).
+    {
+        pqxx::connection conn(url_);
+        pqxx::work tx(conn);
+        tx.exec0("UPDATE rollups SET quantity = quantity + 1000 WHERE customer_id = 'acme' AND unit = 'input'");
+        tx.commit();
+    }
+    insert_call(kFirstHour + 401, "b", 1);
+    const std::string rebuilt = Describe(backend->Usage(q));
+    EXPECT_EQ(rebuilt, uncached());
+    EXPECT_EQ(StatsOf(*cache).delta_only, 2);
+    // Another grouping of the same month reuses the kept rows.
+    q.group_by = GroupBy::kModel;
+    EXPECT_EQ(Describe(backend->Usage(q)), uncached());
+    EXPECT_EQ(StatsOf(*cache).delta_only, 3);
+    // Combine is the view's sum per key, saturating at 2^63-1.
+    RollupRecord big = Call("acme", kNovember, kFirstHour, "a", INT64_MAX - 5)[1];
+    RollupRecord more = big;
+    more.quantity = 10;
+    const std::vector<RollupRecord> sum = ledger::UsageReader::Combine({big}, {more});
+    ASSERT_EQ(sum.size(), 1u);
+    EXPECT_EQ(sum[0].quantity, INT64_MAX);
+}
+
+// The consumer's fold holds rollup_deltas in ACCESS EXCLUSIVE mode for
+// seconds. With a fold wait (opt-in), a miss whose read waits longer than it
+// serves the answer kept for the query (of the snapshot before the last
+// change), and only then; a miss without a kept answer, or with no fold
+// wait, waits for the fold and is current.
+TEST_F(UsageCacheTest, DuringAFoldAMissWaitsAtMostTheFoldWaitThenServesTheKeptAnswer) {
+    ledger::Migrate(url_);
+    {
+        ledger::Store store(url_);
+        Diagnostics d;
+        ASSERT_TRUE(store.PublishPlan(kPlan, "tiers.yaml", &d).has_value());
+        store.AddCustomer("acme", "Acme");
+    }
+    auto insert_call = [&](int64_t input) {
+        pqxx::connection conn(url_);
+        pqxx::work tx(conn);
+        for (const RollupRecord& r : Call("acme", kNovember, kFirstHour + 5, "a", input)) {
+            tx.exec_params0(
+                "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
+                "condition, time_window, flags, unit, quantity, calls) "
+                "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
+                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
+        }
+        tx.commit();
+    };
+    using Clock = std::chrono::steady_clock;
+    // Usage(q) while a fold holds the deltas for `hold`: the answer's calls
+    // and how long it took.
+    auto during_fold = [&](Backend* backend, const UsageQuery& q, std::chrono::milliseconds hold) {
+        pqxx::connection folder(url_);
+        pqxx::work fold(folder);
+        fold.exec0("LOCK TABLE rollup_deltas IN ACCESS EXCLUSIVE MODE");  // as BatchWriter::FoldDeltas
+        int64_t calls = -1;
+        Clock::duration took{};
+        std::thread reader([&] {
+            const Clock::time_point t0 = Clock::now();
+            calls = CallsOf(backend->Usage(q));
+            took = Clock::now() - t0;
+        });
+        std::this_thread::sleep_for(hold);
+        fold.commit();
+        reader.join();
+        return std::make_pair(calls, took);
+    };
+    UsageQuery q;
+    q.customer = "acme";
+    q.period = kNovember;
+    q.group_by = GroupBy::kDay;
+    insert_call(100);
+    auto cache = MakeUsageCache(16, std::chrono::milliseconds(0), std::chrono::milliseconds(200));
+    std::unique_ptr<Backend> backend = MakeLedgerBackend(url_, cache);
+    EXPECT_EQ(CallsOf(backend->Usage(q)), 1);
+    insert_call(200);  // the kept answer is no longer current
+    const auto [kept_calls, kept_took] = during_fold(backend.get(), q, std::chrono::milliseconds(3000));
+    EXPECT_EQ(kept_calls, 1) << "the kept answer, of the snapshot before the second call";
+    EXPECT_GE(kept_took, std::chrono::milliseconds(200)) << "it waited for the fold first";
+    EXPECT_LT(kept_took, std::chrono::milliseconds(2500)) << "not for the whole fold";
+    EXPECT_EQ(StatsOf(*cache).fold_hits, 1);
+    // Nothing kept for this query (by model): it waits for the fold, current.
+    UsageQuery by_model = q;
+    by_model.group_by = GroupBy::kModel;
+    const auto [model_calls, model_took] = during_fold(backend.get(), by_model, std::chrono::milliseconds(1000));
+    EXPECT_EQ(model_calls, 2);
+    EXPECT_GE(model_took, std::chrono::milliseconds(900));
+    EXPECT_EQ(StatsOf(*cache).fold_hits, 1);
+    // After the fold, the day answer is computed again: current.
+    EXPECT_EQ(CallsOf(backend->Usage(q)), 2);
+    EXPECT_EQ(StatsOf(*cache).fold_hits, 1);
+
+    // No fold wait (the default): the miss waits for the whole fold.
+    auto strict = MakeUsageCache(16);
+    std::unique_ptr<Backend> current = MakeLedgerBackend(url_, strict);
+    EXPECT_EQ(CallsOf(current->Usage(q)), 2);
+    insert_call(300);
+    const auto [strict_calls, strict_took] = during_fold(current.get(), q, std::chrono::milliseconds(1000));
+    EXPECT_EQ(strict_calls, 3);
+    EXPECT_GE(strict_took, std::chrono::milliseconds(900));
+    EXPECT_EQ(StatsOf(*strict).fold_hits, 0);
+}
+
 TEST_F(UsageCacheTest, KeepsAtMostItsEntriesAndForgetsTheLeastRecentlyUsed) {
     ledger::Migrate(url_);
     {
