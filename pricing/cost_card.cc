@@ -205,8 +205,8 @@ class CostCardParser {
             if (!KnownUnit(unit)) {
                 r_.ErrorAt(it->first.Mark(),
                            "unknown unit " + Quote(unit) +
-                               "; token units are input, cached_input, cached_input_explicit, cache_write, cache_write_1h, output, "
-                               "reasoning; other units are images, video_seconds, tool_calls, "
+                               "; token units are input, cached_input, cached_input_explicit, cache_write, "
+                               "cache_write_1h, output, reasoning; other units are images, video_seconds, tool_calls, "
                                "cache_storage_token_hours, web_searches, audio_seconds, or one listed in custom_units");
                 continue;
             }

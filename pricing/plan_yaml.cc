@@ -309,12 +309,14 @@ class PlanParser {
         if (UnitTable::IsKnownExtra(name) ||
             std::find(custom_units_.begin(), custom_units_.end(), name) != custom_units_.end()) {
             auto id = units_->Intern(name);
-            if (!id) r_.Error(node, "too many different units across the plans (at most " + std::to_string(kMaxUnits) + ")");
+            if (!id) {
+                r_.Error(node, "too many different units across the plans (at most " + std::to_string(kMaxUnits) + ")");
+            }
             return id;
         }
         r_.Error(node, "unknown unit " + Quote(name) +
-                           "; token units are input, cached_input, cached_input_explicit, cache_write, cache_write_1h, output, "
-                           "reasoning; other units are images, video_seconds, tool_calls, "
+                           "; token units are input, cached_input, cached_input_explicit, cache_write, "
+                           "cache_write_1h, output, reasoning; other units are images, video_seconds, tool_calls, "
                            "cache_storage_token_hours, web_searches, audio_seconds, or one listed in custom_units");
         return std::nullopt;
     }

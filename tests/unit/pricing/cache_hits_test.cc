@@ -9,6 +9,7 @@
 
 #include "pricing/invoice.h"
 #include "pricing/plan_yaml.h"
+#include "pricing/price_table.h"
 #include "pricing/rater.h"
 #include "pricing/rollup_records.h"
 #include "test_plans.h"
@@ -283,6 +284,47 @@ TEST_F(CacheHitsTest, TheRaterRejectsHitsAndWritesAboveTheWholePrompt) {
     EXPECT_EQ(o.reason, "a token count is negative");
     o = rater.Classify(MakeEvent({.model = "qwen-plus", .input = 100, .cached = 60, .cached_explicit = 40}), &parts);
     EXPECT_EQ(o.status, RateStatus::kRated) << o.reason;
+}
+
+TEST_F(CacheHitsTest, ThePriceTableShowsExplicitHitsWhereTheModelPricesThem) {
+    const std::vector<PriceCell> table = ResolvePriceTable(catalog_.plans[0].versions[0], catalog_.units);
+    auto cell = [&](const std::string& model, const std::string& band, bool batch) -> const PriceCell* {
+        for (const PriceCell& c : table) {
+            if (c.model == model && c.band == band && c.batch == batch && c.window.empty() && !c.thinking) return &c;
+        }
+        ADD_FAILURE() << "no cell " << model << " " << band << " batch=" << batch;
+        return nullptr;
+    };
+    auto rates = [](const PriceCell* c) {
+        std::string s;
+        for (const PriceCellRate& r : c->rates) {
+            const std::string rate = r.rate ? r.rate->price().ToString() + "/" + std::to_string(r.rate->per()) : "none";
+            s += r.unit_name + "=" + rate + " ";
+        }
+        return s;
+    };
+    const PriceCell* plus = cell("qwen-plus", "128001-256000", false);
+    ASSERT_NE(plus, nullptr);
+    EXPECT_EQ(rates(plus),
+              "input=2.4/1000000 cached_input=0.48/1000000 cached_input_explicit=0.24/1000000 "
+              "cache_write=3/1000000 cache_write_1h=3/1000000 output=20/1000000 ");
+    // Batch does not combine with the cache: no cache rows, input at half price.
+    const PriceCell* plus_batch = cell("qwen-plus", "0-128000", true);
+    ASSERT_NE(plus_batch, nullptr);
+    EXPECT_EQ(rates(plus_batch), "input=0.4/1000000 output=1/1000000 ");
+    // Only the implicit kind priced: no row of its own (explicit hits bill at 0.16).
+    const PriceCell* implicit_only = cell("qwen-implicit-only", "all", false);
+    ASSERT_NE(implicit_only, nullptr);
+    EXPECT_EQ(rates(implicit_only),
+              "input=0.8/1000000 cached_input=0.16/1000000 cache_write=0.8/1000000 cache_write_1h=0.8/1000000 "
+              "output=2/1000000 ");
+    // discounted halves the explicit rate, full_cache_rate keeps it.
+    const PriceCell* discounted = cell("qwen-discounted", "all", true);
+    const PriceCell* full = cell("qwen-full-cache-rate", "all", true);
+    ASSERT_NE(discounted, nullptr);
+    ASSERT_NE(full, nullptr);
+    EXPECT_NE(rates(discounted).find("cached_input_explicit=0.04/1000000"), std::string::npos) << rates(discounted);
+    EXPECT_NE(rates(full).find("cached_input_explicit=0.08/1000000"), std::string::npos) << rates(full);
 }
 
 // What `tally rate` prices (the rater's rollups) and what the ledger prices
