@@ -211,8 +211,8 @@ inline const std::optional<Rate>& RateFor(const RateTable& table, UnitId unit) {
 // The unit whose rate a cell uses when it has none for `unit`: cached_input
 // and cache_write fall back to input, cached_input_explicit to cached_input
 // (and so on to input), cache_write_1h to cache_write, reasoning to output;
-// nullopt for every other unit. The rule CellRate
-// (invoice.h) applies, and plan validation checks against.
+// nullopt for every other unit. The rule CellRate (invoice.h) applies, and
+// plan validation checks against.
 std::optional<UnitId> UnitFallback(UnitId unit);
 
 // Whether `table` has a rate for `unit` itself or for a unit it falls back to.
