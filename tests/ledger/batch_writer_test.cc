@@ -473,13 +473,16 @@ versions:
     auto text = [](const std::vector<Invoice>& invoices) {
         std::string s;
         for (const Invoice& inv : invoices) {
-            for (const InvoiceLine& l : inv.lines) s += l.unit + " " + l.amount.ToString() + "; ";
+            for (const InvoiceLine& l : inv.lines) {
+                if (l.kind == LineKind::kUsage) s += l.unit + " " + l.amount.ToString() + "; ";
+            }
+            s += "total " + inv.total.ToString();
         }
         return s;
     };
     const std::string via_rate = text(PriceRollups(catalog, {}, "p", {}, rated));
-    // 50,000 x 0.8, 20,000 x 0.16, 30,000 x 0.08 and 1,000 x 2, per 1M.
-    EXPECT_EQ(via_rate, "input 0.04; cached_input 0.0032; cached_input_explicit 0.0024; output 0.002; ");
+    // 50,000 x 0.8, 20,000 x 0.16, 30,000 x 0.08 and 1,000 x 2, per 1M; 0.0476 is 0.05 to the fen.
+    EXPECT_EQ(via_rate, "input 0.04; cached_input 0.0032; cached_input_explicit 0.0024; output 0.002; total 0.05");
     EXPECT_EQ(text(PriceRollups(catalog, {}, "p", {}, read.rollups)), via_rate);
 }
 
