@@ -39,6 +39,7 @@ enum DataKey : uint8_t {
     kInputTokens,
     kOutputTokens,
     kCachedInputTokens,
+    kCachedInputExplicitTokens,
     kCacheWriteTokens,
     kCacheWrite1hTokens,
     kReasoningTokens,
@@ -47,10 +48,11 @@ enum DataKey : uint8_t {
     kProject,
     kServedModel
 };
-constexpr std::array<std::string_view, 11> kDataKeys = {"model",
+constexpr std::array<std::string_view, 12> kDataKeys = {"model",
                                                         "input_tokens",
                                                         "output_tokens",
                                                         "cached_input_tokens",
+                                                        "cached_input_explicit_tokens",
                                                         "cache_write_tokens",
                                                         "cache_write_1h_tokens",
                                                         "reasoning_tokens",
@@ -321,6 +323,9 @@ void DecodeData(od::object data, Event* e, SeenKeys* seen) {
             case kInputTokens: e->input_tokens = Count(v, "data.input_tokens"); break;
             case kOutputTokens: e->output_tokens = Count(v, "data.output_tokens"); break;
             case kCachedInputTokens: e->cached_input_tokens = Count(v, "data.cached_input_tokens"); break;
+            case kCachedInputExplicitTokens:
+                e->cached_input_explicit_tokens = Count(v, "data.cached_input_explicit_tokens");
+                break;
             case kCacheWriteTokens: e->cache_write_tokens = Count(v, "data.cache_write_tokens"); break;
             case kCacheWrite1hTokens: e->cache_write_1h_tokens = Count(v, "data.cache_write_1h_tokens"); break;
             case kReasoningTokens: e->reasoning_tokens = Count(v, "data.reasoning_tokens"); break;
@@ -428,7 +433,7 @@ void Reset(Event* e) {
     e->served_model.clear();
     e->project.clear();
     e->time = Instant{};
-    e->input_tokens = e->output_tokens = e->cached_input_tokens = 0;
+    e->input_tokens = e->output_tokens = e->cached_input_tokens = e->cached_input_explicit_tokens = 0;
     e->cache_write_tokens = e->cache_write_1h_tokens = e->reasoning_tokens = 0;
     e->batch = e->thinking = false;
     e->extras.clear();
@@ -474,11 +479,13 @@ bool EventDecoder::Decode(std::string_view json, Event* e, std::string* reason) 
     // Served by the model it asked for: not routed.
     if (e->served_model == e->model) e->served_model.clear();
     // Each count is at most kCountMax, so these sums cannot overflow.
-    static_assert(kCountMax <= INT64_MAX / 3);
-    const int64_t cached_and_writes = e->cached_input_tokens + e->cache_write_tokens + e->cache_write_1h_tokens;
+    static_assert(kCountMax <= INT64_MAX / 4);
+    const int64_t cached_and_writes = e->cached_input_tokens + e->cached_input_explicit_tokens +
+                                      e->cache_write_tokens + e->cache_write_1h_tokens;
     if (cached_and_writes > e->input_tokens) {
-        *reason = "cached_input_tokens + cache_write_tokens + cache_write_1h_tokens exceed input_tokens (" +
-                  std::to_string(e->input_tokens) + "); input_tokens is the whole prompt";
+        *reason = "cached_input_tokens + cached_input_explicit_tokens + cache_write_tokens + cache_write_1h_tokens (" +
+                  std::to_string(cached_and_writes) + ") exceed input_tokens (" + std::to_string(e->input_tokens) +
+                  "); input_tokens is the whole prompt, both kinds of cache hit and the cache writes are parts of it";
         return false;
     }
     if (e->reasoning_tokens > e->output_tokens) {

@@ -19,8 +19,8 @@ constexpr int kMaxRateDecimals = 9;  // as plans (plan_yaml.cc)
 
 // The standard units by id (plan.h's StdUnit), for the fallbacks; checked
 // against UnitTable's names by the tests (CostCatalog fallbacks).
-constexpr std::array<std::string_view, kNumStdUnits> kStdUnitNames = {"input",          "cached_input", "cache_write",
-                                                                      "cache_write_1h", "output",       "reasoning"};
+constexpr std::array<std::string_view, kNumStdUnits> kStdUnitNames = {
+    "input", "cached_input", "cached_input_explicit", "cache_write", "cache_write_1h", "output", "reasoning"};
 
 std::optional<UnitId> StdUnitId(std::string_view name) {
     for (size_t i = 0; i < kStdUnitNames.size(); ++i) {
@@ -205,8 +205,8 @@ class CostCardParser {
             if (!KnownUnit(unit)) {
                 r_.ErrorAt(it->first.Mark(),
                            "unknown unit " + Quote(unit) +
-                               "; token units are input, cached_input, cache_write, cache_write_1h, output, "
-                               "reasoning; other units are images, video_seconds, tool_calls, "
+                               "; token units are input, cached_input, cached_input_explicit, cache_write, "
+                               "cache_write_1h, output, reasoning; other units are images, video_seconds, tool_calls, "
                                "cache_storage_token_hours, web_searches, audio_seconds, or one listed in custom_units");
                 continue;
             }

@@ -89,8 +89,9 @@ class CostCatalog {
     // at `t`, in the plan band whose lowest prompt length is `band_from`
     // tokens: the cost band that contains `band_from` applies. The unit's
     // rate falls back as a plan's does (UnitFallback: cached_input and
-    // cache_write to input, cache_write_1h to cache_write, reasoning to
-    // output). Exact: quantity * price / per at Decimal's 18 places.
+    // cache_write to input, cached_input_explicit to cached_input,
+    // cache_write_1h to cache_write, reasoning to output). Exact: quantity *
+    // price / per at Decimal's 18 places.
     CostQuote Cost(std::string_view model, std::string_view unit, int64_t band_from, Instant t, int64_t quantity) const;
 
    private:

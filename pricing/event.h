@@ -44,9 +44,10 @@ struct Event {
     // "" when the call was not routed (absent, or equal to `model`).
     std::string served_model;
     std::string project;
-    int64_t input_tokens = 0;   // the whole prompt, including cached and cache writes
+    int64_t input_tokens = 0;   // the whole prompt, including both kinds of cache hit and cache writes
     int64_t output_tokens = 0;  // the whole completion, including reasoning
-    int64_t cached_input_tokens = 0;
+    int64_t cached_input_tokens = 0;           // cache hits (implicit: the provider's automatic cache)
+    int64_t cached_input_explicit_tokens = 0;  // explicit cache hits (a cache the caller created)
     int64_t cache_write_tokens = 0;     // 5-minute cache writes
     int64_t cache_write_1h_tokens = 0;  // 1-hour cache writes
     int64_t reasoning_tokens = 0;

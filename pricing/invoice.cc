@@ -1008,7 +1008,8 @@ std::optional<Rate> CellRate(const ModelPricing& m, const CellKey& cell, UnitId 
         rate = *rate * *window->multiplier;
     }
     if (batch && m.batch.multiplier && !from_batch_table) {
-        bool keep_cache_rate = unit == kUnitCachedInput && m.batch.cache_hits == BatchCache::kFullCacheRate;
+        bool keep_cache_rate = (unit == kUnitCachedInput || unit == kUnitCachedInputExplicit) &&
+                               m.batch.cache_hits == BatchCache::kFullCacheRate;
         if (!keep_cache_rate) rate = *rate * *m.batch.multiplier;
     }
     return rate;

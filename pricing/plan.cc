@@ -8,8 +8,8 @@
 namespace tally {
 
 namespace {
-constexpr std::array<std::string_view, kNumStdUnits> kStdUnitNames = {"input",          "cached_input", "cache_write",
-                                                                      "cache_write_1h", "output",       "reasoning"};
+constexpr std::array<std::string_view, kNumStdUnits> kStdUnitNames = {
+    "input", "cached_input", "cached_input_explicit", "cache_write", "cache_write_1h", "output", "reasoning"};
 // Numeric event fields that plans may price without declaring them.
 constexpr std::array<std::string_view, 6> kKnownExtras = {
     "images", "video_seconds", "tool_calls", "cache_storage_token_hours", "web_searches", "audio_seconds"};
@@ -129,6 +129,7 @@ std::string_view RoundingPlaceName(RoundingPlace place) {
 std::optional<UnitId> UnitFallback(UnitId unit) {
     switch (unit) {
         case kUnitCachedInput: return kUnitInput;
+        case kUnitCachedInputExplicit: return kUnitCachedInput;
         case kUnitCacheWrite: return kUnitInput;
         case kUnitCacheWrite1h: return kUnitCacheWrite;
         case kUnitReasoning: return kUnitOutput;

@@ -27,15 +27,19 @@ namespace tally {
 // the rater; extra units are other numeric fields of the event, by name.
 using UnitId = uint8_t;
 enum StdUnit : UnitId {
-    kUnitInput = 0,         // uncached prompt tokens (input - cached - cache writes)
-    kUnitCachedInput = 1,   // cache hits
-    kUnitCacheWrite = 2,    // cache writes (5-minute lifetime, the default)
-    kUnitCacheWrite1h = 3,  // cache writes with a 1-hour lifetime
-    kUnitOutput = 4,        // completion tokens (without reasoning if reasoning is priced)
-    kUnitReasoning = 5,     // reasoning tokens, only when the plan prices them
-    kNumStdUnits = 6,
+    kUnitInput = 0,                // uncached prompt tokens (input - both kinds of hit - cache writes)
+    kUnitCachedInput = 1,          // cache hits (implicit: the provider's automatic cache)
+    kUnitCachedInputExplicit = 2,  // explicit cache hits (a cache the caller created), priced on their own
+    kUnitCacheWrite = 3,           // cache writes (5-minute lifetime, the default)
+    kUnitCacheWrite1h = 4,         // cache writes with a 1-hour lifetime
+    kUnitOutput = 5,               // completion tokens (without reasoning if reasoning is priced)
+    kUnitReasoning = 6,            // reasoning tokens, only when the plan prices them
+    kNumStdUnits = 7,
 };
-constexpr int kMaxUnits = 16;  // 6 token units + up to 10 extra units across a catalog
+// Ids are positions in a catalog's UnitTable, never stored: the ledger keeps
+// units by name (RollupRecord::unit), so ids may be renumbered.
+constexpr int kMaxUnits = kNumStdUnits + 10;  // 7 token units + up to 10 extra units across a catalog
+static_assert(kMaxUnits <= 32, "priced_units and the rater keep one bit per unit in a uint32_t");
 
 // Unit names <-> ids, shared by every plan in one Catalog.
 class UnitTable {
@@ -205,9 +209,10 @@ inline const std::optional<Rate>& RateFor(const RateTable& table, UnitId unit) {
 
 
 // The unit whose rate a cell uses when it has none for `unit`: cached_input
-// and cache_write fall back to input, cache_write_1h to cache_write,
-// reasoning to output; nullopt for every other unit. The rule CellRate
-// (invoice.h) applies, and plan validation checks against.
+// and cache_write fall back to input, cached_input_explicit to cached_input
+// (and so on to input), cache_write_1h to cache_write, reasoning to output;
+// nullopt for every other unit. The rule CellRate (invoice.h) applies, and
+// plan validation checks against.
 std::optional<UnitId> UnitFallback(UnitId unit);
 
 // Whether `table` has a rate for `unit` itself or for a unit it falls back to.

@@ -309,12 +309,14 @@ class PlanParser {
         if (UnitTable::IsKnownExtra(name) ||
             std::find(custom_units_.begin(), custom_units_.end(), name) != custom_units_.end()) {
             auto id = units_->Intern(name);
-            if (!id) r_.Error(node, "too many different units across the plans (at most 16)");
+            if (!id) {
+                r_.Error(node, "too many different units across the plans (at most " + std::to_string(kMaxUnits) + ")");
+            }
             return id;
         }
         r_.Error(node, "unknown unit " + Quote(name) +
-                           "; token units are input, cached_input, cache_write, cache_write_1h, output, "
-                           "reasoning; other units are images, video_seconds, tool_calls, "
+                           "; token units are input, cached_input, cached_input_explicit, cache_write, "
+                           "cache_write_1h, output, reasoning; other units are images, video_seconds, tool_calls, "
                            "cache_storage_token_hours, web_searches, audio_seconds, or one listed in custom_units");
         return std::nullopt;
     }
@@ -494,6 +496,36 @@ class PlanParser {
         } else if (has_batch_rates) {
             m->batch.priced = true;
         }
+        CheckBatchMeetsCache(node, *m, where);
+    }
+
+    // Refuses a model that prices batch calls and cache hits (either kind)
+    // without saying how the two meet: providers differ (Anthropic discounts
+    // hits in batch, Volcano keeps their online rate, Alibaba gives batch
+    // calls no cache price), so no default is safe. The diagnostic points at
+    // `batch:`, or at the first batch_rates when the model has no `batch:`.
+    void CheckBatchMeetsCache(const YAML::Node& node, const ModelPricing& m, const std::string& where) {
+        if (!m.batch.priced) return;
+        constexpr uint32_t kHits = (1u << kUnitCachedInput) | (1u << kUnitCachedInputExplicit);
+        if ((m.priced_units & kHits) == 0) return;
+        const YAML::Node batch = YamlReader::Optional(node, "batch");
+        if (batch.IsDefined() && !batch.IsMap()) return;  // reported where batch is read
+        if (YamlReader::Optional(batch, "cache_hits").IsDefined()) return;
+        YAML::Node at = batch.IsDefined() ? batch : YamlReader::Optional(node, "batch_rates");
+        const YAML::Node bands = YamlReader::Optional(node, "bands");
+        if (!at.IsDefined() && bands.IsSequence()) {
+            for (const auto& b : bands) {
+                at = YamlReader::Optional(b, "batch_rates");
+                if (at.IsDefined()) break;
+            }
+        }
+        if (!at.IsDefined()) at = node;
+        r_.Error(at, where + " prices batch calls and cache hits but does not say how they meet: write " +
+                         (batch.IsDefined() ? std::string("cache_hits under batch") : "batch: {cache_hits: ...}") +
+                         ", one of: discounted (a batch call's cache hits take the batch multiplier too, "
+                         "as Anthropic's), full_cache_rate (they keep their online cache-hit rate, as Volcano's "
+                         "tables), not_combined (a batch call gets no cache-hit price: its hits bill as input, "
+                         "as Alibaba's)");
     }
 
     // Refuses a model where a call could land in a cell with no rate for a

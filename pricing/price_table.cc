@@ -14,7 +14,11 @@ std::vector<UnitId> BilledUnits(const ModelPricing& m, bool batch) {
     // A batch call of a model whose batch does not combine with the cache
     // bills its whole prompt as input.
     if (!(batch && m.batch.cache_hits == BatchCache::kNotCombined)) {
-        units.insert(units.end(), {kUnitCachedInput, kUnitCacheWrite, kUnitCacheWrite1h});
+        units.push_back(kUnitCachedInput);
+        // Explicit hits of a model that does not price them bill at the
+        // cached_input rate (UnitFallback): a row of their own only when priced.
+        if ((m.priced_units & (1u << kUnitCachedInputExplicit)) != 0) units.push_back(kUnitCachedInputExplicit);
+        units.insert(units.end(), {kUnitCacheWrite, kUnitCacheWrite1h});
     }
     units.push_back(kUnitOutput);
     if (m.prices_reasoning) units.push_back(kUnitReasoning);

@@ -38,9 +38,11 @@ struct PriceCell {
     bool batch = false;
     bool thinking = false;
     // Every unit a call of this cell can bill: input, cached_input,
-    // cache_write, cache_write_1h (not on a batch cell whose cache hits bill
-    // as input), output, reasoning (when the model prices it), and the extra
-    // units the model prices; in that order.
+    // cached_input_explicit (only when the model prices it; otherwise its
+    // hits bill at the cached_input rate), cache_write, cache_write_1h (these
+    // not on a batch cell whose cache hits bill as input), output, reasoning
+    // (when the model prices it), and the extra units the model prices; in
+    // that order.
     std::vector<PriceCellRate> rates;
 };
 

@@ -204,14 +204,24 @@ ZoneClock& Rater::Clock(const date::time_zone* zone) {
 RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     parts->clear();
     // The decoder guarantees these; a caller that builds events by hand may not.
-    if (e.input_tokens < 0 || e.output_tokens < 0 || e.cached_input_tokens < 0 || e.cache_write_tokens < 0 ||
-        e.cache_write_1h_tokens < 0 || e.reasoning_tokens < 0) {
+    if (e.input_tokens < 0 || e.output_tokens < 0 || e.cached_input_tokens < 0 ||
+        e.cached_input_explicit_tokens < 0 || e.cache_write_tokens < 0 || e.cache_write_1h_tokens < 0 ||
+        e.reasoning_tokens < 0) {
         return Reject(RejectReason::kInvalid, "a token count is negative");
     }
-    int64_t uncached = e.input_tokens - e.cached_input_tokens - e.cache_write_tokens - e.cache_write_1h_tokens;
+    // The uncached prompt: the whole prompt less both kinds of cache hit and
+    // the cache writes. Subtracted one by one, so that counts a caller built
+    // by hand above kCountMax cannot overflow.
+    int64_t uncached = e.input_tokens;
+    for (int64_t part : {e.cached_input_tokens, e.cached_input_explicit_tokens, e.cache_write_tokens,
+                         e.cache_write_1h_tokens}) {
+        if (uncached >= 0) uncached -= part;
+    }
     if (uncached < 0) {
-        return Reject(RejectReason::kInvalid, "cached_input_tokens + cache_write_tokens exceed input_tokens (" +
-                      std::to_string(e.input_tokens) + ")");
+        return Reject(RejectReason::kInvalid,
+                      "cached_input_tokens + cached_input_explicit_tokens + cache_write_tokens + "
+                      "cache_write_1h_tokens exceed input_tokens (" +
+                          std::to_string(e.input_tokens) + ")");
     }
     if (e.reasoning_tokens > e.output_tokens) {
         return Reject(RejectReason::kInvalid, "reasoning_tokens (" + std::to_string(e.reasoning_tokens) + ") exceed output_tokens (" +
@@ -298,11 +308,12 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     Quantities q{};
     q[kUnitInput] = uncached;
     q[kUnitCachedInput] = e.cached_input_tokens;
+    q[kUnitCachedInputExplicit] = e.cached_input_explicit_tokens;
     q[kUnitCacheWrite] = e.cache_write_tokens;
     q[kUnitCacheWrite1h] = e.cache_write_1h_tokens;
     if (batch && m.batch.cache_hits == BatchCache::kNotCombined) {
-        q[kUnitInput] = e.input_tokens;  // no cache price for batch calls
-        q[kUnitCachedInput] = q[kUnitCacheWrite] = q[kUnitCacheWrite1h] = 0;
+        q[kUnitInput] = e.input_tokens;  // no cache price for batch calls: both kinds of hit bill as input
+        q[kUnitCachedInput] = q[kUnitCachedInputExplicit] = q[kUnitCacheWrite] = q[kUnitCacheWrite1h] = 0;
     }
     if (m.prices_reasoning) {
         q[kUnitOutput] = e.output_tokens - e.reasoning_tokens;
@@ -357,10 +368,11 @@ RateOutcome Rater::Classify(const Event& e, std::vector<RatedPart>* parts) {
     }
 
     // Graduated: slice the band-selecting tokens over the bands, in prompt
-    // order (cache hits are a prefix, so they come first); everything else
-    // prices at the band the call reaches.
-    static constexpr std::array<UnitId, 4> kPromptOrder = {kUnitCachedInput, kUnitCacheWrite, kUnitCacheWrite1h,
-                                                           kUnitInput};
+    // order (cache hits are a prefix, so they come first: implicit hits,
+    // then explicit ones); everything else prices at the band the call
+    // reaches.
+    static constexpr std::array<UnitId, 5> kPromptOrder = {kUnitCachedInput, kUnitCachedInputExplicit,
+                                                           kUnitCacheWrite, kUnitCacheWrite1h, kUnitInput};
     Quantities rest = q;
     int64_t lower = 0;
     for (size_t b = 0; b <= band; ++b) {

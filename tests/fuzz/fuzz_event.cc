@@ -30,7 +30,7 @@ versions:
         above_top_band: bill_at_top_band
         bands:
           - up_to: 100
-            rates: {input: "1", cached_input: "0.1", output: "2", images: "5"}
+            rates: {input: "1", cached_input: "0.1", cached_input_explicit: "0.05", output: "2", images: "5"}
             output_conditions: [{up_to: 10, rates: {output: "1"}}]
           - up_to: 1000
             rates: {input: "2", output: "4", reasoning: "3", images: "5"}
@@ -101,7 +101,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         TALLY_ASSERT(!reason.empty());
         return 0;
     }
-    TALLY_ASSERT(e.input_tokens >= e.cached_input_tokens);
+    TALLY_ASSERT(e.input_tokens >= e.cached_input_tokens + e.cached_input_explicit_tokens + e.cache_write_tokens +
+                                        e.cache_write_1h_tokens);
     TALLY_ASSERT(e.output_tokens >= e.reasoning_tokens);
     TALLY_ASSERT(!e.id.empty());
     TALLY_ASSERT(e.input_tokens <= tally::kCountMax);
@@ -126,7 +127,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         int64_t input = 0;
         for (const auto& p : parts) {
             input += p.quantities[tally::kUnitInput] + p.quantities[tally::kUnitCachedInput] +
-                     p.quantities[tally::kUnitCacheWrite] + p.quantities[tally::kUnitCacheWrite1h];
+                     p.quantities[tally::kUnitCachedInputExplicit] + p.quantities[tally::kUnitCacheWrite] +
+                     p.quantities[tally::kUnitCacheWrite1h];
         }
         TALLY_ASSERT(input == e.input_tokens);  // every prompt token is billed once
     }

@@ -15,7 +15,11 @@
 #include "ledger/migrations.h"
 #include "ledger/rollup_rebuild.h"
 #include "ledger/store.h"
+#include "pricing/invoice.h"
+#include "pricing/plan_yaml.h"
 #include "pricing/project_cap.h"
+#include "pricing/rater.h"
+#include "pricing/rollup_records.h"
 #include "tests/ledger/ledger_db.h"
 
 namespace tally::ledger {
@@ -420,6 +424,66 @@ TEST_F(BatchWriterTest, ARoutedCallKeepsItsServedModelThroughStoreFoldAndRead) {
     EXPECT_EQ(read[3].served_model, "pro");
     EXPECT_EQ(read[3].unit, "input");
     EXPECT_EQ(read[3].quantity, 35);
+}
+
+// The ledger and `tally rate` agree on a call with both kinds of cache hit
+// (Alibaba's qwen-plus, CNY per 1M tokens: input 0.8, implicit hit 0.16,
+// explicit hit 0.08): the rater's records stored, folded and read back from
+// PostgreSQL price the invoice the rater's own rollups price.
+TEST_F(BatchWriterTest, ExplicitCacheHitsPriceTheSameFromTheLedgerAsFromTallyRate) {
+    Catalog catalog;
+    Diagnostics d;
+    auto plan = ParsePlan(R"(plan: p
+versions:
+  - version: v1
+    effective_from: 2025-01-01T00:00:00Z
+    currency: CNY
+    time_zone: Asia/Shanghai
+    models:
+      m: {rates: {input: "0.8", cached_input: "0.16", cached_input_explicit: "0.08", output: "2"}}
+)",
+                          "p.yaml", &catalog.units, &d);
+    ASSERT_TRUE(plan.has_value()) << (d.empty() ? "" : d.front().ToString());
+    catalog.plans.push_back(std::move(*plan));
+    Event e;
+    e.id = "qw-1";
+    e.source = "gw";
+    e.subject = "c1";
+    e.model = "m";
+    e.time = *ParseRfc3339("2025-11-03T10:00:00Z");
+    e.input_tokens = 100000;
+    e.cached_input_tokens = 20000;
+    e.cached_input_explicit_tokens = 30000;
+    e.output_tokens = 1000;
+    Rater rater(catalog, {}, "p", {});
+    ASSERT_EQ(rater.Add(e).status, RateStatus::kRated);
+    const std::vector<Rollup> rated = rater.Rollups();
+    const std::vector<RollupRecord> records = ToRecords(catalog, rated);
+    ASSERT_FALSE(records.empty());
+    Batch in;
+    in.keys = {Key(m_, 1, 1, "c1", 0, 0, "{}")};
+    in.offsets = {{0, -1, 1}};
+    writer_->Store(in, Fixed(records));
+    EXPECT_EQ(Text("SELECT string_agg(unit || ':' || quantity, ' ' ORDER BY unit) FROM usage_rollups"),
+              ":0 cached_input:20000 cached_input_explicit:30000 input:50000 output:1000");
+    writer_->FoldDeltas();
+    tally::ledger::Store store(url_);
+    const RecordsRead read = FromRecords(catalog, store.LoadRollups("c1", records.front().period));
+    EXPECT_EQ(read.unresolved, 0);
+    auto text = [](const std::vector<Invoice>& invoices) {
+        std::string s;
+        for (const Invoice& inv : invoices) {
+            for (const InvoiceLine& l : inv.lines) {
+                if (l.kind == LineKind::kUsage) s += l.unit + " " + l.amount.ToString() + "; ";
+            }
+            s += "total " + inv.total.ToString();
+        }
+        return s;
+    };
+    const std::string via_rate = text(PriceRollups(catalog, {}, "p", {}, rated));
+    // 50,000 x 0.8, 20,000 x 0.16, 30,000 x 0.08 and 1,000 x 2, per 1M; 0.0476 is 0.05 to the fen.
+    EXPECT_EQ(via_rate, "input 0.04; cached_input 0.0032; cached_input_explicit 0.0024; output 0.002; total 0.05");
+    EXPECT_EQ(text(PriceRollups(catalog, {}, "p", {}, read.rollups)), via_rate);
 }
 
 TEST_F(BatchWriterTest, AZeroTokenCallIsStoredAsACallsRow) {

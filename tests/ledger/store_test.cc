@@ -181,7 +181,7 @@ TEST_F(StoreCatalog, PublishValidatesThePlanWithItsPublishedVersions) {
 }
 
 TEST_F(StoreCatalog, PublishRefusesUnitsTheCatalogCannotHold) {
-    // 6 token units + 5 here + 6 in q: each plan alone fits, together 17 > kMaxUnits.
+    // 7 token units + 5 here + 6 in q: each plan alone fits, together 18 > kMaxUnits (17).
     auto plan = [](const std::string& name, const std::string& prefix, int n) {
         std::string units, rates;
         for (int i = 0; i < n; ++i) {

@@ -30,7 +30,7 @@ versions:
     tax_percent: "6"
     minimum_commitment: "0.05"
     models:
-      x: {rates: {input: "0.8", cached_input: "0.16", output: "8"}}
+      x: {rates: {input: "0.8", cached_input: "0.16", cached_input_explicit: "0.08", output: "8"}}
       y:
         bands:
           - {up_to: 32000, rates: {input: "1.2", output: "16"}}
@@ -132,6 +132,9 @@ Event RandomEvent(std::mt19937_64& rng, int serial) {
     e.cached_input_tokens = std::uniform_int_distribution<int64_t>(0, e.input_tokens)(rng) / 2;
     e.cache_write_tokens =
         std::uniform_int_distribution<int>(0, 3)(rng) == 0 ? (e.input_tokens - e.cached_input_tokens) / 3 : 0;
+    e.cached_input_explicit_tokens = std::uniform_int_distribution<int>(0, 3)(rng) == 0
+                                         ? (e.input_tokens - e.cached_input_tokens - e.cache_write_tokens) / 4
+                                         : 0;
     e.output_tokens = std::uniform_int_distribution<int>(0, 1)(rng)
                           ? Tokens(rng) / 20
                           : std::uniform_int_distribution<int64_t>(0, 400)(rng);
@@ -325,6 +328,9 @@ TEST_F(OrderInvariance, ProjectComparisonDetectsAChangedCall) {
     events[0].model = "doubao-seed-1.6";
     events[0].input_tokens = 1000;
     events[0].output_tokens = 300;
+    // The drawn parts of the prompt and the completion may exceed these: none, so the call rates.
+    events[0].cached_input_tokens = events[0].cached_input_explicit_tokens = 0;
+    events[0].cache_write_tokens = events[0].cache_write_1h_tokens = events[0].reasoning_tokens = 0;
     std::vector<Event> changed = events;
     changed[0].project = "another";
     changed[0].input_tokens = 1001;

@@ -317,5 +317,40 @@ TEST(EventDecoder, RejectsABadServedModelNamingTheField) {
               "duplicate key 'data.served_model'");
 }
 
+TEST(EventDecoder, ReadsExplicitCacheHitsAsAPartOfTheWholePrompt) {
+    // Alibaba's explicit cache: a 100,000-token prompt with 20,000 implicit
+    // and 30,000 explicit hits.
+    const std::string call = Replace(Replace(kGood, "30500", "100000"), R"("cached_input_tokens":12000)",
+                                     R"("cached_input_tokens":20000,"cached_input_explicit_tokens":30000)");
+    EventDecoder decoder;
+    Event e;
+    std::string reason;
+    ASSERT_TRUE(decoder.Decode(call, &e, &reason)) << reason;
+    EXPECT_EQ(e.input_tokens, 100000);
+    EXPECT_EQ(e.cached_input_tokens, 20000);
+    EXPECT_EQ(e.cached_input_explicit_tokens, 30000);
+    // A known field, not an extra unit.
+    for (const auto& x : e.extras) EXPECT_NE(x.name, "cached_input_explicit_tokens");
+    // The decoder is reused: the next event without the field has none.
+    ASSERT_TRUE(decoder.Decode(kGood, &e, &reason)) << reason;
+    EXPECT_EQ(e.cached_input_explicit_tokens, 0);
+
+    // Both kinds and the writes together may not exceed the whole prompt:
+    // 20,000 + 30,000 + 50,001 > 100,000, though each alone fits.
+    const std::string over = Replace(call, R"("cached_input_explicit_tokens":30000)",
+                                     R"("cached_input_explicit_tokens":30000,"cache_write_tokens":50001)");
+    EXPECT_EQ(Reason(over),
+              "cached_input_tokens + cached_input_explicit_tokens + cache_write_tokens + cache_write_1h_tokens "
+              "(100001) exceed input_tokens (100000); input_tokens is the whole prompt, both kinds of cache hit "
+              "and the cache writes are parts of it");
+    ASSERT_TRUE(decoder.Decode(Replace(over, "50001", "50000"), &e, &reason)) << reason;
+    EXPECT_EQ(Reason(Replace(call, "30000", "-1")), "field 'data.cached_input_explicit_tokens' is negative (-1)");
+    EXPECT_EQ(Reason(Replace(call, "30000", "1000000000001")),
+              "field 'data.cached_input_explicit_tokens' is 1000000000001, above the per-call maximum 1000000000000");
+    EXPECT_EQ(Reason(Replace(call, R"("cached_input_explicit_tokens":30000)",
+                             R"("cached_input_explicit_tokens":30000,"cached_input_explicit_tokens":1)")),
+              "duplicate key 'data.cached_input_explicit_tokens'");
+}
+
 }  // namespace
 }  // namespace tally

@@ -133,9 +133,9 @@ versions:
         "10:9: unknown key 'speed' in model 'm'; expected one of: upstream, currency, rates, bands",
         "9:24: the input cost is negative (-0.3); it must be 0 or more",
         "9:40: the output cost 1.0000000001 has more than 9 decimal places",
-        "9:56: unknown unit 'tokens'; token units are input, cached_input, cache_write, cache_write_1h, output, "
-        "reasoning; other units are images, video_seconds, tool_calls, cache_storage_token_hours, web_searches, "
-        "audio_seconds, or one listed in custom_units",
+        "9:56: unknown unit 'tokens'; token units are input, cached_input, cached_input_explicit, cache_write, "
+        "cache_write_1h, output, reasoning; other units are images, video_seconds, tool_calls, "
+        "cache_storage_token_hours, web_searches, audio_seconds, or one listed in custom_units",
         "12:9: model 'n' needs either 'rates' (one cost for every call) or 'bands', not both",
         "16:19: upstream must be true or false, not 'maybe'",
         "20:20: band 2 of model 'p' ends at 100, not above the band before it (100); list bands from the smallest up",

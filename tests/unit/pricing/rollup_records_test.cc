@@ -123,6 +123,7 @@ TEST_F(RollupRecordsTest, RateRowsUsageEqualsRateOnEveryExamplePlan) {
             s.model = models[rng() % models.size()];
             s.input = static_cast<int64_t>(rng() % 3000);
             s.cached = s.input / 3;
+            s.cached_explicit = rng() % 2 == 0 ? s.input / 4 : 0;  // explicit hits: their own unit, by name
             s.output = static_cast<int64_t>(rng() % 400);
             s.reasoning = s.output / 4;
             s.batch = rng() % 4 == 0;

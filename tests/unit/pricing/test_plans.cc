@@ -47,6 +47,7 @@ Event MakeEvent(const EventSpec& s) {
     e.input_tokens = s.input;
     e.output_tokens = s.output;
     e.cached_input_tokens = s.cached;
+    e.cached_input_explicit_tokens = s.cached_explicit;
     e.reasoning_tokens = s.reasoning;
     e.batch = s.batch;
     e.thinking = s.thinking;

@@ -30,6 +30,7 @@ struct EventSpec {
     int64_t cache_write = 0;
     int64_t cache_write_1h = 0;
     const char* served_model = "";  // the Model Router's served model; "" not routed
+    int64_t cached_explicit = 0;    // explicit cache hits (data.cached_input_explicit_tokens)
 };
 Event MakeEvent(const EventSpec& spec);
 
