@@ -211,8 +211,12 @@ std::optional<StatedRate> FindStatedRate(const ModelPricing& m, const CellPlace&
     if (!found) return std::nullopt;
     const RateTable& table = *found->table;
     if (table[found->unit]) {
-        return StatedRate{*table[found->unit], found->origin == Origin::kBatch, found->origin == Origin::kWindow,
-                          std::nullopt, std::nullopt, false};
+        return StatedRate{*table[found->unit],
+                          found->origin == Origin::kBatch,
+                          found->origin == Origin::kWindow,
+                          std::nullopt,
+                          std::nullopt,
+                          false};
     }
     TALLY_ASSERT(table.of_input[found->unit].has_value());
     TALLY_ASSERT(MayBeShareOfInput(found->unit));
@@ -228,8 +232,9 @@ std::optional<StatedRate> FindStatedRate(const ModelPricing& m, const CellPlace&
     TALLY_ASSERT(input->unit == kUnitInput);
     TALLY_ASSERT((*input->table)[kUnitInput].has_value());  // input is never a share
     const Rate input_rate = *(*input->table)[kUnitInput];
-    return StatedRate{input_rate * share, input->origin == Origin::kBatch, input->origin == Origin::kWindow,
-                      share, input_rate, share_in_batch};
+    return StatedRate{
+        input_rate * share, input->origin == Origin::kBatch, input->origin == Origin::kWindow, share, input_rate,
+        share_in_batch};
 }
 
 }  // namespace tally

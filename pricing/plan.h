@@ -254,14 +254,13 @@ struct CellPlace {
 // batch tables, resolves against the online cell's input.
 struct StatedRate {
     Rate rate;
-    bool from_batch_table = false;   // the batch multiplier does not apply
-    bool from_window_table = false;  // the window multiplier does not apply
+    bool from_batch_table = false;       // the batch multiplier does not apply
+    bool from_window_table = false;      // the window multiplier does not apply
     std::optional<Multiplier> of_input;  // the share it was resolved from, if any
     std::optional<Rate> input;           // and the input rate it multiplied
     bool share_in_batch_table = false;   // the share was written in a batch table
 };
 std::optional<StatedRate> FindStatedRate(const ModelPricing& m, const CellPlace& cell, UnitId unit);
-
 
 // The unit whose rate a cell uses when it has none for `unit`: cached_input
 // and cache_write fall back to input, cache_write_1h to cache_write,

@@ -117,14 +117,14 @@ std::optional<PricedElsewhere> FindWherePriced(const ModelPricing& m, size_t b, 
                                        "for longer outputs"};
             }
             if (c.batch_rates.Has(unit)) {
-                return PricedElsewhere{"for batch calls with outputs up to " + std::to_string(c.up_to) + " tokens" +
-                                           where,
-                                       "for other calls"};
+                return PricedElsewhere{
+                    "for batch calls with outputs up to " + std::to_string(c.up_to) + " tokens" + where,
+                    "for other calls"};
             }
             if (c.thinking_rates.Has(unit)) {
-                return PricedElsewhere{"for thinking calls with outputs up to " + std::to_string(c.up_to) +
-                                           " tokens" + where,
-                                       "for other calls"};
+                return PricedElsewhere{
+                    "for thinking calls with outputs up to " + std::to_string(c.up_to) + " tokens" + where,
+                    "for other calls"};
             }
         }
         if (band.batch_rates.Has(unit)) return PricedElsewhere{"for batch calls" + where, "for online calls"};
@@ -402,7 +402,8 @@ class PlanParser {
         const YAML::Node share = YamlReader::Optional(node, "of_input");
         const YAML::Node same = YamlReader::Optional(node, "same_as");
         if (share.IsDefined() && same.IsDefined()) {
-            r_.Error(node, "the " + name + " rate takes of_input (a share of the input rate) or same_as: input, not both");
+            r_.Error(node,
+                     "the " + name + " rate takes of_input (a share of the input rate) or same_as: input, not both");
             return std::nullopt;
         }
         if (!MayBeShareOfInput(unit)) {
@@ -410,8 +411,8 @@ class PlanParser {
             for (UnitId u = 0; u < kNumStdUnits; ++u) {
                 if (MayBeShareOfInput(u)) allowed += (allowed.empty() ? "" : ", ") + units_->Name(u);
             }
-            r_.Error(node, "the " + name + " rate cannot be a share of input; only the parts of the prompt (" + allowed +
-                               ") may be priced with of_input or same_as");
+            r_.Error(node, "the " + name + " rate cannot be a share of input; only the parts of the prompt (" +
+                               allowed + ") may be priced with of_input or same_as");
             return std::nullopt;
         }
         if (same.IsDefined()) {
@@ -560,8 +561,9 @@ class PlanParser {
         ParseWindowRates(*m, where);
         YAML::Node batch = YamlReader::Optional(node, "batch");
         bool has_batch_rates = std::any_of(m->bands.begin(), m->bands.end(), [](const Band& b) {
-            return !b.batch_rates.Empty() || std::any_of(b.output_conditions.begin(), b.output_conditions.end(),
-                                                         [](const OutputCondition& c) { return !c.batch_rates.Empty(); });
+            return !b.batch_rates.Empty() ||
+                   std::any_of(b.output_conditions.begin(), b.output_conditions.end(),
+                               [](const OutputCondition& c) { return !c.batch_rates.Empty(); });
         });
         if (batch.IsDefined()) {
             m->batch.priced = true;
@@ -643,12 +645,11 @@ class PlanParser {
                                 if (!stated || !stated->of_input) continue;
                                 if (stated->rate.price().fraction_digits() <= kMaxRateDecimals) continue;
                                 reported |= 1u << u;
-                                std::string message =
-                                    "model " + Quote(m.name) + " prices " + units_->Name(u) + " at " +
-                                    stated->of_input->ToString() + " of input, which is " +
-                                    stated->rate.price().ToString() + " for the input rate " +
-                                    stated->input->price().ToString() + " of " + CellText(m, cell) +
-                                    ": more than 9 decimal places; write the rate itself there";
+                                std::string message = "model " + Quote(m.name) + " prices " + units_->Name(u) + " at " +
+                                                      stated->of_input->ToString() + " of input, which is " +
+                                                      stated->rate.price().ToString() + " for the input rate " +
+                                                      stated->input->price().ToString() + " of " + CellText(m, cell) +
+                                                      ": more than 9 decimal places; write the rate itself there";
                                 if (bands.IsDefined()) {
                                     r_.Error(bands[b], std::move(message));
                                 } else {
@@ -680,8 +681,9 @@ class PlanParser {
     // (`cached_input: {same_as: input}`).
     void WarnIfNoCachePrice(const YAML::Node& name, const ModelPricing& m) {
         if ((m.priced_units & (1u << kUnitCachedInput)) != 0) return;
-        r_.Warn(name, "model " + Quote(m.name) + " has no cached_input price: cache hits bill at the input rate; "
-                      "write cached_input: {same_as: input} if that is meant");
+        r_.Warn(name, "model " + Quote(m.name) +
+                          " has no cached_input price: cache hits bill at the input rate; "
+                          "write cached_input: {same_as: input} if that is meant");
     }
 
     void CheckBandBounds(const YAML::Node& node, const ModelPricing& m, size_t i, size_t count) {
@@ -783,8 +785,8 @@ class PlanParser {
             r_.Error(rates, "window " + Quote(w.name) + " gives one rates table, but model " + Quote(m->name) +
                                 " has " + std::to_string(m->bands.size()) +
                                 " bands and a window's table would override all of them; give each band its rates "
-                                "for the window (window_rates: {" + w.name +
-                                ": {...}} in every band) or give the window a multiplier");
+                                "for the window (window_rates: {" +
+                                w.name + ": {...}} in every band) or give the window a multiplier");
         }
         if (auto d = r_.NonNegative(mult, "window multiplier")) w.multiplier = Multiplier(*d);
         ParseRates(rates, "window rates", &w.rates, m);
@@ -809,14 +811,15 @@ class PlanParser {
             }
             for (auto it = node.begin(); it != node.end(); ++it) {
                 const std::string name = it->first.IsScalar() ? it->first.Scalar() : std::string();
-                auto found = std::find_if(m.windows.begin(), m.windows.end(),
-                                          [&](const Window& w) { return w.name == name; });
+                auto found =
+                    std::find_if(m.windows.begin(), m.windows.end(), [&](const Window& w) { return w.name == name; });
                 if (found == m.windows.end()) {
                     r_.Error(it->first, "window_rates names " + Quote(name) + ", which is not a window of " + where);
                     continue;
                 }
                 const size_t w = static_cast<size_t>(found - m.windows.begin());
-                if (found->multiplier || !found->rates.Empty() || YamlReader::Optional(window_nodes_[w], "rates").IsDefined()) {
+                if (found->multiplier || !found->rates.Empty() ||
+                    YamlReader::Optional(window_nodes_[w], "rates").IsDefined()) {
                     r_.Error(it->first, "window " + Quote(name) + " of " + where +
                                             " has its own multiplier or rates; window_rates in a band are for a "
                                             "window that has neither");
@@ -837,9 +840,8 @@ class PlanParser {
             }
             for (size_t b = 0; b < m.bands.size(); ++b) {
                 if (given[w][b]) continue;
-                r_.Error(node, "window " + Quote(window.name) + " of " + where +
-                                   " has no multiplier and band " + m.BandLabel(b) +
-                                   " gives no rates for it; write window_rates: {" + window.name +
+                r_.Error(node, "window " + Quote(window.name) + " of " + where + " has no multiplier and band " +
+                                   m.BandLabel(b) + " gives no rates for it; write window_rates: {" + window.name +
                                    ": {...}} in every band, or give the window a multiplier");
                 break;
             }

@@ -141,8 +141,7 @@ TEST(PriceTable, QwenPlusCacheHitsResolvedFromTheirShareOfInput) {
         {"0-128000", "0.16"}, {"128001-256000", "0.48"}, {"256001-1000000", "0.96"}};
     for (const auto& [band, hit] : bands) {
         for (bool thinking : {false, true}) {
-            EXPECT_EQ(RateOf(Cell(table, "qwen-plus", band, "", "", false, thinking), "cached_input"),
-                      hit + "/1000000")
+            EXPECT_EQ(RateOf(Cell(table, "qwen-plus", band, "", "", false, thinking), "cached_input"), hit + "/1000000")
                 << band;
         }
         // Batch does not combine with the cache: no cache-hit rate in a batch cell.
@@ -151,8 +150,7 @@ TEST(PriceTable, QwenPlusCacheHitsResolvedFromTheirShareOfInput) {
     EXPECT_EQ(RateOf(Cell(table, "qwen-plus", "128001-256000", "", "", false, false), "cache_write"), "2.4/1000000");
     // qwen-flash: 20 % of 0.15 / 0.6 / 1.2.
     EXPECT_EQ(RateOf(Cell(table, "qwen-flash", "0-128000", "", "", false, false), "cached_input"), "0.03/1000000");
-    EXPECT_EQ(RateOf(Cell(table, "qwen-flash", "128001-256000", "", "", false, false), "cached_input"),
-              "0.12/1000000");
+    EXPECT_EQ(RateOf(Cell(table, "qwen-flash", "128001-256000", "", "", false, false), "cached_input"), "0.12/1000000");
     EXPECT_EQ(RateOf(Cell(table, "qwen-flash", "256001-1000000", "", "", false, false), "cached_input"),
               "0.24/1000000");
 }
@@ -235,8 +233,7 @@ TEST(PriceTable, EveryTableLevelResolvedInItsCell) {
     EXPECT_EQ(RateOf(Cell(table, "doubao", "0-32000", "output<=200", "", false, true), "output"), "4/1000000");
     EXPECT_EQ(RateOf(Cell(table, "doubao", "0-32000", "", "", false, true), "output"), "16/1000000");
     // Band 2 at night: same_as input.
-    EXPECT_EQ(RateOf(Cell(table, "doubao", "32001-128000", "", "night", false, false), "cached_input"),
-              "0.9/1000000");
+    EXPECT_EQ(RateOf(Cell(table, "doubao", "32001-128000", "", "night", false, false), "cached_input"), "0.9/1000000");
     // Band 3 at night: the window's output, the band's input.
     const PriceCell* top_night = Cell(table, "doubao", "128001+", "", "night", false, false);
     EXPECT_EQ(RateOf(top_night, "output"), "12/1000000");

@@ -116,9 +116,9 @@ TEST(RateTables, BatchRatesInsideAnOutputConditionWinOverTheBandsBatchRates) {
     // Online, the same call: 20,000 x 0.80 = 0.016; 150 x 2.00 = 0.0003.
     EXPECT_EQ(Usage(catalog, "doubao-batch", {{.model = "doubao-seed-1.6", .input = 20000, .output = 150}}), "0.0163");
     // Batch with a longer output: 0.008 + 300 x 4.00 / 1M = 0.0012.
-    EXPECT_EQ(Usage(catalog, "doubao-batch",
-                    {{.model = "doubao-seed-1.6", .input = 20000, .output = 300, .batch = true}}),
-              "0.0092");
+    EXPECT_EQ(
+        Usage(catalog, "doubao-batch", {{.model = "doubao-seed-1.6", .input = 20000, .output = 300, .batch = true}}),
+        "0.0092");
     // Batch cache hits at the batch table's 0.16: 15,000 x 0.40 = 0.006;
     // 5,000 x 0.16 = 0.0008; 150 x 1.00 = 0.00015.
     EXPECT_EQ(Usage(catalog, "doubao-batch",
@@ -236,18 +236,19 @@ TEST(RateTables, AWindowGivesItsOwnRatesPerBand) {
         // Band 2 at night (17:00 UTC): 30,000 uncached x 0.15 = 0.0045;
         // 10,000 hits x 0.003 = 0.00003; 2,000 output x 0.60 = 0.0012.
         // (Band 1's night table, 0.135 / 0.035 / 0.550, would give 0.0055.)
-        EXPECT_EQ(Usage(catalog, "night",
-                        {{.model = model, .time = "2025-11-03T17:00:00Z", .input = 40000, .output = 2000,
-                          .cached = 10000}}),
-                  "0.00573");
+        EXPECT_EQ(
+            Usage(catalog, "night",
+                  {{.model = model, .time = "2025-11-03T17:00:00Z", .input = 40000, .output = 2000, .cached = 10000}}),
+            "0.00573");
         // Band 2 by day: 30,000 x 0.30 = 0.009; 10,000 x 0.006 = 0.00006; 2,000 x 1.20 = 0.0024.
-        EXPECT_EQ(Usage(catalog, "night",
-                        {{.model = model, .time = "2025-11-03T12:00:00Z", .input = 40000, .output = 2000,
-                          .cached = 10000}}),
-                  "0.01146");
+        EXPECT_EQ(
+            Usage(catalog, "night",
+                  {{.model = model, .time = "2025-11-03T12:00:00Z", .input = 40000, .output = 2000, .cached = 10000}}),
+            "0.01146");
         // Band 1 at night: 5,000 x 0.135 = 0.000675; 1,000 x 0.550 = 0.00055.
-        EXPECT_EQ(Usage(catalog, "night", {{.model = model, .time = "2025-11-03T17:00:00Z", .input = 5000, .output = 1000}}),
-                  "0.001225");
+        EXPECT_EQ(
+            Usage(catalog, "night", {{.model = model, .time = "2025-11-03T17:00:00Z", .input = 5000, .output = 1000}}),
+            "0.001225");
     }
 }
 
@@ -384,7 +385,8 @@ TEST(RateTables, CacheHitsAsAShareOfEachBandsInput) {
               "0.414");
     // Band 1, batch: hits do not combine with batch and bill as input:
     // 100,000 x 0.8 x 0.5 = 0.04; 1,000 x 2 x 0.5 = 0.001.
-    EXPECT_EQ(Usage(catalog, "qwen", {{.model = "qwen-plus", .input = 100000, .output = 1000, .cached = 60000, .batch = true}}),
+    EXPECT_EQ(Usage(catalog, "qwen",
+                    {{.model = "qwen-plus", .input = 100000, .output = 1000, .cached = 60000, .batch = true}}),
               "0.041");
 }
 
@@ -484,23 +486,32 @@ versions:
                                         "prompt (cached_input, cache_write, cache_write_1h) may be priced with "
                                         "of_input or same_as",
                                         "10:16: the rates of model 'm' have no output price"}));
-    EXPECT_EQ(Errors(head + R"(        rates: {input: "1.25", output: "10", cached_input: {same_as: output}})" + "\n"),
-              (std::vector<std::string>{
-                  "10:70: same_as takes input (the rate of the cell's uncached input), not 'output'"}));
-    EXPECT_EQ(Errors(head + R"(        rates: {input: "1.25", output: "10", cached_input: {of_input: "0.1", same_as: input}})" +
-                     "\n"),
-              (std::vector<std::string>{"10:60: the cached_input rate takes of_input (a share of the input rate) or "
-                                        "same_as: input, not both"}));
+    EXPECT_EQ(
+        Errors(head + R"(        rates: {input: "1.25", output: "10", cached_input: {same_as: output}})" + "\n"),
+        (std::vector<std::string>{"10:70: same_as takes input (the rate of the cell's uncached input), not 'output'"}));
+    EXPECT_EQ(
+        Errors(head +
+               R"(        rates: {input: "1.25", output: "10", cached_input: {of_input: "0.1", same_as: input}})" +
+               "\n"),
+        (std::vector<std::string>{"10:60: the cached_input rate takes of_input (a share of the input rate) or "
+                                  "same_as: input, not both"}));
     // Gemini 2.5 Pro's input, 1.25 per 1M, written per token (0.00000125):
     // a 125 % cache write would be 0.0000015625, ten decimal places.
-    auto errors = Errors(head + R"(        rates: {input: {price: "0.00000125", per: 1}, output: "10", cache_write: {of_input: "1.25"}})" + "\n");
+    auto errors = Errors(
+        head +
+        R"(        rates: {input: {price: "0.00000125", per: 1}, output: "10", cache_write: {of_input: "1.25"}})" +
+        "\n");
     ASSERT_EQ(errors.size(), 1u) << Dump(errors);
     EXPECT_EQ(errors[0],
               "9:7: model 'm' prices cache_write at 1.25 of input, which is 0.0000015625 for the input rate "
               "0.00000125 of the model's calls: more than 9 decimal places; write the rate itself there");
     // 10 % of it is 0.000000125: nine places, fine.
-    EXPECT_TRUE(Errors(head + R"(        rates: {input: {price: "0.00000125", per: 1}, output: "10", cached_input: {of_input: "0.1"}})" + "\n")
-                    .empty());
+    EXPECT_TRUE(
+        Errors(
+            head +
+            R"(        rates: {input: {price: "0.00000125", per: 1}, output: "10", cached_input: {of_input: "0.1"}})" +
+            "\n")
+            .empty());
 }
 
 }  // namespace
