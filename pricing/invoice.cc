@@ -980,37 +980,25 @@ std::string_view LineKindName(LineKind kind) {
 
 std::optional<Rate> CellRate(const ModelPricing& m, const CellKey& cell, UnitId unit) {
     TALLY_ASSERT(cell.band < m.bands.size());
-    const Band& band = m.bands[cell.band];
     const bool batch = (cell.flags & kFlagBatch) != 0;
-    const bool thinking = (cell.flags & kFlagThinking) != 0;
-    const Window* window = cell.window == kNone ? nullptr : &m.windows[cell.window];
-    const OutputCondition* cond = cell.condition == kNone ? nullptr : &band.output_conditions[cell.condition];
-
-    std::optional<Rate> rate;
-    bool from_batch_table = false, from_window_table = false;
-    for (std::optional<UnitId> u = unit; u && !rate; u = UnitFallback(*u)) {
-        if (batch && band.batch_rates[*u]) {
-            rate = band.batch_rates[*u];
-            from_batch_table = true;
-        } else if (window != nullptr && window->rates[*u]) {
-            rate = window->rates[*u];
-            from_window_table = true;
-        } else if (thinking && band.thinking_rates[*u]) {
-            rate = band.thinking_rates[*u];
-        } else if (cond != nullptr && cond->rates[*u]) {
-            rate = cond->rates[*u];
-        } else if (band.rates[*u]) {
-            rate = band.rates[*u];
-        }
+    CellPlace place;
+    place.band = cell.band;
+    if (cell.condition != kNone) place.condition = cell.condition;
+    if (cell.window != kNone) place.window = cell.window;
+    place.batch = batch;
+    place.thinking = (cell.flags & kFlagThinking) != 0;
+    std::optional<StatedRate> stated = FindStatedRate(m, place, unit);
+    if (!stated) return std::nullopt;
+    Rate rate = stated->rate;
+    // Multipliers apply only to rates not taken from a table of their own kind.
+    const Window* window = place.window ? &m.windows[*place.window] : nullptr;
+    if (window != nullptr && window->multiplier && !stated->from_window_table) {
+        rate = rate * *window->multiplier;
     }
-    if (!rate) return std::nullopt;
-    if (window != nullptr && window->multiplier && !from_window_table) {
-        rate = *rate * *window->multiplier;
-    }
-    if (batch && m.batch.multiplier && !from_batch_table) {
+    if (batch && m.batch.multiplier && !stated->from_batch_table) {
         bool keep_cache_rate = (unit == kUnitCachedInput || unit == kUnitCachedInputExplicit) &&
-                               m.batch.cache_hits == BatchCache::kFullCacheRate;
-        if (!keep_cache_rate) rate = *rate * *m.batch.multiplier;
+                               m.batch.cache_hits == BatchCache::kFullCacheRate && !stated->share_in_batch_table;
+        if (!keep_cache_rate) rate = rate * *m.batch.multiplier;
     }
     return rate;
 }

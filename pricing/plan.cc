@@ -140,9 +140,103 @@ std::optional<UnitId> UnitFallback(UnitId unit) {
 bool PricesWithFallback(const RateTable& table, UnitId unit) {
     TALLY_ASSERT(unit < kMaxUnits);
     for (std::optional<UnitId> u = unit; u; u = UnitFallback(*u)) {
-        if (table[*u]) return true;
+        if (table.Has(*u)) return true;
     }
     return false;
+}
+
+bool RateTable::Empty() const {
+    for (UnitId u = 0; u < kMaxUnits; ++u) {
+        if (Has(u)) return false;
+    }
+    return true;
+}
+
+bool MayBeShareOfInput(UnitId unit) {
+    return unit < kNumStdUnits && unit != kUnitInput && unit != kUnitOutput && unit != kUnitReasoning;
+}
+
+const RateTable& Window::RatesFor(size_t band) const {
+    if (band_rates.empty()) return rates;
+    TALLY_ASSERT(band < band_rates.size());
+    return band_rates[band];
+}
+
+namespace {
+
+enum class Origin : uint8_t { kBatch, kWindow, kOther };
+
+struct Found {
+    const RateTable* table = nullptr;
+    UnitId unit = 0;  // `unit` or the unit it fell back to
+    Origin origin = Origin::kOther;
+};
+
+// The first table of the cell, in FindStatedRate's order, that prices
+// `unit` (or, failing every table, the unit it falls back to).
+std::optional<Found> FindTable(const ModelPricing& m, const CellPlace& cell, UnitId unit) {
+    TALLY_ASSERT(cell.band < m.bands.size());
+    const Band& band = m.bands[cell.band];
+    const OutputCondition* cond = nullptr;
+    if (cell.condition) {
+        TALLY_ASSERT(*cell.condition < band.output_conditions.size());
+        cond = &band.output_conditions[*cell.condition];
+    }
+    const RateTable* window = nullptr;
+    if (cell.window) {
+        TALLY_ASSERT(*cell.window < m.windows.size());
+        window = &m.windows[*cell.window].RatesFor(cell.band);
+    }
+    const std::array<std::pair<const RateTable*, Origin>, 7> tables = {{
+        {cell.batch && cond != nullptr ? &cond->batch_rates : nullptr, Origin::kBatch},
+        {cell.batch ? &band.batch_rates : nullptr, Origin::kBatch},
+        {window, Origin::kWindow},
+        {cell.thinking && cond != nullptr ? &cond->thinking_rates : nullptr, Origin::kOther},
+        {cell.thinking ? &band.thinking_rates : nullptr, Origin::kOther},
+        {cond != nullptr ? &cond->rates : nullptr, Origin::kOther},
+        {&band.rates, Origin::kOther},
+    }};
+    for (std::optional<UnitId> u = unit; u; u = UnitFallback(*u)) {
+        for (const auto& [table, origin] : tables) {
+            if (table != nullptr && table->Has(*u)) return Found{table, *u, origin};
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<StatedRate> FindStatedRate(const ModelPricing& m, const CellPlace& cell, UnitId unit) {
+    TALLY_ASSERT(unit < kMaxUnits);
+    std::optional<Found> found = FindTable(m, cell, unit);
+    if (!found) return std::nullopt;
+    const RateTable& table = *found->table;
+    if (table[found->unit]) {
+        return StatedRate{*table[found->unit],
+                          found->origin == Origin::kBatch,
+                          found->origin == Origin::kWindow,
+                          std::nullopt,
+                          std::nullopt,
+                          false};
+    }
+    TALLY_ASSERT(table.of_input[found->unit].has_value());
+    TALLY_ASSERT(MayBeShareOfInput(found->unit));
+    const Multiplier share = *table.of_input[found->unit];
+    const bool share_in_batch = found->origin == Origin::kBatch;
+    CellPlace input_cell = cell;
+    if (cell.batch && (found->unit == kUnitCachedInput || found->unit == kUnitCachedInputExplicit) &&
+        m.batch.cache_hits == BatchCache::kFullCacheRate &&
+        !share_in_batch) {
+        input_cell.batch = false;  // the online cache-hit rate: a share of the online input
+    }
+    std::optional<Found> input = FindTable(m, input_cell, kUnitInput);
+    TALLY_ASSERT(input.has_value());  // every band prices input
+    TALLY_ASSERT(input->unit == kUnitInput);
+    TALLY_ASSERT((*input->table)[kUnitInput].has_value());  // input is never a share
+    const Rate input_rate = *(*input->table)[kUnitInput];
+    return StatedRate{
+        input_rate * share, input->origin == Origin::kBatch, input->origin == Origin::kWindow, share, input_rate,
+        share_in_batch};
 }
 
 }  // namespace tally

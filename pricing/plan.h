@@ -57,12 +57,33 @@ class UnitTable {
     std::vector<std::string> names_;
 };
 
-using RateTable = std::array<std::optional<Rate>, kMaxUnits>;
+// One rate table of a plan (a band's `rates`, a condition's `batch_rates`, a
+// window's, ...): per unit, a rate of its own, or a share of the input rate
+// of the cell the call lands in (`cached_input: {of_input: "0.2"}`;
+// `{same_as: input}` is a share of 1), resolved per cell by CellRate. A unit
+// has at most one of the two.
+struct RateTable {
+    std::array<std::optional<Rate>, kMaxUnits> rates;
+    std::array<std::optional<Multiplier>, kMaxUnits> of_input;  // only for units that are part of the prompt
+
+    // The written rate of `unit` (nullopt for a share; see Has).
+    std::optional<Rate>& operator[](UnitId unit) { return rates[unit]; }
+    const std::optional<Rate>& operator[](UnitId unit) const { return rates[unit]; }
+    // Whether the table prices `unit` itself, with a rate or a share.
+    bool Has(UnitId unit) const { return rates[unit].has_value() || of_input[unit].has_value(); }
+    bool Empty() const;
+};
+
+// Whether `unit` may be priced as a share of input: a standard unit that is
+// part of the prompt (cache hits and writes), not input itself.
+bool MayBeShareOfInput(UnitId unit);
 
 struct OutputCondition {
     int64_t up_to = 0;             // inclusive bound on output tokens
     bool reasoning_counts = true;  // whether reasoning tokens count toward up_to
     RateTable rates;               // overrides of the band's rates
+    RateTable thinking_rates;      // overrides of the band's thinking rates
+    RateTable batch_rates;         // overrides of the band's batch rates
 };
 
 struct Band {
@@ -82,10 +103,16 @@ struct Window {
     int end_minute = 0;       // exclusive; end < start means the window crosses midnight
     uint8_t weekdays = 0x7f;  // bit 0 = Monday .. bit 6 = Sunday; a crossing window's
                               // weekday is the one on which it starts
+    // Exactly one of: a multiplier on the cell's rates, one rate table (a
+    // model with a single band), or a table per band (`window_rates` in each
+    // band of a banded model).
     std::optional<Multiplier> multiplier;
-    RateTable rates;  // own rates (used when multiplier is absent)
+    RateTable rates;                    // own rates of a single-band model
+    std::vector<RateTable> band_rates;  // own rates per band; empty, or one per band
 
     bool Contains(const LocalTime& t) const;
+    // The window's own table for calls in band `band`.
+    const RateTable& RatesFor(size_t band) const;
 };
 
 enum class BandBy : uint8_t { kPrompt, kUncached };
@@ -116,7 +143,7 @@ struct ModelPricing {
     std::vector<Band> bands;  // at least one; contiguous from 0
     std::vector<Window> windows;
     BatchPricing batch;
-    bool prices_thinking = false;   // some band has thinking rates
+    bool prices_thinking = false;   // some band or output condition has thinking rates
     bool prices_reasoning = false;  // some rate table prices reasoning
     uint32_t priced_units = 0;      // bit per UnitId that some rate table prices
 
@@ -202,11 +229,42 @@ struct Catalog {
     int PlanIndex(std::string_view name) const;  // -1 when unknown
 };
 
-// The rate of `unit` in a table, or nullopt.
+// The rate of `unit` in a table, or nullopt (also for a share of input).
 inline const std::optional<Rate>& RateFor(const RateTable& table, UnitId unit) {
     return table[unit];
 }
 
+// A cell of a model, by indices: what CellKey (rater.h) says about the
+// model's tables.
+struct CellPlace {
+    size_t band = 0;
+    std::optional<size_t> condition;  // the output condition met, if any
+    std::optional<size_t> window;     // the window the call falls in, if any
+    bool batch = false;
+    bool thinking = false;
+};
+
+// A cell's rate for a unit as the plan states it, before window and batch
+// multipliers: from the most specific table of the cell that prices the unit
+// (or, failing that, the unit it falls back to), in this order:
+//   condition batch_rates, band batch_rates     (batch calls)
+//   the window's table for the band             (calls in a window)
+//   condition thinking_rates, band thinking_rates (thinking calls)
+//   condition rates, band rates.
+// A share of input is resolved against the cell's stated input rate, and
+// takes that rate's origin for the multipliers (a share of a batch table's
+// input is not discounted again). A cached_input share in a batch cell of a
+// model whose batch `cache_hits` is full_cache_rate, written outside the
+// batch tables, resolves against the online cell's input.
+struct StatedRate {
+    Rate rate;
+    bool from_batch_table = false;       // the batch multiplier does not apply
+    bool from_window_table = false;      // the window multiplier does not apply
+    std::optional<Multiplier> of_input;  // the share it was resolved from, if any
+    std::optional<Rate> input;           // and the input rate it multiplied
+    bool share_in_batch_table = false;   // the share was written in a batch table
+};
+std::optional<StatedRate> FindStatedRate(const ModelPricing& m, const CellPlace& cell, UnitId unit);
 
 // The unit whose rate a cell uses when it has none for `unit`: cached_input
 // and cache_write fall back to input, cached_input_explicit to cached_input
@@ -215,7 +273,7 @@ inline const std::optional<Rate>& RateFor(const RateTable& table, UnitId unit) {
 // plan validation checks against.
 std::optional<UnitId> UnitFallback(UnitId unit);
 
-// Whether `table` has a rate for `unit` itself or for a unit it falls back to.
+// Whether `table` has a rate or share for `unit` itself or for a unit it falls back to.
 bool PricesWithFallback(const RateTable& table, UnitId unit);
 
 }  // namespace tally

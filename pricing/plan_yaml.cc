@@ -55,9 +55,11 @@ std::string Quote(std::string_view s) {
 // call lands in one cell: its band, the first output condition it meets (or
 // none), the window it falls in (or none), batch or online when the model
 // prices batch, thinking or not when it prices thinking. CellRate takes a
-// unit's rate from the first of the cell's tables (batch_rates, window,
-// thinking_rates, condition, band) that prices the unit or a unit it falls
-// back to, so a cell prices a unit when any of its tables does.
+// unit's rate from the first of the cell's tables (FindStatedRate, plan.h:
+// batch_rates, window, thinking_rates, rates; a condition's before its
+// band's) that prices the unit or a unit it falls back to, so a cell prices
+// a unit when any of its tables does (a share of input counts: every band
+// prices input).
 uint32_t UnpricedUnits(const ModelPricing& m, size_t b) {
     TALLY_ASSERT(b < m.bands.size());
     const Band& band = m.bands[b];
@@ -69,11 +71,14 @@ uint32_t UnpricedUnits(const ModelPricing& m, size_t b) {
         for (size_t w = 0; w <= windows; ++w) {
             for (int batch = 0; batch <= (m.batch.priced ? 1 : 0); ++batch) {
                 for (int thinking = 0; thinking <= (m.prices_thinking ? 1 : 0); ++thinking) {
-                    const std::array<const RateTable*, 5> tables = {
+                    const OutputCondition* cond = c < conditions ? &band.output_conditions[c] : nullptr;
+                    const std::array<const RateTable*, 7> tables = {
+                        batch != 0 && cond != nullptr ? &cond->batch_rates : nullptr,
                         batch != 0 ? &band.batch_rates : nullptr,
-                        w < windows ? &m.windows[w].rates : nullptr,
+                        w < windows ? &m.windows[w].RatesFor(b) : nullptr,
+                        thinking != 0 && cond != nullptr ? &cond->thinking_rates : nullptr,
                         thinking != 0 ? &band.thinking_rates : nullptr,
-                        c < conditions ? &band.output_conditions[c].rates : nullptr,
+                        cond != nullptr ? &cond->rates : nullptr,
                         &band.rates,
                     };
                     for (UnitId u = 0; u < kMaxUnits; ++u) {
@@ -107,23 +112,40 @@ std::optional<PricedElsewhere> FindWherePriced(const ModelPricing& m, size_t b, 
         const Band& band = m.bands[k];
         std::string where = same_band ? std::string() : in_band(k);
         for (const auto& c : band.output_conditions) {
-            if (c.rates[unit]) {
+            if (c.rates.Has(unit)) {
                 return PricedElsewhere{"for outputs up to " + std::to_string(c.up_to) + " tokens" + where,
                                        "for longer outputs"};
             }
+            if (c.batch_rates.Has(unit)) {
+                return PricedElsewhere{
+                    "for batch calls with outputs up to " + std::to_string(c.up_to) + " tokens" + where,
+                    "for other calls"};
+            }
+            if (c.thinking_rates.Has(unit)) {
+                return PricedElsewhere{
+                    "for thinking calls with outputs up to " + std::to_string(c.up_to) + " tokens" + where,
+                    "for other calls"};
+            }
         }
-        if (band.batch_rates[unit]) return PricedElsewhere{"for batch calls" + where, "for online calls"};
-        if (band.thinking_rates[unit]) {
+        if (band.batch_rates.Has(unit)) return PricedElsewhere{"for batch calls" + where, "for online calls"};
+        if (band.thinking_rates.Has(unit)) {
             return PricedElsewhere{"for thinking calls" + where, "for calls without thinking"};
         }
         return std::nullopt;
     };
     if (auto own = features(b, /*same_band=*/true)) return own;
     for (size_t k = 0; k < m.bands.size(); ++k) {
-        if (k != b && m.bands[k].rates[unit]) return PricedElsewhere{"in band " + m.BandLabel(k), ""};
+        if (k != b && m.bands[k].rates.Has(unit)) return PricedElsewhere{"in band " + m.BandLabel(k), ""};
     }
     for (const Window& w : m.windows) {
-        if (w.rates[unit]) return PricedElsewhere{"in window " + Quote(w.name), "outside it"};
+        if (w.RatesFor(b).Has(unit)) return PricedElsewhere{"in window " + Quote(w.name), "outside it"};
+    }
+    for (const Window& w : m.windows) {
+        for (size_t k = 0; k < w.band_rates.size(); ++k) {
+            if (k != b && w.band_rates[k].Has(unit)) {
+                return PricedElsewhere{"in window " + Quote(w.name) + " in band " + m.BandLabel(k), ""};
+            }
+        }
     }
     for (size_t k = 0; k < m.bands.size(); ++k) {
         if (k == b) continue;
@@ -358,19 +380,70 @@ class PlanParser {
         for (auto it = node.begin(); it != node.end(); ++it) {
             auto unit = Unit(it->first);
             if (!unit) continue;
-            auto rate = ParseRate(it->second, "the " + it->first.Scalar() + " rate");
-            if (!rate) continue;
-            (*table)[*unit] = rate;
+            const YAML::Node& value = it->second;
+            if (value.IsMap() && (value["of_input"].IsDefined() || value["same_as"].IsDefined())) {
+                auto share = ParseShareOfInput(value, *unit, it->first.Scalar());
+                if (!share) continue;
+                table->of_input[*unit] = share;
+                (*table)[*unit].reset();
+            } else {
+                auto rate = ParseRate(value, "the " + it->first.Scalar() + " rate");
+                if (!rate) continue;
+                (*table)[*unit] = rate;
+                table->of_input[*unit].reset();
+            }
             m->priced_units |= 1u << *unit;
             if (*unit == kUnitReasoning) m->prices_reasoning = true;
         }
+    }
+
+    // `cached_input: {of_input: "0.2"}` (20 % of the cell's input rate) or
+    // `{same_as: input}` (the input rate itself, said explicitly).
+    std::optional<Multiplier> ParseShareOfInput(const YAML::Node& node, UnitId unit, const std::string& name) {
+        r_.CheckKeys(node, "the " + name + " rate", {"of_input", "same_as"});
+        const YAML::Node share = YamlReader::Optional(node, "of_input");
+        const YAML::Node same = YamlReader::Optional(node, "same_as");
+        if (share.IsDefined() && same.IsDefined()) {
+            r_.Error(node,
+                     "the " + name + " rate takes of_input (a share of the input rate) or same_as: input, not both");
+            return std::nullopt;
+        }
+        if (!MayBeShareOfInput(unit)) {
+            std::string allowed;
+            for (UnitId u = 0; u < kNumStdUnits; ++u) {
+                if (MayBeShareOfInput(u)) allowed += (allowed.empty() ? "" : ", ") + units_->Name(u);
+            }
+            r_.Error(node, "the " + name + " rate cannot be a share of input; only the parts of the prompt (" +
+                               allowed + ") may be priced with of_input or same_as");
+            return std::nullopt;
+        }
+        if (same.IsDefined()) {
+            auto text = r_.Text(same, "same_as");
+            if (!text) return std::nullopt;
+            if (*text != "input") {
+                r_.Error(same, "same_as takes input (the rate of the cell's uncached input), not " + Quote(*text));
+                return std::nullopt;
+            }
+            return Multiplier(Decimal::FromInt(1));
+        }
+        auto d = r_.NonNegative(share, "of_input");
+        if (!d) return std::nullopt;
+        if (d->fraction_digits() > kMaxRateDecimals) {
+            r_.Error(share, "of_input " + d->ToString() + " has more than 9 decimal places");
+            return std::nullopt;
+        }
+        return Multiplier(*d);
     }
 
     void ParseBand(const YAML::Node& node, ModelPricing* m, const std::string& where, bool shorthand) {
         Band band;
         if (!shorthand) {
             r_.CheckKeys(node, "a band",
-                         {"from", "above", "up_to", "rates", "thinking_rates", "batch_rates", "output_conditions"});
+                         {"from", "above", "up_to", "rates", "thinking_rates", "batch_rates", "window_rates",
+                          "output_conditions"});
+            // Read once the model's windows are known (ParseWindowRates).
+            YAML::Node window_rates = YamlReader::Optional(node, "window_rates");
+            if (window_rates.IsDefined()) pending_window_rates_.emplace_back(m->bands.size(), window_rates);
         }
         if (auto n = r_.Integer(YamlReader::Optional(node, "up_to"), "up_to", 1)) band.up_to = *n;
         YAML::Node rates =
@@ -397,7 +470,8 @@ class PlanParser {
                 for (const auto& c : conditions) {
                     OutputCondition oc;
                     if (!r_.ExpectMap(c, "an output condition")) continue;
-                    r_.CheckKeys(c, "an output condition", {"up_to", "reasoning_counts", "rates"});
+                    r_.CheckKeys(c, "an output condition",
+                                 {"up_to", "reasoning_counts", "rates", "thinking_rates", "batch_rates"});
                     YAML::Node up = r_.Required(c, "up_to", "an output condition");
                     if (auto n = r_.Integer(up, "up_to", 0)) {
                         oc.up_to = *n;
@@ -409,7 +483,16 @@ class PlanParser {
                     if (auto b = r_.Bool(YamlReader::Optional(c, "reasoning_counts"), "reasoning_counts")) {
                         oc.reasoning_counts = *b;
                     }
-                    ParseRates(r_.Required(c, "rates", "an output condition"), "rates", &oc.rates, m);
+                    // A condition states at least one of its tables; `rates` alone as before.
+                    YAML::Node oc_thinking = YamlReader::Optional(c, "thinking_rates");
+                    YAML::Node oc_batch = YamlReader::Optional(c, "batch_rates");
+                    YAML::Node oc_rates = oc_thinking.IsDefined() || oc_batch.IsDefined()
+                                              ? YamlReader::Optional(c, "rates")
+                                              : r_.Required(c, "rates", "an output condition");
+                    ParseRates(oc_rates, "rates", &oc.rates, m);
+                    ParseRates(oc_thinking, "thinking_rates", &oc.thinking_rates, m);
+                    if (oc_thinking.IsDefined()) m->prices_thinking = true;
+                    ParseRates(oc_batch, "batch_rates", &oc.batch_rates, m);
                     band.output_conditions.push_back(std::move(oc));
                 }
             }
@@ -419,6 +502,8 @@ class PlanParser {
 
     void ParseModel(const YAML::Node& node, ModelPricing* m) {
         std::string where = "model " + Quote(m->name);
+        pending_window_rates_.clear();
+        window_nodes_.clear();
         if (!r_.ExpectMap(node, where)) return;
         r_.CheckKeys(node, where,
                      {"band_by", "band_pricing", "above_top_band", "rates", "thinking_rates", "batch_rates",
@@ -475,9 +560,12 @@ class PlanParser {
                 for (const auto& w : windows) ParseWindow(w, m);
             }
         }
+        ParseWindowRates(*m, where);
         YAML::Node batch = YamlReader::Optional(node, "batch");
         bool has_batch_rates = std::any_of(m->bands.begin(), m->bands.end(), [](const Band& b) {
-            return std::any_of(b.batch_rates.begin(), b.batch_rates.end(), [](const auto& r) { return r.has_value(); });
+            return !b.batch_rates.Empty() ||
+                   std::any_of(b.output_conditions.begin(), b.output_conditions.end(),
+                               [](const OutputCondition& c) { return !c.batch_rates.Empty(); });
         });
         if (batch.IsDefined()) {
             m->batch.priced = true;
@@ -558,6 +646,76 @@ class PlanParser {
                 }
             }
         }
+        CheckSharesOfInput(name, node, m);
+        WarnIfNoCachePrice(name, m);
+    }
+
+    // A share of input resolves, in each cell, to share x the cell's stated
+    // input rate: exact (both have at most 9 decimal places), and refused
+    // when the product needs more than the 9 places a written rate may have.
+    // Said once per band and unit, at the band (or the model's name).
+    void CheckSharesOfInput(const YAML::Node& name, const YAML::Node& node, const ModelPricing& m) {
+        YAML::Node bands = YamlReader::Optional(node, "bands");
+        for (size_t b = 0; b < m.bands.size(); ++b) {
+            const Band& band = m.bands[b];
+            uint32_t reported = 0;
+            for (size_t c = 0; c <= band.output_conditions.size(); ++c) {
+                for (size_t w = 0; w <= m.windows.size(); ++w) {
+                    for (int batch = 0; batch <= (m.batch.priced ? 1 : 0); ++batch) {
+                        for (int thinking = 0; thinking <= (m.prices_thinking ? 1 : 0); ++thinking) {
+                            CellPlace cell;
+                            cell.band = b;
+                            if (c < band.output_conditions.size()) cell.condition = c;
+                            if (w < m.windows.size()) cell.window = w;
+                            cell.batch = batch != 0;
+                            cell.thinking = thinking != 0;
+                            for (UnitId u = 0; u < kNumStdUnits; ++u) {
+                                // A unit that only falls back to a share is checked as that unit.
+                                if (!MayBeShareOfInput(u) || (m.priced_units & (1u << u)) == 0) continue;
+                                if ((reported & (1u << u)) != 0) continue;
+                                auto stated = FindStatedRate(m, cell, u);
+                                if (!stated || !stated->of_input) continue;
+                                if (stated->rate.price().fraction_digits() <= kMaxRateDecimals) continue;
+                                reported |= 1u << u;
+                                std::string message = "model " + Quote(m.name) + " prices " + units_->Name(u) + " at " +
+                                                      stated->of_input->ToString() + " of input, which is " +
+                                                      stated->rate.price().ToString() + " for the input rate " +
+                                                      stated->input->price().ToString() + " of " + CellText(m, cell) +
+                                                      ": more than 9 decimal places; write the rate itself there";
+                                if (bands.IsDefined()) {
+                                    r_.Error(bands[b], std::move(message));
+                                } else {
+                                    r_.ErrorAt(name.Mark(), std::move(message));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // "band 0-32000, outputs up to 200 tokens, window 'night', batch, thinking"
+    static std::string CellText(const ModelPricing& m, const CellPlace& cell) {
+        std::string text = m.bands.size() > 1 ? "band " + m.BandLabel(cell.band) : "the model's calls";
+        if (cell.condition) {
+            text += ", outputs up to " + std::to_string(m.bands[cell.band].output_conditions[*cell.condition].up_to) +
+                    " tokens";
+        }
+        if (cell.window) text += ", window " + Quote(m.windows[*cell.window].name);
+        if (cell.batch) text += ", batch";
+        if (cell.thinking) text += ", thinking";
+        return text;
+    }
+
+    // A model whose events may carry cache hits but that prices none bills
+    // them at the input rate; say so, unless the plan says it
+    // (`cached_input: {same_as: input}`).
+    void WarnIfNoCachePrice(const YAML::Node& name, const ModelPricing& m) {
+        if ((m.priced_units & (1u << kUnitCachedInput)) != 0) return;
+        r_.Warn(name, "model " + Quote(m.name) +
+                          " has no cached_input price: cache hits bill at the input rate; "
+                          "write cached_input: {same_as: input} if that is meant");
     }
 
     void CheckBandBounds(const YAML::Node& node, const ModelPricing& m, size_t i, size_t count) {
@@ -648,16 +806,78 @@ class PlanParser {
         }
         YAML::Node mult = YamlReader::Optional(node, "multiplier");
         YAML::Node rates = YamlReader::Optional(node, "rates");
-        if (mult.IsDefined() == rates.IsDefined()) {
-            r_.Error(node, "window " + Quote(w.name) + " needs either a multiplier or its own rates, not " +
-                               (mult.IsDefined() ? "both" : "neither"));
+        const bool banded = m->bands.size() > 1;
+        if (mult.IsDefined() && rates.IsDefined()) {
+            r_.Error(node, "window " + Quote(w.name) + " needs either a multiplier or its own rates, not both");
+        } else if (!mult.IsDefined() && !rates.IsDefined() && !banded) {
+            r_.Error(node, "window " + Quote(w.name) + " needs either a multiplier or its own rates, not neither");
+        }
+        // Neither, on a banded model: each band gives the window's rates (ParseWindowRates checks).
+        if (rates.IsDefined() && banded) {
+            r_.Error(rates, "window " + Quote(w.name) + " gives one rates table, but model " + Quote(m->name) +
+                                " has " + std::to_string(m->bands.size()) +
+                                " bands and a window's table would override all of them; give each band its rates "
+                                "for the window (window_rates: {" +
+                                w.name + ": {...}} in every band) or give the window a multiplier");
         }
         if (auto d = r_.NonNegative(mult, "window multiplier")) w.multiplier = Multiplier(*d);
         ParseRates(rates, "window rates", &w.rates, m);
+        window_nodes_.push_back(node);
         for (const auto& other : m->windows) {
             if (other.name == w.name) r_.Error(node, "two windows are both called " + Quote(w.name));
         }
         m->windows.push_back(std::move(w));
+    }
+
+    // The `window_rates: {<window>: {...}}` of each band (pending_window_rates_):
+    // a banded model's window without a multiplier takes its rates from every
+    // band; one with a multiplier or its own rates takes none.
+    void ParseWindowRates(ModelPricing& m, const std::string& where) {
+        TALLY_ASSERT(window_nodes_.size() == m.windows.size());
+        std::vector<std::vector<bool>> given(m.windows.size(), std::vector<bool>(m.bands.size(), false));
+        for (const auto& [band, node] : pending_window_rates_) {
+            TALLY_ASSERT(band < m.bands.size());
+            if (!node.IsMap()) {
+                r_.Error(node, "window_rates must map window names to rate tables, e.g. {night: {input: \"0.4\"}}");
+                continue;
+            }
+            for (auto it = node.begin(); it != node.end(); ++it) {
+                const std::string name = it->first.IsScalar() ? it->first.Scalar() : std::string();
+                auto found =
+                    std::find_if(m.windows.begin(), m.windows.end(), [&](const Window& w) { return w.name == name; });
+                if (found == m.windows.end()) {
+                    r_.Error(it->first, "window_rates names " + Quote(name) + ", which is not a window of " + where);
+                    continue;
+                }
+                const size_t w = static_cast<size_t>(found - m.windows.begin());
+                if (found->multiplier || !found->rates.Empty() ||
+                    YamlReader::Optional(window_nodes_[w], "rates").IsDefined()) {
+                    r_.Error(it->first, "window " + Quote(name) + " of " + where +
+                                            " has its own multiplier or rates; window_rates in a band are for a "
+                                            "window that has neither");
+                    continue;
+                }
+                if (found->band_rates.empty()) found->band_rates.resize(m.bands.size());
+                given[w][band] = true;
+                ParseRates(it->second, "window_rates", &found->band_rates[band], &m);
+            }
+        }
+        if (m.bands.size() <= 1) return;
+        for (size_t w = 0; w < m.windows.size(); ++w) {
+            const Window& window = m.windows[w];
+            const YAML::Node& node = window_nodes_[w];
+            if (window.multiplier || YamlReader::Optional(node, "multiplier").IsDefined() ||
+                YamlReader::Optional(node, "rates").IsDefined()) {
+                continue;
+            }
+            for (size_t b = 0; b < m.bands.size(); ++b) {
+                if (given[w][b]) continue;
+                r_.Error(node, "window " + Quote(window.name) + " of " + where + " has no multiplier and band " +
+                                   m.BandLabel(b) + " gives no rates for it; write window_rates: {" + window.name +
+                                   ": {...}} in every band, or give the window a multiplier");
+                break;
+            }
+        }
     }
 
     void ParseTierRule(const YAML::Node& node, PlanVersion* v) {
@@ -744,6 +964,10 @@ class PlanParser {
     UnitTable* units_;
     int64_t rates_per_ = 1'000'000;
     std::vector<std::string> custom_units_;
+    // The model being parsed: its bands' window_rates (band index, node),
+    // read once its windows are, and its windows' nodes.
+    std::vector<std::pair<size_t, YAML::Node>> pending_window_rates_;
+    std::vector<YAML::Node> window_nodes_;
     size_t cells_ = 0;  // price cells of the versions parsed so far (kMaxPlanCells)
 };
 

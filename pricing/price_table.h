@@ -5,8 +5,9 @@
 //
 // The rates are CellRate's (pricing/invoice.h), the one rule invoices are
 // priced by: fallbacks (cache hits and writes to input, reasoning to
-// output), own batch, window, thinking and condition tables, window and
-// batch multipliers. Period tiers and free quotas are not per cell and are
+// output), own batch, window, thinking and condition tables (FindStatedRate,
+// plan.h), shares of input resolved to the cell's rate, window and batch
+// multipliers. Period tiers and free quotas are not per cell and are
 // not in the table. Pure: no I/O.
 #pragma once
 

@@ -21,7 +21,7 @@ versions:
     currency: CNY
     time_zone: Asia/Shanghai
     models:
-      m: {bands: [{up_to: 1000, rates: {input: "1", output: "2"}}]}
+      m: {bands: [{up_to: 1000, rates: {input: "1", cached_input: {same_as: input}, output: "2"}}]}
 )";
 
 class StoreIds : public LedgerDb {
@@ -149,7 +149,7 @@ versions:
     currency: %CURRENCY%
     time_zone: Asia/Shanghai
     models:
-      m: {bands: [{up_to: 1000, rates: {input: "1", output: "3"}}]}
+      m: {bands: [{up_to: 1000, rates: {input: "1", cached_input: {same_as: input}, output: "3"}}]}
 )";
 
 std::string V2(const std::string& from, const std::string& currency) {
@@ -191,7 +191,8 @@ TEST_F(StoreCatalog, PublishRefusesUnitsTheCatalogCannotHold) {
         return "plan: " + name +
                "\nversions:\n  - version: v1\n    effective_from: 2025-01-01T00:00:00Z\n    currency: CNY\n"
                "    time_zone: UTC\n    custom_units: [" +
-               units + "]\n    models:\n      m: {rates: {input: \"1\", output: \"1\"" + rates + "}}\n";
+               units + "]\n    models:\n      m: {rates: {input: \"1\", cached_input: {same_as: input}, output: \"1\"" +
+               rates + "}}\n";
     };
     bool published = false;
     EXPECT_TRUE(Publish(plan("p5", "a", 5), &published).empty());

@@ -787,7 +787,7 @@ TEST(InvoiceTerms, FinalizeGraceRoundAtAndBillingAnchorDayAreParsedWithPositions
         std::string text =
             "plan: p\nversions:\n  - version: a\n    effective_from: 2025-01-01T00:00:00Z\n"
             "    currency: CNY\n    time_zone: UTC\n" +
-            version_keys + "    models: {m: {rates: {input: \"1\", output: \"1\"}}}\n";
+            version_keys + "    models: {m: {rates: {input: \"1\", cached_input: {same_as: input}, output: \"1\"}}}\n";
         Catalog catalog;
         Diagnostics d;
         auto plan = ParsePlan(text, "p.yaml", &catalog.units, &d);

@@ -129,6 +129,124 @@ TEST(PriceTable, DeepseekOffPeakWindowFromItsOwnTable) {
     EXPECT_EQ(RateOf(Cell(v2, "deepseek-chat", "all", "", "", false, false), "output"), "1.68/1000000");
 }
 
+// The example qwen-plus writes cache hits as 20 % of each band's input: the
+// table shows them resolved, as on Alibaba's sheet (0.8 / 2.4 / 4.8 input,
+// so 0.16 / 0.48 / 0.96), and cache writes fall back to the band's input.
+TEST(PriceTable, QwenPlusCacheHitsResolvedFromTheirShareOfInput) {
+    const Catalog catalog = ExampleCatalog();
+    const Plan* plan = catalog.FindPlan("qwen-plus");
+    ASSERT_NE(plan, nullptr);
+    const std::vector<PriceCell> table = ResolvePriceTable(plan->versions.front(), catalog.units);
+    const std::vector<std::pair<std::string, std::string>> bands = {
+        {"0-128000", "0.16"}, {"128001-256000", "0.48"}, {"256001-1000000", "0.96"}};
+    for (const auto& [band, hit] : bands) {
+        for (bool thinking : {false, true}) {
+            EXPECT_EQ(RateOf(Cell(table, "qwen-plus", band, "", "", false, thinking), "cached_input"), hit + "/1000000")
+                << band;
+        }
+        // Batch does not combine with the cache: no cache-hit rate in a batch cell.
+        EXPECT_EQ(RateOf(Cell(table, "qwen-plus", band, "", "", true, false), "cached_input"), "absent");
+    }
+    EXPECT_EQ(RateOf(Cell(table, "qwen-plus", "128001-256000", "", "", false, false), "cache_write"), "2.4/1000000");
+    // qwen-flash: 20 % of 0.15 / 0.6 / 1.2.
+    EXPECT_EQ(RateOf(Cell(table, "qwen-flash", "0-128000", "", "", false, false), "cached_input"), "0.03/1000000");
+    EXPECT_EQ(RateOf(Cell(table, "qwen-flash", "128001-256000", "", "", false, false), "cached_input"), "0.12/1000000");
+    EXPECT_EQ(RateOf(Cell(table, "qwen-flash", "256001-1000000", "", "", false, false), "cached_input"),
+              "0.24/1000000");
+}
+
+// Every example plan validates without a warning.
+TEST(PriceTable, ExamplePlansHaveNoWarnings) {
+    for (const char* file : {"deploy/plans/doubao-seed-1.6.yaml", "deploy/plans/deepseek.yaml",
+                             "deploy/plans/qwen-plus.yaml", "deploy/plans/gemini-2.5-pro.yaml"}) {
+        UnitTable units;
+        Diagnostics d;
+        EXPECT_TRUE(ParsePlan(ReadSource(file), file, &units, &d).has_value()) << file;
+        for (const Diagnostic& x : d) ADD_FAILURE() << x.ToString();
+    }
+}
+
+// Rate tables at every level (docs/plan-format.md, "Which table a cell's
+// rate comes from"): condition batch and thinking tables, a window's table
+// per band, a window multiplier on a banded model, shares of input and
+// same_as: input; for the property test below.
+const char* const kTablesPlan = R"(
+plan: tables
+versions:
+  - version: v1
+    effective_from: 2025-06-11T00:00:00+08:00
+    currency: CNY
+    time_zone: Asia/Shanghai
+    models:
+      doubao:
+        above_top_band: bill_at_top_band
+        bands:
+          - up_to: 32000
+            rates: {input: "0.80", cached_input: {of_input: "0.2"}, cache_write: {of_input: "1.25"}, output: "8.00"}
+            thinking_rates: {output: "16.00"}
+            batch_rates: {input: "0.40", output: "4.00"}
+            window_rates: {night: {input: "0.60"}}
+            output_conditions:
+              - up_to: 200
+                rates: {output: "2.00"}
+                thinking_rates: {output: "4.00"}
+                batch_rates: {output: "1.00", cached_input: {of_input: "0.4"}}
+          - up_to: 128000
+            rates: {input: "1.20", cached_input: "0.16", output: "16.00"}
+            batch_rates: {input: "0.60", output: "8.00"}
+            window_rates: {night: {input: "0.9", cached_input: {same_as: input}}}
+          - rates: {input: "2.40", cached_input: {of_input: "0.2"}, output: "24.00"}
+            window_rates: {night: {output: "12"}}
+        windows:
+          - {name: night, start: "00:00", end: "08:00"}
+        batch: {multiplier: "0.5", cache_hits: full_cache_rate}
+      night-half:
+        bands:
+          - up_to: 32000
+            rates: {input: "0.27", cached_input: {of_input: "0.25"}, output: "1.10"}
+          - rates: {input: "0.30", cached_input: "0.006", output: "1.20"}
+        windows:
+          - {name: off-peak, time_zone: UTC, start: "16:30", end: "00:30", multiplier: "0.5"}
+        batch: {multiplier: "0.5", cache_hits: discounted}
+)";
+
+TEST(PriceTable, EveryTableLevelResolvedInItsCell) {
+    const Catalog catalog = testing::MustCatalog({kTablesPlan});
+    const std::vector<PriceCell> table = ResolvePriceTable(catalog.plans.front().versions.front(), catalog.units);
+    // Band 1 by day: hits 0.2 x 0.80; writes 1.25 x 0.80.
+    const PriceCell* day = Cell(table, "doubao", "0-32000", "", "", false, false);
+    EXPECT_EQ(RateOf(day, "cached_input"), "0.16/1000000");
+    EXPECT_EQ(RateOf(day, "cache_write"), "1/1000000");
+    // At night the band's window table gives input 0.60: the shares follow it.
+    const PriceCell* night = Cell(table, "doubao", "0-32000", "", "night", false, false);
+    EXPECT_EQ(RateOf(night, "input"), "0.6/1000000");
+    EXPECT_EQ(RateOf(night, "cached_input"), "0.12/1000000");
+    EXPECT_EQ(RateOf(night, "cache_write"), "0.75/1000000");
+    // Batch, short output: the condition's batch output 1.00 and its hits at
+    // 0.4 of the batch table's input 0.40 (no second discount).
+    const PriceCell* batch_short = Cell(table, "doubao", "0-32000", "output<=200", "", true, false);
+    EXPECT_EQ(RateOf(batch_short, "output"), "1/1000000");
+    EXPECT_EQ(RateOf(batch_short, "cached_input"), "0.16/1000000");
+    // Batch, longer output: the band's hits share of the online input, kept (full_cache_rate).
+    EXPECT_EQ(RateOf(Cell(table, "doubao", "0-32000", "", "", true, false), "cached_input"), "0.16/1000000");
+    // Thinking: the condition's thinking rate under it, the band's otherwise.
+    EXPECT_EQ(RateOf(Cell(table, "doubao", "0-32000", "output<=200", "", false, true), "output"), "4/1000000");
+    EXPECT_EQ(RateOf(Cell(table, "doubao", "0-32000", "", "", false, true), "output"), "16/1000000");
+    // Band 2 at night: same_as input.
+    EXPECT_EQ(RateOf(Cell(table, "doubao", "32001-128000", "", "night", false, false), "cached_input"), "0.9/1000000");
+    // Band 3 at night: the window's output, the band's input.
+    const PriceCell* top_night = Cell(table, "doubao", "128001+", "", "night", false, false);
+    EXPECT_EQ(RateOf(top_night, "output"), "12/1000000");
+    EXPECT_EQ(RateOf(top_night, "input"), "2.4/1000000");
+    // A multiplier window on a banded model halves each band's own rates.
+    EXPECT_EQ(RateOf(Cell(table, "night-half", "32001+", "", "off-peak", false, false), "input"), "0.15/1000000");
+    EXPECT_EQ(RateOf(Cell(table, "night-half", "0-32000", "", "off-peak", false, false), "cached_input"),
+              "0.03375/1000000");
+    // Discounted batch hits at night: 0.25 x 0.27 x 0.5 x 0.5.
+    EXPECT_EQ(RateOf(Cell(table, "night-half", "0-32000", "", "off-peak", true, false), "cached_input"),
+              "0.016875/1000000");
+}
+
 TEST(PriceTable, MultipliersThinkingReasoningAndBatchWithoutCache) {
     const Catalog catalog = testing::MustCatalog({testing::kFeaturePlan});
     const std::vector<PriceCell> table = ResolvePriceTable(catalog.plans.front().versions.front(), catalog.units);
@@ -155,10 +273,10 @@ TEST(PriceTable, MultipliersThinkingReasoningAndBatchWithoutCache) {
 // in that cell's list.
 TEST(PriceTable, RaterChargesQuantityTimesTheTableRate) {
     Catalog catalog = ExampleCatalog();
-    // One catalog, one unit table: the feature plan parsed again into it.
-    {
+    // One catalog, one unit table: the feature and tables plans parsed again into it.
+    for (const char* text : {testing::kFeaturePlan, kTablesPlan}) {
         Diagnostics d;
-        auto plan = ParsePlan(testing::kFeaturePlan, "feature", &catalog.units, &d);
+        auto plan = ParsePlan(text, "feature", &catalog.units, &d);
         ASSERT_TRUE(plan.has_value());
         catalog.plans.push_back(std::move(*plan));
     }

@@ -11,7 +11,7 @@
 
 namespace tally::testing {
 
-// Parses plan texts into a catalog; fails the test on any diagnostic.
+// Parses plan texts into a catalog; fails the test on any error (warnings are fine).
 Catalog MustCatalog(const std::vector<std::string_view>& plan_texts);
 std::vector<Subscription> MustSubscriptions(std::string_view text, Catalog* catalog);
 Instant At(const char* rfc3339);
