@@ -146,7 +146,8 @@ std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::stri
     ParseStoredPlans(stored, &catalog);
     // Into the unit table of every stored plan, as Load will: refused with
     // file:line:column when the catalog's units would overflow.
-    auto plan = ParsePlan(yaml, file_name, &catalog.units, diagnostics);
+    // A version may extend one already published (`extends`, docs/plan-format.md).
+    auto plan = ParsePlan(yaml, file_name, &catalog.units, diagnostics, &catalog);
     if (!plan) return std::nullopt;
     YAML::Node root = YAML::Load(std::string(yaml));
     YAML::Node versions = root["versions"];

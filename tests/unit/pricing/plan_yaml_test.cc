@@ -12,14 +12,18 @@
 namespace tally {
 namespace {
 
-// Parses `text`; returns the diagnostics as "line:col: message" lines.
+// Parses `text`; returns the errors as "line:col: message" lines (warnings,
+// such as a window read in the plan's zone, are tested on their own).
 std::vector<std::string> Problems(const std::string& text) {
     UnitTable units;
     Diagnostics d;
     auto plan = ParsePlan(text, "p.yaml", &units, &d);
-    EXPECT_EQ(plan.has_value(), d.empty());
+    EXPECT_EQ(plan.has_value(), CountErrors(d) == 0);
     std::vector<std::string> out;
-    for (const auto& x : d) out.push_back(std::to_string(x.line) + ":" + std::to_string(x.column) + ": " + x.message);
+    for (const auto& x : d) {
+        if (x.severity == Severity::kWarning) continue;
+        out.push_back(std::to_string(x.line) + ":" + std::to_string(x.column) + ": " + x.message);
+    }
     return out;
 }
 
