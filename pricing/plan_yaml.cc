@@ -413,10 +413,10 @@ class PlanParser {
         if (published_ != nullptr) {
             for (const PlanVersion& v : published_->versions) known += (known.empty() ? "" : ", ") + v.id;
         }
-        r_.Error(extends, "version " + id + " extends " + Quote(*name) + ", which is not a version listed before it" +
-                              (published_ != nullptr ? " nor a published version of plan " + published_->name
-                                                     : std::string()) +
-                              (known.empty() ? std::string(" (there is none)") : " (known: " + known + ")"));
+        r_.Error(extends,
+                 "version " + id + " extends " + Quote(*name) + ", which is not a version listed before it" +
+                     (published_ != nullptr ? " nor a published version of plan " + published_->name : std::string()) +
+                     (known.empty() ? std::string(" (there is none)") : " (known: " + known + ")"));
         return nullptr;
     }
 
@@ -566,7 +566,8 @@ class PlanParser {
         if (cells_ > kMaxPlanCells) {
             r_.Error(node, "the plan has more than " + std::to_string(kMaxPlanCells) +
                                " price cells (model x band x output condition x window x batch x thinking, over all "
-                               "its versions) by version " + v.id + "; split it into several plans");
+                               "its versions) by version " +
+                               v.id + "; split it into several plans");
         }
     }
 
@@ -584,11 +585,12 @@ class PlanParser {
         std::string shift = std::to_string(magnitude / 60) + (magnitude / 60 == 1 ? " hour" : " hours");
         if (magnitude % 60 != 0) shift += " " + std::to_string(magnitude % 60) + " minutes";
         r_.Warn(node, "window " + Quote(w.name) + " has no time_zone of its own, so its hours are read in the plan's " +
-                          version_zone_name_ + " (UTC" + (minutes < 0 ? "-" : "+") + FormatOffset(magnitude) +
-                          " at " + FormatRfc3339(version_from_) + "); a window from a sheet stated in UTC would " +
-                          "shift by " + shift + ": write time_zone: UTC on the window if the sheet is in UTC, or "
-                          "the plan's zone to keep this reading and silence this warning (the same holds for the "
-                          "version's other windows without a time_zone)");
+                          version_zone_name_ + " (UTC" + (minutes < 0 ? "-" : "+") + FormatOffset(magnitude) + " at " +
+                          FormatRfc3339(version_from_) + "); a window from a sheet stated in UTC would shift by " +
+                          shift +
+                          ": write time_zone: UTC on the window if the sheet is in UTC, or the plan's zone to keep "
+                          "this reading and silence this warning (the same holds for the version's other windows "
+                          "without a time_zone)");
     }
 
     static std::string FormatOffset(int64_t minutes) {
@@ -1011,7 +1013,7 @@ class PlanParser {
     UnitTable* units_;
     int64_t rates_per_ = 1'000'000;
     std::vector<std::string> custom_units_;
-    size_t cells_ = 0;  // price cells of the versions parsed so far (kMaxPlanCells)
+    size_t cells_ = 0;                 // price cells of the versions parsed so far (kMaxPlanCells)
     const Plan* published_ = nullptr;  // the published plan of this name, for `extends`
     std::vector<std::pair<std::string, std::string>> listed_;  // (version, extends) as written (ListExtends)
     size_t version_index_ = 0;                                 // of the version being parsed

@@ -7,12 +7,12 @@
 
 #include <algorithm>
 #include <initializer_list>
-#include <set>
-#include <tuple>
-#include <unordered_map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "base/identifier.h"
@@ -368,9 +368,8 @@ class YamlReader {
 
     void Counted() {
         if (++errors_ < kMaxProblems) return;
-        diagnostics_->push_back({file_, 0, 0,
-                                 "stopped after " + std::to_string(kMaxProblems) +
-                                     " problems; fix these and validate again"});
+        diagnostics_->push_back(
+            {file_, 0, 0, "stopped after " + std::to_string(kMaxProblems) + " problems; fix these and validate again"});
         throw TooManyProblems();
     }
 };
@@ -436,9 +435,8 @@ class DocumentCheck {
         } else if (merge.IsSequence()) {
             for (const auto& s : merge) sources.push_back(s);
         }
-        if (sources.empty() || std::any_of(sources.begin(), sources.end(), [](const YAML::Node& s) {
-                return !s.IsMap();
-            })) {
+        if (sources.empty() ||
+            std::any_of(sources.begin(), sources.end(), [](const YAML::Node& s) { return !s.IsMap(); })) {
             r_->ErrorAt(mark, "a merge key '<<' takes a mapping (<<: *name) or a list of them (<<: [*a, *b])");
             return;
         }
@@ -489,8 +487,7 @@ inline YAML::Mark SecondDocumentStart(std::string_view text) {
     return YAML::Mark::null_mark();
 }
 
-inline std::optional<YAML::Node> LoadDocument(std::string_view text, std::string_view file,
-                                              Diagnostics* diagnostics) {
+inline std::optional<YAML::Node> LoadDocument(std::string_view text, std::string_view file, Diagnostics* diagnostics) {
     if (auto deep = TooDeeplyNested(text, file)) {
         diagnostics->push_back(std::move(*deep));
         return std::nullopt;
@@ -499,8 +496,7 @@ inline std::optional<YAML::Node> LoadDocument(std::string_view text, std::string
     try {
         documents = YAML::LoadAll(std::string(text));
     } catch (const YAML::Exception& e) {
-        diagnostics->push_back(
-            {std::string(file), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});
+        diagnostics->push_back({std::string(file), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});
         return std::nullopt;
     }
     if (documents.empty()) return YAML::Node();

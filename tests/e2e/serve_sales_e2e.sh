@@ -111,7 +111,7 @@ assert len(cli) >= 2, cli
 assert api == cli, (api, cli)
 PY
 expect 200 POST "$key_s" /v1/plans:validate --data-binary @"$src/deploy/plans/deepseek.yaml"
-[ "$(json 'd["ok"], d["plan"], len(d["versions"]), d["problems"]')" = "True deepseek 2 []" ] || fail "valid plan: $(cat "$work/body")"
+[ "$(json 'd["ok"], d["plan"], len(d["versions"]), d["problems"]')" = "True deepseek 3 []" ] || fail "valid plan: $(cat "$work/body")"
 
 # Hostile bodies: a 400 or problems, never a crash or a hang; the server lives on.
 printf 'plan: \xff\xfe\n' >"$work/bad_utf8"

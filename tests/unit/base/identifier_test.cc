@@ -100,8 +100,10 @@ TEST(PathSafeNameError, RefusesPathsDotsSeparatorsAndInvisibleCharacters) {
     EXPECT_EQ(PathSafeNameError("plan name", "a/b"),
               "plan name 'a/b' holds '/' (offset 1), which a URL path or a file name reads as something else; use "
               "letters, digits, '-', '_' or '.'");
-    EXPECT_EQ(PathSafeNameError("version id", ".."), "version id '..' is a path of its own; a name needs a letter or digit");
-    EXPECT_EQ(PathSafeNameError("version id", "."), "version id '.' is a path of its own; a name needs a letter or digit");
+    EXPECT_EQ(PathSafeNameError("version id", ".."),
+              "version id '..' is a path of its own; a name needs a letter or digit");
+    EXPECT_EQ(PathSafeNameError("version id", "."),
+              "version id '.' is a path of its own; a name needs a letter or digit");
     EXPECT_EQ(PathSafeNameError("plan name", ".env"),
               "plan name '.env' starts with a dot, which hides it as a file name; start it with a letter or digit");
     for (const char* bad : {"a\\b", "a?b", "a#b", "a%2fb", "a b"}) {
@@ -110,14 +112,14 @@ TEST(PathSafeNameError, RefusesPathsDotsSeparatorsAndInvisibleCharacters) {
     }
     // Zero-width space, word joiner, BOM, right-to-left override, no-break
     // and ideographic spaces: names that look the same but differ.
-    for (const char* bad : {"v\xE2\x80\x8B" "1", "v\xE2\x81\xA0" "1", "\xEF\xBB\xBFv1", "v\xE2\x80\xAE" "1",
-                            "v\xC2\xA0" "1", "v\xE3\x80\x80" "1", "v\xC2\xAD" "1"}) {
+    for (const char* bad : {"v\xE2\x80\x8Bz", "v\xE2\x81\xA0z", "\xEF\xBB\xBFvz", "v\xE2\x80\xAEz", "v\xC2\xA0z",
+                            "v\xE3\x80\x80z", "v\xC2\xADz"}) {
         EXPECT_NE(PathSafeNameError("version id", bad).value_or("").find("invisible or space character"),
                   std::string::npos)
             << Printable(bad);
     }
-    EXPECT_EQ(PathSafeNameError("version id", "v\xE2\x80\x8B" "1"),
-              "version id 'v\xE2\x80\x8B" "1' holds an invisible or space character (U+200B at offset 1); names that "
+    EXPECT_EQ(PathSafeNameError("version id", "v\xE2\x80\x8Bz"),
+              "version id 'v\xE2\x80\x8Bz' holds an invisible or space character (U+200B at offset 1); names that "
               "look the same must be the same");
     // IdentifierError's rule still holds first.
     EXPECT_EQ(PathSafeNameError("plan name", ""), "plan name is empty");

@@ -104,10 +104,12 @@ TEST(PlanExtends, QwenLongCutInheritsEverythingElse) {
     // 100,000 input + 2,000 output on qwen-long:
     //   before: 100 x 0.02 + 2 x 0.02 = 2 + 0.04 = 2.04 CNY
     //   after:  100 x 0.0005 + 2 x 0.002 = 0.05 + 0.004 = 0.054 CNY
-    EXPECT_EQ(UsageOf(kQwenLong, {.model = "qwen-long", .time = "2024-05-20T12:00:00Z", .input = 100000, .output = 2000}),
-              "2.04");
-    EXPECT_EQ(UsageOf(kQwenLong, {.model = "qwen-long", .time = "2024-05-21T12:00:00Z", .input = 100000, .output = 2000}),
-              "0.054");
+    EXPECT_EQ(
+        UsageOf(kQwenLong, {.model = "qwen-long", .time = "2024-05-20T12:00:00Z", .input = 100000, .output = 2000}),
+        "2.04");
+    EXPECT_EQ(
+        UsageOf(kQwenLong, {.model = "qwen-long", .time = "2024-05-21T12:00:00Z", .input = 100000, .output = 2000}),
+        "0.054");
     // qwen-max keeps its price: 10 x 0.04 + 1 x 0.12 = 0.52 CNY.
     EXPECT_EQ(UsageOf(kQwenLong, {.model = "qwen-max", .time = "2024-05-21T12:00:00Z", .input = 10000, .output = 1000}),
               "0.52");
@@ -141,10 +143,12 @@ TEST(PlanExtends, HunyuanProMinusSeventyPercentOnInput) {
     EXPECT_EQ(RateOf(v2, "hunyuan-standard", kUnitInput), "0.0045/1000");
     // 10,000 input + 1,000 output: before 10 x 0.1 + 1 x 0.1 = 1.1 CNY;
     // after 10 x 0.03 + 1 x 0.1 = 0.3 + 0.1 = 0.4 CNY.
-    EXPECT_EQ(UsageOf(kHunyuan, {.model = "hunyuan-pro", .time = "2024-05-21T12:00:00Z", .input = 10000, .output = 1000}),
-              "1.1");
-    EXPECT_EQ(UsageOf(kHunyuan, {.model = "hunyuan-pro", .time = "2024-05-22T12:00:00Z", .input = 10000, .output = 1000}),
-              "0.4");
+    EXPECT_EQ(
+        UsageOf(kHunyuan, {.model = "hunyuan-pro", .time = "2024-05-21T12:00:00Z", .input = 10000, .output = 1000}),
+        "1.1");
+    EXPECT_EQ(
+        UsageOf(kHunyuan, {.model = "hunyuan-pro", .time = "2024-05-22T12:00:00Z", .input = 10000, .output = 1000}),
+        "0.4");
 }
 
 // DeepSeek's two 2025 lists (../shared/price-sheets.md section 6), 22 lines.
@@ -184,7 +188,7 @@ TEST(PlanExtends, MultiplierWithoutModelsCutsEveryInheritedModelAndEveryTable) {
 )");
     ASSERT_TRUE(p.plan.has_value()) << Dump(p.problems);
     const PlanVersion& half = p.plan->versions.back();
-    EXPECT_EQ(RateOf(half, "deepseek-chat", kUnitInput), "0.28/1000000");     // 0.56 x 0.5
+    EXPECT_EQ(RateOf(half, "deepseek-chat", kUnitInput), "0.28/1000000");       // 0.56 x 0.5
     EXPECT_EQ(RateOf(half, "deepseek-reasoner", kUnitOutput), "0.84/1000000");  // 1.68 x 0.5
 
     ModelPricing m;
@@ -303,8 +307,9 @@ TEST(PlanExtends, ChangesNamingModelsTheBaseLacksAreRefusedAtTheName) {
                                           "    changes:\n      - {free: [deepseek-chat]}\n")),
               "29:17: free names model 'deepseek-chat', which this version writes out under models: (that replaces "
               "it whole); change its prices there");
-    EXPECT_EQ(OnlyProblem(WithChange(v3 + "    changes:\n      - {remove: [deepseek-chat], free: [deepseek-reasoner]}\n")),
-              "27:9: a change is one of multiplier (with models and units), remove or free, not several");
+    EXPECT_EQ(
+        OnlyProblem(WithChange(v3 + "    changes:\n      - {remove: [deepseek-chat], free: [deepseek-reasoner]}\n")),
+        "27:9: a change is one of multiplier (with models and units), remove or free, not several");
     std::string no_extends = kDeepseek;
     no_extends.insert(no_extends.find("    models:\n      deepseek-chat:\n        rates: {input: \"0.56\""),
                       "    changes: [{free: [deepseek-chat]}]\n");
@@ -466,11 +471,12 @@ TEST(PlanMessages, MergeKeysWork) {
         rates: {<<: *base}
 )");
     EXPECT_FALSE(bad.plan.has_value());
-    EXPECT_EQ(bad.problems, (std::vector<std::string>{
-                                "9:30: the input rate: 'x' is not a plain decimal number (digits, one '.', optional sign)",
-                                "9:16: the rates of model 'a' have no input price",
-                                "9:30: the input rate: 'x' is not a plain decimal number (digits, one '.', optional sign)",
-                                "11:16: the rates of model 'b' have no input price"}));
+    EXPECT_EQ(bad.problems,
+              (std::vector<std::string>{
+                  "9:30: the input rate: 'x' is not a plain decimal number (digits, one '.', optional sign)",
+                  "9:16: the rates of model 'a' have no input price",
+                  "9:30: the input rate: 'x' is not a plain decimal number (digits, one '.', optional sign)",
+                  "11:16: the rates of model 'b' have no input price"}));
     EXPECT_EQ(OnlyProblem(std::string(kHead) + "      a: {rates: {<<: \"x\", output: \"8\"}}\n"),
               "8:19: a merge key '<<' takes a mapping (<<: *name) or a list of them (<<: [*a, *b])");
 }
@@ -484,13 +490,15 @@ TEST(PlanMessages, PlanNamesAndVersionIdsArePathSafe) {
     EXPECT_EQ(OnlyProblem(with_name("\"a/b\"", "v1")),
               "1:7: plan name 'a/b' holds '/' (offset 1), which a URL path or a file name reads as something else; "
               "use letters, digits, '-', '_' or '.'");
-    EXPECT_EQ(OnlyProblem(with_name("p", "\"..\"")), "3:14: version id '..' is a path of its own; a name needs a "
-                                                    "letter or digit");
+    EXPECT_EQ(OnlyProblem(with_name("p", "\"..\"")),
+              "3:14: version id '..' is a path of its own; a name needs a "
+              "letter or digit");
     EXPECT_EQ(OnlyProblem(with_name(".hidden", "v1")),
               "1:7: plan name '.hidden' starts with a dot, which hides it as a file name; start it with a letter or "
               "digit");
     EXPECT_EQ(OnlyProblem(with_name("p", "\"v\\u200B1\"")),
-              "3:14: version id 'v\xE2\x80\x8B" "1' holds an invisible or space character (U+200B at offset 1); names "
+              "3:14: version id 'v\xE2\x80\x8B"
+              "1' holds an invisible or space character (U+200B at offset 1); names "
               "that look the same must be the same");
     EXPECT_EQ(OnlyProblem(with_name("p", "\"v\\t1\"")).substr(0, 40), "3:14: version id 'v\\u00091' holds a cont");
     Parsed ok = Parse(with_name("qwen-plus", "\"2025-09.v3_1\""));
