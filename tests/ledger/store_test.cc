@@ -217,6 +217,15 @@ TEST_F(StoreCatalog, PublishesAVersionThatExtendsAPublishedOneAndLoadResolvesIt)
     EXPECT_EQ(d[0],
               "p.yaml:4:14: error: version v3 extends 'v9', which is not a version listed before it nor a published "
               "version of plan p (known: v1, v2)");
+    // The parser expands a merge key at the top, but the ledger stores the
+    // versions as written: refused, not a crash.
+    d = Publish("plan: q\n<<: {versions: [{version: v1, effective_from: 2025-01-01T00:00:00Z, currency: CNY, "
+                "time_zone: UTC, models: {m: {rates: {input: \"1\", output: \"2\"}}}}]}\n",
+                &published);
+    EXPECT_FALSE(published);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0], "p.yaml: error: write versions: as a list at the top of the file to publish it, not through a "
+                    "merge key (<<)");
     ExpectLoads();
 }
 
