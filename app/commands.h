@@ -13,6 +13,7 @@
 #include "pricing/diagnostic.h"
 #include "pricing/invoice.h"
 #include "pricing/plan.h"
+#include "pricing/plan_diff.h"
 
 namespace CLI {
 class App;
@@ -147,6 +148,54 @@ int RunCustomerImport(const std::string& file, const std::string& from, const st
 int RunSubscribe(const std::string& id, const std::string& plan, const std::string& from, const std::string& terms_file,
                  const std::string& database_url, std::ostream& out, std::ostream& err);
 int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
+// `tally plan publish --dry-run` (app/ledger_commands.cc): what publishing
+// would store, each new version's diff against the version in force before
+// it, and the customers on the plan; nothing is written.
+int RunPlanPublishDryRun(const std::vector<std::string>& files, const std::string& database_url, std::ostream& out,
+                         std::ostream& err);
+
+// `tally plan show`, `tally plan diff` and `tally plan try` (app/plan_tools.cc,
+// docs/plan-format.md "Seeing, comparing and testing a plan"): registered
+// under `tally plan` like AddInvoiceCommands.
+void AddPlanToolCommands(CLI::App& plan_cmd, std::function<int()>* action);
+int RunPlanShowFile(const std::string& file, const std::string& version, const std::string& at,
+                    const std::string& format, std::ostream& out, std::ostream& err);
+int RunPlanDiffFiles(const std::vector<std::string>& files, const std::string& old_version,
+                     const std::string& new_version, const std::string& format, std::ostream& out, std::ostream& err);
+// A plan diff as `tally plan diff` prints it (rates in `currency`).
+void WritePlanDiffTable(std::ostream& out, const PlanVersionDiff& diff, Currency currency);
+void WritePlanDiffJson(std::ostream& out, const std::string& old_plan, const std::string& old_version,
+                       const std::string& old_source, const std::string& new_plan, const std::string& new_version,
+                       const std::string& new_source, const PlanVersionDiff& diff);
+
+// One call event to try, and where it came from ("FILE:LINE", "event 2").
+struct EventText {
+    std::string where;
+    std::string json;
+};
+// A line a tried call would be billed: amount = quantity x rate / per,
+// CellRate's rate, as invoice lines are priced before period tiers and
+// free quotas.
+struct TriedLine {
+    std::string model, band, output_condition, window;
+    bool batch = false, thinking = false;
+    std::string unit;
+    int64_t quantity = 0;
+    std::optional<Rate> rate;  // nullopt: no rate of the cell prices the unit (the invoice would not be priced)
+    Amount amount;             // exact
+};
+struct TriedCall {
+    std::string where;
+    bool rejected = false;
+    std::string reason_code, reason;  // the dead letter's reason_code and reason
+    std::string duplicate_of;         // a repeat (same source and id) of this call: billed once
+    std::string customer, plan, version, currency;
+    std::vector<TriedLine> lines;
+    Amount total;  // exact sum of the lines
+};
+// Each event through `tally rate`'s pipeline (ingest/file_rater.h) under
+// the first plan of `catalog` (every customer on it), priced line by line.
+std::vector<TriedCall> TryCalls(const Catalog& catalog, const std::vector<EventText>& events);
 
 // Registers `tally issuer ...` and `tally invoice ...` (app/invoice_command.cc):
 // the chosen subcommand sets *action to the function that runs it.

@@ -59,9 +59,14 @@ int main(int argc, char** argv) {
         plan_cmd->add_subcommand("publish", "Validate plan files and store their versions in the ledger");
     publish_cmd->add_option("files", publish_files, "Plan YAML files")->required()->check(CLI::ExistingFile);
     publish_cmd->add_option("--database-url", database_url, "PostgreSQL URL (default: $TALLY_DATABASE_URL)");
+    bool publish_dry_run = false;
+    publish_cmd->add_flag("--dry-run", publish_dry_run,
+                          "Write nothing: say what would be published, each new version's diff against the version "
+                          "in force before it, and how many customers are on the plan");
     publish_cmd->footer(R"(
 Examples:
   tally plan publish deploy/plans/*.yaml
+  tally plan publish --dry-run deploy/plans/deepseek.yaml
 
 A version already published with the same body is left alone; a version
 published with a different body is refused (versions are immutable: add a new
@@ -296,6 +301,7 @@ a negative margin are flagged NEGATIVE.)");
     tally::AddInvoiceCommands(app, &action);
     tally::AddServeCommand(app, &action);
     tally::AddKeyCommands(app, &action);
+    tally::AddPlanToolCommands(*plan_cmd, &action);
 
     try {
         app.parse(argc, argv);
@@ -317,6 +323,9 @@ a negative margin are flagged NEGATIVE.)");
         }
         if (*rate_cmd) return tally::RunRate(rate, std::cout, std::cerr);
         if (*validate_cmd) return tally::RunPlanValidate(validate_files, std::cout, std::cerr);
+        if (*publish_cmd && publish_dry_run) {
+            return tally::RunPlanPublishDryRun(publish_files, database_url, std::cout, std::cerr);
+        }
         if (*publish_cmd) return tally::RunPlanPublish(publish_files, database_url, std::cout, std::cerr);
         if (*customer_add_cmd)
             return tally::RunCustomerAdd(customer_id, customer_name, database_url, std::cout, std::cerr);

@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
+  ccache                                   # deploy/ccache.sh: a rebuild compiles only what changed
   python3                                  # test scripts (float ban, e2e comparisons)
   clang libclang-rt-14-dev                 # libFuzzer and sanitizers for the fuzz targets
   libfmt-dev libyaml-cpp-dev libsimdjson-dev libhowardhinnant-date-dev tzdata

@@ -9,19 +9,20 @@ cd "$(dirname "$0")/.."
 root=$PWD
 bash deploy/install-deps.sh
 bash deploy/build.sh
+source deploy/ccache.sh
 jobs=$(nproc)
 echo "== unit, integration, property and golden tests"
 (cd build && ctest --output-on-failure -j "$jobs")
 if [ "${TALLY_SANITIZERS:-1}" != 0 ]; then
   echo "== unit and ledger tests under ASan + UBSan"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_SANITIZE=address >/dev/null
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_SANITIZE=address "${TALLY_LAUNCHER[@]}" >/dev/null
   cmake --build build-asan -j "$jobs" --target tally_base_tests tally_pricing_tests tally_ingest_tests \
     tally_property_tests tally_ledger_tests tally_render_tests tally_billing_tests tally_app_tests tally_quote_tests \
     tally_documents_tests tally_api_tests
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$root/tests/lsan.supp" ctest --output-on-failure -j "$jobs" -L 'unit|ledger')
   echo "== the consume crash scenario under TSan"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_SANITIZE=thread -DTALLY_TESTS=OFF \
-    >/dev/null
+    "${TALLY_LAUNCHER[@]}" >/dev/null
   cmake --build build-tsan -j "$jobs" --target tally
   state=$(mktemp -d)/pg.state
   bash tests/ledger/pg_fixture.sh start "$state"
@@ -33,6 +34,6 @@ if [ "${TALLY_SANITIZERS:-1}" != 0 ]; then
 fi
 echo "== fuzz targets (clang, ASan + UBSan), ${TALLY_FUZZ_SECONDS:-30} s each (fuzz_http: TALLY_FUZZ_HTTP_SECONDS, 20 s)"
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_FUZZ=ON -DTALLY_TESTS=OFF \
-    -DTALLY_FUZZ_SECONDS="${TALLY_FUZZ_SECONDS:-30}" -DTALLY_FUZZ_HTTP_SECONDS="${TALLY_FUZZ_HTTP_SECONDS:-20}" >/dev/null
+    -DTALLY_FUZZ_SECONDS="${TALLY_FUZZ_SECONDS:-30}" -DTALLY_FUZZ_HTTP_SECONDS="${TALLY_FUZZ_HTTP_SECONDS:-20}" "${TALLY_LAUNCHER[@]}" >/dev/null
 cmake --build build-fuzz -j "$jobs" --target fuzz_event fuzz_plan fuzz_http
 (cd build-fuzz && ctest --output-on-failure)

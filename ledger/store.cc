@@ -136,7 +136,7 @@ Store::Store(const std::string& database_url) : impl_(std::make_unique<Impl>(dat
 Store::~Store() = default;
 
 std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::string_view file_name,
-                                                Diagnostics* diagnostics) {
+                                                Diagnostics* diagnostics, bool dry_run) {
     TALLY_ASSERT(diagnostics != nullptr);
     pqxx::work tx(impl_->Conn());
     // One publisher at a time: the checks below read what the others store.
@@ -201,6 +201,11 @@ std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::stri
                                     "plan " + plan->name + " with the versions already published: " + d.message});
         }
         return std::nullopt;
+    }
+    if (dry_run) {
+        // The transaction ends without a commit: nothing was written.
+        for (size_t i : fresh) result.published.push_back(plan->versions[i].id);
+        return result;
     }
     for (size_t i : fresh) {
         const PlanVersion& v = plan->versions[i];

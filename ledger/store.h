@@ -43,9 +43,11 @@ class Store final : public ingest::CatalogSource {
     // Validates a plan file and stores each of its versions. A version
     // already stored with the same body is left alone; one stored with a
     // different body is refused (LedgerError): versions are immutable.
-    // Returns nullopt with diagnostics when the plan is invalid.
+    // Returns nullopt with diagnostics when the plan is invalid. With
+    // `dry_run`, everything is checked the same way (and refused the same
+    // way) but nothing is stored: `published` lists what would be.
     std::optional<PublishResult> PublishPlan(std::string_view yaml, std::string_view file_name,
-                                             Diagnostics* diagnostics);
+                                             Diagnostics* diagnostics, bool dry_run = false);
 
     // Adds a customer, or renames an existing one.
     void AddCustomer(const std::string& customer_id, const std::string& name);
