@@ -251,7 +251,7 @@ TEST(PlanShow, ExamplePlansAndErrors) {
     EXPECT_NE(err.str().find("--format must be table, json or csv, not 'xml'"), std::string::npos) << err.str();
     err.str("");
     EXPECT_EQ(RunPlanShowFile(kSource + "/deploy/plans/deepseek.yaml", "v9", "", "table", out, err), kExitUsage);
-    EXPECT_NE(err.str().find("has no version 'v9' (its versions: 2025-02-off-peak, 2025-09-v3.1)"), std::string::npos)
+    EXPECT_NE(err.str().find("has no version 'v9' (its versions: 2025-02-off-peak, 2025-09-v3.1, 2025-09-v3.2-exp)"), std::string::npos)
         << err.str();
     err.str("");
     EXPECT_EQ(RunPlanShowFile(kSource + "/deploy/plans/deepseek.yaml", "", "2024-01-01T00:00:00Z", "table", out, err),
