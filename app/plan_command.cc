@@ -1,5 +1,6 @@
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "app/commands.h"
@@ -68,16 +69,24 @@ int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, st
                 << "; the plan cannot be used until they are fixed\n";
             return false;
         }
-        size_t models = 0;
-        for (const auto& v : plan->versions) models += v.models.size();
+        // Distinct model names over all versions: a model priced by three
+        // versions is one model.
+        std::set<std::string> models;
+        for (const auto& v : plan->versions) {
+            for (const auto& m : v.models) models.insert(m.name);
+        }
         out << file << ": ok: plan " << plan->name << ", " << plan->versions.size()
             << (plan->versions.size() == 1 ? " version" : " versions") << " (";
         for (size_t i = 0; i < plan->versions.size(); ++i) {
             const auto& v = plan->versions[i];
             out << (i > 0 ? ", " : "") << v.id << " from " << FormatRfc3339(v.effective_from);
             if (v.effective_until) out << " until " << FormatRfc3339(*v.effective_until);
+            if (!v.extends.empty()) out << " extends " << v.extends;
         }
-        out << "), " << models << " model prices\n";
+        out << "), " << models.size() << (models.size() == 1 ? " model" : " models");
+        const size_t warnings = diagnostics.size() - CountErrors(diagnostics);
+        if (warnings > 0) out << ", " << warnings << (warnings == 1 ? " warning" : " warnings");
+        out << "\n";
         return true;
     });
     return failures == 0 ? kExitOk : kExitFailure;

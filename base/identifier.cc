@@ -147,6 +147,50 @@ std::optional<std::string> IdentifierError(std::string_view what, std::string_vi
     return std::nullopt;
 }
 
+namespace {
+
+bool IsSpaceOrInvisible(char32_t c) {
+    if (c == 0x00A0 || c == 0x00AD || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000 ||
+        c == 0xFEFF) {
+        return true;
+    }
+    return (c >= 0x2000 && c <= 0x200F) || (c >= 0x202A && c <= 0x202E) || (c >= 0x2060 && c <= 0x2064);
+}
+
+}  // namespace
+
+std::optional<std::string> PathSafeNameError(std::string_view what, std::string_view value) {
+    if (auto error = IdentifierError(what, value)) return error;
+    TALLY_ASSERT(!value.empty());
+    auto quoted = [&] { return std::string(what) + " '" + Printable(value) + "'"; };
+    if (value == "." || value == "..") return quoted() + " is a path of its own; a name needs a letter or digit";
+    if (value.front() == '.') {
+        return quoted() + " starts with a dot, which hides it as a file name; start it with a letter or digit";
+    }
+    size_t i = 0;
+    while (i < value.size()) {
+        const auto b = static_cast<unsigned char>(value[i]);
+        if (b < 0x80) {
+            if (b == '/' || b == '\\' || b == '?' || b == '#' || b == '%' || b == ' ') {
+                return quoted() + " holds '" + std::string(1, static_cast<char>(b)) + "' (offset " + std::to_string(i) +
+                       "), which a URL path or a file name reads as something else; use letters, digits, '-', '_' "
+                       "or '.'";
+            }
+            ++i;
+            continue;
+        }
+        char32_t c = 0;
+        const size_t n = DecodeUtf8(value, i, &c);
+        TALLY_ASSERT(n > 0);  // IdentifierError has checked the UTF-8
+        if (IsSpaceOrInvisible(c)) {
+            return quoted() + " holds an invisible or space character (" + Hex("U+%04X", static_cast<unsigned>(c)) +
+                   " at offset " + std::to_string(i) + "); names that look the same must be the same";
+        }
+        i += n;
+    }
+    return std::nullopt;
+}
+
 std::optional<std::string> Utf8Error(std::string_view what, std::string_view value) {
     TALLY_ASSERT(!what.empty());
     size_t i = 0;

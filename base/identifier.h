@@ -22,6 +22,17 @@ inline constexpr size_t kIdentifierBytesMax = 256;
 // U+0080-U+009F). The value appears in it only through Printable.
 std::optional<std::string> IdentifierError(std::string_view what, std::string_view value);
 
+// IdentifierError's rule, and also safe as one segment of a URL path and as
+// a file name: for names that publishing turns into both (plan names and
+// version ids: GET /v1/plans/{plan}, exported files). Refuses, besides what
+// IdentifierError refuses, "." and "..", a leading dot, '/', '\\', '?', '#',
+// '%', whitespace (ASCII and U+00A0, U+2000-U+200A, U+2028, U+2029, U+202F,
+// U+205F, U+3000), and invisible format characters (U+00AD, U+200B-U+200F,
+// U+202A-U+202E, U+2060-U+2064, U+FEFF), which make names that look the
+// same but differ. Customer ids, event ids and model names keep
+// IdentifierError alone.
+std::optional<std::string> PathSafeNameError(std::string_view what, std::string_view value);
+
 // nullopt when `value` is valid UTF-8 (RFC 3629, as for identifiers) without
 // NUL; otherwise a sentence that starts with `what` ("reason") and says where
 // the first bad byte is. For free text that goes to PostgreSQL (names,

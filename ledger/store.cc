@@ -146,12 +146,19 @@ std::optional<PublishResult> Store::PublishPlan(std::string_view yaml, std::stri
     ParseStoredPlans(stored, &catalog);
     // Into the unit table of every stored plan, as Load will: refused with
     // file:line:column when the catalog's units would overflow.
-    auto plan = ParsePlan(yaml, file_name, &catalog.units, diagnostics);
+    // A version may extend one already published (`extends`, docs/plan-format.md).
+    auto plan = ParsePlan(yaml, file_name, &catalog.units, diagnostics, &catalog);
     if (!plan) return std::nullopt;
     YAML::Node root = YAML::Load(std::string(yaml));
     YAML::Node versions = root["versions"];
-    TALLY_ASSERT(versions.IsSequence());
-    TALLY_ASSERT(versions.size() == plan->versions.size());
+    // The parser expands merge keys (`<<`); the bodies stored are the
+    // versions as written, so `versions` must be written out at the top.
+    if (!versions.IsSequence() || versions.size() != plan->versions.size()) {
+        diagnostics->push_back({std::string(file_name), 0, 0,
+                                "write versions: as a list at the top of the file to publish it, not through a merge "
+                                "key (<<)"});
+        return std::nullopt;
+    }
     // The plan as Load will rebuild it: the stored versions and the new
     // ones, in the order they take effect.
     std::vector<std::pair<Instant, std::string>> combined;

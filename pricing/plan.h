@@ -205,6 +205,13 @@ struct PlanVersion {
     std::unordered_map<std::string, uint16_t> model_index;
     std::vector<TierRule> tiers;
     std::vector<FreeQuota> free_quotas;
+    // As written, for a version that extends this one (docs/plan-format.md,
+    // "Versions written as changes"): the version it was written as changes
+    // to ("" when written in full), the `rates_per` its rates were read with,
+    // and the custom units it declares. Pricing does not read them.
+    std::string extends;
+    int64_t rates_per = 1'000'000;
+    std::vector<std::string> custom_units;
 
     const ModelPricing* FindModel(std::string_view model) const;
 };

@@ -1,12 +1,15 @@
 #include "pricing/plan_yaml.h"
 
+#include <date/tz.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <array>
+#include <set>
 
 #include "base/assert.h"
 #include "pricing/internal/yaml_reader.h"
+#include "pricing/plan_extends.h"
 #include "pricing/rater.h"
 
 namespace tally {
@@ -162,12 +165,16 @@ class PlanParser {
     PlanParser(std::string_view file, UnitTable* units, Diagnostics* diagnostics)
         : r_(std::string(file), diagnostics), units_(units) {}
 
-    std::optional<Plan> Parse(const YAML::Node& root) {
+    // `published`: the plans already published, whose versions a version of
+    // this file may extend (nullptr: only the versions of this file).
+    std::optional<Plan> Parse(const YAML::Node& root, const Catalog* published) {
         Plan plan;
         plan.source_file = r_.file();
         if (!r_.ExpectMap(root, "a plan file")) return std::nullopt;
         r_.CheckKeys(root, "the plan", {"plan", "name", "versions"});
-        if (auto name = r_.Identifier(r_.Required(root, "plan", "the plan"), "plan name")) plan.name = *name;
+        // Plan names and version ids become URL path segments and file names.
+        if (auto name = r_.PathSafeName(r_.Required(root, "plan", "the plan"), "plan name")) plan.name = *name;
+        if (published != nullptr && !plan.name.empty()) published_ = published->FindPlan(plan.name);
         if (auto display = r_.Text(YamlReader::Optional(root, "name"), "name")) plan.display_name = *display;
         if (plan.display_name.empty()) plan.display_name = plan.name;
         YAML::Node versions = r_.Required(root, "versions", "the plan");
@@ -175,9 +182,11 @@ class PlanParser {
             if (!versions.IsSequence() || versions.size() == 0) {
                 r_.Error(versions, "versions must be a list with at least one version");
             } else {
-                for (const auto& v : versions) {
+                ListExtends(versions);
+                for (size_t i = 0; i < versions.size(); ++i) {
                     if (cells_ > kMaxPlanCells) break;  // said once, at the model that crossed it
-                    ParseVersion(v, &plan);
+                    version_index_ = i;
+                    ParseVersion(versions[i], &plan);
                 }
                 CheckVersionOrder(versions, plan);
             }
@@ -192,12 +201,35 @@ class PlanParser {
         PlanVersion v;
         if (!r_.ExpectMap(node, "a version")) return;
         r_.CheckKeys(node, "a version",
-                     {"version", "effective_from", "effective_until", "currency", "time_zone", "rounding", "round_at",
-                      "finalize_grace", "rates_per", "tax_percent", "minimum_commitment", "custom_units", "models",
-                      "tiers", "free_quotas"});
-        if (auto id = r_.Identifier(r_.Required(node, "version", "a version"), "version id")) v.id = *id;
+                     {"version", "extends", "changes", "effective_from", "effective_until", "currency", "time_zone",
+                      "rounding", "round_at", "finalize_grace", "rates_per", "tax_percent", "minimum_commitment",
+                      "custom_units", "models", "tiers", "free_quotas"});
+        std::string id;
+        if (auto text = r_.PathSafeName(r_.Required(node, "version", "a version"), "version id")) id = *text;
+        // A version that extends another starts as a copy of it and states
+        // only what changes; its base is said to be missing once, and the
+        // terms it would inherit are then not asked for.
+        const YAML::Node extends = YamlReader::Optional(node, "extends");
+        const bool extending = extends.IsDefined();
+        base_published_ = false;
+        const PlanVersion* base = extending ? FindBase(extends, id, *plan) : nullptr;
+        if (base != nullptr) {
+            v = *base;
+            v.effective_until.reset();
+            v.extends = base->id;
+        }
+        v.id = id;
+        auto term = [&](const char* key) {
+            return extending ? YamlReader::Optional(node, key) : r_.Required(node, key, "version " + v.id);
+        };
         if (auto t = r_.Time(r_.Required(node, "effective_from", "version " + v.id), "effective_from")) {
             v.effective_from = *t;
+            // A base listed before it in the file: CheckVersionOrder says so.
+            if (base != nullptr && base_published_ && base->effective_from >= *t) {
+                r_.Error(extends, "version " + v.id + " extends " + base->id + ", which takes effect at " +
+                                      FormatRfc3339(base->effective_from) +
+                                      ", not before it; a version extends one that takes effect earlier");
+            }
         }
         YAML::Node until = YamlReader::Optional(node, "effective_until");
         if (auto t = r_.Time(until, "effective_until")) {
@@ -206,15 +238,20 @@ class PlanParser {
                 r_.Error(until, "effective_until must be after effective_from in version " + v.id);
             }
         }
-        YAML::Node currency = r_.Required(node, "currency", "version " + v.id);
+        YAML::Node currency = term("currency");
         if (auto code = r_.Text(currency, "currency")) {
             if (auto c = Currency::FromCode(*code)) {
+                if (base != nullptr && !(*c == base->currency)) {
+                    r_.Error(currency, "version " + v.id + " changes the currency of version " + base->id + " (" +
+                                           std::string(base->currency.code()) + ") that it extends to " + *code +
+                                           "; a plan keeps one currency (make a new plan instead)");
+                }
                 v.currency = *c;
             } else {
                 r_.Error(currency, "currency " + Quote(*code) + " is not an ISO 4217 code Tally knows (CNY, USD, ...)");
             }
         }
-        YAML::Node zone = r_.Required(node, "time_zone", "version " + v.id);
+        YAML::Node zone = term("time_zone");
         if (auto name = r_.Text(zone, "time_zone")) {
             v.zone_name = *name;
             v.zone = FindZone(*name);
@@ -232,7 +269,7 @@ class PlanParser {
         if (auto grace = ParseFinalizeGrace(r_, YamlReader::Optional(node, "finalize_grace"))) {
             v.finalize_grace = *grace;
         }
-        rates_per_ = 1'000'000;
+        rates_per_ = base != nullptr ? base->rates_per : 1'000'000;
         YAML::Node per = YamlReader::Optional(node, "rates_per");
         if (auto n = r_.Integer(per, "rates_per", 1)) {
             if (IsPowerOfTen(*n)) {
@@ -241,6 +278,7 @@ class PlanParser {
                 r_.Error(per, "rates_per must be a power of ten such as 1000 or 1000000");
             }
         }
+        v.rates_per = rates_per_;
         YAML::Node tax = YamlReader::Optional(node, "tax_percent");
         if (auto d = r_.NonNegative(tax, "tax_percent")) {
             if (*d > Decimal::FromInt(100)) r_.Error(tax, "tax_percent must be between 0 and 100");
@@ -248,10 +286,18 @@ class PlanParser {
         }
         YAML::Node commitment = YamlReader::Optional(node, "minimum_commitment");
         if (auto d = r_.NonNegative(commitment, "minimum_commitment")) v.minimum_commitment = Amount(v.currency, *d);
-        custom_units_.clear();
+        custom_units_ = v.custom_units;  // a base's, or none
+        YAML::Node custom = YamlReader::Optional(node, "custom_units");
+        if (custom.IsDefined()) custom_units_.clear();
         // Unit names become keys of the ledger's usage rows; "" is the calls record's.
-        r_.IdentifierList(YamlReader::Optional(node, "custom_units"), "custom unit", &custom_units_);
-        YAML::Node models = r_.Required(node, "models", "version " + v.id);
+        r_.IdentifierList(custom, "custom unit", &custom_units_);
+        v.custom_units = custom_units_;
+        version_zone_ = v.zone;
+        version_zone_name_ = v.zone_name;
+        version_from_ = v.effective_from;
+        window_zone_warned_ = false;
+        YAML::Node models = term("models");
+        std::set<std::string> written;  // the models this version writes out in full
         if (models.IsDefined()) {
             if (!models.IsMap() || models.size() == 0) {
                 r_.Error(models, "models must map each model name to its prices");
@@ -275,17 +321,17 @@ class PlanParser {
                     // A model with problems already has its diagnostics; its
                     // cells are checked once it parses.
                     if (r_.errors() == errors_before) CheckEveryCellPrices(it->first, it->second, m);
-                    if (v.model_index.count(m.name) != 0) {
+                    if (!written.insert(m.name).second) {
                         r_.ErrorAt(it->first.Mark(), "model " + Quote(m.name) + " is priced twice in version " + v.id);
                         continue;
                     }
-                    v.model_index.emplace(m.name, static_cast<uint16_t>(v.models.size()));
-                    v.models.push_back(std::move(m));
+                    PutModel(&v, std::move(m));  // replaces the base's entry whole, or adds one
                 }
             }
         }
         YAML::Node tiers = YamlReader::Optional(node, "tiers");
         if (tiers.IsDefined()) {
+            v.tiers.clear();
             if (!tiers.IsSequence()) {
                 r_.Error(tiers, "tiers must be a list of tier rules");
             } else {
@@ -293,7 +339,18 @@ class PlanParser {
             }
         }
         YAML::Node quotas = YamlReader::Optional(node, "free_quotas");
-        if (quotas.IsDefined()) ParseFreeQuotas(quotas, r_, *units_, custom_units_, &v.free_quotas);
+        if (quotas.IsDefined()) {
+            v.free_quotas.clear();
+            ParseFreeQuotas(quotas, r_, *units_, custom_units_, &v.free_quotas);
+        }
+        YAML::Node changes = YamlReader::Optional(node, "changes");
+        if (changes.IsDefined() && !extending) {
+            r_.Error(changes, "changes are made to the version this one extends; add extends: <an earlier version>");
+        }
+        if (base != nullptr) {
+            if (changes.IsDefined()) ApplyChanges(changes, *base, written, tiers.IsDefined(), &v);
+            CheckInherited(node, zone, *base, written, v);
+        }
         plan->versions.push_back(std::move(v));
     }
 
@@ -318,6 +375,249 @@ class PlanParser {
             }
             if (prev.id == cur.id) r_.Error(node, "two versions are both called " + Quote(cur.id));
         }
+    }
+
+    // Versions written as changes (docs/plan-format.md): the `version` and
+    // `extends` text of every version of the file, in order, read before
+    // any is parsed, to tell a later version and a cycle from an unknown one.
+    void ListExtends(const YAML::Node& versions) {
+        listed_.clear();
+        for (const auto& v : versions) {
+            const YAML::Node id = YamlReader::Optional(v, "version");
+            const YAML::Node base = YamlReader::Optional(v, "extends");
+            listed_.emplace_back(id.IsScalar() ? id.Scalar() : "", base.IsScalar() ? base.Scalar() : "");
+        }
+    }
+
+    // The version `extends` names: one listed before this one in the file,
+    // or else one already published; nullptr, said at `extends`, otherwise.
+    const PlanVersion* FindBase(const YAML::Node& extends, const std::string& id, const Plan& plan) {
+        auto name = r_.Text(extends, "extends");
+        if (!name) return nullptr;
+        if (*name == id) {
+            r_.Error(extends, "version " + id + " extends itself; name the earlier version it changes");
+            return nullptr;
+        }
+        for (const PlanVersion& v : plan.versions) {
+            if (v.id == *name) return &v;
+        }
+        TALLY_ASSERT(version_index_ < listed_.size());
+        for (size_t k = version_index_ + 1; k < listed_.size(); ++k) {
+            if (listed_[k].first != *name) continue;
+            // Follow the later version's chain: back to this one is a cycle.
+            std::string chain = id + " -> " + *name;
+            std::string at = *name;
+            for (size_t steps = 0; steps < listed_.size(); ++steps) {
+                auto next = std::find_if(listed_.begin(), listed_.end(), [&](const auto& l) { return l.first == at; });
+                if (next == listed_.end() || next->second.empty()) break;
+                chain += " -> " + next->second;
+                if (next->second == id) {
+                    r_.Error(extends, "versions extend each other in a cycle (" + chain +
+                                          "); a version extends one listed before it");
+                    return nullptr;
+                }
+                at = next->second;
+            }
+            r_.Error(extends, "version " + id + " extends " + Quote(*name) +
+                                  ", which is listed after it; a version extends one listed (and taking effect) "
+                                  "before it");
+            return nullptr;
+        }
+        if (published_ != nullptr) {
+            for (const PlanVersion& v : published_->versions) {
+                if (v.id != *name) continue;
+                base_published_ = true;
+                return &v;
+            }
+        }
+        std::string known;
+        for (const PlanVersion& v : plan.versions) known += (known.empty() ? "" : ", ") + v.id;
+        if (published_ != nullptr) {
+            for (const PlanVersion& v : published_->versions) known += (known.empty() ? "" : ", ") + v.id;
+        }
+        r_.Error(extends,
+                 "version " + id + " extends " + Quote(*name) + ", which is not a version listed before it" +
+                     (published_ != nullptr ? " nor a published version of plan " + published_->name : std::string()) +
+                     (known.empty() ? std::string(" (there is none)") : " (known: " + known + ")"));
+        return nullptr;
+    }
+
+    // The models a change names (a list), each one the base has and this
+    // version neither writes out nor has removed; `what` names the change.
+    std::vector<std::string> ChangedModels(const YAML::Node& list, const PlanVersion& base,
+                                           const std::set<std::string>& written, const PlanVersion& v,
+                                           std::string_view what) {
+        std::vector<std::string> names;
+        if (!list.IsSequence() || list.size() == 0) {
+            r_.Error(list, std::string(what) + " takes a list of model names, e.g. [deepseek-chat]");
+            return names;
+        }
+        for (const auto& item : list) {
+            auto name = r_.Text(item, "model name");
+            if (!name) continue;
+            if (base.FindModel(*name) == nullptr) {
+                r_.Error(item, std::string(what) + " names model " + Quote(*name) + ", which version " + base.id +
+                                   " does not price; add a new model under models: instead");
+            } else if (written.count(*name) != 0) {
+                r_.Error(item, std::string(what) + " names model " + Quote(*name) +
+                                   ", which this version writes out under models: (that replaces it whole); "
+                                   "change its prices there");
+            } else if (v.FindModel(*name) == nullptr) {
+                r_.Error(item, std::string(what) + " names model " + Quote(*name) +
+                                   ", which an earlier change of this version removes");
+            } else {
+                names.push_back(*name);
+            }
+        }
+        return names;
+    }
+
+    // `changes:` of a version that extends `base`, applied in order to the
+    // models it inherits:
+    //   {multiplier: "0.3", models: [...], units: [...]}  every rate (of
+    //       those models, default all it inherits; of those units, default
+    //       all) times the factor, exact: a product with more than 9
+    //       decimal places is refused, never rounded;
+    //   {remove: [...]}  the models are no longer priced;
+    //   {free: [...]}    every rate of the models becomes 0.
+    void ApplyChanges(const YAML::Node& changes, const PlanVersion& base, const std::set<std::string>& written,
+                      bool own_tiers, PlanVersion* v) {
+        if (!changes.IsSequence()) {
+            r_.Error(changes, "changes must be a list, e.g. - {multiplier: \"0.3\", models: [hunyuan-pro]}");
+            return;
+        }
+        for (const auto& c : changes) {
+            if (!r_.ExpectMap(c, "a change")) continue;
+            r_.CheckKeys(c, "a change", {"multiplier", "models", "units", "remove", "free"});
+            const YAML::Node mult = YamlReader::Optional(c, "multiplier");
+            const YAML::Node remove = YamlReader::Optional(c, "remove");
+            const YAML::Node free = YamlReader::Optional(c, "free");
+            const YAML::Node models = YamlReader::Optional(c, "models");
+            const YAML::Node units = YamlReader::Optional(c, "units");
+            const int kinds = (mult.IsDefined() ? 1 : 0) + (remove.IsDefined() ? 1 : 0) + (free.IsDefined() ? 1 : 0);
+            if (kinds != 1) {
+                r_.Error(c, std::string("a change is one of multiplier (with models and units), remove or free, not ") +
+                                (kinds == 0 ? "none" : "several"));
+                continue;
+            }
+            if (!mult.IsDefined() && (models.IsDefined() || units.IsDefined())) {
+                r_.Error(models.IsDefined() ? models : units,
+                         "models and units go with a multiplier; remove and free list the models themselves");
+                continue;
+            }
+            if (remove.IsDefined()) {
+                for (const auto& name : ChangedModels(remove, base, written, *v, "remove")) RemoveModel(v, name);
+                if (v->models.empty()) r_.Error(remove, "version " + v->id + " removes every model it had");
+                continue;
+            }
+            std::vector<std::string> names;
+            if (free.IsDefined()) {
+                names = ChangedModels(free, base, written, *v, "free");
+            } else if (models.IsDefined()) {
+                names = ChangedModels(models, base, written, *v, "a multiplier");
+            } else {
+                for (const ModelPricing& m : v->models) {
+                    if (written.count(m.name) == 0) names.push_back(m.name);
+                }
+            }
+            uint32_t mask = 0;  // 0: every unit
+            std::vector<UnitId> unit_ids;
+            ParseUnitList(units, &unit_ids);
+            for (UnitId u : unit_ids) mask |= 1u << u;
+            std::optional<Decimal> factor;
+            if (mult.IsDefined()) {
+                factor = r_.NonNegative(mult, "multiplier");
+                if (!factor) continue;
+            }
+            for (const std::string& name : names) {
+                ModelPricing& m = v->models[v->model_index.at(name)];
+                if (!own_tiers) CheckTierRates(free.IsDefined() ? free : mult, *v, m.name, mask);
+                if (free.IsDefined()) {
+                    MakeFree(&m);
+                } else if (auto bad = ScaleRates(&m, mask, Multiplier(*factor), kMaxRateDecimals)) {
+                    const std::string& unit = units_->Name(bad->unit);
+                    r_.Error(mult, "multiplier " + factor->ToString() + " makes the " + unit + " rate " +
+                                       bad->price.ToString() + " of model " + Quote(m.name) +
+                                       (bad->product ? " " + bad->product->ToString() + ", more than 9 decimal places"
+                                                     : " too large or too precise to keep exactly") +
+                                       "; a multiplied rate is never rounded: write the model's rates under models: "
+                                       "instead");
+                }
+            }
+        }
+    }
+
+    // A tier rule with rates of its own, inherited unchanged, keeps billing
+    // a multiplied or freed model at those rates: refused at the change.
+    void CheckTierRates(const YAML::Node& change, const PlanVersion& v, const std::string& model, uint32_t units) {
+        for (const TierRule& rule : v.tiers) {
+            const bool has_rate =
+                std::any_of(rule.tiers.begin(), rule.tiers.end(), [](const Tier& t) { return t.rate.has_value(); });
+            if (!has_rate) continue;
+            for (UnitId u = 0; u < kMaxUnits; ++u) {
+                if (units != 0 && (units & (1u << u)) == 0) continue;
+                if (!rule.Applies(model, u)) continue;
+                r_.Error(change, "tier rule " + Quote(rule.name) + " gives model " + Quote(model) +
+                                     " rates of its own, which this change does not touch; write tiers: anew in "
+                                     "this version");
+                return;
+            }
+        }
+    }
+
+    // What a version inherits and does not write out again: its cells count
+    // against kMaxPlanCells, and its windows without a time_zone of their
+    // own move with a changed time_zone (a warning).
+    void CheckInherited(const YAML::Node& node, const YAML::Node& zone, const PlanVersion& base,
+                        const std::set<std::string>& written, const PlanVersion& v) {
+        bool warned = false;
+        for (const ModelPricing& m : v.models) {
+            if (written.count(m.name) != 0) continue;
+            cells_ += CellsOf(m);
+            if (warned || !zone.IsDefined() || v.zone == nullptr || v.zone == base.zone) continue;
+            for (const Window& w : m.windows) {
+                if (w.zone != nullptr) continue;
+                r_.Warn(zone, "version " + v.id + " reads window " + Quote(w.name) + " of model " + Quote(m.name) +
+                                  ", inherited from version " + base.id + " without a time_zone of its own, in " +
+                                  v.zone_name + " instead of " + base.zone_name +
+                                  "; give the window its time_zone if its hours should stay");
+                warned = true;
+                break;
+            }
+        }
+        if (cells_ > kMaxPlanCells) {
+            r_.Error(node, "the plan has more than " + std::to_string(kMaxPlanCells) +
+                               " price cells (model x band x output condition x window x batch x thinking, over all "
+                               "its versions) by version " +
+                               v.id + "; split it into several plans");
+        }
+    }
+
+    // A window with no time_zone of its own is read in the version's zone:
+    // when that is not UTC, a window copied from a sheet that states its
+    // hours in UTC would shift, so say so (the plan stays usable).
+    void WarnWindowZone(const YAML::Node& node, const Window& w) {
+        if (!w.zone_name.empty() || version_zone_ == nullptr || window_zone_warned_) return;
+        if (version_zone_name_ == "UTC" || version_zone_name_ == "Etc/UTC") return;
+        window_zone_warned_ = true;  // once a version: its other windows read the same
+        const auto offset = std::chrono::duration_cast<std::chrono::minutes>(
+            version_zone_->get_info(std::chrono::time_point_cast<std::chrono::seconds>(version_from_)).offset);
+        const int64_t minutes = offset.count();
+        const int64_t magnitude = minutes < 0 ? -minutes : minutes;
+        std::string shift = std::to_string(magnitude / 60) + (magnitude / 60 == 1 ? " hour" : " hours");
+        if (magnitude % 60 != 0) shift += " " + std::to_string(magnitude % 60) + " minutes";
+        r_.Warn(node, "window " + Quote(w.name) + " has no time_zone of its own, so its hours are read in the plan's " +
+                          version_zone_name_ + " (UTC" + (minutes < 0 ? "-" : "+") + FormatOffset(magnitude) + " at " +
+                          FormatRfc3339(version_from_) + "); a window from a sheet stated in UTC would shift by " +
+                          shift +
+                          ": write time_zone: UTC on the window if the sheet is in UTC, or the plan's zone to keep "
+                          "this reading and silence this warning (the same holds for the version's other windows "
+                          "without a time_zone)");
+    }
+
+    static std::string FormatOffset(int64_t minutes) {
+        std::string hh = std::to_string(minutes / 60), mm = std::to_string(minutes % 60);
+        return (hh.size() < 2 ? "0" : "") + hh + ":" + (mm.size() < 2 ? "0" : "") + mm;
     }
 
     std::optional<UnitId> Unit(const YAML::Node& node) {
@@ -823,6 +1123,7 @@ class PlanParser {
         if (auto d = r_.NonNegative(mult, "window multiplier")) w.multiplier = Multiplier(*d);
         ParseRates(rates, "window rates", &w.rates, m);
         window_nodes_.push_back(node);
+        WarnWindowZone(node, w);
         for (const auto& other : m->windows) {
             if (other.name == w.name) r_.Error(node, "two windows are both called " + Quote(w.name));
         }
@@ -968,7 +1269,16 @@ class PlanParser {
     // read once its windows are, and its windows' nodes.
     std::vector<std::pair<size_t, YAML::Node>> pending_window_rates_;
     std::vector<YAML::Node> window_nodes_;
-    size_t cells_ = 0;  // price cells of the versions parsed so far (kMaxPlanCells)
+    size_t cells_ = 0;                 // price cells of the versions parsed so far (kMaxPlanCells)
+    const Plan* published_ = nullptr;  // the published plan of this name, for `extends`
+    std::vector<std::pair<std::string, std::string>> listed_;  // (version, extends) as written (ListExtends)
+    size_t version_index_ = 0;                                 // of the version being parsed
+    bool base_published_ = false;                              // its base is a published version
+    // The version being parsed, for its windows (WarnWindowZone).
+    const date::time_zone* version_zone_ = nullptr;
+    std::string version_zone_name_;
+    Instant version_from_{};
+    bool window_zone_warned_ = false;  // WarnWindowZone has spoken for this version
 };
 
 void PlanParser::ParseFreeQuotas(const YAML::Node& node, YamlReader& r, UnitTable& units,
@@ -1037,26 +1347,21 @@ void ParseFreeQuotaList(const YAML::Node& node, YamlReader& r, UnitTable& units,
 
 std::optional<Plan> ParsePlan(std::string_view text, std::string_view file_name, UnitTable* units,
                               Diagnostics* diagnostics) {
+    return ParsePlan(text, file_name, units, diagnostics, nullptr);
+}
+
+std::optional<Plan> ParsePlan(std::string_view text, std::string_view file_name, UnitTable* units,
+                              Diagnostics* diagnostics, const Catalog* published) {
     TALLY_ASSERT(units != nullptr);
     TALLY_ASSERT(diagnostics != nullptr);
-    if (auto deep = internal::TooDeeplyNested(text, file_name)) {
-        diagnostics->push_back(std::move(*deep));
-        return std::nullopt;
-    }
-    YAML::Node root;
-    try {
-        root = YAML::Load(std::string(text));
-    } catch (const YAML::Exception& e) {
-        diagnostics->push_back(
-            {std::string(file_name), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});
-        return std::nullopt;
-    }
+    std::optional<YAML::Node> root = internal::LoadDocument(text, file_name, diagnostics);
+    if (!root) return std::nullopt;
     // A copy of the unit table: units interned by a plan that fails are not kept.
     UnitTable scratch = *units;
     PlanParser parser(file_name, &scratch, diagnostics);
     std::optional<Plan> plan;
     try {
-        plan = parser.Parse(root);
+        plan = parser.Parse(*root, published);
     } catch (const internal::TooManyProblems&) {
         return std::nullopt;
     } catch (const YAML::Exception& e) {

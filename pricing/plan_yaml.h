@@ -17,4 +17,11 @@ namespace tally {
 std::optional<Plan> ParsePlan(std::string_view text, std::string_view file_name, UnitTable* units,
                               Diagnostics* diagnostics);
 
+// ParsePlan where a version may also extend (docs/plan-format.md, "Versions
+// written as changes") a version of the plan of the same name in
+// `published` (the ledger's published plans, parsed with `units`), when no
+// version listed before it in the file has that id. nullptr: the file alone.
+std::optional<Plan> ParsePlan(std::string_view text, std::string_view file_name, UnitTable* units,
+                              Diagnostics* diagnostics, const Catalog* published);
+
 }  // namespace tally

@@ -5,10 +5,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "base/identifier.h"
@@ -100,16 +104,18 @@ class YamlReader {
     YamlReader(std::string file, Diagnostics* diagnostics) : file_(std::move(file)), diagnostics_(diagnostics) {}
 
     const std::string& file() const { return file_; }
-    int errors() const { return errors_; }
+    int errors() const { return errors_ + unsaid_; }
 
+    // An error without a place (a node that is absent, or made by the
+    // parser) after another error is a follow-on of it (a band whose bound
+    // could not be read compared with the next one): counted, not said.
     void Error(const YAML::Node& node, std::string message) {
         Diagnostic d{file_, 0, 0, std::move(message)};
         if (node.IsDefined() && node.Mark().line >= 0) {
             d.line = node.Mark().line + 1;
             d.column = node.Mark().column + 1;
         }
-        diagnostics_->push_back(std::move(d));
-        Counted();
+        Report(std::move(d));
     }
     // A warning: reported with its place, but the file stays usable. Not
     // counted against kMaxProblems' errors (a file has few warnings; a
@@ -125,8 +131,12 @@ class YamlReader {
         diagnostics_->push_back(std::move(d));
     }
     void ErrorAt(const YAML::Mark& mark, std::string message) {
-        diagnostics_->push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
-        Counted();
+        Diagnostic d{file_, 0, 0, std::move(message)};
+        if (mark.line >= 0) {
+            d.line = mark.line + 1;
+            d.column = mark.column + 1;
+        }
+        Report(std::move(d));
     }
 
     // parent[key] when present; otherwise reports "missing key" at parent.
@@ -191,6 +201,18 @@ class YamlReader {
         return text;
     }
 
+    // A plan name or version id: Identifier that is also safe in a URL path
+    // and as a file name (PathSafeNameError).
+    std::optional<std::string> PathSafeName(const YAML::Node& node, std::string_view what) {
+        auto text = Text(node, what);
+        if (!text) return std::nullopt;
+        if (auto error = PathSafeNameError(what, *text)) {
+            Error(node, std::move(*error));
+            return std::nullopt;
+        }
+        return text;
+    }
+
     // Free text that ends up in PostgreSQL (a customer's name): Text
     // without C0 control characters or DEL, which libpq would cut at (NUL)
     // or which print as something else.
@@ -246,6 +268,11 @@ class YamlReader {
     }
 
     std::optional<int64_t> Integer(const YAML::Node& node, std::string_view what, int64_t min_value) {
+        if (auto hint = AbbreviatedCountHint(node)) {
+            Error(node, std::string(what) + " '" + node.Scalar() + "' is not a whole number: counts and bounds are " +
+                            "whole token counts, written out in full (" + *hint + ")");
+            return std::nullopt;
+        }
         auto d = Number(node, what);
         if (!d) return std::nullopt;
         if (!d->is_integer()) {
@@ -298,18 +325,197 @@ class YamlReader {
     }
 
    private:
+    // "write 32000 or 32768" for a count written like a sheet's "32K" (a
+    // whole number with a K or M suffix); nullopt for anything else.
+    static std::optional<std::string> AbbreviatedCountHint(const YAML::Node& node) {
+        if (!node.IsDefined() || !node.IsScalar()) return std::nullopt;
+        const std::string& text = node.Scalar();
+        if (text.size() < 2 || text.size() > 10) return std::nullopt;
+        const char suffix = text.back();
+        int64_t decimal = 0, binary = 0;
+        if (suffix == 'K' || suffix == 'k') {
+            decimal = 1000;
+            binary = 1024;
+        } else if (suffix == 'M' || suffix == 'm') {
+            decimal = 1'000'000;
+            binary = 1'048'576;
+        } else {
+            return std::nullopt;
+        }
+        int64_t n = 0;
+        for (size_t i = 0; i + 1 < text.size(); ++i) {
+            if (text[i] < '0' || text[i] > '9') return std::nullopt;
+            n = n * 10 + (text[i] - '0');
+        }
+        return "write " + std::to_string(n * decimal) + " or " + std::to_string(n * binary) +
+               ", whichever the sheet means";
+    }
+
     std::string file_;
     Diagnostics* diagnostics_;
     int errors_ = 0;
     int warnings_ = 0;
+    int unsaid_ = 0;  // follow-on errors without a place (Report)
+
+    void Report(Diagnostic d) {
+        if (d.line == 0 && errors_ > 0) {
+            ++unsaid_;  // still an error: the file stays refused
+            return;
+        }
+        diagnostics_->push_back(std::move(d));
+        Counted();
+    }
 
     void Counted() {
         if (++errors_ < kMaxProblems) return;
-        diagnostics_->push_back({file_, 0, 0,
-                                 "stopped after " + std::to_string(kMaxProblems) +
-                                     " problems; fix these and validate again"});
+        diagnostics_->push_back(
+            {file_, 0, 0, "stopped after " + std::to_string(kMaxProblems) + " problems; fix these and validate again"});
         throw TooManyProblems();
     }
 };
+
+// Reads the one YAML document of `text` for a parser, with what yaml-cpp
+// 0.7 lets pass silently refused or done:
+//  - text nested too deeply (TooDeeplyNested) or not YAML: one diagnostic;
+//  - a second document (after ---): an error at its start;
+//  - a key given twice in one mapping (yaml-cpp keeps both, and a lookup
+//    finds the first): an error at the second;
+//  - merge keys (`<<: *anchor`, or `<<: [*a, *b]`): expanded in place, as
+//    YAML 1.1 defines them (keys written in the mapping win, then the
+//    merged mappings in the order listed). Merged entries share their
+//    nodes, so lines and columns still point at the anchor's text; at most
+//    kMaxMergedEntries are added in all (a chain of merges cannot blow up).
+// nullopt when anything is wrong, with every problem in `diagnostics`.
+inline constexpr size_t kMaxMergedEntries = 100'000;
+
+class DocumentCheck {
+   public:
+    explicit DocumentCheck(YamlReader* r) : r_(r) {}
+
+    void Visit(YAML::Node node) {
+        if (!node.IsMap() && !node.IsSequence()) return;
+        // An alias is the same node again: visited (and merged) once. A
+        // container's start and type name it (yaml-cpp has no node id).
+        if (!seen_.emplace(node.Mark().pos, node.Mark().line, static_cast<int>(node.Type())).second) return;
+        if (node.IsSequence()) {
+            for (const auto& child : node) Visit(child);
+            return;
+        }
+        std::unordered_map<std::string, YAML::Mark> keys;
+        YAML::Node merge(YAML::NodeType::Undefined);
+        YAML::Mark merge_mark;
+        for (auto it = node.begin(); it != node.end(); ++it) {
+            Visit(it->first);
+            Visit(it->second);
+            if (!it->first.IsScalar()) continue;
+            const std::string& key = it->first.Scalar();
+            auto [first, fresh] = keys.emplace(key, it->first.Mark());
+            if (!fresh) {
+                const YAML::Mark& mark = first->second;
+                r_->ErrorAt(it->first.Mark(), "key '" + Printable(key) + "' is given twice in one mapping (first at " +
+                                                  std::to_string(mark.line + 1) + ":" +
+                                                  std::to_string(mark.column + 1) +
+                                                  "); YAML keeps only one of them: say it once");
+                continue;
+            }
+            if (key == "<<" && it->first.Tag() != "!") {
+                merge = it->second;
+                merge_mark = it->first.Mark();
+            }
+        }
+        if (merge.IsDefined()) Merge(node, merge, merge_mark, &keys);
+    }
+
+   private:
+    void Merge(YAML::Node node, const YAML::Node& merge, const YAML::Mark& mark,
+               std::unordered_map<std::string, YAML::Mark>* keys) {
+        std::vector<YAML::Node> sources;
+        if (merge.IsMap()) {
+            sources.push_back(merge);
+        } else if (merge.IsSequence()) {
+            for (const auto& s : merge) sources.push_back(s);
+        }
+        if (sources.empty() ||
+            std::any_of(sources.begin(), sources.end(), [](const YAML::Node& s) { return !s.IsMap(); })) {
+            r_->ErrorAt(mark, "a merge key '<<' takes a mapping (<<: *name) or a list of them (<<: [*a, *b])");
+            return;
+        }
+        node.remove("<<");
+        for (const YAML::Node& source : sources) {
+            for (auto it = source.begin(); it != source.end(); ++it) {
+                if (!it->first.IsScalar()) continue;
+                const std::string& key = it->first.Scalar();
+                if (keys->count(key) != 0) continue;
+                if (++merged_ > kMaxMergedEntries) {
+                    r_->ErrorAt(mark, "merge keys add more than " + std::to_string(kMaxMergedEntries) +
+                                          " entries to the file's mappings; write the file with fewer merges");
+                    throw TooManyProblems();
+                }
+                keys->emplace(key, it->first.Mark());
+                node.force_insert(it->first, it->second);
+            }
+        }
+    }
+
+    YamlReader* r_;
+    std::set<std::tuple<int, int, int>> seen_;
+    size_t merged_ = 0;
+};
+
+// The line of the "---" that starts the second document; null mark when
+// there is none (a document after "...").
+inline YAML::Mark SecondDocumentStart(std::string_view text) {
+    int line = 0, starts = 0;
+    bool content = false;  // some line before has content (the first document's)
+    size_t i = 0;
+    while (i < text.size()) {
+        const size_t end = std::min(text.find('\n', i), text.size());
+        const std::string_view l = text.substr(i, end - i);
+        const bool marker = l.substr(0, 3) == "---" && (l.size() == 3 || l[3] == ' ' || l[3] == '\r');
+        if (marker && (content || starts > 0)) {
+            YAML::Mark m;
+            m.line = line;
+            m.column = 0;
+            m.pos = static_cast<int>(i);
+            return m;
+        }
+        if (marker) ++starts;
+        if (!marker && !l.empty() && l[0] != '#') content = true;
+        ++line;
+        i = end + 1;
+    }
+    return YAML::Mark::null_mark();
+}
+
+inline std::optional<YAML::Node> LoadDocument(std::string_view text, std::string_view file, Diagnostics* diagnostics) {
+    if (auto deep = TooDeeplyNested(text, file)) {
+        diagnostics->push_back(std::move(*deep));
+        return std::nullopt;
+    }
+    std::vector<YAML::Node> documents;
+    try {
+        documents = YAML::LoadAll(std::string(text));
+    } catch (const YAML::Exception& e) {
+        diagnostics->push_back({std::string(file), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});
+        return std::nullopt;
+    }
+    if (documents.empty()) return YAML::Node();
+    YamlReader r{std::string(file), diagnostics};
+    try {
+        if (documents.size() > 1) {
+            YAML::Mark second = SecondDocumentStart(text);  // its ---, if it has one
+            if (second.line < 0) second = documents[1].Mark();
+            r.ErrorAt(second,
+                      "a second YAML document starts here (after ---); a file holds one document: put the rest in "
+                      "a file of its own");
+        }
+        DocumentCheck check(&r);
+        check.Visit(documents[0]);
+    } catch (const TooManyProblems&) {
+        return std::nullopt;
+    }
+    if (r.errors() > 0) return std::nullopt;
+    return documents[0];
+}
 
 }  // namespace tally::internal

@@ -42,8 +42,12 @@ for plan in "$src"/deploy/plans/*.yaml; do
   has "$work/try" "call total"
 done
 
-# Hand-checked: deepseek's cut-over, and one qwen-plus call.
+# Hand-checked: deepseek's last two versions (the 2025-09-29 cut, written as
+# changes: output x 0.25, 1.68 -> 0.42, -75 %), the V3.1 cut-over, and one
+# qwen-plus call.
 "$tally" plan diff "$src/deploy/plans/deepseek.yaml" >"$work/diff"
+has_re "$work/diff" "deepseek-reasoner .* output +1\.68/1M +0\.42/1M +-75\.00%"
+"$tally" plan diff "$src/deploy/plans/deepseek.yaml" --old-version 2025-02-off-peak --new-version 2025-09-v3.1 >"$work/diff"
 has_re "$work/diff" "deepseek-reasoner .* output +2\.19/1M +1\.68/1M +-23\.29%"
 "$tally" plan try "$src/deploy/plans/qwen-plus.yaml" --event '{"specversion":"1.0","id":"e1","source":"try","type":"llm.call","time":"2025-11-02T12:00:00+08:00","subject":"c","data":{"model":"qwen-plus","input_tokens":50000,"output_tokens":1000,"cached_input_tokens":20000,"thinking":true}}' >"$work/try"
 has "$work/try" "cached_input: 20000 x 0.16 / 1000000 = 0.0032"
@@ -83,27 +87,24 @@ snapshot() {
     -c "SELECT count(*) FROM audit_log"
 }
 snapshot >"$work/before"
-# A third deepseek version: a cut of deepseek-chat's output, effective later.
+# A fourth deepseek version: deepseek-chat at half price, effective later,
+# written as changes to the published 2025-09-v3.2-exp.
 cp "$src/deploy/plans/deepseek.yaml" "$work/deepseek.yaml"
 cat >>"$work/deepseek.yaml" <<'EOF'
   - version: "2026-01-cut"
+    extends: "2025-09-v3.2-exp"
     effective_from: 2026-01-01T00:00:00Z
-    currency: USD
-    time_zone: UTC
-    models:
-      deepseek-chat:
-        rates: {input: "0.28", cached_input: "0.028", output: "0.42"}
-      deepseek-reasoner:
-        rates: {input: "0.56", cached_input: "0.07", output: "1.68"}
+    changes:
+      - {multiplier: "0.5", models: [deepseek-chat]}
 EOF
 "$tally" plan publish --dry-run "$work/deepseek.yaml" >"$work/dry" 2>"$work/err" || fail "dry run: $(cat "$work/err")"
-has "$work/dry" "would publish 1 new version(s) (2026-01-cut); 2 already published (2025-02-off-peak, 2025-09-v3.1)"
+has "$work/dry" "would publish 1 new version(s) (2026-01-cut); 3 already published (2025-02-off-peak, 2025-09-v3.1, 2025-09-v3.2-exp)"
 has "$work/dry" "customers on plan deepseek: 1 with a subscription naming it, 1 of them on it now"
-has "$work/dry" "new version 2026-01-cut from 2026-01-01T00:00:00Z against version 2025-09-v3.1 (published)"
-# 0.56 -> 0.28: -50 %; 0.07 -> 0.028: -60 %; 1.68 -> 0.42: -75 %.
-has_re "$work/dry" "deepseek-chat .* input +0\.56/1M +0\.28/1M +-50\.00%"
-has_re "$work/dry" "deepseek-chat .* cached_input +0\.07/1M +0\.028/1M +-60\.00%"
-has_re "$work/dry" "deepseek-chat .* output +1\.68/1M +0\.42/1M +-75\.00%"
+has "$work/dry" "new version 2026-01-cut from 2026-01-01T00:00:00Z against version 2025-09-v3.2-exp (published)"
+# x 0.5: 0.28 -> 0.14, 0.028 -> 0.014, 0.42 -> 0.21: each -50 %.
+has_re "$work/dry" "deepseek-chat .* input +0\.28/1M +0\.14/1M +-50\.00%"
+has_re "$work/dry" "deepseek-chat .* cached_input +0\.028/1M +0\.014/1M +-50\.00%"
+has_re "$work/dry" "deepseek-chat .* output +0\.42/1M +0\.21/1M +-50\.00%"
 has "$work/dry" "dry run: nothing was written"
 snapshot >"$work/after"
 cmp -s "$work/before" "$work/after" || fail "the dry run changed the ledger: $(diff "$work/before" "$work/after")"
@@ -115,12 +116,12 @@ has "$work/dry" "dry run: nothing was written (1 file(s) would fail)"
 has "$work/err" "the publish would be refused: plan deepseek version 2025-09-v3.1 is already published with different prices"
 # diff against what is published.
 "$tally" plan diff --published deepseek "$work/deepseek.yaml" >"$work/diff"
-has "$work/diff" "version 2025-09-v3.1 (published) -> plan deepseek version 2026-01-cut"
-has "$work/diff" "-75.00%"
+has "$work/diff" "version 2025-09-v3.2-exp (published) -> plan deepseek version 2026-01-cut"
+has "$work/diff" "-50.00%"
 snapshot >"$work/after"
 cmp -s "$work/before" "$work/after" || fail "the ledger changed: $(diff "$work/before" "$work/after")"
 # The real publish still stores it.
 "$tally" plan publish "$work/deepseek.yaml" >"$work/pub"
-has "$work/pub" "1 published, 2 already published"
+has "$work/pub" "1 published, 3 already published"
 "$psql" "$server" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 echo "plan tools e2e: ok"

@@ -111,7 +111,7 @@ assert len(cli) >= 2, cli
 assert api == cli, (api, cli)
 PY
 expect 200 POST "$key_s" /v1/plans:validate --data-binary @"$src/deploy/plans/deepseek.yaml"
-[ "$(json 'd["ok"], d["plan"], len(d["versions"]), d["problems"]')" = "True deepseek 2 []" ] || fail "valid plan: $(cat "$work/body")"
+[ "$(json 'd["ok"], d["plan"], len(d["versions"]), d["problems"]')" = "True deepseek 3 []" ] || fail "valid plan: $(cat "$work/body")"
 
 # Hostile bodies: a 400 or problems, never a crash or a hang; the server lives on.
 printf 'plan: \xff\xfe\n' >"$work/bad_utf8"
@@ -174,7 +174,7 @@ assert new["versions"] == [{"id": "v1", "effective_from": "2025-11-30T16:00:00Z"
                             "currency": "CNY", "zone": "Asia/Shanghai", "models": 1}], new["versions"]
 assert plans["doubao-seed-1.6"]["customers_subscribed"] == 2, plans["doubao-seed-1.6"]
 assert plans["deepseek"]["customers_subscribed"] == 1
-assert [v["id"] for v in plans["deepseek"]["versions"]] == ["2025-02-off-peak", "2025-09-v3.1"]
+assert [v["id"] for v in plans["deepseek"]["versions"]] == ["2025-02-off-peak", "2025-09-v3.1", "2025-09-v3.2-exp"]
 PY
 expect 200 GET "$key_s" /v1/plans/sales-e2e
 python3 - "$work/body" <<'PY' || fail "price table: $(head -c 2000 "$work/body")"

@@ -281,6 +281,30 @@ TEST(RateExamples, TableOutputAndUsageErrors) {
     EXPECT_EQ(RunTally("--help").exit_code, 0);
 }
 
+// The success line counts each model once over all versions, says which
+// version extends which, and counts warnings.
+TEST(PlanValidate, SuccessLineCountsDistinctModelsAndSaysWhichVersionsExtend) {
+    Result r = RunTally("plan validate " + Path("deploy/plans/deepseek.yaml"));
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.out, Path("deploy/plans/deepseek.yaml") +
+                         ": ok: plan deepseek, 3 versions (2025-02-off-peak from 2025-02-26T16:30:00Z, 2025-09-v3.1 "
+                         "from 2025-09-05T16:00:00Z, 2025-09-v3.2-exp from 2025-09-28T16:00:00Z extends "
+                         "2025-09-v3.1), 2 models\n");
+    std::string night = testing::TempDir() + "/night-plan.yaml";
+    FILE* f = std::fopen(night.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(
+        "plan: x\nversions:\n  - version: a\n    effective_from: 2025-01-01T00:00:00Z\n"
+        "    currency: CNY\n    time_zone: Asia/Shanghai\n    models:\n      m:\n"
+        "        rates: {input: \"1\", output: \"2\"}\n"
+        "        windows: [{name: night, start: \"00:30\", end: \"08:30\", multiplier: \"0.5\"}]\n",
+        f);
+    std::fclose(f);
+    r = RunTally("plan validate " + night);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.out, night + ": ok: plan x, 1 version (a from 2025-01-01T00:00:00Z), 1 model, 1 warning\n");
+}
+
 TEST(PlanValidate, ExamplePlansPassAndABrokenPlanFails) {
     Result ok = RunTally("plan validate " + Path("deploy/plans/doubao-seed-1.6.yaml") + " " +
                          Path("deploy/plans/deepseek.yaml") + " " + Path("deploy/plans/gemini-2.5-pro.yaml") + " " +

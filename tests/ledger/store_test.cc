@@ -180,6 +180,55 @@ TEST_F(StoreCatalog, PublishValidatesThePlanWithItsPublishedVersions) {
     ExpectLoads();
 }
 
+// A file whose only version extends the published v1 (docs/plan-format.md,
+// "Versions written as changes"): it resolves against the published plan
+// when published, and Load rebuilds it from the stored bodies. hunyuan-pro's
+// 2024 cut: input -70 %, so 1 -> 0.3; output stays 2.
+TEST_F(StoreCatalog, PublishesAVersionThatExtendsAPublishedOneAndLoadResolvesIt) {
+    const std::string v2 =
+        "plan: p\nversions:\n  - version: v2\n    extends: v1\n    effective_from: 2025-06-01T00:00:00Z\n"
+        "    changes:\n      - {multiplier: \"0.3\", units: [input]}\n";
+    bool published = false;
+    auto d = Publish(v2, &published);
+    EXPECT_TRUE(published);
+    EXPECT_TRUE(d.empty()) << d[0];
+    ingest::CatalogSnapshot snapshot = store_->Load();
+    const Plan* plan = snapshot.catalog.FindPlan("p");
+    ASSERT_NE(plan, nullptr);
+    ASSERT_EQ(plan->versions.size(), 2u);
+    const PlanVersion& v = plan->versions[1];
+    EXPECT_EQ(v.extends, "v1");
+    EXPECT_EQ(v.currency.code(), "CNY");
+    EXPECT_EQ(v.zone_name, "Asia/Shanghai");
+    ASSERT_EQ(v.models.size(), 1u);
+    EXPECT_EQ(v.models[0].bands[0].up_to, 1000);
+    EXPECT_EQ(v.models[0].bands[0].rates[kUnitInput]->price().ToString(), "0.3");
+    EXPECT_EQ(v.models[0].bands[0].rates[kUnitOutput]->price().ToString(), "2");
+    // The same file again: nothing new. One that extends a version the plan
+    // does not have: refused with its place.
+    EXPECT_TRUE(Publish(v2, &published).empty());
+    EXPECT_TRUE(published);
+    std::string v3 = v2;
+    v3.replace(v3.find("version: v2"), 11, "version: v3").replace(v3.find("extends: v1"), 11, "extends: v9");
+    v3.replace(v3.find("2025-06-01"), 10, "2025-07-01");
+    d = Publish(v3, &published);
+    EXPECT_FALSE(published);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0],
+              "p.yaml:4:14: error: version v3 extends 'v9', which is not a version listed before it nor a published "
+              "version of plan p (known: v1, v2)");
+    // The parser expands a merge key at the top, but the ledger stores the
+    // versions as written: refused, not a crash.
+    d = Publish("plan: q\n<<: {versions: [{version: v1, effective_from: 2025-01-01T00:00:00Z, currency: CNY, "
+                "time_zone: UTC, models: {m: {rates: {input: \"1\", output: \"2\"}}}}]}\n",
+                &published);
+    EXPECT_FALSE(published);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0], "p.yaml: error: write versions: as a list at the top of the file to publish it, not through a "
+                    "merge key (<<)");
+    ExpectLoads();
+}
+
 TEST_F(StoreCatalog, PublishRefusesUnitsTheCatalogCannotHold) {
     // 7 token units + 5 here + 6 in q: each plan alone fits, together 18 > kMaxUnits (17).
     auto plan = [](const std::string& name, const std::string& prefix, int n) {

@@ -251,7 +251,7 @@ TEST(PlanShow, ExamplePlansAndErrors) {
     EXPECT_NE(err.str().find("--format must be table, json or csv, not 'xml'"), std::string::npos) << err.str();
     err.str("");
     EXPECT_EQ(RunPlanShowFile(kSource + "/deploy/plans/deepseek.yaml", "v9", "", "table", out, err), kExitUsage);
-    EXPECT_NE(err.str().find("has no version 'v9' (its versions: 2025-02-off-peak, 2025-09-v3.1)"), std::string::npos)
+    EXPECT_NE(err.str().find("has no version 'v9' (its versions: 2025-02-off-peak, 2025-09-v3.1, 2025-09-v3.2-exp)"), std::string::npos)
         << err.str();
     err.str("");
     EXPECT_EQ(RunPlanShowFile(kSource + "/deploy/plans/deepseek.yaml", "", "2024-01-01T00:00:00Z", "table", out, err),
@@ -264,8 +264,18 @@ TEST(PlanShow, ExamplePlansAndErrors) {
 }
 
 TEST(PlanDiffCommand, DeepseekFileAndErrors) {
-    std::ostringstream out, err;
-    ASSERT_EQ(RunPlanDiffFiles({kSource + "/deploy/plans/deepseek.yaml"}, "", "", "table", out, err), kExitOk)
+    std::ostringstream out, err, last;
+    // Its last two versions: the 2025-09-29 cut, written as changes (output
+    // x 0.25): 1.68 -> 0.42, -75 %.
+    ASSERT_EQ(RunPlanDiffFiles({kSource + "/deploy/plans/deepseek.yaml"}, "", "", "table", last, err), kExitOk)
+        << err.str();
+    EXPECT_TRUE(
+        std::regex_search(last.str(), std::regex("deepseek-reasoner .* output +1\\.68/1M +0\\.42/1M +-75\\.00%")))
+        << last.str();
+    // The V3.1 cut-over.
+    ASSERT_EQ(RunPlanDiffFiles({kSource + "/deploy/plans/deepseek.yaml"}, "2025-02-off-peak", "2025-09-v3.1", "table",
+                               out, err),
+              kExitOk)
         << err.str();
     EXPECT_NE(out.str().find("version 2025-02-off-peak"), std::string::npos) << out.str();
     // deepseek-reasoner output 2.19 -> 1.68: -23.2876...% -> -23.29.
@@ -273,7 +283,9 @@ TEST(PlanDiffCommand, DeepseekFileAndErrors) {
     EXPECT_TRUE(std::regex_search(out.str(), cut)) << out.str();
     EXPECT_NE(out.str().find("model deepseek-chat: window off-peak"), std::string::npos) << out.str();
     std::ostringstream json;
-    ASSERT_EQ(RunPlanDiffFiles({kSource + "/deploy/plans/deepseek.yaml"}, "", "", "json", json, err), kExitOk);
+    ASSERT_EQ(RunPlanDiffFiles({kSource + "/deploy/plans/deepseek.yaml"}, "2025-02-off-peak", "2025-09-v3.1", "json",
+                               json, err),
+              kExitOk);
     EXPECT_NE(json.str().find(R"("unit":"input","old":{"rate":"0.27","per":1000000},)"
                               R"("new":{"rate":"0.56","per":1000000},"change":"+107.41%")"),
               std::string::npos)

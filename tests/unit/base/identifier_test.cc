@@ -89,6 +89,43 @@ TEST(Utf8Error, RefusesBadBytesAndNulWithWhere) {
     EXPECT_EQ(Utf8Error("reason", std::string("a\0b", 3)), R"(reason 'a\u0000b' holds a NUL byte at offset 1)");
 }
 
+// Plan names and version ids: also one URL path segment and a file name.
+TEST(PathSafeNameError, AcceptsNamesOfRealPlansAndVersions) {
+    for (const char* ok : {"deepseek", "qwen-plus", "2025-09-v3.1", "v2.0_rc1", "豆包-seed", "a..b", "x:y"}) {
+        EXPECT_EQ(PathSafeNameError("plan name", ok), std::nullopt) << ok;
+    }
+}
+
+TEST(PathSafeNameError, RefusesPathsDotsSeparatorsAndInvisibleCharacters) {
+    EXPECT_EQ(PathSafeNameError("plan name", "a/b"),
+              "plan name 'a/b' holds '/' (offset 1), which a URL path or a file name reads as something else; use "
+              "letters, digits, '-', '_' or '.'");
+    EXPECT_EQ(PathSafeNameError("version id", ".."),
+              "version id '..' is a path of its own; a name needs a letter or digit");
+    EXPECT_EQ(PathSafeNameError("version id", "."),
+              "version id '.' is a path of its own; a name needs a letter or digit");
+    EXPECT_EQ(PathSafeNameError("plan name", ".env"),
+              "plan name '.env' starts with a dot, which hides it as a file name; start it with a letter or digit");
+    for (const char* bad : {"a\\b", "a?b", "a#b", "a%2fb", "a b"}) {
+        EXPECT_NE(PathSafeNameError("plan name", bad).value_or("").find("URL path or a file name"), std::string::npos)
+            << bad;
+    }
+    // Zero-width space, word joiner, BOM, right-to-left override, no-break
+    // and ideographic spaces: names that look the same but differ.
+    for (const char* bad : {"v\xE2\x80\x8Bz", "v\xE2\x81\xA0z", "\xEF\xBB\xBFvz", "v\xE2\x80\xAEz", "v\xC2\xA0z",
+                            "v\xE3\x80\x80z", "v\xC2\xADz"}) {
+        EXPECT_NE(PathSafeNameError("version id", bad).value_or("").find("invisible or space character"),
+                  std::string::npos)
+            << Printable(bad);
+    }
+    EXPECT_EQ(PathSafeNameError("version id", "v\xE2\x80\x8Bz"),
+              "version id 'v\xE2\x80\x8Bz' holds an invisible or space character (U+200B at offset 1); names that "
+              "look the same must be the same");
+    // IdentifierError's rule still holds first.
+    EXPECT_EQ(PathSafeNameError("plan name", ""), "plan name is empty");
+    EXPECT_NE(PathSafeNameError("plan name", "a\tb").value_or("").find("control character"), std::string::npos);
+}
+
 TEST(FindAsciiControl, FindsC0AndDelOnly) {
     EXPECT_EQ(FindAsciiControl("search-bot 搜索"), std::string_view::npos);
     EXPECT_EQ(FindAsciiControl(std::string("ab\0", 3)), 2u);

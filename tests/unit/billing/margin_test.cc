@@ -448,7 +448,7 @@ TEST(ExampleCostCard, CostsEveryExamplePlanModelInItsCurrency) {
             }
         }
     }
-    EXPECT_EQ(models, 12);  // deepseek 2 x 2 versions, doubao 4, gemini 2, qwen 2
+    EXPECT_EQ(models, 14);  // deepseek 2 x 3 versions (the 2025-09-29 cut extends v3.1), doubao 4, gemini 2, qwen 2
 }
 
 // The largest-remainder rule: truncated shares, then the units left one

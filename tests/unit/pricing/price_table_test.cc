@@ -112,7 +112,7 @@ TEST(PriceTable, DeepseekOffPeakWindowFromItsOwnTable) {
     const Catalog catalog = ExampleCatalog();
     const Plan* plan = catalog.FindPlan("deepseek");
     ASSERT_NE(plan, nullptr);
-    ASSERT_EQ(plan->versions.size(), 2u);
+    ASSERT_EQ(plan->versions.size(), 3u);  // the third, the 2025-09-29 cut, extends the second
     const std::vector<PriceCell> v1 = ResolvePriceTable(plan->versions[0], catalog.units);
     EXPECT_EQ(v1.size(), 4u);  // 2 models, in and out of the window
     // Sheet: reasoner 0.55 / 0.14 / 2.19; off-peak 0.135 / 0.035 / 0.55 (not a multiple).
@@ -127,6 +127,13 @@ TEST(PriceTable, DeepseekOffPeakWindowFromItsOwnTable) {
     const std::vector<PriceCell> v2 = ResolvePriceTable(plan->versions[1], catalog.units);
     EXPECT_EQ(v2.size(), 2u);
     EXPECT_EQ(RateOf(Cell(v2, "deepseek-chat", "all", "", "", false, false), "output"), "1.68/1000000");
+    // The cut, written as changes: the resolved table has the sheet's 0.028 / 0.28 / 0.42.
+    const std::vector<PriceCell> v3 = ResolvePriceTable(plan->versions[2], catalog.units);
+    EXPECT_EQ(v3.size(), 2u);
+    const PriceCell* cut = Cell(v3, "deepseek-reasoner", "all", "", "", false, false);
+    EXPECT_EQ(RateOf(cut, "input"), "0.28/1000000");
+    EXPECT_EQ(RateOf(cut, "cached_input"), "0.028/1000000");
+    EXPECT_EQ(RateOf(cut, "output"), "0.42/1000000");
 }
 
 // The example qwen-plus writes cache hits as 20 % of each band's input: the
