@@ -244,9 +244,10 @@ std::string WindowDays(const Window& w) {
 
 std::string WindowPrice(const Window& w, const UnitTable& units) {
     if (w.multiplier) return "multiplier " + w.multiplier->ToString() + " on the cell's rates";
+    if (!w.band_rates.empty()) return "own rates per band (window_rates in each band)";
     std::string rates;
-    for (size_t u = 0; u < w.rates.size(); ++u) {
-        if (w.rates[u]) rates += (rates.empty() ? "" : ", ") + units.Name(static_cast<UnitId>(u));
+    for (int i = 0; i < kMaxUnits; ++i) {
+        if (w.rates.Has(static_cast<UnitId>(i))) rates += (rates.empty() ? "" : ", ") + units.Name(static_cast<UnitId>(i));
     }
     return "own rates (" + rates + ")";
 }

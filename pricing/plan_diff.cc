@@ -38,9 +38,13 @@ std::string RateText(const Rate& r) {
 
 std::string RatesText(const RateTable& table, const UnitTable& units) {
     std::string out;
-    for (size_t u = 0; u < table.size(); ++u) {
-        if (!table[u]) continue;
-        out += (out.empty() ? "" : ", ") + units.Name(static_cast<UnitId>(u)) + " " + RateText(*table[u]);
+    for (int i = 0; i < kMaxUnits; ++i) {
+        const auto u = static_cast<UnitId>(i);
+        if (table[u]) {
+            out += (out.empty() ? "" : ", ") + units.Name(u) + " " + RateText(*table[u]);
+        } else if (table.of_input[u]) {
+            out += (out.empty() ? "" : ", ") + units.Name(u) + " " + table.of_input[u]->value().ToString() + " of input";
+        }
     }
     return out;
 }

@@ -296,7 +296,7 @@ TEST(PlanValidate, SuccessLineCountsDistinctModelsAndSaysWhichVersionsExtend) {
     std::fputs(
         "plan: x\nversions:\n  - version: a\n    effective_from: 2025-01-01T00:00:00Z\n"
         "    currency: CNY\n    time_zone: Asia/Shanghai\n    models:\n      m:\n"
-        "        rates: {input: \"1\", output: \"2\"}\n"
+        "        rates: {input: \"1\", cached_input: {same_as: input}, output: \"2\"}\n"
         "        windows: [{name: night, start: \"00:30\", end: \"08:30\", multiplier: \"0.5\"}]\n",
         f);
     std::fclose(f);

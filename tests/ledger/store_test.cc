@@ -213,6 +213,8 @@ TEST_F(StoreCatalog, PublishesAVersionThatExtendsAPublishedOneAndLoadResolvesIt)
     v3.replace(v3.find("2025-06-01"), 10, "2025-07-01");
     d = Publish(v3, &published);
     EXPECT_FALSE(published);
+    // (model m prices no cache hits: a warning, tested on its own)
+    std::erase_if(d, [](const std::string& x) { return x.find(": warning: ") != std::string::npos; });
     ASSERT_EQ(d.size(), 1u);
     EXPECT_EQ(d[0],
               "p.yaml:4:14: error: version v3 extends 'v9', which is not a version listed before it nor a published "
@@ -223,6 +225,7 @@ TEST_F(StoreCatalog, PublishesAVersionThatExtendsAPublishedOneAndLoadResolvesIt)
                 "time_zone: UTC, models: {m: {rates: {input: \"1\", output: \"2\"}}}}]}\n",
                 &published);
     EXPECT_FALSE(published);
+    std::erase_if(d, [](const std::string& x) { return x.find(": warning: ") != std::string::npos; });
     ASSERT_EQ(d.size(), 1u);
     EXPECT_EQ(d[0], "p.yaml: error: write versions: as a list at the top of the file to publish it, not through a "
                     "merge key (<<)");

@@ -143,6 +143,7 @@ versions:
         rates: {input: "0.8", cached_input: "0.16", output: "8.00"}
         thinking_rates: {output: "8"}
         batch_rates: {input: "0.40", output: "4.00"}
+        batch: {cache_hits: discounted}
         output_conditions:
           - up_to: 200
             rates: {output: "2.00"}
@@ -184,7 +185,7 @@ versions:
         output_conditions:
           - up_to: 200
             batch_rates: {output: "1.00", images: "0.002"}
-        batch: {multiplier: "0.5"}
+        batch: {multiplier: "0.5", cache_hits: discounted}
 )";
     auto errors = Errors(text);
     ASSERT_EQ(errors.size(), 1u) << Dump(errors);
@@ -483,7 +484,7 @@ versions:
 )";
     EXPECT_EQ(Errors(head + R"(        rates: {input: "1.25", output: {of_input: "8"}})" + "\n"),
               (std::vector<std::string>{"10:40: the output rate cannot be a share of input; only the parts of the "
-                                        "prompt (cached_input, cache_write, cache_write_1h) may be priced with "
+                                        "prompt (cached_input, cached_input_explicit, cache_write, cache_write_1h) may be priced with "
                                         "of_input or same_as",
                                         "10:16: the rates of model 'm' have no output price"}));
     EXPECT_EQ(
