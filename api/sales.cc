@@ -100,9 +100,12 @@ std::string PriceTableJson(const PlanVersion& v, const UnitTable& units) {
     return out + "]}";
 }
 
-void Validate(const Request& request, Response* response) {
+// Against the published catalog, as a publish would parse it: a version may
+// extend a published version of its plan.
+void Validate(const Request& request, SalesBackend& backend, Response* response) {
     CheckPlanBody(request.body);
-    response->body = ValidationJson(request.body);
+    const ingest::CatalogSnapshot published = backend.Catalog();
+    response->body = ValidationJson(request.body, &published.catalog);
 }
 
 void Publish(const ledger::Principal& who, const Request& request, SalesBackend& backend, Response* response) {
@@ -214,10 +217,10 @@ void Quote(const Request& request, SalesBackend& backend, Response* response) {
 
 }  // namespace
 
-std::string ValidationJson(std::string_view yaml) {
-    UnitTable units;
+std::string ValidationJson(std::string_view yaml, const Catalog* published) {
+    UnitTable units = published != nullptr ? published->units : UnitTable();
     Diagnostics problems;
-    const std::optional<Plan> plan = ParsePlan(yaml, kBodyFile, &units, &problems);
+    const std::optional<Plan> plan = ParsePlan(yaml, kBodyFile, &units, &problems, published);
     std::string out = std::string("{\"ok\":") + (plan ? "true" : "false");
     out += ",\"plan\":" + (plan ? JsonQuote(plan->name) : std::string("null")) + ",\"versions\":[";
     if (plan) {
@@ -253,7 +256,7 @@ void HandleSales(const Matched& m, const Target& target, const ledger::Principal
         throw HttpError(403, "forbidden", "a " + std::string(ledger::RoleName(who.role)) + " key may not use this route");
     }
     switch (m.route->id) {
-        case RouteId::kPlanValidate: Validate(request, response); return;
+        case RouteId::kPlanValidate: Validate(request, backend, response); return;
         case RouteId::kPlanPublish: Publish(who, request, backend, response); return;
         case RouteId::kPlans: ListPlans(backend, response); return;
         case RouteId::kPlan: ShowPlan(m, target, backend, response); return;

@@ -54,8 +54,10 @@ void HandleSales(const Matched& m, const Target& target, const ledger::Principal
 
 // The JSON of POST /v1/plans:validate for a plan text: ok, the plan's name
 // and versions when valid, and every problem ParsePlan finds (those `tally
-// plan validate` prints), with line and column. Pure.
-std::string ValidationJson(std::string_view yaml);
+// plan validate` prints), with line and column. With `published` (the
+// ledger's plans), a version may extend a published version, as a publish
+// parses it. Pure.
+std::string ValidationJson(std::string_view yaml, const Catalog* published = nullptr);
 
 // The number of customers whose subscription in force at `now` is on each
 // plan, by plan name.

@@ -61,9 +61,11 @@ int RunPlanPublishDryRun(const std::vector<std::string>& files, const std::strin
             }
             for (const auto& d : diagnostics) err << d.ToString() << "\n";
             if (!r) return false;
-            UnitTable units;
+            // As the publish parsed it: against the published plans (a
+            // version may extend a published one).
+            UnitTable units = published.catalog.units;
             Diagnostics again;
-            auto plan = ParsePlan(text, file, &units, &again);
+            auto plan = ParsePlan(text, file, &units, &again, &published.catalog);
             TALLY_ASSERT(plan.has_value());
             out << file << ": plan " << r->plan << ": would publish " << r->published.size() << " new version(s)";
             for (size_t i = 0; i < r->published.size(); ++i) out << (i == 0 ? " (" : ", ") << r->published[i];

@@ -78,15 +78,19 @@ struct LoadedPlan {
 };
 
 // Parses one plan file, printing every diagnostic (warnings too) on err.
-std::optional<LoadedPlan> LoadPlanFile(const std::string& file, std::ostream& err) {
+// With `published` (the ledger's plans), a version may extend a published
+// version of its plan, as a publish parses it.
+std::optional<LoadedPlan> LoadPlanFile(const std::string& file, std::ostream& err,
+                                       const Catalog* published = nullptr) {
     std::string text, error;
     if (!ReadFile(file, &text, &error)) {
         err << "tally: " << error << "\n";
         return std::nullopt;
     }
     LoadedPlan loaded;
+    if (published != nullptr) loaded.units = published->units;
     Diagnostics diagnostics;
-    auto plan = ParsePlan(text, file, &loaded.units, &diagnostics);
+    auto plan = ParsePlan(text, file, &loaded.units, &diagnostics, published);
     for (const auto& d : diagnostics) err << d.ToString() << "\n";
     if (!plan) {
         const size_t errors = CountErrors(diagnostics);
@@ -477,14 +481,7 @@ int RunPlanDiff(const DiffOptions& o, std::ostream& out, std::ostream& err) {
                "--published PLAN NEW.yaml\n";
         return kExitUsage;
     }
-    // The new side: the last file.
-    auto fresh = LoadPlanFile(o.files.back(), err);
-    if (!fresh) return kExitFailure;
-    std::optional<LoadedPlan> old_file;
     ingest::CatalogSnapshot snapshot;
-    const Plan* old_plan = nullptr;
-    const UnitTable* old_units = nullptr;
-    std::string old_source;
     if (published) {
         const int code = WithDatabase("plan diff", o.database_url, err, [&](const std::string& url) {
             ledger::Store store(url);
@@ -492,6 +489,16 @@ int RunPlanDiff(const DiffOptions& o, std::ostream& out, std::ostream& err) {
             return kExitOk;
         });
         if (code != kExitOk) return code;
+    }
+    // The new side: the last file (against the published plans with
+    // --published: its versions may extend a published one).
+    auto fresh = LoadPlanFile(o.files.back(), err, published ? &snapshot.catalog : nullptr);
+    if (!fresh) return kExitFailure;
+    std::optional<LoadedPlan> old_file;
+    const Plan* old_plan = nullptr;
+    const UnitTable* old_units = nullptr;
+    std::string old_source;
+    if (published) {
         old_plan = snapshot.catalog.FindPlan(o.published);
         if (old_plan == nullptr) {
             err << "tally plan diff: no published plan '" << o.published << "'\n";

@@ -118,6 +118,22 @@ has "$work/err" "the publish would be refused: plan deepseek version 2025-09-v3.
 "$tally" plan diff --published deepseek "$work/deepseek.yaml" >"$work/diff"
 has "$work/diff" "version 2025-09-v3.2-exp (published) -> plan deepseek version 2026-01-cut"
 has "$work/diff" "-50.00%"
+# A file with only the new version, which extends a published one: read
+# against the published plans (diff and dry run), as the publish reads it.
+cat >"$work/cut-only.yaml" <<'EOF'
+plan: deepseek
+versions:
+  - version: "2026-01-cut"
+    extends: "2025-09-v3.2-exp"
+    effective_from: 2026-01-01T00:00:00Z
+    changes:
+      - {multiplier: "0.5", models: [deepseek-chat]}
+EOF
+"$tally" plan diff --published deepseek "$work/cut-only.yaml" >"$work/diff" 2>"$work/err" || fail "diff of a version extending a published one: $(cat "$work/err")"
+has "$work/diff" "version 2025-09-v3.2-exp (published) -> plan deepseek version 2026-01-cut"
+has_re "$work/diff" "deepseek-chat .* output +0\.42/1M +0\.21/1M +-50\.00%"
+"$tally" plan publish --dry-run "$work/cut-only.yaml" >"$work/dry" 2>"$work/err" || fail "dry run of a version extending a published one: $(cat "$work/err")"
+has "$work/dry" "new version 2026-01-cut from 2026-01-01T00:00:00Z against version 2025-09-v3.2-exp (published)"
 snapshot >"$work/after"
 cmp -s "$work/before" "$work/after" || fail "the ledger changed: $(diff "$work/before" "$work/after")"
 # The real publish still stores it.

@@ -210,6 +210,18 @@ TEST_F(SalesTest, ValidateAnswersEveryProblemWithLineAndColumnAsTheCliPrintsThem
     EXPECT_EQ(bad.body, ValidationJson(kBroken));
 }
 
+// A version that extends a published version validates as the publish would
+// parse it: against the published catalog (the file alone does not know it).
+TEST_F(SalesTest, ValidateKnowsThePublishedVersionsAVersionMayExtend) {
+    const std::string cut =
+        "plan: doubao\nversions:\n  - version: \"2025-07\"\n    extends: \"2025-06\"\n"
+        "    effective_from: 2025-07-01T00:00:00+08:00\n    changes:\n      - {multiplier: \"0.5\"}\n";
+    const Response r = Call("POST", "/v1/plans:validate", "tly_s", cut);
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.body.rfind("{\"ok\":true,\"plan\":\"doubao\"", 0), 0u) << r.body;
+    EXPECT_EQ(ValidationJson(cut).rfind("{\"ok\":false", 0), 0u) << ValidationJson(cut);
+}
+
 TEST_F(SalesTest, ValidateSurvivesHostileBodies) {
     // Bad UTF-8 and NUL bytes: a 400 naming the rule.
     Response r = Call("POST", "/v1/plans:validate", "tly_s", std::string("plan: \xff\xfe\n"));
