@@ -733,10 +733,16 @@ std::vector<TriedCall> TryCalls(const Catalog& catalog, const std::vector<EventT
     // Repeats of one call across the lines: the whole file once through the
     // pipeline, as `tally rate` reads it.
     std::map<int64_t, int64_t> repeat_of;  // line index -> index of the line billed
+    // Calls the whole file rejects: a conflicting repeat (same source and
+    // id, another payload) is rejected only when read with its first.
+    std::map<int64_t, const ingest::RejectedAt*> rejected_in_file;
+    ingest::FileRater::Result whole;
     {
         ingest::FileRater all(snapshot, plan, options);
         for (size_t i = 0; i < events.size(); ++i) all.Add(0, static_cast<int64_t>(i) + 1, events[i].json);
-        for (const ingest::DuplicateAt& d : all.Finish().duplicates) repeat_of[d.at.line - 1] = d.first.line - 1;
+        whole = all.Finish();
+        for (const ingest::DuplicateAt& d : whole.duplicates) repeat_of[d.at.line - 1] = d.first.line - 1;
+        for (const ingest::RejectedAt& r : whole.rejected) rejected_in_file[r.at.line - 1] = &r;
     }
     std::vector<TriedCall> calls;
     for (size_t i = 0; i < events.size(); ++i) {
@@ -744,6 +750,13 @@ std::vector<TriedCall> TryCalls(const Catalog& catalog, const std::vector<EventT
         call.where = events[i].where;
         if (auto r = repeat_of.find(static_cast<int64_t>(i)); r != repeat_of.end()) {
             call.duplicate_of = events[static_cast<size_t>(r->second)].where;
+            calls.push_back(std::move(call));
+            continue;
+        }
+        if (auto r = rejected_in_file.find(static_cast<int64_t>(i)); r != rejected_in_file.end()) {
+            call.rejected = true;
+            call.reason_code = std::string(RejectReasonCode(r->second->code));
+            call.reason = r->second->reason;
             calls.push_back(std::move(call));
             continue;
         }
@@ -784,13 +797,21 @@ std::vector<TriedCall> TryCalls(const Catalog& catalog, const std::vector<EventT
                 // The rule invoice lines are priced by (pricing/invoice.cc).
                 line.rate = CellRate(m, r.cell, u);
                 if (line.rate) {
-                    line.amount = line.rate->AmountFor(qty, v.currency, RoundingMode::kHalfEven);
-                    call.total += line.amount;
+                    try {
+                        line.amount = line.rate->AmountFor(qty, v.currency, RoundingMode::kHalfEven);
+                        call.total += line.amount;
+                    } catch (const OverflowError& e) {
+                        // As `tally rate` says it: not priced, the other calls are.
+                        call.rejected = true;
+                        call.reason_code = "not_priced";
+                        call.reason = std::string("not priced: ") + e.what();
+                    }
                 }
                 call.lines.push_back(std::move(line));
             }
         }
         TALLY_ASSERT(!call.plan.empty());
+        if (call.rejected) call.lines.clear();  // an amount overflowed: the call is not priced
         calls.push_back(std::move(call));
     }
     return calls;

@@ -9,6 +9,7 @@
 
 #include "base/assert.h"
 #include "pricing/internal/yaml_reader.h"
+#include "pricing/invoice.h"
 #include "pricing/plan_extends.h"
 #include "pricing/rater.h"
 
@@ -885,6 +886,7 @@ class PlanParser {
             m->batch.priced = true;
         }
         CheckBatchMeetsCache(node, *m, where);
+        CheckNotCombinedHasNoBatchCachePrice(node, *m, where);
     }
 
     // Refuses a model that prices batch calls and cache hits (either kind)
@@ -914,6 +916,25 @@ class PlanParser {
                          "as Anthropic's), full_cache_rate (they keep their online cache-hit rate, as Volcano's "
                          "tables), not_combined (a batch call gets no cache-hit price: its hits bill as input, "
                          "as Alibaba's)");
+    }
+
+    // Under `cache_hits: not_combined` a batch call gets no cache-hit price
+    // (its hits bill as input), so a batch table's own cache-hit rate would
+    // never be used: refused rather than silently ignored.
+    void CheckNotCombinedHasNoBatchCachePrice(const YAML::Node& node, const ModelPricing& m, const std::string& where) {
+        if (m.batch.cache_hits != BatchCache::kNotCombined) return;
+        auto has_hits = [](const RateTable& t) { return t.Has(kUnitCachedInput) || t.Has(kUnitCachedInputExplicit); };
+        bool found = false;
+        for (const Band& b : m.bands) {
+            found = found || has_hits(b.batch_rates);
+            for (const OutputCondition& c : b.output_conditions) found = found || has_hits(c.batch_rates);
+        }
+        if (!found) return;
+        YAML::Node at = YamlReader::Optional(YamlReader::Optional(node, "batch"), "cache_hits");
+        if (!at.IsDefined()) at = node;
+        r_.Error(at, where + " gives batch calls a cache-hit rate in batch_rates, but cache_hits: not_combined bills a "
+                             "batch call's cache hits as input, so that rate would never be used: remove it, or "
+                             "choose discounted or full_cache_rate");
     }
 
     // Refuses a model where a call could land in a cell with no rate for a
@@ -946,8 +967,58 @@ class PlanParser {
                 }
             }
         }
-        CheckSharesOfInput(name, node, m);
+        try {
+            CheckSharesOfInput(name, node, m);
+        } catch (const OverflowError&) {
+            r_.ErrorAt(name.Mark(), "model " + Quote(m.name) +
+                                        ": a share of input (of_input) times its cell's input rate is too large to "
+                                        "be a rate; check the shares");
+        }
+        CheckCellRatesFit(name, m);
         WarnIfNoCachePrice(name, m);
+    }
+
+    // Every cell's rate of every unit the model prices must fit a rate: a
+    // huge share of input or multiplier (window, batch) times a rate may not
+    // (Decimal throws OverflowError), and a plan that validates must price
+    // every call without an overflow of its rates. Said once per model.
+    void CheckCellRatesFit(const YAML::Node& name, const ModelPricing& m) {
+        if (r_.errors() > 0) return;  // the cells are not whole yet
+        for (size_t b = 0; b < m.bands.size(); ++b) {
+            const size_t conditions = m.bands[b].output_conditions.size();
+            for (size_t c = 0; c <= conditions; ++c) {
+                for (size_t w = 0; w <= m.windows.size(); ++w) {
+                    for (int batch = 0; batch <= (m.batch.priced ? 1 : 0); ++batch) {
+                        for (int thinking = 0; thinking <= (m.prices_thinking ? 1 : 0); ++thinking) {
+                            CellKey key;
+                            CellPlace place;
+                            key.band = static_cast<uint8_t>(b);
+                            place.band = b;
+                            if (c < conditions) key.condition = static_cast<uint8_t>(c), place.condition = c;
+                            if (w < m.windows.size()) key.window = static_cast<uint8_t>(w), place.window = w;
+                            key.flags = static_cast<uint8_t>((batch != 0 ? kFlagBatch : 0) |
+                                                             (thinking != 0 ? kFlagThinking : 0));
+                            place.batch = batch != 0;
+                            place.thinking = thinking != 0;
+                            for (int i = 0; i < units_->size(); ++i) {
+                                const auto u = static_cast<UnitId>(i);
+                                if ((m.priced_units & (1u << u)) == 0) continue;
+                                try {
+                                    (void)CellRate(m, key, u);
+                                } catch (const OverflowError&) {
+                                    r_.ErrorAt(name.Mark(),
+                                               "model " + Quote(m.name) + ": the " + units_->Name(u) + " rate of " +
+                                                   CellText(m, place) +
+                                                   " is too large to be a rate (a share of input or a window or "
+                                                   "batch multiplier makes it so); check those numbers");
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     // A share of input resolves, in each cell, to share x the cell's stated

@@ -176,6 +176,25 @@ TEST(PlanTry, QwenPlusThinkingCallByHand) {
     EXPECT_TRUE(calls[2].lines.empty());
 }
 
+// A repeat of a call (same source and id) with another payload: `tally rate`
+// and the consumer reject it as a conflict; so does try.
+TEST(PlanTry, AConflictingRepeatIsRejectedAsTallyRateRejectsIt) {
+    std::ostringstream err;
+    auto catalog = LoadCatalog({kSource + "/deploy/plans/qwen-plus.yaml"}, err);
+    ASSERT_TRUE(catalog.has_value()) << err.str();
+    const std::string head =
+        R"({"specversion":"1.0","id":"t-1","source":"try","type":"llm.call","time":"2025-11-02T12:00:00+08:00",)"
+        R"("subject":"c","data":{"model":"qwen-plus","input_tokens":)";
+    const std::vector<TriedCall> calls =
+        TryCalls(*catalog, {{"event 1", head + R"(50000,"output_tokens":1000}})"},
+                            {"event 2", head + R"(60000,"output_tokens":1000}})"}});
+    ASSERT_EQ(calls.size(), 2u);
+    EXPECT_FALSE(calls[0].rejected) << calls[0].reason;
+    EXPECT_TRUE(calls[1].rejected);
+    EXPECT_EQ(calls[1].reason_code, "conflict") << calls[1].reason;
+    EXPECT_TRUE(calls[1].lines.empty());
+}
+
 constexpr const char* kWindowsPlan = R"(
 plan: windows
 versions:
@@ -237,15 +256,16 @@ TEST(PlanShow, ExamplePlansAndErrors) {
         }
     }
     std::ostringstream out, err;
-    // qwen-plus band 2 as the sheet writes it: 2.4 / 0.48 / 20, thinking output 24; batch half, no cache price.
+    // qwen-plus band 2 as the sheet writes it: 2.4 / 0.48 / 20, explicit hits 0.24 and creation 3 (10 % and
+    // 125 %; the 1-hour write falls back to it), thinking output 24; batch half, no cache price.
     ASSERT_EQ(RunPlanShowFile(kSource + "/deploy/plans/qwen-plus.yaml", "", "", "table", out, err), kExitOk);
     EXPECT_NE(out.str().find("version 2025-07: from 2025-07-27T16:00:00Z (2025-07-28T00:00:00+08:00), no end"),
               std::string::npos)
         << out.str();
-    const std::regex band2("\n  128001-256000 +- +- +- +- +2\\.4 +0\\.48 +2\\.4 +2\\.4 +20\n");
+    const std::regex band2("\n  128001-256000 +- +- +- +- +2\\.4 +0\\.48 +0\\.24 +3 +3 +20\n");
     EXPECT_TRUE(std::regex_search(out.str(), band2)) << out.str();
     // Batch thinking in band 1: input 0.8 x 0.5, output 8 x 0.5; hits bill as input.
-    const std::regex batch("\n  0-128000 +- +- +batch +thinking +0\\.4 +n/a +n/a +n/a +4\n");
+    const std::regex batch("\n  0-128000 +- +- +batch +thinking +0\\.4 +n/a +n/a +n/a +n/a +4\n");
     EXPECT_TRUE(std::regex_search(out.str(), batch)) << out.str();
     EXPECT_EQ(RunPlanShowFile(kSource + "/deploy/plans/qwen-plus.yaml", "", "", "xml", out, err), kExitUsage);
     EXPECT_NE(err.str().find("--format must be table, json or csv, not 'xml'"), std::string::npos) << err.str();

@@ -479,6 +479,26 @@ TEST(BatchMeetsCache, BatchRatesWithoutABatchNodeAreToldToAddOne) {
     EXPECT_TRUE(p.empty()) << Dump(p);
 }
 
+// Alibaba: batch never combines with cache hits; a batch table's cache-hit
+// rate under not_combined would never be used: refused at cache_hits.
+TEST(BatchMeetsCache, NotCombinedRefusesABatchTablesCacheHitRate) {
+    auto p = Problems(std::string(kHead) + R"(      m:
+        rates: {input: "0.8", cached_input: "0.16", output: "2"}
+        batch_rates: {input: "0.4", cached_input: "0.1", output: "1"}
+        batch: {cache_hits: not_combined}
+)");
+    ASSERT_EQ(p.size(), 1u) << Dump(p);
+    EXPECT_NE(p[0].find("cache_hits: not_combined bills a batch call's cache hits as input"), std::string::npos)
+        << p[0];
+    EXPECT_EQ(p[0].substr(0, 6), "11:29:") << p[0];  // at not_combined
+    p = Problems(std::string(kHead) + R"(      m:
+        rates: {input: "0.8", cached_input: "0.16", output: "2"}
+        batch_rates: {input: "0.4", cached_input: "0.1", output: "1"}
+        batch: {cache_hits: full_cache_rate}
+)");
+    EXPECT_TRUE(p.empty()) << Dump(p);
+}
+
 TEST(BatchMeetsCache, NoCachePriceOrNoBatchOrAStatedChoiceNeedsNothing) {
     for (const char* choice : {"discounted", "full_cache_rate", "not_combined"}) {
         auto p = Problems(std::string(kHead) + R"(      m:

@@ -154,7 +154,10 @@ TEST(PriceTable, QwenPlusCacheHitsResolvedFromTheirShareOfInput) {
         // Batch does not combine with the cache: no cache-hit rate in a batch cell.
         EXPECT_EQ(RateOf(Cell(table, "qwen-plus", band, "", "", true, false), "cached_input"), "absent");
     }
-    EXPECT_EQ(RateOf(Cell(table, "qwen-plus", "128001-256000", "", "", false, false), "cache_write"), "2.4/1000000");
+    // Explicit cache: hits 10 % (0.24), creation 125 % (3) of band 2's 2.4.
+    EXPECT_EQ(RateOf(Cell(table, "qwen-plus", "128001-256000", "", "", false, false), "cached_input_explicit"),
+              "0.24/1000000");
+    EXPECT_EQ(RateOf(Cell(table, "qwen-plus", "128001-256000", "", "", false, false), "cache_write"), "3/1000000");
     // qwen-flash: 20 % of 0.15 / 0.6 / 1.2.
     EXPECT_EQ(RateOf(Cell(table, "qwen-flash", "0-128000", "", "", false, false), "cached_input"), "0.03/1000000");
     EXPECT_EQ(RateOf(Cell(table, "qwen-flash", "128001-256000", "", "", false, false), "cached_input"), "0.12/1000000");

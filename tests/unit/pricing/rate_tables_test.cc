@@ -471,6 +471,30 @@ versions:
               "0.0045");
 }
 
+// A share or a multiplier too large for a rate is an error with its place,
+// never an overflow when a call is priced (or `tally plan show` runs).
+TEST(RateTables, ASharesOrMultipliersOverflowIsRefusedAtTheModel) {
+    const std::string head = R"(
+plan: ov
+versions:
+  - version: v1
+    effective_from: 2025-01-01T00:00:00Z
+    currency: CNY
+    time_zone: UTC
+    models:
+      m:
+)";
+    EXPECT_EQ(Errors(head + R"(        rates: {input: "999999999", cached_input: {of_input: "1000000000000"}, output: "1"})" +
+                     "\n"),
+              std::vector<std::string>{"9:7: model 'm': a share of input (of_input) times its cell's input rate is "
+                                       "too large to be a rate; check the shares"});
+    EXPECT_EQ(Errors(head + R"(        rates: {input: "999999999", cached_input: {same_as: input}, output: "1"})" +
+                     "\n" + R"(        batch: {multiplier: "99999999999999999999", cache_hits: discounted})" + "\n"),
+              std::vector<std::string>{"9:7: model 'm': the input rate of the model's calls, batch is too large to "
+                                       "be a rate (a share of input or a window or batch multiplier makes it so); "
+                                       "check those numbers"});
+}
+
 TEST(RateTables, ASharePricesOnlyPartsOfThePromptAndStaysWithinNineDecimalPlaces) {
     const std::string head = R"(
 plan: p
