@@ -273,6 +273,12 @@ class YamlReader {
                             "whole token counts, written out in full (" + *hint + ")");
             return std::nullopt;
         }
+        if (LooksLikeAWrittenOutCount(node)) {
+            Error(node, std::string(what) + " '" + node.Scalar() + "' is not a whole number: counts and bounds are " +
+                            "whole token counts written with digits only (no K, M or B suffix, no thousands "
+                            "separators, no exponent): e.g. 200 for 0.2K, 32000 for 32,000, 1000000 for 1e6");
+            return std::nullopt;
+        }
         auto d = Number(node, what);
         if (!d) return std::nullopt;
         if (!d->is_integer()) {
@@ -325,6 +331,29 @@ class YamlReader {
     }
 
    private:
+    // A count written as a sheet or a person writes it but not as a plain
+    // integer: "0.2K", "1B", "32,000", "1e6", "1_000" (digits with a
+    // suffix, separators or an exponent).
+    static bool LooksLikeAWrittenOutCount(const YAML::Node& node) {
+        if (!node.IsDefined() || !node.IsScalar()) return false;
+        std::string text = node.Scalar();
+        if (text.empty() || text.size() > 40 || text[0] < '0' || text[0] > '9') return false;
+        const char last = text.back();
+        const bool suffix = last == 'K' || last == 'k' || last == 'M' || last == 'm' || last == 'B' || last == 'b';
+        if (suffix) text.pop_back();
+        bool other = suffix;
+        for (char c : text) {
+            if (c >= '0' && c <= '9') continue;
+            if (c == ',' || c == '_' || c == 'e' || c == 'E') {
+                other = true;
+                continue;
+            }
+            if (c == '.' || c == '+') continue;
+            return false;
+        }
+        return other;
+    }
+
     // "write 32000 or 32768" for a count written like a sheet's "32K" (a
     // whole number with a K or M suffix); nullopt for anything else.
     static std::optional<std::string> AbbreviatedCountHint(const YAML::Node& node) {

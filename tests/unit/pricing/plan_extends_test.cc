@@ -424,6 +424,21 @@ TEST(PlanMessages, AbbreviatedBoundSaysTokenCountsAreWhole) {
 )"),
               "10:20: up_to '32K' is not a whole number: counts and bounds are whole token counts, written out in "
               "full (write 32000 or 32768, whichever the sheet means)");
+    // Volcano writes its short-output bound "0.2K"; others write separators or exponents.
+    for (const char* written : {"0.2K", "1B", "\"32,000\"", "1e6", "32_000"}) {
+        std::string text = std::string(kHead) + R"(      m:
+        bands:
+          - up_to: )" + written + R"(
+            rates: {input: "0.8", output: "8"}
+          - rates: {input: "1.2", output: "16"}
+)";
+        const std::string problem = OnlyProblem(text);
+        EXPECT_EQ(problem.rfind("10:20: up_to '", 0), 0u) << written << ": " << problem;
+        EXPECT_NE(problem.find("is not a whole number: counts and bounds are whole token counts written with digits "
+                               "only (no K, M or B suffix, no thousands separators, no exponent): e.g. 200 for 0.2K"),
+                  std::string::npos)
+            << written << ": " << problem;
+    }
 }
 
 TEST(PlanMessages, DuplicateKeysAreRefusedAtTheSecond) {
