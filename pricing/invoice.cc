@@ -234,6 +234,28 @@ struct CustomerContext {
     std::vector<std::optional<Amount>> coupon_balances;  // of amount coupons, used up across periods
 };
 
+// Graduated tiers: `q` more units after `*done` already counted in the
+// period, split at the tiers' bounds; `emit(tier, quantity)` for each slice,
+// in tier order. Adds q to *done. The one rule both the period's pricing and
+// its day-by-day snapshots (Feed) slice by.
+template <typename Emit>
+void SliceGraduated(const TierRule& rule, int64_t* done, int64_t q, Emit emit) {
+    int64_t lower = 0;
+    for (size_t t = 0; t < rule.tiers.size() && q > 0; ++t) {
+        const int64_t upper = rule.tiers[t].up_to;
+        if (*done >= upper) {
+            lower = upper;
+            continue;
+        }
+        const int64_t take = std::min(q, upper - std::max(*done, lower));
+        emit(static_cast<int>(t), take);
+        *done += take;
+        q -= take;
+        lower = upper;
+    }
+    TALLY_ASSERT(q == 0);
+}
+
 class PeriodPricer {
    public:
     PeriodPricer(const Catalog& catalog, const PeriodRule& rule, CustomerContext* ctx)
@@ -586,22 +608,10 @@ class PeriodPricer {
                     continue;
                 }
                 if (running.size() <= tier.group) running.resize(tier.group + 1, 0);
-                int64_t& done = running[tier.group];
-                int64_t lower = 0;
-                for (size_t t = 0; t < rule->tiers.size() && q > 0; ++t) {
-                    int64_t upper = rule->tiers[t].up_to;
-                    if (done >= upper) {
-                        lower = upper;
-                        continue;
-                    }
-                    int64_t take = std::min(q, upper - std::max(done, lower));
-                    key.tier = static_cast<int>(t);
+                SliceGraduated(*rule, &running[tier.group], q, [&](int t, int64_t take) {
+                    key.tier = t;
                     out.push_back({key, take, r.hour});
-                    done += take;
-                    q -= take;
-                    lower = upper;
-                }
-                TALLY_ASSERT(q == 0);
+                });
             }
         }
         return out;
@@ -671,22 +681,10 @@ class PeriodPricer {
                 continue;
             }
             if (fed_running_.size() <= tier.group) fed_running_.resize(tier.group + 1, 0);
-            int64_t& done = fed_running_[tier.group];
-            int64_t lower = 0;
-            for (size_t t = 0; t < rule->tiers.size() && q > 0; ++t) {
-                int64_t upper = rule->tiers[t].up_to;
-                if (done >= upper) {
-                    lower = upper;
-                    continue;
-                }
-                int64_t take = std::min(q, upper - std::max(done, lower));
-                key.tier = static_cast<int>(t);
+            SliceGraduated(*rule, &fed_running_[tier.group], q, [&](int t, int64_t take) {
+                key.tier = t;
                 fed_lines_.Add(key, take, r.hour);
-                done += take;
-                q -= take;
-                lower = upper;
-            }
-            TALLY_ASSERT(q == 0);
+            });
         }
     }
 
