@@ -376,24 +376,9 @@ TEST_F(CacheHitsTest, TheLedgerAndTallyRateAgreeOnExplicitHits) {
 // --- Batch meets cache hits must be stated -------------------------------
 
 // Parses `text`; returns the diagnostics as "line:col: message" lines.
-std::vector<std::string> Problems(const std::string& text) {
-    UnitTable units;
-    Diagnostics d;
-    auto plan = ParsePlan(text, "p.yaml", &units, &d);
-    EXPECT_EQ(plan.has_value(), CountErrors(d) == 0);
-    std::vector<std::string> out;
-    for (const auto& x : d) {
-        if (!x.is_error()) continue;  // warnings (a missing cache price, a window's zone) are tested on their own
-        out.push_back(std::to_string(x.line) + ":" + std::to_string(x.column) + ": " + x.message);
-    }
-    return out;
-}
-
-std::string Dump(const std::vector<std::string>& problems) {
-    std::string s;
-    for (const auto& p : problems) s += p + "\n";
-    return s;
-}
+// Errors only: warnings (a missing cache price, a window's zone) are tested on their own.
+std::vector<std::string> Problems(const std::string& text) { return testing::PlanDiagnostics(text, Severity::kError); }
+using testing::Dump;
 
 const char* const kHead = R"(plan: p
 versions:

@@ -12,19 +12,11 @@
 namespace tally {
 namespace {
 
-// Parses `text`; returns the errors (or, with `warnings`, the warnings) as
-// "line:col: message" lines.
+using testing::Dump;
+
+// The errors (or, with `warnings`, the warnings) of `text` as "line:col: message" lines.
 std::vector<std::string> Problems(const std::string& text, bool warnings = false) {
-    UnitTable units;
-    Diagnostics d;
-    auto plan = ParsePlan(text, "p.yaml", &units, &d);
-    EXPECT_EQ(plan.has_value(), CountErrors(d) == 0);
-    std::vector<std::string> out;
-    for (const auto& x : d) {
-        if (x.is_error() == warnings) continue;
-        out.push_back(std::to_string(x.line) + ":" + std::to_string(x.column) + ": " + x.message);
-    }
-    return out;
+    return testing::PlanDiagnostics(text, warnings ? Severity::kWarning : Severity::kError);
 }
 
 bool Has(const std::vector<std::string>& problems, const std::string& needle) {
@@ -34,11 +26,6 @@ bool Has(const std::vector<std::string>& problems, const std::string& needle) {
     return false;
 }
 
-std::string Dump(const std::vector<std::string>& problems) {
-    std::string s;
-    for (const auto& p : problems) s += p + "\n";
-    return s;
-}
 
 const char* const kHead = R"(plan: p
 versions:

@@ -20,30 +20,11 @@ namespace {
 using testing::EventSpec;
 using testing::MakeEvent;
 
-// The diagnostics of `text` of one severity as "line:col: message".
-std::vector<std::string> Diagnosed(const std::string& text, Severity severity) {
-    UnitTable units;
-    Diagnostics d;
-    auto plan = ParsePlan(text, "p.yaml", &units, &d);
-    EXPECT_EQ(plan.has_value(), CountErrors(d) == 0);
-    std::vector<std::string> out;
-    for (const auto& x : d) {
-        if (x.severity != severity) continue;
-        out.push_back(std::to_string(x.line) + ":" + std::to_string(x.column) + ": " + x.message);
-    }
-    return out;
-}
-std::vector<std::string> Errors(const std::string& text) {
-    return Diagnosed(text, Severity::kError);
-}
-std::vector<std::string> Warnings(const std::string& text) {
-    return Diagnosed(text, Severity::kWarning);
-}
+using testing::Dump;
 
-std::string Dump(const std::vector<std::string>& lines) {
-    std::string s;
-    for (const auto& l : lines) s += l + "\n";
-    return s;
+std::vector<std::string> Errors(const std::string& text) { return testing::PlanDiagnostics(text, Severity::kError); }
+std::vector<std::string> Warnings(const std::string& text) {
+    return testing::PlanDiagnostics(text, Severity::kWarning);
 }
 
 // The exact usage (before rounding, tax, tiers) one customer is charged for

@@ -20,6 +20,25 @@ Catalog MustCatalog(const std::vector<std::string_view>& plan_texts) {
     return catalog;
 }
 
+std::vector<std::string> PlanDiagnostics(const std::string& text, Severity severity) {
+    UnitTable units;
+    Diagnostics d;
+    auto plan = ParsePlan(text, "p.yaml", &units, &d);
+    EXPECT_EQ(plan.has_value(), CountErrors(d) == 0);
+    std::vector<std::string> out;
+    for (const auto& x : d) {
+        if (x.severity != severity) continue;
+        out.push_back(std::to_string(x.line) + ":" + std::to_string(x.column) + ": " + x.message);
+    }
+    return out;
+}
+
+std::string Dump(const std::vector<std::string>& lines) {
+    std::string s;
+    for (const auto& l : lines) s += l + "\n";
+    return s;
+}
+
 std::vector<Subscription> MustSubscriptions(std::string_view text, Catalog* catalog) {
     Diagnostics diagnostics;
     auto subs = ParseSubscriptions(text, "subs.yaml", catalog, &diagnostics);

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pricing/diagnostic.h"
 #include "pricing/event.h"
 #include "pricing/plan.h"
 #include "pricing/subscription.h"
@@ -13,6 +14,13 @@ namespace tally::testing {
 
 // Parses plan texts into a catalog; fails the test on any error (warnings are fine).
 Catalog MustCatalog(const std::vector<std::string_view>& plan_texts);
+
+// The diagnostics of one plan text (file "p.yaml") of one severity, as
+// "line:col: message" lines; checks that the plan parses exactly when it
+// has no errors.
+std::vector<std::string> PlanDiagnostics(const std::string& text, Severity severity);
+// Lines of `lines`, each ended by a newline: for a failure message.
+std::string Dump(const std::vector<std::string>& lines);
 std::vector<Subscription> MustSubscriptions(std::string_view text, Catalog* catalog);
 Instant At(const char* rfc3339);
 Decimal Dec(const char* text);
