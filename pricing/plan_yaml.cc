@@ -681,7 +681,7 @@ class PlanParser {
         for (auto it = node.begin(); it != node.end(); ++it) {
             auto unit = Unit(it->first);
             if (!unit) continue;
-            const YAML::Node& value = it->second;
+            const YAML::Node value = it->second;  // a copy: it-> is a proxy that dies with the statement
             if (value.IsMap() && (value["of_input"].IsDefined() || value["same_as"].IsDefined())) {
                 auto share = ParseShareOfInput(value, *unit, it->first.Scalar());
                 if (!share) continue;
