@@ -521,30 +521,34 @@ inline std::optional<YAML::Node> LoadDocument(std::string_view text, std::string
         diagnostics->push_back(std::move(*deep));
         return std::nullopt;
     }
-    std::vector<YAML::Node> documents;
+    // YAML::Load reads the first document only (YAML::LoadAll can spin on
+    // some malformed input: fuzz_plan found one); a second document is
+    // found by its --- line.
+    YAML::Node document;
     try {
-        documents = YAML::LoadAll(std::string(text));
+        document = YAML::Load(std::string(text));
     } catch (const YAML::Exception& e) {
         diagnostics->push_back({std::string(file), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});
         return std::nullopt;
     }
-    if (documents.empty()) return YAML::Node();
     YamlReader r{std::string(file), diagnostics};
     try {
-        if (documents.size() > 1) {
-            YAML::Mark second = SecondDocumentStart(text);  // its ---, if it has one
-            if (second.line < 0) second = documents[1].Mark();
+        if (const YAML::Mark second = SecondDocumentStart(text); second.line >= 0) {
             r.ErrorAt(second,
                       "a second YAML document starts here (after ---); a file holds one document: put the rest in "
                       "a file of its own");
         }
+        if (!document.IsDefined() || document.IsNull()) {
+            if (r.errors() > 0) return std::nullopt;
+            return YAML::Node();
+        }
         DocumentCheck check(&r);
-        check.Visit(documents[0]);
+        check.Visit(document);
     } catch (const TooManyProblems&) {
         return std::nullopt;
     }
     if (r.errors() > 0) return std::nullopt;
-    return documents[0];
+    return document;
 }
 
 }  // namespace tally::internal
