@@ -246,14 +246,35 @@ std::string WindowDays(const Window& w) {
     return days + " (local days; a window past midnight belongs to the day it starts)";
 }
 
-std::string WindowPrice(const Window& w, const UnitTable& units) {
-    if (w.multiplier) return "multiplier " + w.multiplier->ToString() + " on the cell's rates";
-    if (!w.band_rates.empty()) return "own rates per band (window_rates in each band)";
-    std::string rates;
-    for (int i = 0; i < kMaxUnits; ++i) {
-        if (w.rates.Has(static_cast<UnitId>(i))) rates += (rates.empty() ? "" : ", ") + units.Name(static_cast<UnitId>(i));
+std::string WindowPrice(const ModelPricing& m, size_t window, const UnitTable& units) {
+    TALLY_ASSERT(window < m.windows.size());
+    const Window& w = m.windows[window];
+    std::string text;
+    if (w.multiplier) {
+        text = "multiplier " + w.multiplier->ToString() + " on the cell's rates";
+    } else if (!w.band_rates.empty()) {
+        text = "own rates per band (window_rates in each band)";
+    } else {
+        std::string rates;
+        for (int i = 0; i < kMaxUnits; ++i) {
+            if (w.rates.Has(static_cast<UnitId>(i))) {
+                rates += (rates.empty() ? "" : ", ") + units.Name(static_cast<UnitId>(i));
+            }
+        }
+        text = "own rates (" + rates + ")";
     }
-    return "own rates (" + rates + ")";
+    size_t conditions = 0;
+    for (const Band& b : m.bands) {
+        for (const OutputCondition& c : b.output_conditions) {
+            const RateTable* t = c.WindowRatesFor(window);
+            if (t != nullptr && !t->Empty()) ++conditions;
+        }
+    }
+    if (conditions > 0) {
+        text += "; " + std::to_string(conditions) + " output condition" + (conditions == 1 ? "" : "s") +
+                " with rates of their own in it";
+    }
+    return text;
 }
 
 // The `per` most rates of `table` are quoted in (the sheet's unit).
@@ -343,9 +364,10 @@ void ShowVersionTable(std::ostream& out, const Plan& plan, size_t vi, const Unit
             rows.push_back(std::move(row));
         }
         WriteTextTable(out, rows, right);
-        for (const Window& w : m.windows) {
+        for (size_t wi = 0; wi < m.windows.size(); ++wi) {
+            const Window& w = m.windows[wi];
             out << "  window " << w.name << ": " << WindowHours(w, v) << ", " << WindowDays(w) << "; "
-                << WindowPrice(w, units) << "\n";
+                << WindowPrice(m, wi, units) << "\n";
         }
     }
 }

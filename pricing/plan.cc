@@ -162,19 +162,13 @@ const RateTable& Window::RatesFor(size_t band) const {
     return band_rates[band];
 }
 
-namespace {
+const RateTable* OutputCondition::WindowRatesFor(size_t window) const {
+    if (window_rates.empty()) return nullptr;
+    TALLY_ASSERT(window < window_rates.size());
+    return &window_rates[window];
+}
 
-enum class Origin : uint8_t { kBatch, kWindow, kOther };
-
-struct Found {
-    const RateTable* table = nullptr;
-    UnitId unit = 0;  // `unit` or the unit it fell back to
-    Origin origin = Origin::kOther;
-};
-
-// The first table of the cell, in FindStatedRate's order, that prices
-// `unit` (or, failing every table, the unit it falls back to).
-std::optional<Found> FindTable(const ModelPricing& m, const CellPlace& cell, UnitId unit) {
+std::array<CellTable, kCellTables> CellTables(const ModelPricing& m, const CellPlace& cell) {
     TALLY_ASSERT(cell.band < m.bands.size());
     const Band& band = m.bands[cell.band];
     const OutputCondition* cond = nullptr;
@@ -183,19 +177,37 @@ std::optional<Found> FindTable(const ModelPricing& m, const CellPlace& cell, Uni
         cond = &band.output_conditions[*cell.condition];
     }
     const RateTable* window = nullptr;
+    const RateTable* cond_window = nullptr;
     if (cell.window) {
         TALLY_ASSERT(*cell.window < m.windows.size());
         window = &m.windows[*cell.window].RatesFor(cell.band);
+        if (cond != nullptr) cond_window = cond->WindowRatesFor(*cell.window);
     }
-    const std::array<std::pair<const RateTable*, Origin>, 7> tables = {{
-        {cell.batch && cond != nullptr ? &cond->batch_rates : nullptr, Origin::kBatch},
-        {cell.batch ? &band.batch_rates : nullptr, Origin::kBatch},
-        {window, Origin::kWindow},
-        {cell.thinking && cond != nullptr ? &cond->thinking_rates : nullptr, Origin::kOther},
-        {cell.thinking ? &band.thinking_rates : nullptr, Origin::kOther},
-        {cond != nullptr ? &cond->rates : nullptr, Origin::kOther},
-        {&band.rates, Origin::kOther},
+    using O = TableOrigin;
+    return {{
+        {cell.batch && cond != nullptr ? &cond->batch_rates : nullptr, O::kBatch},
+        {cell.batch ? &band.batch_rates : nullptr, O::kBatch},
+        {cond_window, O::kWindow},
+        {window, O::kWindow},
+        {cell.thinking && cond != nullptr ? &cond->thinking_rates : nullptr, O::kOther},
+        {cell.thinking ? &band.thinking_rates : nullptr, O::kOther},
+        {cond != nullptr ? &cond->rates : nullptr, O::kOther},
+        {&band.rates, O::kOther},
     }};
+}
+
+namespace {
+
+struct Found {
+    const RateTable* table = nullptr;
+    UnitId unit = 0;  // `unit` or the unit it fell back to
+    TableOrigin origin = TableOrigin::kOther;
+};
+
+// The first table of the cell, in FindStatedRate's order, that prices
+// `unit` (or, failing every table, the unit it falls back to).
+std::optional<Found> FindTable(const ModelPricing& m, const CellPlace& cell, UnitId unit) {
+    const auto tables = CellTables(m, cell);
     for (std::optional<UnitId> u = unit; u; u = UnitFallback(*u)) {
         for (const auto& [table, origin] : tables) {
             if (table != nullptr && table->Has(*u)) return Found{table, *u, origin};
@@ -213,8 +225,8 @@ std::optional<StatedRate> FindStatedRate(const ModelPricing& m, const CellPlace&
     const RateTable& table = *found->table;
     if (table[found->unit]) {
         return StatedRate{*table[found->unit],
-                          found->origin == Origin::kBatch,
-                          found->origin == Origin::kWindow,
+                          found->origin == TableOrigin::kBatch,
+                          found->origin == TableOrigin::kWindow,
                           std::nullopt,
                           std::nullopt,
                           false};
@@ -222,7 +234,7 @@ std::optional<StatedRate> FindStatedRate(const ModelPricing& m, const CellPlace&
     TALLY_ASSERT(table.of_input[found->unit].has_value());
     TALLY_ASSERT(MayBeShareOfInput(found->unit));
     const Multiplier share = *table.of_input[found->unit];
-    const bool share_in_batch = found->origin == Origin::kBatch;
+    const bool share_in_batch = found->origin == TableOrigin::kBatch;
     CellPlace input_cell = cell;
     if (cell.batch && (found->unit == kUnitCachedInput || found->unit == kUnitCachedInputExplicit) &&
         m.batch.cache_hits == BatchCache::kFullCacheRate &&
@@ -235,7 +247,7 @@ std::optional<StatedRate> FindStatedRate(const ModelPricing& m, const CellPlace&
     TALLY_ASSERT((*input->table)[kUnitInput].has_value());  // input is never a share
     const Rate input_rate = *(*input->table)[kUnitInput];
     return StatedRate{
-        input_rate * share, input->origin == Origin::kBatch, input->origin == Origin::kWindow, share, input_rate,
+        input_rate * share, input->origin == TableOrigin::kBatch, input->origin == TableOrigin::kWindow, share, input_rate,
         share_in_batch};
 }
 

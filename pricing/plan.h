@@ -84,6 +84,13 @@ struct OutputCondition {
     RateTable rates;               // overrides of the band's rates
     RateTable thinking_rates;      // overrides of the band's thinking rates
     RateTable batch_rates;         // overrides of the band's batch rates
+    // Own rates in a window, by the model's window index: empty, or one per
+    // window (`window_rates: {<window>: {...}}` in the condition); they
+    // override the band's table for the window.
+    std::vector<RateTable> window_rates;
+
+    // The condition's own table for calls in window `window`, or nullptr.
+    const RateTable* WindowRatesFor(size_t window) const;
 };
 
 struct Band {
@@ -251,11 +258,26 @@ struct CellPlace {
     bool thinking = false;
 };
 
+// Where a table of a cell sits, for the multipliers: a rate from a batch
+// table is not discounted by the batch multiplier again, one from a window
+// table not by the window's.
+enum class TableOrigin : uint8_t { kBatch, kWindow, kOther };
+struct CellTable {
+    const RateTable* table = nullptr;  // nullptr: the cell has no such table
+    TableOrigin origin = TableOrigin::kOther;
+};
+inline constexpr size_t kCellTables = 8;
+
+// The tables of a cell, most specific first (the order below); the one
+// place that order is written.
+std::array<CellTable, kCellTables> CellTables(const ModelPricing& m, const CellPlace& cell);
+
 // A cell's rate for a unit as the plan states it, before window and batch
 // multipliers: from the most specific table of the cell that prices the unit
 // (or, failing that, the unit it falls back to), in this order:
 //   condition batch_rates, band batch_rates     (batch calls)
-//   the window's table for the band             (calls in a window)
+//   condition window_rates, band window_rates   (calls in a window; on a
+//     single-band model the window's own rates stand for the band's)
 //   condition thinking_rates, band thinking_rates (thinking calls)
 //   condition rates, band rates.
 // A share of input is resolved against the cell's stated input rate, and

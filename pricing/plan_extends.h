@@ -14,8 +14,8 @@
 namespace tally {
 
 // Calls `f(table)` for every rate table of `m`: each band's rates,
-// thinking_rates, batch_rates, its output conditions' three tables and its
-// window tables, and each window's own rates. Multipliers (window, batch)
+// thinking_rates, batch_rates, its output conditions' tables (their window
+// tables too) and its window tables, and each window's own rates. Multipliers (window, batch)
 // are not rate tables and are not visited.
 template <typename F>
 void ForEachTable(ModelPricing* m, F&& f) {
@@ -27,6 +27,7 @@ void ForEachTable(ModelPricing* m, F&& f) {
             f(c.rates);
             f(c.thinking_rates);
             f(c.batch_rates);
+            for (RateTable& t : c.window_rates) f(t);
         }
     }
     for (Window& w : m->windows) {

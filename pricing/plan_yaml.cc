@@ -59,8 +59,8 @@ std::string Quote(std::string_view s) {
 // call lands in one cell: its band, the first output condition it meets (or
 // none), the window it falls in (or none), batch or online when the model
 // prices batch, thinking or not when it prices thinking. CellRate takes a
-// unit's rate from the first of the cell's tables (FindStatedRate, plan.h:
-// batch_rates, window, thinking_rates, rates; a condition's before its
+// unit's rate from the first of the cell's tables (CellTables, plan.h:
+// batch_rates, window_rates, thinking_rates, rates; a condition's before its
 // band's) that prices the unit or a unit it falls back to, so a cell prices
 // a unit when any of its tables does (a share of input counts: every band
 // prices input).
@@ -75,20 +75,17 @@ uint32_t UnpricedUnits(const ModelPricing& m, size_t b) {
         for (size_t w = 0; w <= windows; ++w) {
             for (int batch = 0; batch <= (m.batch.priced ? 1 : 0); ++batch) {
                 for (int thinking = 0; thinking <= (m.prices_thinking ? 1 : 0); ++thinking) {
-                    const OutputCondition* cond = c < conditions ? &band.output_conditions[c] : nullptr;
-                    const std::array<const RateTable*, 7> tables = {
-                        batch != 0 && cond != nullptr ? &cond->batch_rates : nullptr,
-                        batch != 0 ? &band.batch_rates : nullptr,
-                        w < windows ? &m.windows[w].RatesFor(b) : nullptr,
-                        thinking != 0 && cond != nullptr ? &cond->thinking_rates : nullptr,
-                        thinking != 0 ? &band.thinking_rates : nullptr,
-                        cond != nullptr ? &cond->rates : nullptr,
-                        &band.rates,
-                    };
+                    CellPlace cell;
+                    cell.band = b;
+                    if (c < conditions) cell.condition = c;
+                    if (w < windows) cell.window = w;
+                    cell.batch = batch != 0;
+                    cell.thinking = thinking != 0;
+                    const auto tables = CellTables(m, cell);
                     for (UnitId u = 0; u < kMaxUnits; ++u) {
                         if ((m.priced_units & (1u << u)) == 0) continue;
-                        bool priced = std::any_of(tables.begin(), tables.end(), [u](const RateTable* t) {
-                            return t != nullptr && PricesWithFallback(*t, u);
+                        bool priced = std::any_of(tables.begin(), tables.end(), [u](const CellTable& t) {
+                            return t.table != nullptr && PricesWithFallback(*t.table, u);
                         });
                         if (!priced) unpriced |= 1u << u;
                     }
@@ -129,6 +126,13 @@ std::optional<PricedElsewhere> FindWherePriced(const ModelPricing& m, size_t b, 
                 return PricedElsewhere{
                     "for thinking calls with outputs up to " + std::to_string(c.up_to) + " tokens" + where,
                     "for other calls"};
+            }
+            for (size_t w = 0; w < c.window_rates.size(); ++w) {
+                if (c.window_rates[w].Has(unit)) {
+                    return PricedElsewhere{"for outputs up to " + std::to_string(c.up_to) + " tokens in window " +
+                                               Quote(m.windows[w].name) + where,
+                                           "for other calls"};
+                }
             }
         }
         if (band.batch_rates.Has(unit)) return PricedElsewhere{"for batch calls" + where, "for online calls"};
@@ -772,7 +776,8 @@ class PlanParser {
                     OutputCondition oc;
                     if (!r_.ExpectMap(c, "an output condition")) continue;
                     r_.CheckKeys(c, "an output condition",
-                                 {"up_to", "reasoning_counts", "rates", "thinking_rates", "batch_rates"});
+                                 {"up_to", "reasoning_counts", "rates", "thinking_rates", "batch_rates",
+                                  "window_rates"});
                     YAML::Node up = r_.Required(c, "up_to", "an output condition");
                     if (auto n = r_.Integer(up, "up_to", 0)) {
                         oc.up_to = *n;
@@ -787,9 +792,15 @@ class PlanParser {
                     // A condition states at least one of its tables; `rates` alone as before.
                     YAML::Node oc_thinking = YamlReader::Optional(c, "thinking_rates");
                     YAML::Node oc_batch = YamlReader::Optional(c, "batch_rates");
-                    YAML::Node oc_rates = oc_thinking.IsDefined() || oc_batch.IsDefined()
+                    YAML::Node oc_window = YamlReader::Optional(c, "window_rates");
+                    YAML::Node oc_rates = oc_thinking.IsDefined() || oc_batch.IsDefined() || oc_window.IsDefined()
                                               ? YamlReader::Optional(c, "rates")
                                               : r_.Required(c, "rates", "an output condition");
+                    // Read once the model's windows are known (ParseWindowRates).
+                    if (oc_window.IsDefined()) {
+                        pending_condition_window_rates_.push_back(
+                            {m->bands.size(), band.output_conditions.size(), oc_window});
+                    }
                     ParseRates(oc_rates, "rates", &oc.rates, m);
                     ParseRates(oc_thinking, "thinking_rates", &oc.thinking_rates, m);
                     if (oc_thinking.IsDefined()) m->prices_thinking = true;
@@ -804,6 +815,7 @@ class PlanParser {
     void ParseModel(const YAML::Node& node, ModelPricing* m) {
         std::string where = "model " + Quote(m->name);
         pending_window_rates_.clear();
+        pending_condition_window_rates_.clear();
         window_nodes_.clear();
         if (!r_.ExpectMap(node, where)) return;
         r_.CheckKeys(node, where,
@@ -1234,6 +1246,31 @@ class PlanParser {
                 ParseRates(it->second, "window_rates", &found->band_rates[band], &m);
             }
         }
+        // A condition's window_rates may name any window of the model: its
+        // table comes before the band's table for the window (or the
+        // window's own rates, or its multiplier) for the calls that meet it.
+        for (const auto& p : pending_condition_window_rates_) {
+            TALLY_ASSERT(p.band < m.bands.size());
+            TALLY_ASSERT(p.condition < m.bands[p.band].output_conditions.size());
+            OutputCondition& oc = m.bands[p.band].output_conditions[p.condition];
+            if (!p.node.IsMap()) {
+                r_.Error(p.node,
+                         "window_rates must map window names to rate tables, e.g. {night: {output: \"1.00\"}}");
+                continue;
+            }
+            for (auto it = p.node.begin(); it != p.node.end(); ++it) {
+                const std::string name = it->first.IsScalar() ? it->first.Scalar() : std::string();
+                auto found =
+                    std::find_if(m.windows.begin(), m.windows.end(), [&](const Window& w) { return w.name == name; });
+                if (found == m.windows.end()) {
+                    r_.Error(it->first, "window_rates names " + Quote(name) + ", which is not a window of " + where);
+                    continue;
+                }
+                if (oc.window_rates.empty()) oc.window_rates.resize(m.windows.size());
+                ParseRates(it->second, "window_rates", &oc.window_rates[static_cast<size_t>(found - m.windows.begin())],
+                           &m);
+            }
+        }
         if (m.bands.size() <= 1) return;
         for (size_t w = 0; w < m.windows.size(); ++w) {
             const Window& window = m.windows[w];
@@ -1339,6 +1376,12 @@ class PlanParser {
     // The model being parsed: its bands' window_rates (band index, node),
     // read once its windows are, and its windows' nodes.
     std::vector<std::pair<size_t, YAML::Node>> pending_window_rates_;
+    struct PendingConditionWindowRates {
+        size_t band = 0;
+        size_t condition = 0;
+        YAML::Node node;
+    };
+    std::vector<PendingConditionWindowRates> pending_condition_window_rates_;
     std::vector<YAML::Node> window_nodes_;
     size_t cells_ = 0;                 // price cells of the versions parsed so far (kMaxPlanCells)
     const Plan* published_ = nullptr;  // the published plan of this name, for `extends`

@@ -302,6 +302,102 @@ versions:
               "a window that has neither");
 }
 
+// A window's table inside an output condition. No published sheet prints
+// one yet; the case is Volcano's doubao-seed-1.6 band 1 (input 0.80, output
+// 8.00, outputs up to 200 tokens 2.00) with an off-peak window at half
+// (0.40 / 4.00) whose short-output row is 1.00, written where it belongs.
+const char* const kShortOutputAtNight = R"(
+plan: short-night
+versions:
+  - version: v1
+    effective_from: 2025-06-11T00:00:00+08:00
+    currency: CNY
+    time_zone: Asia/Shanghai
+    models:
+      doubao-seed-1.6:
+        bands:
+          - up_to: 32000
+            rates: {input: "0.80", output: "8.00"}
+            window_rates:
+              night: {input: "0.40", output: "4.00"}
+            output_conditions:
+              - up_to: 200
+                rates: {output: "2.00"}
+                window_rates:
+                  night: {output: "1.00"}
+          - up_to: 128000
+            rates: {input: "1.20", output: "16.00"}
+            window_rates:
+              night: {input: "0.60", output: "8.00"}
+        windows:
+          - {name: night, start: "00:00", end: "08:00"}
+      single-band:
+        rates: {input: "0.80", output: "8.00"}
+        output_conditions:
+          - up_to: 200
+            rates: {output: "2.00"}
+            window_rates:
+              half: {output: "0.90"}
+        windows:
+          - {name: half, start: "00:00", end: "08:00", multiplier: "0.5"}
+)";
+
+TEST(RateTables, AnOutputConditionGivesItsOwnRatesInAWindow) {
+    EXPECT_TRUE(Errors(kShortOutputAtNight).empty()) << Dump(Errors(kShortOutputAtNight));
+    Catalog catalog = testing::MustCatalog({kShortOutputAtNight});
+    const char* night = "2025-11-03T02:00:00+08:00";
+    const char* day = "2025-11-03T12:00:00+08:00";
+    // 20,000 in + 150 out at night: 20,000 x 0.40 / 1M = 0.008; 150 x 1.00 /
+    // 1M = 0.00015. (The band's night output 4.00 would make it 0.0086.)
+    EXPECT_EQ(Usage(catalog, "short-night", {{.model = "doubao-seed-1.6", .time = night, .input = 20000, .output = 150}}),
+              "0.00815");
+    // By day: 20,000 x 0.80 = 0.016; 150 x 2.00 = 0.0003.
+    EXPECT_EQ(Usage(catalog, "short-night", {{.model = "doubao-seed-1.6", .time = day, .input = 20000, .output = 150}}),
+              "0.0163");
+    // A longer output at night: the band's night table, 0.008 + 300 x 4.00 / 1M.
+    EXPECT_EQ(Usage(catalog, "short-night", {{.model = "doubao-seed-1.6", .time = night, .input = 20000, .output = 300}}),
+              "0.0092");
+    // Band 2 at night has no condition: 40,000 x 0.60 = 0.024; 150 x 8.00 = 0.0012.
+    EXPECT_EQ(Usage(catalog, "short-night", {{.model = "doubao-seed-1.6", .time = night, .input = 40000, .output = 150}}),
+              "0.0252");
+    // In a multiplier window the condition's own table is not multiplied
+    // again: output 0.90; input takes the window's 0.5 x 0.80 = 0.40.
+    const EventSpec single = {.model = "single-band", .time = night, .input = 20000, .output = 150};
+    EXPECT_EQ(RateIn(catalog, "short-night", single, kUnitOutput), "0.9/1000000");
+    EXPECT_EQ(RateIn(catalog, "short-night", single, kUnitInput), "0.4/1000000");
+    // 0.008 + 150 x 0.90 / 1M = 0.000135.
+    EXPECT_EQ(Usage(catalog, "short-night", {single}), "0.008135");
+}
+
+TEST(RateTables, AConditionsWindowRatesAreChecked) {
+    std::string text = kShortOutputAtNight;
+    // A window the model does not have.
+    std::string unknown = text;
+    unknown.replace(unknown.find("half: {output"), 4, "dusk");
+    auto errors = Errors(unknown);
+    ASSERT_EQ(errors.size(), 1u) << Dump(errors);
+    EXPECT_EQ(errors[0], "32:15: window_rates names 'dusk', which is not a window of model 'single-band'");
+    // Not a map.
+    const std::string short_night = "night: {output: \"1.00\"}";
+    std::string list = text;
+    list.replace(list.find(short_night), short_night.size(), "[1.00]");
+    errors = Errors(list);
+    ASSERT_EQ(errors.size(), 1u) << Dump(errors);
+    EXPECT_EQ(errors[0],
+              "19:19: window_rates must map window names to rate tables, e.g. {night: {output: \"1.00\"}}");
+    // A unit only the condition's window table prices leaves other cells without it.
+    std::string images = text;
+    images.replace(images.find(short_night), short_night.size(), "night: {output: \"1.00\", images: \"0.002\"}");
+    errors = Errors(images);
+    ASSERT_EQ(errors.size(), 2u) << Dump(errors);
+    EXPECT_EQ(errors[0],
+              "11:13: model 'doubao-seed-1.6' prices images for outputs up to 200 tokens in window 'night' but not "
+              "for other calls in band 0-32000 (write images: 0 there if it is free)");
+    EXPECT_EQ(errors[1],
+              "20:13: model 'doubao-seed-1.6' prices images for outputs up to 200 tokens in window 'night' in band "
+              "0-32000 but not in band 32001-128000 (write images: 0 there if it is free)");
+}
+
 // ---- Rule 3: cache prices as a share of input --------------------------------
 
 // Alibaba's qwen-plus (China mainland, CNY per 1M): input 0.8 / 2.4 / 4.8,
