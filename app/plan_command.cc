@@ -1,9 +1,12 @@
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
 
 #include "app/commands.h"
+#include "base/assert.h"
+#include "pricing/plan_diff.h"
 #include "pricing/plan_yaml.h"
 
 namespace tally {
@@ -87,6 +90,17 @@ int RunPlanValidate(const std::vector<std::string>& files, std::ostream& out, st
         const size_t warnings = diagnostics.size() - CountErrors(diagnostics);
         if (warnings > 0) out << ", " << warnings << (warnings == 1 ? " warning" : " warnings");
         out << "\n";
+        // A version written as changes: what it resolves to, as the cells
+        // and terms that differ from its base (the whole table is `plan show`).
+        for (const auto& v : plan->versions) {
+            if (v.extends.empty()) continue;
+            auto base = std::find_if(plan->versions.begin(), plan->versions.end(),
+                                     [&](const PlanVersion& b) { return b.id == v.extends; });
+            TALLY_ASSERT(base != plan->versions.end());  // the parser refuses any other base
+            out << "\nversion " << v.id << " resolves to version " << base->id
+                << " with these changes (every cell: tally plan show " << file << " --version " << v.id << "):\n";
+            WritePlanDiffTable(out, DiffPlanVersions(*base, units, v, units), v.currency);
+        }
         return true;
     });
     return failures == 0 ? kExitOk : kExitFailure;

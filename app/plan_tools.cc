@@ -320,7 +320,9 @@ void ShowVersionTable(std::ostream& out, const Plan& plan, size_t vi, const Unit
     const PlanVersion& v = plan.versions[vi];
     const std::vector<PriceCell> table = ResolvePriceTable(v, units);
     const int64_t per = CommonPer(table);
-    out << "version " << v.id << ": " << VersionSpan(plan, vi) << "\n";
+    out << "version " << v.id << ": " << VersionSpan(plan, vi)
+        << (v.extends.empty() ? std::string() : "; written as changes to version " + v.extends + " (resolved below)")
+        << "\n";
     out << "  " << v.currency.code() << ", time zone " << v.zone_name << ", rounding " << RoundingModeName(v.rounding)
         << " at " << RoundingPlaceName(v.rounding_place) << ", tax " << v.tax_percent.ToString() << "%, "
         << (v.minimum_commitment ? "minimum commitment " + v.minimum_commitment->ToString() + " per period"
@@ -377,8 +379,8 @@ void ShowJson(std::ostream& out, const LoadedPlan& p, const std::vector<size_t>&
         << ",\"versions\":[";
     for (size_t k = 0; k < versions.size(); ++k) {
         const PlanVersion& v = p.plan.versions[versions[k]];
-        out << (k > 0 ? "," : "") << "{\"id\":" << JsonString(v.id)
-            << ",\"effective_from\":" << JsonString(FormatRfc3339(v.effective_from)) << ",\"effective_until\":"
+        out << (k > 0 ? "," : "") << "{\"id\":" << JsonString(v.id) << ",\"extends\":"
+            << (v.extends.empty() ? std::string("null") : JsonString(v.extends)) << ",\"effective_from\":" << JsonString(FormatRfc3339(v.effective_from)) << ",\"effective_until\":"
             << (v.effective_until ? JsonString(FormatRfc3339(*v.effective_until)) : std::string("null"))
             << ",\"currency\":" << JsonString(v.currency.code()) << ",\"zone\":" << JsonString(v.zone_name)
             << ",\"rounding\":" << JsonString(RoundingModeName(v.rounding))

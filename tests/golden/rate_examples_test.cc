@@ -286,10 +286,22 @@ TEST(RateExamples, TableOutputAndUsageErrors) {
 TEST(PlanValidate, SuccessLineCountsDistinctModelsAndSaysWhichVersionsExtend) {
     Result r = RunTally("plan validate " + Path("deploy/plans/deepseek.yaml"));
     EXPECT_EQ(r.exit_code, 0);
-    EXPECT_EQ(r.out, Path("deploy/plans/deepseek.yaml") +
-                         ": ok: plan deepseek, 3 versions (2025-02-off-peak from 2025-02-26T16:30:00Z, 2025-09-v3.1 "
-                         "from 2025-09-05T16:00:00Z, 2025-09-v3.2-exp from 2025-09-28T16:00:00Z extends "
-                         "2025-09-v3.1), 2 models\n");
+    const std::string ok_line = Path("deploy/plans/deepseek.yaml") +
+                                ": ok: plan deepseek, 3 versions (2025-02-off-peak from 2025-02-26T16:30:00Z, "
+                                "2025-09-v3.1 from 2025-09-05T16:00:00Z, 2025-09-v3.2-exp from 2025-09-28T16:00:00Z "
+                                "extends 2025-09-v3.1), 2 models\n";
+    EXPECT_EQ(r.out.substr(0, ok_line.size()), ok_line);
+    // Then the version written as changes, resolved: the cells that differ
+    // from its base (0.56 / 0.07 / 1.68 -> 0.28 / 0.028 / 0.42).
+    const std::string resolved = "\nversion 2025-09-v3.2-exp resolves to version 2025-09-v3.1 with these changes "
+                                 "(every cell: tally plan show " +
+                                 Path("deploy/plans/deepseek.yaml") +
+                                 " --version 2025-09-v3.2-exp):\n10 rate(s) changed, in USD";
+    EXPECT_EQ(r.out.substr(ok_line.size(), resolved.size()), resolved) << r.out;
+    EXPECT_NE(r.out.find("deepseek-chat      all   -       -       -      -         output          1.68/1M   "
+                         "0.42/1M  -75.00%\n"),
+              std::string::npos)
+        << r.out;
     std::string night = testing::TempDir() + "/night-plan.yaml";
     FILE* f = std::fopen(night.c_str(), "w");
     ASSERT_NE(f, nullptr);

@@ -273,6 +273,19 @@ TEST(PlanShow, ExamplePlansAndErrors) {
     EXPECT_EQ(RunPlanShowFile(kSource + "/deploy/plans/deepseek.yaml", "v9", "", "table", out, err), kExitUsage);
     EXPECT_NE(err.str().find("has no version 'v9' (its versions: 2025-02-off-peak, 2025-09-v3.1, 2025-09-v3.2-exp)"), std::string::npos)
         << err.str();
+    // A version written as changes says so; its cells are the resolved rates (0.56 x 0.5, 1.68 x 0.25).
+    std::ostringstream cut, cut_json;
+    ASSERT_EQ(RunPlanShowFile(kSource + "/deploy/plans/deepseek.yaml", "2025-09-v3.2-exp", "", "table", cut, err),
+              kExitOk);
+    EXPECT_NE(cut.str().find("version 2025-09-v3.2-exp: from 2025-09-28T16:00:00Z, no end; written as changes to "
+                             "version 2025-09-v3.1 (resolved below)\n"),
+              std::string::npos)
+        << cut.str();
+    EXPECT_TRUE(std::regex_search(cut.str(), std::regex("\n  all +- +- +- +- +0\\.28 +0\\.028 .* 0\\.42\n")))
+        << cut.str();
+    ASSERT_EQ(RunPlanShowFile(kSource + "/deploy/plans/deepseek.yaml", "", "", "json", cut_json, err), kExitOk);
+    EXPECT_NE(cut_json.str().find(R"({"id":"2025-09-v3.2-exp","extends":"2025-09-v3.1",)"), std::string::npos);
+    EXPECT_NE(cut_json.str().find(R"({"id":"2025-09-v3.1","extends":null,)"), std::string::npos);
     err.str("");
     EXPECT_EQ(RunPlanShowFile(kSource + "/deploy/plans/deepseek.yaml", "", "2024-01-01T00:00:00Z", "table", out, err),
               kExitUsage);
