@@ -1094,11 +1094,24 @@ class PlanParser {
     // A model whose events may carry cache hits but that prices none bills
     // them at the input rate; say so, unless the plan says it
     // (`cached_input: {same_as: input}`).
+    // Units a model's events can carry whose fallback silently changes the
+    // bill: cache hits at the full input rate; and, on a model with an
+    // explicit cache (it prices cached_input_explicit), the cache's creation
+    // at the input rate (Alibaba's is 125 % of it). Cache writes of a model
+    // without an explicit cache are not warned about: sheets that list no
+    // write price (OpenAI, DeepSeek) bill them as input, which is the fallback.
     void WarnIfNoCachePrice(const YAML::Node& name, const ModelPricing& m) {
-        if ((m.priced_units & (1u << kUnitCachedInput)) != 0) return;
-        r_.Warn(name, "model " + Quote(m.name) +
-                          " has no cached_input price: cache hits bill at the input rate; "
-                          "write cached_input: {same_as: input} if that is meant");
+        auto prices = [&](UnitId u) { return (m.priced_units & (1u << u)) != 0; };
+        if (!prices(kUnitCachedInput)) {
+            r_.Warn(name, "model " + Quote(m.name) +
+                              " has no cached_input price: cache hits bill at the input rate; "
+                              "write cached_input: {same_as: input} if that is meant");
+        }
+        if (prices(kUnitCachedInputExplicit) && !prices(kUnitCacheWrite)) {
+            r_.Warn(name, "model " + Quote(m.name) +
+                              " prices explicit cache hits but has no cache_write price: creating an explicit cache "
+                              "bills at the input rate; write cache_write: {same_as: input} if that is meant");
+        }
     }
 
     void CheckBandBounds(const YAML::Node& node, const ModelPricing& m, size_t i, size_t count) {

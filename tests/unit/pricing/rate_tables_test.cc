@@ -548,6 +548,43 @@ versions:
               "0.0045");
 }
 
+// Alibaba's explicit cache: hits 10 % of input, creation 125 %. A model
+// that prices explicit hits but not creation would bill creating the cache
+// at the input rate (0.8 instead of 1 in band 1): a warning at the model.
+TEST(RateTables, AnExplicitCacheWithoutACreationPriceIsWarnedAbout) {
+    const std::string without = R"(
+plan: qwen
+versions:
+  - version: "2025-07"
+    effective_from: 2025-07-28T00:00:00+08:00
+    currency: CNY
+    time_zone: Asia/Shanghai
+    models:
+      qwen-plus:
+        rates: {input: "0.8", cached_input: {of_input: "0.2"}, cached_input_explicit: {of_input: "0.1"}, output: "2"}
+)";
+    auto warnings = Warnings(without);
+    ASSERT_EQ(warnings.size(), 1u) << Dump(warnings);
+    EXPECT_EQ(warnings[0],
+              "9:7: model 'qwen-plus' prices explicit cache hits but has no cache_write price: creating an explicit "
+              "cache bills at the input rate; write cache_write: {same_as: input} if that is meant");
+    // Creation at 125 %: 10,000 written x 1 / 1M = 0.01; 1,000 output x 2 = 0.002.
+    std::string with = without;
+    with.replace(with.find("output: \"2\""), 0, "cache_write: {of_input: \"1.25\"}, ");
+    EXPECT_TRUE(Warnings(with).empty()) << Dump(Warnings(with));
+    Catalog catalog = testing::MustCatalog({with});
+    EXPECT_EQ(Usage(catalog, "qwen", {{.model = "qwen-plus", .input = 10000, .output = 1000, .cache_write = 10000}}),
+              "0.012");
+    // The implicit kind unpriced while the explicit one is: implicit hits would bill as input.
+    std::string no_implicit = with;
+    const std::string implicit = "cached_input: {of_input: \"0.2\"}, ";
+    no_implicit.erase(no_implicit.find(implicit), implicit.size());
+    EXPECT_TRUE(Errors(no_implicit).empty()) << Dump(Errors(no_implicit));
+    warnings = Warnings(no_implicit);
+    ASSERT_EQ(warnings.size(), 1u) << Dump(warnings);
+    EXPECT_NE(warnings[0].find("has no cached_input price"), std::string::npos) << warnings[0];
+}
+
 // A share or a multiplier too large for a rate is an error with its place,
 // never an overflow when a call is priced (or `tally plan show` runs).
 TEST(RateTables, ASharesOrMultipliersOverflowIsRefusedAtTheModel) {
