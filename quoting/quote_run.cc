@@ -64,7 +64,8 @@ int32_t CandidatePeriodOf(const Plan& plan, Instant t) {
 std::optional<Catalog> CandidateCatalog(const Catalog& published, std::string_view text, std::string_view file,
                                         std::string* name, Diagnostics* problems) {
     Catalog candidate = published;
-    auto plan = ParsePlan(text, file, &candidate.units, problems);
+    // A candidate version may be written as changes to a published one.
+    auto plan = ParsePlan(text, file, &candidate.units, problems, &published);
     if (!plan) return std::nullopt;
     *name = plan->name;
     const int index = candidate.PlanIndex(plan->name);

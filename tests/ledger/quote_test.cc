@@ -357,6 +357,35 @@ TEST_F(QuoteTest, ACandidateInAnotherTimeZoneMovesCallsBetweenPeriods) {
     EXPECT_EQ(Json(c.candidate), RateInvoices(utc_november, utc.plan, "acme"));
 }
 
+// The same -70 % cut written as changes to the published version: the
+// candidate resolves against the ledger's plan and bills what kCandidate,
+// written in full, bills (30 x 0.3 = 9, 100 x 0.3 = 30), byte for byte.
+TEST_F(QuoteTest, ACandidateWrittenAsChangesToThePublishedVersion) {
+    const Lines acme = MakeLines("acme", 60);
+    std::vector<std::string> all = acme.period;
+    all.insert(all.end(), acme.margins.begin(), acme.margins.end());
+    StoreAsConsumed(all, 0, true);
+    QuoteOptions o = Options("acme");
+    o.plan = Write("cut.yaml", R"(
+plan: hunyuan
+name: "腾讯混元"
+versions:
+  - version: "2025-11-cut"
+    extends: "2025-01"
+    effective_from: 2025-10-01T00:00:00+08:00
+    changes:
+      - {multiplier: "0.3", models: [hunyuan-pro]}
+)");
+    QuoteResult result;
+    std::ostringstream err;
+    ASSERT_EQ(ComputeQuote(o, &result, err), kExitOk) << err.str();
+    ASSERT_EQ(result.customers.size(), 1u);
+    const QuoteCustomerResult& c = result.customers[0];
+    ASSERT_TRUE(c.quote.errors.empty()) << c.quote.errors.front();
+    EXPECT_EQ(Json(c.candidate), RateInvoices(acme.period, candidate_, "acme"));
+    EXPECT_TRUE(c.quote.total.difference.is_negative());
+}
+
 TEST_F(QuoteTest, AnInvalidCandidateIsRefusedWithLineAndColumn) {
     QuoteOptions o = Options("acme");
     o.plan = Write("bad.yaml", "plan: hunyuan\nversions:\n  - version: x\n    currency: XXX\n");
