@@ -267,21 +267,12 @@ const CostCardVersion* CostCard::VersionAt(Instant t) const {
 
 std::optional<CostCard> ParseCostCard(std::string_view text, std::string_view file_name, Diagnostics* diagnostics) {
     TALLY_ASSERT(diagnostics != nullptr);
-    if (auto deep = internal::TooDeeplyNested(text, file_name)) {
-        diagnostics->push_back(std::move(*deep));
-        return std::nullopt;
-    }
-    YAML::Node root;
-    try {
-        root = YAML::Load(std::string(text));
-    } catch (const YAML::Exception& e) {
-        diagnostics->push_back(
-            {std::string(file_name), e.mark.line + 1, e.mark.column + 1, "not valid YAML: " + e.msg});
-        return std::nullopt;
-    }
+    // One document; duplicate keys refused, merge keys resolved.
+    std::optional<YAML::Node> root = internal::LoadDocument(text, file_name, diagnostics);
+    if (!root) return std::nullopt;
     CostCardParser parser(file_name, diagnostics);
     try {
-        return parser.Parse(root);
+        return parser.Parse(*root);
     } catch (const internal::TooManyProblems&) {
         return std::nullopt;
     } catch (const YAML::Exception& e) {

@@ -151,14 +151,13 @@ std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view tex
                                                             Catalog* catalog, Diagnostics* diagnostics) {
     TALLY_ASSERT(catalog != nullptr);
     TALLY_ASSERT(diagnostics != nullptr);
-    if (auto deep = internal::TooDeeplyNested(text, file_name)) {
-        diagnostics->push_back(std::move(*deep));
-        return std::nullopt;
-    }
+    // One document; duplicate keys refused, merge keys resolved.
+    std::optional<YAML::Node> document = internal::LoadDocument(text, file_name, diagnostics);
+    if (!document) return std::nullopt;
     YamlReader r{std::string(file_name), diagnostics};
     std::vector<Subscription> out;
     try {
-        YAML::Node root = YAML::Load(std::string(text));
+        YAML::Node root = *document;
         if (!r.ExpectMap(root, "a subscriptions file")) return std::nullopt;
         r.CheckKeys(root, "a subscriptions file", {"subscriptions"});
         YAML::Node list = r.Required(root, "subscriptions", "a subscriptions file");

@@ -160,6 +160,13 @@ TEST(CostCard, ReportsMissingKeysAndBadYaml) {
     EXPECT_NE(bad[0].find("not valid YAML"), std::string::npos) << bad[0];
     EXPECT_EQ(Problems("cost_card: gpu\nversions: []\n"),
               std::vector<std::string>{"2:11: versions must be a list with at least one version"});
+    // Read as plan files are: a key given twice and a second document are refused.
+    EXPECT_EQ(Problems("cost_card: gpu\ncost_card: cpu\nversions: []\n"),
+              std::vector<std::string>{"2:1: key 'cost_card' is given twice in one mapping (first at 1:1); YAML "
+                                       "keeps only one of them: say it once"});
+    EXPECT_EQ(Problems("cost_card: gpu\nversions: []\n---\ncost_card: cpu\n"),
+              std::vector<std::string>{"3:1: a second YAML document starts here (after ---); a file holds one "
+                                       "document: put the rest in a file of its own"});
 }
 
 // The plan band whose prompts start at `from` tokens takes the cost band

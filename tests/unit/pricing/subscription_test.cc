@@ -34,6 +34,22 @@ TEST(Subscriptions, RefuseACustomerIdWithANulInsteadOfCuttingItShort) {
               "identifiers are printable text\n");
 }
 
+// Read as plan files are: a customer given twice in one entry would keep
+// only the second; a merge key copies shared terms.
+TEST(Subscriptions, RefuseRepeatedKeysAndReadMergeKeys) {
+    EXPECT_EQ(Problems("subscriptions:\n  - customer: a\n    customer: b\n    plan: doubao\n"),
+              "s.yaml:3:5: error: key 'customer' is given twice in one mapping (first at 2:5); YAML keeps only one "
+              "of them: say it once\n");
+    Catalog catalog = testing::MustCatalog({testing::kDoubaoPlan});
+    Diagnostics d;
+    auto subs = ParseSubscriptions("subscriptions:\n  - &t {customer: a, plan: doubao}\n  - {<<: *t, customer: b}\n",
+                                   "s.yaml", &catalog, &d);
+    ASSERT_TRUE(subs.has_value()) << (d.empty() ? "" : d[0].ToString());
+    ASSERT_EQ(subs->size(), 2u);
+    EXPECT_EQ((*subs)[1].customer, "b");
+    EXPECT_EQ((*subs)[1].plan, "doubao");
+}
+
 TEST(Subscriptions, RefuseAnEmptyCustomerId) {
     EXPECT_EQ(Problems("subscriptions:\n  - {customer: \"\", plan: doubao}\n"),
               "s.yaml:2:16: error: customer id is empty\n");
