@@ -750,7 +750,12 @@ class PlanParser {
             YAML::Node window_rates = YamlReader::Optional(node, "window_rates");
             if (window_rates.IsDefined()) pending_window_rates_.emplace_back(m->bands.size(), window_rates);
         }
-        if (auto n = r_.Integer(YamlReader::Optional(node, "up_to"), "up_to", 1)) band.up_to = *n;
+        const YAML::Node up_to = YamlReader::Optional(node, "up_to");
+        if (auto n = r_.Integer(up_to, "up_to", 1)) {
+            band.up_to = *n;
+        } else if (up_to.IsDefined()) {
+            bound_unreadable_ = true;  // reported; checks of the bands' order would only cascade
+        }
         YAML::Node rates =
             shorthand ? YamlReader::Optional(node, "rates") : r_.Required(node, "rates", "a band of " + where);
         ParseRates(rates, "rates", &band.rates, m);
@@ -816,6 +821,7 @@ class PlanParser {
         std::string where = "model " + Quote(m->name);
         pending_window_rates_.clear();
         pending_condition_window_rates_.clear();
+        bound_unreadable_ = false;
         window_nodes_.clear();
         if (!r_.ExpectMap(node, where)) return;
         r_.CheckKeys(node, where,
@@ -1135,6 +1141,9 @@ class PlanParser {
         std::optional<int64_t> starts_above;
         if (auto f = r_.Integer(from, "from", 0)) starts_above = *f - 1;
         if (auto a = r_.Integer(above, "above", 0)) starts_above = *a;
+        // A bound already reported as unreadable: comparing with it would
+        // only report the same mistake again, without saying so.
+        if (bound_unreadable_) return;
         if (starts_above) {
             std::string prev_end = has_previous ? std::to_string(expected_above) : "0";
             if (*starts_above > expected_above) {
@@ -1284,7 +1293,7 @@ class PlanParser {
                            &m);
             }
         }
-        if (m.bands.size() <= 1) return;
+        if (m.bands.size() <= 1 || bound_unreadable_) return;
         for (size_t w = 0; w < m.windows.size(); ++w) {
             const Window& window = m.windows[w];
             const YAML::Node& node = window_nodes_[w];
@@ -1389,6 +1398,7 @@ class PlanParser {
     // The model being parsed: its bands' window_rates (band index, node),
     // read once its windows are, and its windows' nodes.
     std::vector<std::pair<size_t, YAML::Node>> pending_window_rates_;
+    bool bound_unreadable_ = false;  // a band of the model being read has an up_to that was refused
     struct PendingConditionWindowRates {
         size_t band = 0;
         size_t condition = 0;

@@ -429,6 +429,20 @@ TEST(PlanMessages, AbbreviatedBoundSaysTokenCountsAreWhole) {
 )"),
               "10:20: up_to '32K' is not a whole number: counts and bounds are whole token counts, written out in "
               "full (write 32000 or 32768, whichever the sheet means)");
+    // Only that: not the next band's order against a bound never read, nor
+    // a window's missing band table named by the wrong band.
+    EXPECT_EQ(OnlyProblem(std::string(kHead) + R"(      m:
+        bands:
+          - up_to: 32K
+            rates: {input: "0.8", cached_input: "0.16", output: "8"}
+          - up_to: 128000
+            rates: {input: "1.2", cached_input: "0.16", output: "16"}
+            window_rates: {night: {input: "0.6"}}
+        windows:
+          - {name: night, start: "00:00", end: "08:00"}
+)"),
+              "10:20: up_to '32K' is not a whole number: counts and bounds are whole token counts, written out in "
+              "full (write 32000 or 32768, whichever the sheet means)");
     // Volcano writes its short-output bound "0.2K"; others write separators or exponents.
     for (const char* written : {"0.2K", "1B", "\"32,000\"", "1e6", "32_000"}) {
         std::string text = std::string(kHead) + R"(      m:
