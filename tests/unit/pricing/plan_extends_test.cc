@@ -439,7 +439,7 @@ TEST(PlanMessages, AbbreviatedBoundSaysTokenCountsAreWhole) {
             rates: {input: "1.2", cached_input: "0.16", output: "16"}
             window_rates: {night: {input: "0.6"}}
         windows:
-          - {name: night, start: "00:00", end: "08:00"}
+          - {name: night, time_zone: Asia/Shanghai, start: "00:00", end: "08:00"}
 )"),
               "10:20: up_to '32K' is not a whole number: counts and bounds are whole token counts, written out in "
               "full (write 32000 or 32768, whichever the sheet means)");
