@@ -21,7 +21,10 @@ constexpr const char* kValidateExamples = R"(
 Examples:
   tally plan validate deploy/plans/*.yaml
 
-Prints file:line:column and the problem for every mistake; exits 1 if any.)";
+Prints file:line:column and the problem for every mistake (and every warning);
+exits 1 if any mistake. For a valid file, one line with its versions and
+models, then each version written as changes (extends:) resolved: the cells
+and terms in which it differs from the version it extends.)";
 
 }  // namespace
 
