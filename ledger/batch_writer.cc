@@ -78,23 +78,26 @@ constexpr int kStoreAttemptsMax = 3;
 // Sums saturate as pricing's SaturatingAdd does (sql/0002 says why).
 static_assert(kQuantitySaturated == std::numeric_limits<int64_t>::max());
 
-// The fold's statement. Sorted, so the rows of rollups are locked in one
-// order by everyone. Sums saturate at 2^63-1 (computed in numeric, then
-// LEAST), as the view usage_rollups does: a huge count never stops a fold.
+// The fold's statement: it deletes the deltas its snapshot sees and adds
+// their sums to rollups, in one statement. Rows a batch commits meanwhile
+// are not in that snapshot and stay for the next fold; a reader's snapshot
+// sees the deltas or their sums in rollups, never both or neither. Sorted,
+// so the rows of rollups are locked in one order by everyone. Sums
+// saturate at 2^63-1 (computed in numeric, then LEAST), as the view
+// usage_rollups does: a huge count never stops a fold.
 std::string FoldSql() {
+    const std::string columns =
+        "customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, unit, "
+        "project";
     std::string sql =
-        "INSERT INTO rollups AS u (customer_id, period, hour, plan, version, model, served_model, band, condition, "
-        "time_window, flags, unit, project, quantity, calls) "
-        "SELECT customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
-        "unit, project, LEAST(sum(quantity), {max})::bigint, LEAST(sum(calls), {max})::bigint FROM rollup_deltas "
-        "GROUP BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
-        "unit, project "
-        "ORDER BY customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, "
-        "unit, project "
-        "ON CONFLICT (customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, "
-        "flags, unit, project) "
+        "WITH moved AS (DELETE FROM rollup_deltas RETURNING " + columns + ", quantity, calls), "
+        "folded AS (INSERT INTO rollups AS u (" + columns + ", quantity, calls) "
+        "SELECT " + columns + ", LEAST(sum(quantity), {max})::bigint, LEAST(sum(calls), {max})::bigint FROM moved "
+        "GROUP BY " + columns + " ORDER BY " + columns + " "
+        "ON CONFLICT (" + columns + ") "
         "DO UPDATE SET quantity = LEAST(u.quantity::numeric + EXCLUDED.quantity, {max})::bigint, "
-        "calls = LEAST(u.calls::numeric + EXCLUDED.calls, {max})::bigint";
+        "calls = LEAST(u.calls::numeric + EXCLUDED.calls, {max})::bigint RETURNING 1) "
+        "SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM folded)";
     const std::string max = std::to_string(kQuantitySaturated);
     for (size_t at = sql.find("{max}"); at != std::string::npos; at = sql.find("{max}", at)) {
         sql.replace(at, 5, max);
@@ -442,20 +445,16 @@ BatchWriter::Fold BatchWriter::FoldDeltas() {
         if (!tx.exec1("SELECT pg_try_advisory_xact_lock(" + std::to_string(kFoldLock) + ")")[0].as<bool>()) {
             return Fold{};
         }
-        // The deltas are read whole and emptied with TRUNCATE, not deleted row
-        // by row (which cost more than the upserts it saves). The exclusive
-        // lock waits for the batches writing deltas now and holds new ones back
-        // until the fold commits; a reader of usage_rollups sees the deltas or
-        // their sums in rollups, never both or neither (a single statement, or
-        // a READ COMMITTED transaction: TRUNCATE is not MVCC-safe for a
-        // REPEATABLE READ snapshot taken before it).
-        tx.exec0("LOCK TABLE rollup_deltas IN ACCESS EXCLUSIVE MODE");
+        // No table lock: batches keep writing deltas and readers keep
+        // reading while the fold runs (FoldSql says why that is consistent).
+        // It was TRUNCATE under an exclusive lock, cheaper for the fold but
+        // holding every reader of usage and every batch back for its
+        // duration (docs/performance.md, "tally serve").
         Fold fold;
-        fold.deltas = tx.exec1("SELECT count(*) FROM rollup_deltas")[0].as<int64_t>();
-        pqxx::result r = tx.exec0(FoldSql());
-        tx.exec0("TRUNCATE rollup_deltas");
+        const pqxx::row r = tx.exec1(FoldSql());
+        fold.deltas = r[0].as<int64_t>();
         tx.commit();
-        fold.rollups = static_cast<int64_t>(r.affected_rows());
+        fold.rollups = r[1].as<int64_t>();
         TALLY_ASSERT(fold.rollups <= fold.deltas);
         return fold;
     });
