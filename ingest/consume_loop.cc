@@ -377,18 +377,60 @@ class Loop {
         return true;
     }
 
-    void Fold() {
-        const auto start = Clock::now();
-        OnSide("folding rollups", [&] {
-            const BatchSink::Fold done = side_->FoldDeltas();
-            char buf[160];
-            std::snprintf(buf, sizeof buf, "folded %lld rollup delta rows into %lld rollups rows in %.2f s",
-                          static_cast<long long>(done.deltas), static_cast<long long>(done.rollups),
-                          SecondsSince(start));
-            log_("info", buf);
-        });
+    // The fold runs beside the batches, on a connection of its own: it
+    // takes no lock a batch or a reader of usage waits for (FoldSql in
+    // ledger/batch_writer.cc), so billing goes on while it runs. One at a
+    // time; deltas stored meanwhile wait for the next. A fold that fails is
+    // logged and tried again at the next turn: it is not needed for
+    // correctness (usage_rollups reads the deltas too).
+    static constexpr int64_t kFoldEvery = 5'000'000;  // delta rows; or 30 s
+
+    struct FoldOutcome {
+        BatchSink::Fold done;
+        double seconds = 0;
+        std::string error;  // empty: folded
+    };
+
+    void StartFold() {
+        TALLY_ASSERT(!fold_.valid());
         unfolded_ = 0;
         last_fold_ = Clock::now();
+        fold_ = std::async(std::launch::async, [this] {
+            FoldOutcome out;
+            const auto start = Clock::now();
+            try {
+                const bool done = retry_.Run(
+                    "folding rollups",
+                    [&] {
+                        if (!folder_) folder_ = make_sink_();
+                        out.done = folder_->FoldDeltas();
+                    },
+                    [&] { folder_.reset(); });
+                if (!done) out.error = "stopped";
+            } catch (const RunEnded& e) {
+                out.error = e.message.empty() ? std::string("stopped") : e.message;
+            } catch (const std::exception& e) {
+                out.error = e.what();
+            }
+            out.seconds = SecondsSince(start);
+            return out;
+        });
+    }
+
+    // Logs a fold that has ended; with `wait`, waits for one that runs.
+    void TakeFold(bool wait) {
+        if (!fold_.valid()) return;
+        if (!wait && fold_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+        const FoldOutcome out = fold_.get();
+        if (!out.error.empty()) {
+            log_("warn", "folding rollups: " + out.error + " (tried again later)");
+            return;
+        }
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "folded %lld rollup delta rows into %lld rollups rows in %.2f s",
+                      static_cast<long long>(out.done.deltas), static_cast<long long>(out.done.rollups),
+                      out.seconds);
+        log_("info", buf);
     }
 
     void Housekeeping() {
@@ -402,7 +444,14 @@ class Loop {
             });
             last_expire_ = Clock::now();
         }
-        if (unfolded_ > 0 && (Clock::now() - last_fold_ > std::chrono::seconds(30) || unfolded_ > 5'000'000)) Fold();
+        TakeFold(/*wait=*/false);
+        // A fold that falls behind the batches holds them back until it ends,
+        // so the deltas stay bounded (a fold is slower while billing goes on).
+        if (fold_.valid() && unfolded_ > kFoldEvery) TakeFold(/*wait=*/true);
+        if (!fold_.valid() && unfolded_ > 0 &&
+            (Clock::now() - last_fold_ > std::chrono::seconds(30) || unfolded_ > kFoldEvery)) {
+            StartFold();
+        }
         if (Clock::now() - last_reload_ > std::chrono::seconds(30)) Reload();
         auto lag = consumer_->Lag();
         auto parts = consumer_->Partitions();
@@ -590,7 +639,11 @@ class Loop {
             }
         }
         Finish();
-        if (unfolded_ > 0) Fold();  // not needed for correctness: keeps the deltas short
+        TakeFold(/*wait=*/true);
+        if (unfolded_ > 0 && !stop_.load()) {  // not needed for correctness: keeps the deltas short
+            StartFold();
+            TakeFold(/*wait=*/true);
+        }
         if (first_message && metrics_.batches > 0) {
             summary_.busy_s = std::chrono::duration<double>(last_stored_ - *first_message).count();
         }
@@ -613,6 +666,8 @@ class Loop {
     std::unique_ptr<BatchAssembler> assembler_;
     std::unique_ptr<KafkaConsumer> consumer_;
     std::vector<std::pair<std::shared_ptr<Job>, std::future<JobOutcome>>> inflight_;
+    std::unique_ptr<BatchSink> folder_;  // the fold's connection, used by the fold's task only
+    std::future<FoldOutcome> fold_;      // after folder_: destroyed (waited for) first
     // Next offsets after the batches handed to storing; forgotten for a
     // partition when it is (re)assigned or re-read from the ledger's offsets.
     std::map<int32_t, int64_t> pending_next_;
