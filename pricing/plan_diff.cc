@@ -63,11 +63,13 @@ std::string ModelsText(const std::vector<std::string>& list) {
     return out;
 }
 
-// "16:30-00:30 UTC mon,tue,... rates {...}": a window as the YAML states it.
-std::string WindowText(const Window& w, const UnitTable& units) {
+// "16:30-00:30 UTC mon,tue,... rates {...}": a window as the YAML states
+// it; one without a zone of its own names the version's, so a changed
+// time_zone shows as every such window moving.
+std::string WindowText(const Window& w, const PlanVersion& v, const UnitTable& units) {
     static constexpr const char* kDays[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
     std::string out = Clock(w.start_minute) + "-" + Clock(w.end_minute) + " " +
-                      (w.zone_name.empty() ? std::string("(plan zone)") : w.zone_name);
+                      (w.zone_name.empty() ? "(plan zone " + v.zone_name + ")" : w.zone_name);
     if (w.weekdays != 0x7f) {
         std::string days;
         for (int d = 0; d < 7; ++d) {
@@ -133,7 +135,7 @@ std::map<std::string, std::string> VersionTerms(const PlanVersion& v, const Unit
         t[model + "bands"] = BandsText(m);
         t[model + "batch"] = BatchText(m.batch);
         t[model + "routed_calls"] = m.routed_calls == RoutedCalls::kBillServed ? "bill_served" : "bill_requested";
-        for (const Window& w : m.windows) t[model + "window " + w.name] = WindowText(w, units);
+        for (const Window& w : m.windows) t[model + "window " + w.name] = WindowText(w, v, units);
     }
     return t;
 }

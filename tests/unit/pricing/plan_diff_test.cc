@@ -164,5 +164,36 @@ TEST(PlanDiff, Qwen3MaxRepricingByBandModelsAndTerms) {
     EXPECT_TRUE(DiffPlanVersions(plan.versions[1], catalog.units, plan.versions[1], catalog.units).empty());
 }
 
+// A window copied without a zone of its own is read in the version's zone:
+// a new time_zone moves it (DeepSeek's 00:30-08:30 Beijing discount is
+// 16:30-00:30 UTC), and the diff says so next to the zone's change.
+TEST(PlanDiff, AChangedTimeZoneShowsEveryWindowItMoves) {
+    const std::string text = R"(plan: x
+versions:
+  - version: a
+    effective_from: 2025-01-01T00:00:00Z
+    currency: CNY
+    time_zone: UTC
+    models:
+      m:
+        rates: {input: "1", cached_input: "0.2", output: "2"}
+        windows:
+          - {name: night, start: "00:30", end: "08:30", multiplier: "0.5"}
+          - {name: pinned, time_zone: UTC, start: "16:30", end: "00:30", multiplier: "0.5"}
+  - version: b
+    extends: a
+    effective_from: 2025-02-01T00:00:00Z
+    time_zone: Asia/Shanghai
+)";
+    Catalog catalog = testing::MustCatalog({text});
+    const Plan& plan = catalog.plans.front();
+    const PlanVersionDiff diff = DiffPlanVersions(plan.versions[0], catalog.units, plan.versions[1], catalog.units);
+    ASSERT_EQ(diff.terms.size(), 2u);
+    EXPECT_EQ(diff.terms[0].term, "time_zone");
+    EXPECT_EQ(diff.terms[1].term, "model m: window night");  // 'pinned' has its own zone: it stays
+    EXPECT_EQ(diff.terms[1].old_value, "00:30-08:30 (plan zone UTC), multiplier 0.5");
+    EXPECT_EQ(diff.terms[1].new_value, "00:30-08:30 (plan zone Asia/Shanghai), multiplier 0.5");
+}
+
 }  // namespace
 }  // namespace tally
