@@ -232,8 +232,9 @@ class LedgerBackend final : public Backend {
             static const std::vector<Subscription> kNone;
             const auto found = subscriptions_of_.find(q.customer);
             const std::vector<Subscription>& subscriptions = found != subscriptions_of_.end() ? found->second : kNone;
-            // A fold holds rollup_deltas locked for seconds: with a recent
-            // answer kept, wait for it only FoldWait, then serve that answer.
+            // Something holding rollup_deltas locked (no longer the fold: a
+            // migration): with a recent answer kept, wait for it only
+            // FoldWait, then serve that answer.
             const std::shared_ptr<const UsageReport> recent =
                 cache_ && cache_->FoldWait().count() > 0 ? cache_->Recent(key, marks_read_at) : nullptr;
             const int64_t wait_ms = recent ? cache_->FoldWait().count() : 0;

@@ -266,6 +266,7 @@ class Loop {
                 if (done.status == JobOutcome::kStored) TakeStored(*job, done.result);
             }
             inflight_.clear();
+            TakeFold(/*wait=*/true);  // its retries stop too; a statement running ends first
         }
         // Every share handed to storing has ended (finish() waits for them)
         // before the consumer closes.

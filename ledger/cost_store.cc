@@ -63,7 +63,8 @@ std::vector<std::string> Bodies(const StoredCard& card) {
 // Parses one stored card; throws LedgerError when it no longer validates.
 CostCard ParseStored(const std::string& name, const StoredCard& stored) {
     Diagnostics d;
-    auto card = ParseCostCard(CardText(name, stored.display_name, Bodies(stored)), "stored cost card " + name, &d);
+    auto card = ParseCostCard(CardText(name, stored.display_name, Bodies(stored)), "stored cost card " + name, &d,
+                              TextOrigin::kStored);
     if (!card) {
         throw LedgerError("stored cost card " + name +
                           " no longer validates: " + (d.empty() ? std::string("?") : d.front().message));
@@ -103,8 +104,14 @@ std::optional<CostPublishResult> CostStore::PublishCostCard(std::string_view yam
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kCostPublishLock);
     std::map<std::string, StoredCard> stored = ReadCards(tx);
     const YAML::Node versions = YAML::Load(std::string(yaml))["versions"];
-    TALLY_ASSERT(versions.IsSequence());
-    TALLY_ASSERT(versions.size() == card->versions.size());
+    // The parser expands merge keys (`<<`); the bodies stored are the
+    // versions as written, so the list must be written out at the top.
+    if (!versions.IsSequence() || versions.size() != card->versions.size()) {
+        diagnostics->push_back({std::string(file_name), 0, 0,
+                                "write versions: as a list at the top of the file to publish it, not through a merge "
+                                "key (<<)"});
+        return std::nullopt;
+    }
     StoredCard combined;
     if (auto it = stored.find(card->name); it != stored.end()) combined = it->second;
     combined.display_name = card->display_name;
@@ -135,7 +142,8 @@ std::optional<CostPublishResult> CostStore::PublishCostCard(std::string_view yam
     // The card as LoadCostCards will rebuild it, beside every other stored card.
     Diagnostics whole;
     auto rebuilt =
-        ParseCostCard(CardText(card->name, combined.display_name, Bodies(combined)), "cost card " + card->name, &whole);
+        ParseCostCard(CardText(card->name, combined.display_name, Bodies(combined)), "cost card " + card->name, &whole,
+                      TextOrigin::kStored);
     CostCatalog catalog;
     if (rebuilt) {
         for (const auto& [name, other] : stored) {

@@ -281,8 +281,14 @@ std::optional<size_t> Store::ImportSubscriptions(std::string_view yaml, std::str
     if (!subs) return std::nullopt;
     YAML::Node root = YAML::Load(std::string(yaml));
     YAML::Node list = root["subscriptions"];
-    TALLY_ASSERT(list.IsSequence());
-    TALLY_ASSERT(list.size() == subs->size());
+    // The parser expands merge keys (`<<`); the terms stored are the
+    // entries as written, so the list must be written out at the top.
+    if (!list.IsSequence() || list.size() != subs->size()) {
+        diagnostics->push_back({std::string(file_name), 0, 0,
+                                "write subscriptions: as a list at the top of the file to import it, not through a "
+                                "merge key (<<)"});
+        return std::nullopt;
+    }
     pqxx::work tx(impl_->Conn());
     for (size_t i = 0; i < subs->size(); ++i) {
         const Subscription& s = (*subs)[i];
@@ -343,7 +349,7 @@ ingest::CatalogSnapshot Store::LoadOnce() {
     }
     tx.commit();
     Diagnostics d;
-    auto subs = ParseSubscriptions(YamlText(doc), "stored subscriptions", &out.catalog, &d);
+    auto subs = ParseSubscriptions(YamlText(doc), "stored subscriptions", &out.catalog, &d, TextOrigin::kStored);
     if (!subs) {
         throw LedgerError("stored subscriptions do not validate: " +
                           (d.empty() ? std::string("?") : d.front().message));

@@ -26,7 +26,8 @@ class UsageReader {
     UsageReader& operator=(const UsageReader&) = delete;
 
     // Thrown by the reads below given a lock_timeout_ms > 0 when a lock
-    // they need (in practice: the fold's on rollup_deltas) was not granted
+    // they need (on rollup_deltas: a migration's, or a rerate's; the fold
+    // takes none since 2026-11-30) was not granted
     // within it. The connection stays usable.
     struct Busy : std::runtime_error {
         using std::runtime_error::runtime_error;
@@ -53,7 +54,7 @@ class UsageReader {
     // part read at an earlier snapshot with the same counter is the folded
     // part of this one: Combine(kept folded part, these deltas) is then
     // PeriodRecords at this snapshot, without reading the month again.
-    // lock_timeout_ms as PeriodRecords (the deltas are what a fold locks).
+    // lock_timeout_ms as PeriodRecords.
     struct PeriodParts {
         int64_t usage = 0;                  // the 'usage' counter at the snapshot
         bool with_folded = false;           // `folded` was read

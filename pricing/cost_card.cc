@@ -265,10 +265,11 @@ const CostCardVersion* CostCard::VersionAt(Instant t) const {
     return found;
 }
 
-std::optional<CostCard> ParseCostCard(std::string_view text, std::string_view file_name, Diagnostics* diagnostics) {
+std::optional<CostCard> ParseCostCard(std::string_view text, std::string_view file_name, Diagnostics* diagnostics,
+                                      TextOrigin origin) {
     TALLY_ASSERT(diagnostics != nullptr);
     // One document; duplicate keys refused, merge keys resolved.
-    std::optional<YAML::Node> root = internal::LoadDocument(text, file_name, diagnostics);
+    std::optional<YAML::Node> root = internal::LoadDocument(text, file_name, diagnostics, origin);
     if (!root) return std::nullopt;
     CostCardParser parser(file_name, diagnostics);
     try {

@@ -61,7 +61,8 @@ struct CostCard {
 // Parses the text of one cost card file. On success returns the card;
 // otherwise nullopt, with every problem appended to `diagnostics` as
 // file:line:column and a sentence.
-std::optional<CostCard> ParseCostCard(std::string_view text, std::string_view file_name, Diagnostics* diagnostics);
+std::optional<CostCard> ParseCostCard(std::string_view text, std::string_view file_name, Diagnostics* diagnostics,
+                                      TextOrigin origin = TextOrigin::kWritten);
 
 // The lower bound, in prompt tokens, of band `band` of a plan's model: 0 for
 // the first band, the previous band's up_to + 1 otherwise.

@@ -14,6 +14,12 @@ namespace tally {
 // probably a mistake but is priced exactly as written.
 enum class Severity : uint8_t { kError, kWarning };
 
+// Where a YAML text comes from. A file someone wrote is read strictly (a key
+// given twice is an error); text the ledger stored is read as it was
+// accepted when stored (a key given twice: the first wins, as yaml-cpp's
+// lookup did), so rows stored before a check existed keep loading.
+enum class TextOrigin : uint8_t { kWritten, kStored };
+
 struct Diagnostic {
     std::string file;
     int line = 0;    // 1-based; 0 when the whole file is meant

@@ -163,9 +163,10 @@ const RateTable& Window::RatesFor(size_t band) const {
 }
 
 const RateTable* OutputCondition::WindowRatesFor(size_t window) const {
-    if (window_rates.empty()) return nullptr;
-    TALLY_ASSERT(window < window_rates.size());
-    return &window_rates[window];
+    for (const WindowTable& t : window_rates) {
+        if (t.window == window) return &t.rates;
+    }
+    return nullptr;
 }
 
 std::array<CellTable, kCellTables> CellTables(const ModelPricing& m, const CellPlace& cell) {

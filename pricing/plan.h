@@ -84,10 +84,14 @@ struct OutputCondition {
     RateTable rates;               // overrides of the band's rates
     RateTable thinking_rates;      // overrides of the band's thinking rates
     RateTable batch_rates;         // overrides of the band's batch rates
-    // Own rates in a window, by the model's window index: empty, or one per
-    // window (`window_rates: {<window>: {...}}` in the condition); they
-    // override the band's table for the window.
-    std::vector<RateTable> window_rates;
+    // Own rates in a window (`window_rates: {<window>: {...}}` in the
+    // condition), overriding the band's table for the window: only the
+    // windows the condition names, by the model's window index.
+    struct WindowTable {
+        size_t window = 0;
+        RateTable rates;
+    };
+    std::vector<WindowTable> window_rates;
 
     // The condition's own table for calls in window `window`, or nullptr.
     const RateTable* WindowRatesFor(size_t window) const;

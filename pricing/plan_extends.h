@@ -27,7 +27,7 @@ void ForEachTable(ModelPricing* m, F&& f) {
             f(c.rates);
             f(c.thinking_rates);
             f(c.batch_rates);
-            for (RateTable& t : c.window_rates) f(t);
+            for (OutputCondition::WindowTable& t : c.window_rates) f(t.rates);
         }
     }
     for (Window& w : m->windows) {

@@ -127,10 +127,11 @@ std::optional<PricedElsewhere> FindWherePriced(const ModelPricing& m, size_t b, 
                     "for thinking calls with outputs up to " + std::to_string(c.up_to) + " tokens" + where,
                     "for other calls"};
             }
-            for (size_t w = 0; w < c.window_rates.size(); ++w) {
-                if (c.window_rates[w].Has(unit)) {
+            for (const OutputCondition::WindowTable& t : c.window_rates) {
+                TALLY_ASSERT(t.window < m.windows.size());
+                if (t.rates.Has(unit)) {
                     return PricedElsewhere{"for outputs up to " + std::to_string(c.up_to) + " tokens in window " +
-                                               Quote(m.windows[w].name) + where,
+                                               Quote(m.windows[t.window].name) + where,
                                            "for other calls"};
                 }
             }
@@ -1288,9 +1289,9 @@ class PlanParser {
                     r_.Error(it->first, "window_rates names " + Quote(name) + ", which is not a window of " + where);
                     continue;
                 }
-                if (oc.window_rates.empty()) oc.window_rates.resize(m.windows.size());
-                ParseRates(it->second, "window_rates", &oc.window_rates[static_cast<size_t>(found - m.windows.begin())],
-                           &m);
+                // A name given twice was refused when the file was read (LoadDocument).
+                oc.window_rates.push_back({static_cast<size_t>(found - m.windows.begin()), RateTable{}});
+                ParseRates(it->second, "window_rates", &oc.window_rates.back().rates, &m);
             }
         }
         if (m.bands.size() <= 1 || bound_unreadable_) return;

@@ -148,11 +148,12 @@ Subscription ParseOne(YamlReader& r, const YAML::Node& node, Catalog* catalog) {
 }  // namespace
 
 std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view text, std::string_view file_name,
-                                                            Catalog* catalog, Diagnostics* diagnostics) {
+                                                            Catalog* catalog, Diagnostics* diagnostics,
+                                                            TextOrigin origin) {
     TALLY_ASSERT(catalog != nullptr);
     TALLY_ASSERT(diagnostics != nullptr);
     // One document; duplicate keys refused, merge keys resolved.
-    std::optional<YAML::Node> document = internal::LoadDocument(text, file_name, diagnostics);
+    std::optional<YAML::Node> document = internal::LoadDocument(text, file_name, diagnostics, origin);
     if (!document) return std::nullopt;
     YamlReader r{std::string(file_name), diagnostics};
     std::vector<Subscription> out;

@@ -63,6 +63,7 @@ inline constexpr int kMaxBillingAnchorDay = 28;
 // Parses a subscriptions file. Plans named must be in `catalog`; two
 // subscriptions of one customer need different `from` instants.
 std::optional<std::vector<Subscription>> ParseSubscriptions(std::string_view text, std::string_view file_name,
-                                                            Catalog* catalog, Diagnostics* diagnostics);
+                                                            Catalog* catalog, Diagnostics* diagnostics,
+                                                            TextOrigin origin = TextOrigin::kWritten);
 
 }  // namespace tally

@@ -419,7 +419,7 @@ inline constexpr size_t kMaxMergedEntries = 100'000;
 
 class DocumentCheck {
    public:
-    explicit DocumentCheck(YamlReader* r) : r_(r) {}
+    DocumentCheck(YamlReader* r, bool refuse_repeated_keys) : r_(r), refuse_repeated_keys_(refuse_repeated_keys) {}
 
     void Visit(YAML::Node node) {
         if (!node.IsMap() && !node.IsSequence()) return;
@@ -440,6 +440,7 @@ class DocumentCheck {
             const std::string& key = it->first.Scalar();
             auto [first, fresh] = keys.emplace(key, it->first.Mark());
             if (!fresh) {
+                if (!refuse_repeated_keys_) continue;  // stored text: the first wins
                 const YAML::Mark& mark = first->second;
                 r_->ErrorAt(it->first.Mark(), "key '" + Printable(key) + "' is given twice in one mapping (first at " +
                                                   std::to_string(mark.line + 1) + ":" +
@@ -487,6 +488,7 @@ class DocumentCheck {
     }
 
     YamlReader* r_;
+    bool refuse_repeated_keys_;
     std::set<std::tuple<int, int, int>> seen_;
     size_t merged_ = 0;
 };
@@ -516,7 +518,8 @@ inline YAML::Mark SecondDocumentStart(std::string_view text) {
     return YAML::Mark::null_mark();
 }
 
-inline std::optional<YAML::Node> LoadDocument(std::string_view text, std::string_view file, Diagnostics* diagnostics) {
+inline std::optional<YAML::Node> LoadDocument(std::string_view text, std::string_view file, Diagnostics* diagnostics,
+                                              TextOrigin origin = TextOrigin::kWritten) {
     if (auto deep = TooDeeplyNested(text, file)) {
         diagnostics->push_back(std::move(*deep));
         return std::nullopt;
@@ -542,7 +545,7 @@ inline std::optional<YAML::Node> LoadDocument(std::string_view text, std::string
             if (r.errors() > 0) return std::nullopt;
             return YAML::Node();
         }
-        DocumentCheck check(&r);
+        DocumentCheck check(&r, origin == TextOrigin::kWritten);
         check.Visit(document);
     } catch (const TooManyProblems&) {
         return std::nullopt;

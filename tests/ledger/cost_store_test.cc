@@ -118,6 +118,17 @@ TEST_F(CostStoreTest, RefusesAnInvalidCardAndAModelOfAnotherCard) {
     ASSERT_EQ(d.size(), 1u);
     EXPECT_EQ(d[0].ToString(), "bad.yaml:2:11: error: versions must be a list with at least one version");
     d.clear();
+    // Versions reached through a merge key at the top: refused, never an abort.
+    std::string top = "{<<: " + std::string("{cost_card: gpu, versions: [{version: v1, effective_from: "
+                                            "2025-01-01T00:00:00Z, currency: CNY, models: {m: {rates: {input: \"1\", "
+                                            "output: \"2\"}}}}]}") + "}\n";
+    EXPECT_FALSE(store_->PublishCostCard(top, "merged.yaml", &d).has_value());
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].ToString(),
+              "merged.yaml: error: write versions: as a list at the top of the file to publish it, not through a "
+              "merge key (<<)");
+    EXPECT_EQ(Text("SELECT count(*) FROM cost_card_versions"), "0");
+    d.clear();
     ASSERT_TRUE(store_->PublishCostCard(kCard, "gpu.yaml", &d).has_value());
     std::string other = kCard;
     other.replace(other.find("cost_card: gpu"), 14, "cost_card: tpu");

@@ -88,6 +88,43 @@ TEST_F(StoreIds, ImportOfAnEmptyCustomerIdIsRefused) {
     EXPECT_EQ(Contents(), kBefore);
 }
 
+// The list is read as written to store each entry's terms: one reached
+// through a merge key is refused with a sentence, never an abort.
+TEST_F(StoreIds, ImportThroughATopLevelMergeKeyIsRefused) {
+    Diagnostics d;
+    EXPECT_FALSE(store_
+                     ->ImportSubscriptions("{<<: {subscriptions: [{customer: b, plan: p}]}}\n", "merged.yaml",
+                                           "2025-06-01T00:00:00Z", &d)
+                     .has_value());
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].ToString(),
+              "merged.yaml: error: write subscriptions: as a list at the top of the file to import it, not through a "
+              "merge key (<<)");
+    EXPECT_EQ(Contents(), kBefore);
+    // A merge key inside an entry is fine: the entry's terms are kept as written.
+    d.clear();
+    ASSERT_EQ(store_->ImportSubscriptions("subscriptions:\n  - &t {customer: b, plan: p}\n  - {<<: *t, customer: c}\n",
+                                          "entries.yaml", "2025-06-01T00:00:00Z", &d),
+              std::optional<size_t>(2))
+        << (d.empty() ? "" : d[0].ToString());
+    const ingest::CatalogSnapshot loaded = store_->Load();
+    EXPECT_EQ(loaded.subscriptions.size(), 3u);
+}
+
+// Terms stored before a key given twice was refused keep loading (the
+// first wins, as it did then): the whole catalog depends on them.
+TEST_F(StoreIds, StoredTermsWithAKeyGivenTwiceStillLoad) {
+    {
+        pqxx::connection c(url_);
+        pqxx::work tx(c);
+        tx.exec0("INSERT INTO subscriptions (customer_id, valid_from, plan, terms) VALUES ('a', "
+                 "'2025-03-01T00:00:00Z', 'p', E'discounts: []\\ndiscounts: []\\n')");
+        tx.commit();
+    }
+    const ingest::CatalogSnapshot loaded = store_->Load();
+    EXPECT_EQ(loaded.subscriptions.size(), 2u);
+}
+
 TEST_F(StoreIds, AddCustomerAndSubscribeRefuseBadIdsWithALedgerError) {
     auto message = [](auto&& call) {
         try {

@@ -404,7 +404,8 @@ TEST_F(UsageCacheTest, DuringAFoldAMissWaitsAtMostTheFoldWaitThenServesTheKeptAn
     auto during_fold = [&](Backend* backend, const UsageQuery& q, std::chrono::milliseconds hold) {
         pqxx::connection folder(url_);
         pqxx::work fold(folder);
-        fold.exec0("LOCK TABLE rollup_deltas IN ACCESS EXCLUSIVE MODE");  // as BatchWriter::FoldDeltas
+        // As BatchWriter::FoldDeltas did until 2026-11-30; a migration still may.
+        fold.exec0("LOCK TABLE rollup_deltas IN ACCESS EXCLUSIVE MODE");
         int64_t calls = -1;
         Clock::duration took{};
         std::thread reader([&] {

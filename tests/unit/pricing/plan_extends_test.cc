@@ -201,12 +201,12 @@ TEST(PlanExtends, MultiplierWithoutModelsCutsEveryInheritedModelAndEveryTable) {
     m.windows[0].rates[kUnitInput] = Rate(testing::Dec("0.135"), 1'000'000);
     // An output condition's own table in the window is a rate table too.
     m.bands[0].output_conditions.emplace_back();
-    m.bands[0].output_conditions[0].window_rates.resize(1);
-    m.bands[0].output_conditions[0].window_rates[0][kUnitOutput] = Rate(testing::Dec("0.55"), 1'000'000);
+    m.bands[0].output_conditions[0].window_rates.push_back({0, RateTable{}});
+    m.bands[0].output_conditions[0].window_rates[0].rates[kUnitOutput] = Rate(testing::Dec("0.55"), 1'000'000);
     EXPECT_FALSE(ScaleRates(&m, 0, Multiplier(testing::Dec("0.5")), 9).has_value());
     EXPECT_EQ(m.bands[0].rates[kUnitInput]->price().ToString(), "0.135");
     EXPECT_EQ(m.windows[0].rates[kUnitInput]->price().ToString(), "0.0675");
-    EXPECT_EQ(m.bands[0].output_conditions[0].window_rates[0][kUnitOutput]->price().ToString(), "0.275");
+    EXPECT_EQ(m.bands[0].output_conditions[0].window_rates[0].rates[kUnitOutput]->price().ToString(), "0.275");
 }
 
 // deploy/plans/deepseek.yaml's 2025-09-29 cut (V3.2-Exp, "API prices drop
