@@ -1236,6 +1236,16 @@ class PlanParser {
         m->windows.push_back(std::move(w));
     }
 
+    // The index of the window a `window_rates` key names; reported when none.
+    std::optional<size_t> NamedWindow(const ModelPricing& m, const YAML::Node& key, const std::string& where) {
+        const std::string name = key.IsScalar() ? key.Scalar() : std::string();
+        for (size_t w = 0; w < m.windows.size(); ++w) {
+            if (m.windows[w].name == name) return w;
+        }
+        r_.Error(key, "window_rates names " + Quote(name) + ", which is not a window of " + where);
+        return std::nullopt;
+    }
+
     // The `window_rates: {<window>: {...}}` of each band (pending_window_rates_):
     // a banded model's window without a multiplier takes its rates from every
     // band; one with a multiplier or its own rates takes none.
@@ -1249,14 +1259,11 @@ class PlanParser {
                 continue;
             }
             for (auto it = node.begin(); it != node.end(); ++it) {
-                const std::string name = it->first.IsScalar() ? it->first.Scalar() : std::string();
-                auto found =
-                    std::find_if(m.windows.begin(), m.windows.end(), [&](const Window& w) { return w.name == name; });
-                if (found == m.windows.end()) {
-                    r_.Error(it->first, "window_rates names " + Quote(name) + ", which is not a window of " + where);
-                    continue;
-                }
-                const size_t w = static_cast<size_t>(found - m.windows.begin());
+                const std::optional<size_t> index = NamedWindow(m, it->first, where);
+                if (!index) continue;
+                const size_t w = *index;
+                const std::string& name = m.windows[w].name;
+                Window* found = &m.windows[w];
                 if (found->multiplier || !found->rates.Empty() ||
                     YamlReader::Optional(window_nodes_[w], "rates").IsDefined()) {
                     r_.Error(it->first, "window " + Quote(name) + " of " + where +
@@ -1282,15 +1289,10 @@ class PlanParser {
                 continue;
             }
             for (auto it = p.node.begin(); it != p.node.end(); ++it) {
-                const std::string name = it->first.IsScalar() ? it->first.Scalar() : std::string();
-                auto found =
-                    std::find_if(m.windows.begin(), m.windows.end(), [&](const Window& w) { return w.name == name; });
-                if (found == m.windows.end()) {
-                    r_.Error(it->first, "window_rates names " + Quote(name) + ", which is not a window of " + where);
-                    continue;
-                }
+                const std::optional<size_t> w = NamedWindow(m, it->first, where);
+                if (!w) continue;
                 // A name given twice was refused when the file was read (LoadDocument).
-                oc.window_rates.push_back({static_cast<size_t>(found - m.windows.begin()), RateTable{}});
+                oc.window_rates.push_back({*w, RateTable{}});
                 ParseRates(it->second, "window_rates", &oc.window_rates.back().rates, &m);
             }
         }
