@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <climits>
+#include <condition_variable>
+#include <deque>
 #include <list>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -66,16 +69,35 @@ class UsageCache {
         ++fold_hits_;
     }
 
-    // The answer kept for `key` if it was computed under exactly `marks`,
-    // or (max_age > 0) from marks read at most max_age before `now`.
-    std::shared_ptr<const UsageReport> Find(const std::string& key, const Marks& marks, Clock::time_point now) {
+    // max_age > 0: the answer kept for `key` if its marks were read at most
+    // max_age before `now`, without reading the ledger. One older than
+    // max_age/2 is queued for the refresher, if one runs and it is not
+    // queued yet: `query` is what computes it.
+    std::shared_ptr<const UsageReport> Young(const std::string& key, const UsageQuery& query, Clock::time_point now) {
+        if (max_age_.count() == 0) return nullptr;
         std::lock_guard<std::mutex> lock(mu_);
         auto it = entries_.find(key);
-        if (it == entries_.end()) return nullptr;
-        const bool current = it->second.marks == marks;
-        if (!current && !(max_age_.count() > 0 && now - it->second.marks_read_at <= max_age_)) return nullptr;
+        if (it == entries_.end() || now - it->second.marks_read_at > max_age_) return nullptr;
         used_.splice(used_.begin(), used_, it->second.used);
-        ++(current ? hits_ : older_hits_);
+        ++older_hits_;
+        if (refresher_running_ && !it->second.refreshing && now - it->second.marks_read_at > max_age_ / 2) {
+            it->second.refreshing = true;
+            refresh_queue_.push_back({key, query});
+            refresh_wanted_.notify_one();
+        }
+        return it->second.report;
+    }
+
+    // The answer kept for `key` if it was computed under exactly `marks`
+    // (read at `marks_read_at`, which it is then known current at).
+    std::shared_ptr<const UsageReport> Find(const std::string& key, const Marks& marks,
+                                            Clock::time_point marks_read_at) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = entries_.find(key);
+        if (it == entries_.end() || it->second.marks != marks) return nullptr;
+        used_.splice(used_.begin(), used_, it->second.used);
+        it->second.marks_read_at = std::max(it->second.marks_read_at, marks_read_at);
+        ++hits_;
         return it->second.report;
     }
 
@@ -96,6 +118,7 @@ class UsageCache {
         it->second.marks = marks;
         it->second.marks_read_at = marks_read_at;
         it->second.report = std::move(report);
+        it->second.refreshing = false;
         while (entries_.size() > max_entries_) {
             TALLY_ASSERT(!used_.empty());
             entries_.erase(used_.back());
@@ -138,7 +161,42 @@ class UsageCache {
 
     UsageCacheStats Stats() const {
         std::lock_guard<std::mutex> lock(mu_);
-        return {hits_, older_hits_, fold_hits_, misses_, delta_only_, entries_.size(), folded_.size()};
+        return {hits_,          older_hits_,    fold_hits_, misses_, delta_only_, entries_.size(),
+                folded_.size(), refreshes_done_, refresh_failures_};
+    }
+
+    // The refresher's side: Young queues only while one runs.
+    struct Refresh {
+        std::string key;
+        UsageQuery query;
+    };
+    void StartRefresher() {
+        std::lock_guard<std::mutex> lock(mu_);
+        TALLY_ASSERT(!refresher_running_);
+        refresher_running_ = true;
+        refresher_stop_ = false;
+    }
+    void StopRefresher() {
+        std::lock_guard<std::mutex> lock(mu_);
+        refresher_stop_ = true;
+        refresher_running_ = false;
+        for (const Refresh& r : refresh_queue_) Refreshed(r.key, false);
+        refresh_queue_.clear();
+        refresh_wanted_.notify_all();
+    }
+    // The next answer to compute again; nullopt once stopped.
+    std::optional<Refresh> NextRefresh() {
+        std::unique_lock<std::mutex> lock(mu_);
+        refresh_wanted_.wait(lock, [&] { return refresher_stop_ || !refresh_queue_.empty(); });
+        if (refresher_stop_) return std::nullopt;
+        Refresh r = std::move(refresh_queue_.front());
+        refresh_queue_.pop_front();
+        return r;
+    }
+    // The refresh of `key` ended (its answer Put or found current, or not).
+    void RefreshEnded(const std::string& key, bool ok) {
+        std::lock_guard<std::mutex> lock(mu_);
+        Refreshed(key, ok);
     }
 
    private:
@@ -147,7 +205,12 @@ class UsageCache {
         Clock::time_point marks_read_at;
         std::shared_ptr<const UsageReport> report;
         std::list<std::string>::iterator used;  // its place in used_
+        bool refreshing = false;                // queued for, or being computed by, the refresher
     };
+    void Refreshed(const std::string& key, bool ok) {  // REQUIRES(mu_)
+        ++(ok ? refreshes_done_ : refresh_failures_);
+        if (auto it = entries_.find(key); it != entries_.end()) it->second.refreshing = false;
+    }
     struct FoldedEntry {
         std::shared_ptr<const Folded> folded;
         std::list<std::string>::iterator used;  // its place in folded_used_
@@ -162,6 +225,10 @@ class UsageCache {
     std::unordered_map<std::string, FoldedEntry> folded_;  // by customer and period; GUARDED_BY(mu_)
     std::list<std::string> folded_used_;                   // GUARDED_BY(mu_)
     int64_t hits_ = 0, older_hits_ = 0, fold_hits_ = 0, misses_ = 0, delta_only_ = 0;  // GUARDED_BY(mu_)
+    int64_t refreshes_done_ = 0, refresh_failures_ = 0;                                 // GUARDED_BY(mu_)
+    bool refresher_running_ = false, refresher_stop_ = false;                           // GUARDED_BY(mu_)
+    std::deque<Refresh> refresh_queue_;  // at most one per entry; GUARDED_BY(mu_)
+    std::condition_variable refresh_wanted_;
 };
 
 namespace {
@@ -212,13 +279,24 @@ class LedgerBackend final : public Backend {
     }
 
     UsageReport Usage(const UsageQuery& q) override {
+        if (cache_) {
+            if (std::shared_ptr<const UsageReport> young = cache_->Young(CacheKey(q), q, UsageCache::Clock::now())) {
+                return *young;
+            }
+        }
+        return *Compute(q);
+    }
+
+    // The answer at the ledger's state now: kept if the marks say it is
+    // current, else computed (and kept).
+    std::shared_ptr<const UsageReport> Compute(const UsageQuery& q) {
         ledger::UsageReader& reader = Reader();
         try {
             const UsageCache::Clock::time_point marks_read_at = UsageCache::Clock::now();
             const ledger::UsageReader::Marks marks = reader.ReadMarks(q.customer, LastPeriodRead(q));
             const std::string key = CacheKey(q);
             if (cache_) {
-                if (std::shared_ptr<const UsageReport> hit = cache_->Find(key, marks, marks_read_at)) return *hit;
+                if (std::shared_ptr<const UsageReport> hit = cache_->Find(key, marks, marks_read_at)) return hit;
             }
             if (!catalog_ || marks.catalog != catalog_version_) {
                 catalog_.reset();
@@ -275,12 +353,12 @@ class LedgerBackend final : public Backend {
             } catch (const ledger::UsageReader::Busy&) {
                 TALLY_ASSERT(recent != nullptr);
                 cache_->FoldHit();
-                return *recent;
+                return recent;
             }
             auto report = std::make_shared<UsageReport>(
                 ComputeUsage(catalog_->catalog, subscriptions, records, q, earlier));
             if (cache_) cache_->Put(key, marks, marks_read_at, report);
-            return *report;
+            return report;
         } catch (const HttpError&) {
             throw;
         } catch (...) {
@@ -361,6 +439,40 @@ UsageCacheStats StatsOf(const UsageCache& cache) { return cache.Stats(); }
 
 std::unique_ptr<Backend> MakeLedgerBackend(const std::string& database_url, std::shared_ptr<UsageCache> usage_cache) {
     return std::make_unique<LedgerBackend>(database_url, std::move(usage_cache));
+}
+
+struct UsageRefresher::Impl {
+    std::shared_ptr<UsageCache> cache;
+    LedgerBackend backend;
+    std::thread thread;
+
+    Impl(const std::string& url, std::shared_ptr<UsageCache> c) : cache(c), backend(url, std::move(c)) {}
+
+    void Run() {
+        while (std::optional<UsageCache::Refresh> r = cache->NextRefresh()) {
+            bool ok = false;
+            try {
+                backend.Compute(r->query);
+                ok = true;
+            } catch (...) {
+                // The database is away or a statement timed out: the answer
+                // ages out and the next request computes it (and says why).
+            }
+            cache->RefreshEnded(r->key, ok);
+        }
+    }
+};
+
+UsageRefresher::UsageRefresher(const std::string& database_url, std::shared_ptr<UsageCache> cache) {
+    TALLY_ASSERT(cache != nullptr);
+    impl_ = std::make_unique<Impl>(database_url, std::move(cache));
+    impl_->cache->StartRefresher();
+    impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
+}
+
+UsageRefresher::~UsageRefresher() {
+    impl_->cache->StopRefresher();
+    impl_->thread.join();
 }
 
 }  // namespace tally::api

@@ -36,9 +36,12 @@ std::string WithStatementTimeout(const std::string& database_url, int64_t timeou
 // (the least recently used goes first). Thread-safe; share one between
 // the backends of a server. `max_age` 0: an answer is served only while
 // the marks are those it was computed under (always current). max_age > 0
-// (opt-in staleness): also while its marks were read at most `max_age`
-// ago, though the ledger changed since: an exact answer of that older
-// snapshot, never more than max_age old.
+// (opt-in staleness): an answer whose marks were read (computed, or found
+// current) at most `max_age` ago is served without reading the ledger: an
+// exact answer of that older snapshot, never more than max_age old. With a
+// UsageRefresher running, one served older than max_age/2 is computed
+// again in the background, so a requested answer rarely reaches max_age
+// and requests rarely wait for a computation.
 // `fold_wait` > 0 (opt-in staleness, as max_age): how long a miss's read of
 // usage_rollups waits for a lock (the fold's) before it serves the kept
 // answer of the query if one was computed from marks read at most
@@ -54,14 +57,31 @@ inline constexpr size_t kUsageCacheEntries = 4096;
 // Hits, misses (an answer computed and kept) and entries now.
 struct UsageCacheStats {
     int64_t hits = 0;
-    int64_t older_hits = 0;  // served under max_age though the ledger had changed
+    int64_t older_hits = 0;  // served under max_age without reading the ledger
     int64_t fold_hits = 0;   // served because a fold held the read longer than fold_wait
     int64_t misses = 0;
     int64_t delta_only = 0;  // misses computed from a kept folded part plus the deltas read
     size_t entries = 0;
     size_t folded_parts = 0;  // months of rollups rows kept (one per 16 answers at most)
+    int64_t refreshes = 0;    // answers computed again by the UsageRefresher (or found current)
+    int64_t refresh_failures = 0;
 };
 UsageCacheStats StatsOf(const UsageCache& cache);
+
+// Computes the answers `cache` asks for again (those served older than its
+// max_age/2) on a thread and database connections of its own; stops and
+// joins in its destructor. Only useful with a max_age > 0.
+class UsageRefresher {
+   public:
+    UsageRefresher(const std::string& database_url, std::shared_ptr<UsageCache> cache);
+    ~UsageRefresher();
+    UsageRefresher(const UsageRefresher&) = delete;
+    UsageRefresher& operator=(const UsageRefresher&) = delete;
+
+   private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 // PDF and CSV are documents/'s (the bytes `tally invoice export` writes).
 // `usage_cache` null: every GET /v1/usage is computed.

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "api/ledger_backend.h"
@@ -99,16 +100,17 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
         return kExitFailure;
     }
     try {
+        std::shared_ptr<api::UsageCache> cache =
+            f.usage_cache > 0 ? api::MakeUsageCache(static_cast<size_t>(f.usage_cache),
+                                                    std::chrono::milliseconds(f.usage_max_age_ms),
+                                                    std::chrono::milliseconds(f.usage_fold_wait_ms))
+                              : nullptr;
+        // With a max age, answers served past half of it are computed again
+        // on a thread of their own, not by the requests.
+        std::optional<api::UsageRefresher> refresher;
+        if (cache && f.usage_max_age_ms > 0) refresher.emplace(bounded_url, cache);
         api::Server server(
-            o,
-            [bounded_url, cache = f.usage_cache > 0
-                                      ? api::MakeUsageCache(static_cast<size_t>(f.usage_cache),
-                                                            std::chrono::milliseconds(f.usage_max_age_ms),
-                                                            std::chrono::milliseconds(f.usage_fold_wait_ms))
-                                      : nullptr] {
-                return api::MakeLedgerBackend(bounded_url, cache);
-            },
-            err);
+            o, [bounded_url, cache] { return api::MakeLedgerBackend(bounded_url, cache); }, err);
         server.Listen();
         out << "tally serve: listening on http://"
             << (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host) << ":" << server.Port() << " ("
@@ -152,8 +154,8 @@ void AddServeCommand(CLI::App& app, std::function<int()>* action) {
                     "GET /v1/usage answers kept, checked against the ledger on every request; 0: none (default 4096)")
         ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
     cmd->add_option("--usage-max-age-ms", f->usage_max_age_ms,
-                    "Serve a kept GET /v1/usage answer up to this old though the ledger changed since; 0: never "
-                    "(default 0)")
+                    "Serve a kept GET /v1/usage answer up to this old without reading the ledger; one older than "
+                    "half of it is computed again in the background; 0: answers always current (default 0)")
         ->check(CLI::Range(int64_t{0}, int64_t{60000}));
     cmd->add_option("--usage-fold-wait-ms", f->usage_fold_wait_ms,
                     "Wait at most this long for the consumer's fold when a GET /v1/usage answer must be computed, then "

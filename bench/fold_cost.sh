@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # What the fold of the rollup deltas costs the database, the way it is now
-# (FoldSql in ledger/batch_writer.cc: one statement deletes the deltas and
-# adds their sums to rollups, no table lock) against the way it was until
-# commit 4bc1294 (LOCK rollup_deltas ACCESS EXCLUSIVE, the same upsert from
-# a plain read, TRUNCATE):
+# (FoldDeltas in ledger/batch_writer.cc: in one REPEATABLE READ snapshot,
+# the upsert of the deltas' sums into rollups, then DELETE of those deltas;
+# no table lock) against the two ways it was before: until commit 4bc1294,
+# LOCK rollup_deltas ACCESS EXCLUSIVE, the same upsert, TRUNCATE; from
+# 4bc1294 to 2026-11-30 evening, one statement (a data-modifying CTE that
+# deleted the deltas and upserted the rows it returned).
 #   bash bench/fold_cost.sh [ROLLUPS=5000000] [DELTAS=1000000] [REPS=3]
 # Loads ROLLUPS rollups rows (10,000 customers over a month's hours) and
 # DELTAS delta rows (1,000 customers over 20 hours, half of them onto
 # existing rollups rows) into a fresh migrated ledger, then times each fold
-# REPS times, old and new in turn, each in a transaction rolled back (so
+# REPS times, the three in turn, each in a transaction rolled back (so
 # every run folds the same rows), with triggers and foreign-key checks off
 # (session_replication_role = replica: the rows name no published plan),
-# alike for both: the statements' own cost. Uses ./build/tally to migrate.
+# alike for all three: the statements' own cost. Uses ./build/tally to migrate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rollups=${1:-5000000}; deltas=${2:-1000000}; reps=${3:-3}
@@ -38,15 +40,16 @@ $psql "$TALLY_DATABASE_URL" -qc "VACUUM ANALYZE"
 upsert="INSERT INTO rollups AS u ($cols, quantity, calls) SELECT $cols, LEAST(sum(quantity), $max)::bigint, LEAST(sum(calls), $max)::bigint"
 conflict="GROUP BY $cols ORDER BY $cols ON CONFLICT ($cols) DO UPDATE SET quantity = LEAST(u.quantity::numeric + EXCLUDED.quantity, $max)::bigint, calls = LEAST(u.calls::numeric + EXCLUDED.calls, $max)::bigint"
 old="LOCK TABLE rollup_deltas IN ACCESS EXCLUSIVE MODE; $upsert FROM rollup_deltas $conflict; TRUNCATE rollup_deltas;"
-new="WITH moved AS (DELETE FROM rollup_deltas RETURNING $cols, quantity, calls), folded AS ($upsert FROM moved $conflict RETURNING 1) SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM folded);"
-timed() {  # SQL: seconds of BEGIN; SQL; ROLLBACK
+cte="WITH moved AS (DELETE FROM rollup_deltas RETURNING $cols, quantity, calls), folded AS ($upsert FROM moved $conflict RETURNING 1) SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM folded);"
+now="$upsert FROM rollup_deltas $conflict; DELETE FROM rollup_deltas;"
+timed() {  # SQL: seconds of BEGIN (repeatable read); SQL; ROLLBACK
   local t0 t1
   t0=$(date +%s.%N)
-  $psql "$TALLY_DATABASE_URL" -qAt -c "BEGIN; SET LOCAL session_replication_role = replica; $1 ROLLBACK;" >/dev/null
+  $psql "$TALLY_DATABASE_URL" -qAt -c "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL session_replication_role = replica; $1 ROLLBACK;" >/dev/null
   t1=$(date +%s.%N)
   awk "BEGIN { printf \"%.2f\", $t1 - $t0 }"
 }
 echo "fold of $deltas deltas into $rollups rollups rows; $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$reps"); do
-  echo "run $r: old (lock + TRUNCATE) $(timed "$old") s, new (one statement, no lock) $(timed "$new") s"
+  echo "run $r: lock + TRUNCATE $(timed "$old") s, one statement $(timed "$cte") s, upsert + DELETE in one snapshot (now) $(timed "$now") s"
 done

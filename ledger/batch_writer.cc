@@ -78,26 +78,22 @@ constexpr int kStoreAttemptsMax = 3;
 // Sums saturate as pricing's SaturatingAdd does (sql/0002 says why).
 static_assert(kQuantitySaturated == std::numeric_limits<int64_t>::max());
 
-// The fold's statement: it deletes the deltas its snapshot sees and adds
-// their sums to rollups, in one statement. Rows a batch commits meanwhile
-// are not in that snapshot and stay for the next fold; a reader's snapshot
-// sees the deltas or their sums in rollups, never both or neither. Sorted,
-// so the rows of rollups are locked in one order by everyone. Sums
-// saturate at 2^63-1 (computed in numeric, then LEAST), as the view
-// usage_rollups does: a huge count never stops a fold.
+// The fold's upsert: the sums of the deltas its snapshot sees added to
+// rollups. Sorted, so the rows of rollups are locked in one order by
+// everyone. Sums saturate at 2^63-1 (computed in numeric, then LEAST), as
+// the view usage_rollups does: a huge count never stops a fold. FoldDeltas
+// then deletes the same deltas in the same REPEATABLE READ snapshot.
 std::string FoldSql() {
     const std::string columns =
         "customer_id, period, hour, plan, version, model, served_model, band, condition, time_window, flags, unit, "
         "project";
     std::string sql =
-        "WITH moved AS (DELETE FROM rollup_deltas RETURNING " + columns + ", quantity, calls), "
-        "folded AS (INSERT INTO rollups AS u (" + columns + ", quantity, calls) "
-        "SELECT " + columns + ", LEAST(sum(quantity), {max})::bigint, LEAST(sum(calls), {max})::bigint FROM moved "
-        "GROUP BY " + columns + " ORDER BY " + columns + " "
+        "INSERT INTO rollups AS u (" + columns + ", quantity, calls) "
+        "SELECT " + columns + ", LEAST(sum(quantity), {max})::bigint, LEAST(sum(calls), {max})::bigint "
+        "FROM rollup_deltas GROUP BY " + columns + " ORDER BY " + columns + " "
         "ON CONFLICT (" + columns + ") "
         "DO UPDATE SET quantity = LEAST(u.quantity::numeric + EXCLUDED.quantity, {max})::bigint, "
-        "calls = LEAST(u.calls::numeric + EXCLUDED.calls, {max})::bigint RETURNING 1) "
-        "SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM folded)";
+        "calls = LEAST(u.calls::numeric + EXCLUDED.calls, {max})::bigint";
     const std::string max = std::to_string(kQuantitySaturated);
     for (size_t at = sql.find("{max}"); at != std::string::npos; at = sql.find("{max}", at)) {
         sql.replace(at, 5, max);
@@ -440,21 +436,26 @@ ingest::StoreResult BatchWriter::StoreOnce(const ingest::Batch& in, const ingest
 
 BatchWriter::Fold BatchWriter::FoldDeltas() {
     return impl_->Guarded("folding the rollup deltas", [&] {
-        pqxx::work tx(impl_->Conn());
+        // One snapshot for the upsert and the delete: the deltas a batch
+        // commits meanwhile are in neither and stay for the next fold; a
+        // reader's snapshot sees the deltas or their sums in rollups, never
+        // both or neither. No table lock: batches keep writing deltas and
+        // readers keep reading while the fold runs. (It was TRUNCATE under an
+        // exclusive lock, which held every reader of usage and every batch
+        // back for the fold's duration; then one statement that deleted the
+        // deltas and upserted what it returned, about 4x the database time of
+        // these two: docs/performance.md, "tally serve".) A rerate that
+        // changes the same rows first makes this transaction fail to
+        // serialize: the fold is tried again at the next turn.
+        pqxx::transaction<pqxx::isolation_level::repeatable_read> tx(impl_->Conn());
         // One folder at a time; another consumer folding now will take these too.
         if (!tx.exec1("SELECT pg_try_advisory_xact_lock(" + std::to_string(kFoldLock) + ")")[0].as<bool>()) {
             return Fold{};
         }
-        // No table lock: batches keep writing deltas and readers keep
-        // reading while the fold runs (FoldSql says why that is consistent).
-        // It was TRUNCATE under an exclusive lock, cheaper for the fold but
-        // holding every reader of usage and every batch back for its
-        // duration (docs/performance.md, "tally serve").
         Fold fold;
-        const pqxx::row r = tx.exec1(FoldSql());
-        fold.deltas = r[0].as<int64_t>();
+        fold.rollups = static_cast<int64_t>(tx.exec0(FoldSql()).affected_rows());
+        fold.deltas = static_cast<int64_t>(tx.exec0("DELETE FROM rollup_deltas").affected_rows());
         tx.commit();
-        fold.rollups = r[1].as<int64_t>();
         TALLY_ASSERT(fold.rollups <= fold.deltas);
         return fold;
     });

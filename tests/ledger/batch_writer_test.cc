@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <future>
 #include <limits>
 #include <thread>
 #include <pqxx/pqxx>
@@ -195,6 +196,46 @@ TEST_F(BatchWriterTest, FoldingMovesTheDeltasIntoRollupsAndUsageStaysTheSame) {
                    "WHERE unit = 'input'"),
               "c1:400 c2:200");
     EXPECT_EQ(writer_->FoldDeltas().deltas, 0);  // nothing left
+}
+
+// The fold's upsert and its delete see one snapshot: a batch stored while
+// the fold runs (here: while its upsert waits for a row of rollups another
+// transaction holds) is neither added nor deleted, and stays for the next
+// fold. Two statements with a snapshot each would delete it unadded.
+TEST_F(BatchWriterTest, ABatchStoredDuringAFoldStaysForTheNextFold) {
+    auto store = [&](uint8_t id, int64_t offset) {
+        Batch in;
+        in.keys = {Key(m_, id, id, "c1", 0, offset, "{}")};
+        in.offsets = {{0, offset == 0 ? -1 : offset, offset + 1}};
+        writer_->Store(in, OneCallPerNew(in));
+    };
+    store(1, 0);
+    EXPECT_EQ(writer_->FoldDeltas().rollups, 2);  // c1's calls and input rows
+    store(2, 1);
+    pqxx::connection holder(url_);
+    pqxx::work hold(holder);
+    EXPECT_EQ(hold.exec("SELECT 1 FROM rollups WHERE unit = 'input' FOR UPDATE").size(), 1u);
+    BatchWriter folder(url_, "g", "usage");
+    std::future<BatchWriter::Fold> fold = std::async(std::launch::async, [&] { return folder.FoldDeltas(); });
+    const std::string waiting =
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO rollups%'";
+    for (int i = 0; i < 1000 && Count(waiting) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(Count(waiting), 1) << "the fold's upsert waits for the held row";
+    store(3, 2);  // committed while the fold runs
+    hold.commit();
+    const BatchWriter::Fold folded = fold.get();
+    EXPECT_EQ(folded.deltas, 2);  // batch 2's rows only
+    EXPECT_EQ(folded.rollups, 2);
+    EXPECT_EQ(Text("SELECT string_agg(unit || ':' || quantity || ':' || calls, ' ' ORDER BY unit) FROM rollups"),
+              ":0:2 input:200:0");
+    EXPECT_EQ(Text("SELECT string_agg(unit || ':' || quantity || ':' || calls, ' ' ORDER BY unit) FROM "
+                   "rollup_deltas"),
+              ":0:1 input:100:0");
+    EXPECT_EQ(Text("SELECT string_agg(unit || ':' || quantity || ':' || calls, ' ' ORDER BY unit) FROM "
+                   "usage_rollups"),
+              ":0:3 input:300:0");
+    EXPECT_EQ(writer_->FoldDeltas().deltas, 2);
+    EXPECT_EQ(Count("SELECT count(*) FROM rollup_deltas"), 0);
 }
 
 TEST_F(BatchWriterTest, ArchiveGivesBackEveryAcceptedMessageWithItsOffset) {

@@ -295,6 +295,71 @@ TEST_F(UsageCacheTest, AMaxAgeServesTheAnswerOfAnOlderSnapshotUpToThatAgeOnly) {
     EXPECT_EQ(StatsOf(*young).misses, 2);
 }
 
+// With a max age and a refresher: an answer served older than half the max
+// age is computed again in the background, and the next request gets the
+// new answer without computing it; a refresh that finds the answer current
+// computes nothing.
+TEST_F(UsageCacheTest, TheRefresherComputesAnswersServedPastHalfTheMaxAge) {
+    ledger::Migrate(url_);
+    {
+        ledger::Store store(url_);
+        Diagnostics d;
+        ASSERT_TRUE(store.PublishPlan(kPlan, "tiers.yaml", &d).has_value());
+        store.AddCustomer("acme", "Acme");
+    }
+    auto insert_call = [&](int64_t input) {
+        pqxx::connection conn(url_);
+        pqxx::work tx(conn);
+        for (const RollupRecord& r : Call("acme", kNovember, kFirstHour + 5, "a", input)) {
+            tx.exec_params0(
+                "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
+                "condition, time_window, flags, unit, quantity, calls) "
+                "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
+                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
+        }
+        tx.commit();
+    };
+    // Waits (5 s at most) until the refresher has ended `n` refreshes.
+    auto refreshes_reach = [](const UsageCache& cache, int64_t n) {
+        for (int i = 0; i < 500 && StatsOf(cache).refreshes + StatsOf(cache).refresh_failures < n; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return StatsOf(cache).refreshes + StatsOf(cache).refresh_failures >= n;
+    };
+    UsageQuery q;
+    q.customer = "acme";
+    q.period = kNovember;
+    q.group_by = GroupBy::kModel;
+    insert_call(100);
+    constexpr auto kMaxAge = std::chrono::milliseconds(2000);
+    auto cache = MakeUsageCache(16, kMaxAge);
+    UsageRefresher refresher(url_, cache);
+    std::unique_ptr<Backend> backend = MakeLedgerBackend(url_, cache);
+    EXPECT_EQ(CallsOf(backend->Usage(q)), 1);
+    insert_call(200);
+    EXPECT_EQ(CallsOf(backend->Usage(q)), 1) << "younger than the max age: kept, the ledger not read";
+    EXPECT_EQ(StatsOf(*cache).refreshes, 0) << "younger than half the max age: no refresh";
+
+    std::this_thread::sleep_for(kMaxAge / 2 + std::chrono::milliseconds(100));
+    EXPECT_EQ(CallsOf(backend->Usage(q)), 1) << "past half the max age: still served, and refreshed";
+    ASSERT_TRUE(refreshes_reach(*cache, 1));
+    EXPECT_EQ(StatsOf(*cache).refresh_failures, 0);
+    const int64_t misses = StatsOf(*cache).misses;
+    EXPECT_EQ(misses, 2) << "the first request's and the refresher's";
+    EXPECT_EQ(CallsOf(backend->Usage(q)), 2) << "the refreshed answer";
+    EXPECT_EQ(StatsOf(*cache).misses, misses) << "served without computing";
+    EXPECT_EQ(Describe(backend->Usage(q)), Describe(MakeLedgerBackend(url_)->Usage(q)))
+        << "the refreshed answer is the one computed without a cache";
+
+    // Nothing changed: the refresh finds the answer current.
+    std::this_thread::sleep_for(kMaxAge / 2 + std::chrono::milliseconds(100));
+    const int64_t hits = StatsOf(*cache).hits;
+    EXPECT_EQ(CallsOf(backend->Usage(q)), 2);
+    ASSERT_TRUE(refreshes_reach(*cache, 2));
+    EXPECT_EQ(StatsOf(*cache).misses, misses) << "current: not computed again";
+    EXPECT_EQ(StatsOf(*cache).hits, hits + 1);
+}
+
 // A miss of a period reads the month's rollups rows once: while the
 // 'usage' counter holds (no fold, no change to rollups), it reads only the
 // customer's deltas and adds them to the kept rows; after a fold or any
