@@ -90,24 +90,25 @@ class UsageCache {
 
     // The answer kept for `key` if it was computed under exactly `marks`
     // (read at `marks_read_at`, which it is then known current at).
+    // `refresh`: the refresher's (counted apart).
     std::shared_ptr<const UsageReport> Find(const std::string& key, const Marks& marks,
-                                            Clock::time_point marks_read_at) {
+                                            Clock::time_point marks_read_at, bool refresh) {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = entries_.find(key);
         if (it == entries_.end() || it->second.marks != marks) return nullptr;
         used_.splice(used_.begin(), used_, it->second.used);
         it->second.marks_read_at = std::max(it->second.marks_read_at, marks_read_at);
-        ++hits_;
+        ++(refresh ? refresh_current_ : hits_);
         return it->second.report;
     }
 
     // Keeps `report`, computed from what was read after `marks` were (read
     // at `marks_read_at`).
     void Put(const std::string& key, const Marks& marks, Clock::time_point marks_read_at,
-             std::shared_ptr<const UsageReport> report) {
+             std::shared_ptr<const UsageReport> report, bool refresh) {
         TALLY_ASSERT(report != nullptr);
         std::lock_guard<std::mutex> lock(mu_);
-        ++misses_;
+        ++(refresh ? refresh_computed_ : misses_);
         auto [it, fresh] = entries_.try_emplace(key);
         if (fresh) {
             used_.push_front(key);
@@ -161,8 +162,8 @@ class UsageCache {
 
     UsageCacheStats Stats() const {
         std::lock_guard<std::mutex> lock(mu_);
-        return {hits_,          older_hits_,    fold_hits_, misses_, delta_only_, entries_.size(),
-                folded_.size(), refreshes_done_, refresh_failures_};
+        return {hits_,          older_hits_,      fold_hits_,       misses_,           delta_only_, entries_.size(),
+                folded_.size(), refresh_current_, refresh_computed_, refresh_failures_};
     }
 
     // The refresher's side: Young queues only while one runs.
@@ -208,7 +209,7 @@ class UsageCache {
         bool refreshing = false;                // queued for, or being computed by, the refresher
     };
     void Refreshed(const std::string& key, bool ok) {  // REQUIRES(mu_)
-        ++(ok ? refreshes_done_ : refresh_failures_);
+        if (!ok) ++refresh_failures_;
         if (auto it = entries_.find(key); it != entries_.end()) it->second.refreshing = false;
     }
     struct FoldedEntry {
@@ -225,7 +226,7 @@ class UsageCache {
     std::unordered_map<std::string, FoldedEntry> folded_;  // by customer and period; GUARDED_BY(mu_)
     std::list<std::string> folded_used_;                   // GUARDED_BY(mu_)
     int64_t hits_ = 0, older_hits_ = 0, fold_hits_ = 0, misses_ = 0, delta_only_ = 0;  // GUARDED_BY(mu_)
-    int64_t refreshes_done_ = 0, refresh_failures_ = 0;                                 // GUARDED_BY(mu_)
+    int64_t refresh_current_ = 0, refresh_computed_ = 0, refresh_failures_ = 0;         // GUARDED_BY(mu_)
     bool refresher_running_ = false, refresher_stop_ = false;                           // GUARDED_BY(mu_)
     std::deque<Refresh> refresh_queue_;  // at most one per entry; GUARDED_BY(mu_)
     std::condition_variable refresh_wanted_;
@@ -289,14 +290,16 @@ class LedgerBackend final : public Backend {
 
     // The answer at the ledger's state now: kept if the marks say it is
     // current, else computed (and kept).
-    std::shared_ptr<const UsageReport> Compute(const UsageQuery& q) {
+    std::shared_ptr<const UsageReport> Compute(const UsageQuery& q, bool refresh = false) {
         ledger::UsageReader& reader = Reader();
         try {
             const UsageCache::Clock::time_point marks_read_at = UsageCache::Clock::now();
             const ledger::UsageReader::Marks marks = reader.ReadMarks(q.customer, LastPeriodRead(q));
             const std::string key = CacheKey(q);
             if (cache_) {
-                if (std::shared_ptr<const UsageReport> hit = cache_->Find(key, marks, marks_read_at)) return hit;
+                if (std::shared_ptr<const UsageReport> hit = cache_->Find(key, marks, marks_read_at, refresh)) {
+                    return hit;
+                }
             }
             if (!catalog_ || marks.catalog != catalog_version_) {
                 catalog_.reset();
@@ -357,7 +360,7 @@ class LedgerBackend final : public Backend {
             }
             auto report = std::make_shared<UsageReport>(
                 ComputeUsage(catalog_->catalog, subscriptions, records, q, earlier));
-            if (cache_) cache_->Put(key, marks, marks_read_at, report);
+            if (cache_) cache_->Put(key, marks, marks_read_at, report, refresh);
             return report;
         } catch (const HttpError&) {
             throw;
@@ -437,22 +440,49 @@ std::shared_ptr<UsageCache> MakeUsageCache(size_t max_entries, std::chrono::mill
 
 UsageCacheStats StatsOf(const UsageCache& cache) { return cache.Stats(); }
 
+std::string MetricsText(const UsageCacheStats& s) {
+    std::string out =
+        "# HELP tally_usage_cache_answers_total GET /v1/usage answers by how they were made: hit (kept, current), "
+        "older (kept, younger than --usage-max-age-ms), fold (kept, the read waited too long), computed.\n"
+        "# TYPE tally_usage_cache_answers_total counter\n";
+    const std::pair<const char*, int64_t> answers[] = {
+        {"hit", s.hits}, {"older", s.older_hits}, {"fold", s.fold_hits}, {"computed", s.misses}};
+    for (const auto& [how, n] : answers) {
+        out += std::string("tally_usage_cache_answers_total{how=\"") + how + "\"} " + std::to_string(n) + "\n";
+    }
+    out +=
+        "# HELP tally_usage_cache_refreshes_total Answers the refresher computed again, found current, or failed on.\n"
+        "# TYPE tally_usage_cache_refreshes_total counter\n"
+        "tally_usage_cache_refreshes_total{result=\"computed\"} " +
+        std::to_string(s.refresh_computed) +
+        "\n"
+        "tally_usage_cache_refreshes_total{result=\"current\"} " +
+        std::to_string(s.refresh_current) +
+        "\n"
+        "tally_usage_cache_refreshes_total{result=\"failed\"} " +
+        std::to_string(s.refresh_failures) +
+        "\n"
+        "# HELP tally_usage_cache_entries Answers kept now.\n"
+        "# TYPE tally_usage_cache_entries gauge\n"
+        "tally_usage_cache_entries " +
+        std::to_string(s.entries) + "\n";
+    return out;
+}
+
 std::unique_ptr<Backend> MakeLedgerBackend(const std::string& database_url, std::shared_ptr<UsageCache> usage_cache) {
     return std::make_unique<LedgerBackend>(database_url, std::move(usage_cache));
 }
 
 struct UsageRefresher::Impl {
     std::shared_ptr<UsageCache> cache;
-    LedgerBackend backend;
-    std::thread thread;
+    std::vector<std::unique_ptr<LedgerBackend>> backends;  // one per thread
+    std::vector<std::thread> threads;
 
-    Impl(const std::string& url, std::shared_ptr<UsageCache> c) : cache(c), backend(url, std::move(c)) {}
-
-    void Run() {
+    void Run(LedgerBackend& backend) {
         while (std::optional<UsageCache::Refresh> r = cache->NextRefresh()) {
             bool ok = false;
             try {
-                backend.Compute(r->query);
+                backend.Compute(r->query, /*refresh=*/true);
                 ok = true;
             } catch (...) {
                 // The database is away or a statement timed out: the answer
@@ -463,16 +493,21 @@ struct UsageRefresher::Impl {
     }
 };
 
-UsageRefresher::UsageRefresher(const std::string& database_url, std::shared_ptr<UsageCache> cache) {
+UsageRefresher::UsageRefresher(const std::string& database_url, std::shared_ptr<UsageCache> cache, int threads)
+    : impl_(std::make_unique<Impl>()) {
     TALLY_ASSERT(cache != nullptr);
-    impl_ = std::make_unique<Impl>(database_url, std::move(cache));
+    TALLY_ASSERT(threads > 0);
+    impl_->cache = std::move(cache);
     impl_->cache->StartRefresher();
-    impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
+    for (int i = 0; i < threads; ++i) {
+        impl_->backends.push_back(std::make_unique<LedgerBackend>(database_url, impl_->cache));
+        impl_->threads.emplace_back([impl = impl_.get(), backend = impl_->backends.back().get()] { impl->Run(*backend); });
+    }
 }
 
 UsageRefresher::~UsageRefresher() {
     impl_->cache->StopRefresher();
-    impl_->thread.join();
+    for (std::thread& t : impl_->threads) t.join();
 }
 
 }  // namespace tally::api

@@ -11,11 +11,13 @@
 // never stale. A miss of a `period` query reads only the customer's
 // deltas when the month's rows of the rollups table are kept from an
 // earlier miss and the 'usage' counter has not moved since (it moves with
-// every change to rollups: UsageReader::ReadPeriodParts). Opt-in exception (fold_wait > 0), bounded: a miss whose read
-// waits for the consumer's fold (which locks rollup_deltas for seconds)
-// longer than fold_wait is answered with the answer kept for the same query
-// if its marks were read at most kUsageFoldStaleness ago (the exact answer
-// of that older snapshot; docs/api.md), else it waits for the fold.
+// every change to rollups: UsageReader::ReadPeriodParts). Opt-in
+// staleness: max_age (MakeUsageCache, UsageRefresher) and fold_wait > 0: a
+// miss whose read waits for a lock on rollup_deltas (a migration's; the
+// consumer's fold takes none any more) longer than fold_wait is answered
+// with the answer kept for the same query if its marks were read at most
+// kUsageFoldStaleness ago (the exact answer of that older snapshot;
+// docs/api.md), else it waits.
 #pragma once
 
 #include <chrono>
@@ -59,21 +61,24 @@ struct UsageCacheStats {
     int64_t hits = 0;
     int64_t older_hits = 0;  // served under max_age without reading the ledger
     int64_t fold_hits = 0;   // served because a fold held the read longer than fold_wait
-    int64_t misses = 0;
+    int64_t misses = 0;      // computed by a request
     int64_t delta_only = 0;  // misses computed from a kept folded part plus the deltas read
     size_t entries = 0;
     size_t folded_parts = 0;  // months of rollups rows kept (one per 16 answers at most)
-    int64_t refreshes = 0;    // answers computed again by the UsageRefresher (or found current)
+    int64_t refresh_current = 0;   // the UsageRefresher found the answer current
+    int64_t refresh_computed = 0;  // the UsageRefresher computed it again
     int64_t refresh_failures = 0;
 };
 UsageCacheStats StatsOf(const UsageCache& cache);
+// The stats as Prometheus text (tally_usage_cache_*), for GET /metrics.
+std::string MetricsText(const UsageCacheStats& stats);
 
 // Computes the answers `cache` asks for again (those served older than its
-// max_age/2) on a thread and database connections of its own; stops and
-// joins in its destructor. Only useful with a max_age > 0.
+// max_age/2) on `threads` threads, each with database connections of its
+// own; stops and joins in its destructor. Only useful with a max_age > 0.
 class UsageRefresher {
    public:
-    UsageRefresher(const std::string& database_url, std::shared_ptr<UsageCache> cache);
+    UsageRefresher(const std::string& database_url, std::shared_ptr<UsageCache> cache, int threads = 1);
     ~UsageRefresher();
     UsageRefresher(const UsageRefresher&) = delete;
     UsageRefresher& operator=(const UsageRefresher&) = delete;

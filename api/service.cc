@@ -363,6 +363,7 @@ void Service::Dispatch(const Request& request, Backend& backend, Response* respo
         case RouteId::kMetrics:
             response->content_type = "text/plain; version=0.0.4";
             response->body = metrics_.Text();
+            if (options_.more_metrics) response->body += options_.more_metrics();
             return;
         case RouteId::kUsage: {
             const UsageQuery q = ParseUsageQuery(

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -130,6 +131,8 @@ struct ServiceOptions {
     // a lookup, so beyond this rate they are a 429 without one.
     int64_t auth_failure_rate = 5;    // per second
     int64_t auth_failure_burst = 20;  // at once
+    // More lines of Prometheus text for GET /metrics (the usage cache's).
+    std::function<std::string()> more_metrics = nullptr;
 };
 
 // Thread-safe: one Service for the process, one Backend per thread.

@@ -18,6 +18,10 @@ namespace tally {
 
 namespace {
 
+// Threads computing answers again under --usage-max-age-ms: one computes
+// about 80 answers a second here while consume bills (docs/performance.md).
+constexpr int kRefresherThreads = 2;
+
 struct ServeFlags {
     std::string listen = "127.0.0.1:8080";
     std::string database_url;
@@ -108,7 +112,8 @@ int RunServe(const ServeFlags& f, std::ostream& out, std::ostream& err) {
         // With a max age, answers served past half of it are computed again
         // on a thread of their own, not by the requests.
         std::optional<api::UsageRefresher> refresher;
-        if (cache && f.usage_max_age_ms > 0) refresher.emplace(bounded_url, cache);
+        if (cache && f.usage_max_age_ms > 0) refresher.emplace(bounded_url, cache, kRefresherThreads);
+        if (cache) o.service.more_metrics = [cache] { return api::MetricsText(api::StatsOf(*cache)); };
         api::Server server(
             o, [bounded_url, cache] { return api::MakeLedgerBackend(bounded_url, cache); }, err);
         server.Listen();

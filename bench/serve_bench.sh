@@ -119,6 +119,15 @@ curl -fsS -o "$work/one.json" -H "Authorization: Bearer $key1" \
 echo "one answer: $(wc -c <"$work/one.json") bytes of JSON for $cust1"
 
 summary=()
+# How the answers were made: tally serve's /metrics (a finance key's).
+finance_key=$("$tally" key create --role finance --label bench | grep -E '^tly_')
+cache_counts() {  # hit older computed refreshed: tally_usage_cache_* so far
+  curl -fsS -H "Authorization: Bearer $finance_key" "http://127.0.0.1:$http_port/metrics" | awk '
+    /^tally_usage_cache_answers_total\{how="hit"\}/ { h = $2 } /^tally_usage_cache_answers_total\{how="older"\}/ { o = $2 }
+    /^tally_usage_cache_answers_total\{how="computed"\}/ { c = $2 }
+    /^tally_usage_cache_refreshes_total\{result="computed"\}/ { r = $2 }
+    END { print h + 0, o + 0, c + 0, r + 0 }'
+}
 explain() {  # LABEL: the usage query of one customer's month (what GET /v1/usage reads), planned and timed
   local label=$1
   local q="SELECT * FROM usage_rollups WHERE customer_id = '$cust1' AND period = 2025*12+10"
@@ -137,12 +146,17 @@ bench() {  # label group_by
   # computation of all KEYS answers is its own figure: "one answer" above).
   SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=$group" SERVE_BENCH_THREAD_RATE=$(( rate / 2 )) \
     wrk -t 2 -c "$connections" -d "${warmup}s" -s bench/serve_usage.lua "http://127.0.0.1:$http_port" >/dev/null
-  c0=$(consumed); t0=$(date +%s.%N)
+  local k0 k1
+  c0=$(consumed); t0=$(date +%s.%N); k0=$(cache_counts)
   SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=$group" SERVE_BENCH_THREAD_RATE=$(( rate / 2 )) \
     wrk -t 2 -c "$connections" -d "${seconds}s" --latency -s bench/serve_usage.lua "http://127.0.0.1:$http_port" >"$out"
-  t1=$(date +%s.%N); c1=$(consumed)
+  t1=$(date +%s.%N); c1=$(consumed); k1=$(cache_counts)
   echo "== $label, group_by=$group"
   sed 's/^/   /' "$out"
+  # shellcheck disable=SC2086  # the counts are words
+  set -- $k0 $k1
+  echo "   answers: $(( $5 - $1 )) kept and current, $(( $6 - $2 )) kept and younger than the max age," \
+    "$(( $7 - $3 )) computed by the request; $(( $8 - $4 )) computed again by the refresher"
   local achieved p50 p90 p99 errors consume
   achieved=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   p50=$(awk '$1 == "50%" { print $2 }' "$out"); p90=$(awk '$1 == "90%" { print $2 }' "$out")

@@ -280,7 +280,8 @@ for l in open(sys.argv[1]):
         continue
     assert line.match(l), l
     names.add(l.split("{")[0].split(" ")[0])
-for n in ["tally_http_requests_total", "tally_http_request_duration_seconds_bucket", "tally_http_requests_in_flight"]:
+for n in ["tally_http_requests_total", "tally_http_request_duration_seconds_bucket", "tally_http_requests_in_flight",
+          "tally_usage_cache_answers_total", "tally_usage_cache_entries"]:
     assert n in names, n
 PY
 grep -q 'tally_http_requests_total{route="/v1/invoices/{id}",status="404"}' "$work/body" || fail "no 404 count"
