@@ -29,6 +29,9 @@ if [ "${TALLY_SANITIZERS:-1}" != 0 ]; then
   trap 'bash tests/ledger/pg_fixture.sh stop "$state"' EXIT
   TSAN_OPTIONS="halt_on_error=1 exitcode=66 history_size=4 suppressions=$root/tests/tsan.supp" \
     bash tests/e2e/consume_e2e.sh build-tsan/tally "$PWD" "$state" crash
+  echo "== tally serve and its usage refresher under TSan, while consume bills"
+  TSAN_OPTIONS="halt_on_error=1 exitcode=66 history_size=4 suppressions=$root/tests/tsan.supp" \
+    bash tests/e2e/serve_tsan.sh build-tsan/tally "$PWD" "$state"
   bash tests/ledger/pg_fixture.sh stop "$state"
   trap - EXIT
 fi
