@@ -116,10 +116,15 @@ class UsageCache {
         } else {
             used_.splice(used_.begin(), used_, it->second.used);
         }
-        it->second.marks = marks;
-        it->second.marks_read_at = marks_read_at;
-        it->second.report = std::move(report);
-        it->second.refreshing = false;
+        // Two computations of one answer at once (a request's and the
+        // refresher's): the one from the later marks stays.
+        if (fresh || it->second.marks_read_at <= marks_read_at) {
+            it->second.marks = marks;
+            it->second.marks_read_at = marks_read_at;
+            it->second.report = std::move(report);
+        }
+        // `refreshing` stays until the refresher is done with the key: it
+        // is queued at most once.
         while (entries_.size() > max_entries_) {
             TALLY_ASSERT(!used_.empty());
             entries_.erase(used_.back());
@@ -181,18 +186,29 @@ class UsageCache {
         std::lock_guard<std::mutex> lock(mu_);
         refresher_stop_ = true;
         refresher_running_ = false;
-        for (const Refresh& r : refresh_queue_) Refreshed(r.key, false);
+        for (const Refresh& r : refresh_queue_) {
+            if (auto it = entries_.find(r.key); it != entries_.end()) it->second.refreshing = false;
+        }
         refresh_queue_.clear();
         refresh_wanted_.notify_all();
     }
-    // The next answer to compute again; nullopt once stopped.
+    // The next answer to compute again; nullopt once stopped. Skipped: a
+    // key no longer kept, and one a request computed since it was queued.
     std::optional<Refresh> NextRefresh() {
         std::unique_lock<std::mutex> lock(mu_);
-        refresh_wanted_.wait(lock, [&] { return refresher_stop_ || !refresh_queue_.empty(); });
-        if (refresher_stop_) return std::nullopt;
-        Refresh r = std::move(refresh_queue_.front());
-        refresh_queue_.pop_front();
-        return r;
+        for (;;) {
+            refresh_wanted_.wait(lock, [&] { return refresher_stop_ || !refresh_queue_.empty(); });
+            if (refresher_stop_) return std::nullopt;
+            Refresh r = std::move(refresh_queue_.front());
+            refresh_queue_.pop_front();
+            auto it = entries_.find(r.key);
+            if (it == entries_.end()) continue;
+            if (Clock::now() - it->second.marks_read_at <= max_age_ / 2) {
+                it->second.refreshing = false;
+                continue;
+            }
+            return r;
+        }
     }
     // The refresh of `key` ended (its answer Put or found current, or not).
     void RefreshEnded(const std::string& key, bool ok) {
@@ -316,8 +332,9 @@ class LedgerBackend final : public Backend {
             // Something holding rollup_deltas locked (no longer the fold: a
             // migration): with a recent answer kept, wait for it only
             // FoldWait, then serve that answer.
+            // (The refresher waits as long as it takes.)
             const std::shared_ptr<const UsageReport> recent =
-                cache_ && cache_->FoldWait().count() > 0 ? cache_->Recent(key, marks_read_at) : nullptr;
+                cache_ && !refresh && cache_->FoldWait().count() > 0 ? cache_->Recent(key, marks_read_at) : nullptr;
             const int64_t wait_ms = recent ? cache_->FoldWait().count() : 0;
             std::vector<RollupRecord> records;
             std::vector<RollupRecord> earlier;
@@ -499,9 +516,16 @@ UsageRefresher::UsageRefresher(const std::string& database_url, std::shared_ptr<
     TALLY_ASSERT(threads > 0);
     impl_->cache = std::move(cache);
     impl_->cache->StartRefresher();
-    for (int i = 0; i < threads; ++i) {
-        impl_->backends.push_back(std::make_unique<LedgerBackend>(database_url, impl_->cache));
-        impl_->threads.emplace_back([impl = impl_.get(), backend = impl_->backends.back().get()] { impl->Run(*backend); });
+    try {
+        for (int i = 0; i < threads; ++i) {
+            impl_->backends.push_back(std::make_unique<LedgerBackend>(database_url, impl_->cache));
+            impl_->threads.emplace_back(
+                [impl = impl_.get(), backend = impl_->backends.back().get()] { impl->Run(*backend); });
+        }
+    } catch (...) {
+        impl_->cache->StopRefresher();
+        for (std::thread& t : impl_->threads) t.join();
+        throw;
     }
 }
 

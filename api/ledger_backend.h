@@ -40,7 +40,8 @@ std::string WithStatementTimeout(const std::string& database_url, int64_t timeou
 // the marks are those it was computed under (always current). max_age > 0
 // (opt-in staleness): an answer whose marks were read (computed, or found
 // current) at most `max_age` ago is served without reading the ledger: an
-// exact answer of that older snapshot, never more than max_age old. With a
+// exact answer of that older snapshot, never more than max_age old (but see
+// fold_wait, which may serve one up to kUsageFoldStaleness old). With a
 // UsageRefresher running, one served older than max_age/2 is computed
 // again in the background, so a requested answer rarely reaches max_age
 // and requests rarely wait for a computation.

@@ -18,8 +18,8 @@ namespace tally {
 
 namespace {
 
-// Threads computing answers again under --usage-max-age-ms: one computes
-// about 80 answers a second here while consume bills (docs/performance.md).
+// Threads computing answers again under --usage-max-age-ms: two computed
+// 65-70 answers a second here while consume billed (docs/performance.md).
 constexpr int kRefresherThreads = 2;
 
 struct ServeFlags {

@@ -39,6 +39,8 @@ seconds=${3:-30}
 connections=${4:-16}
 events=${5:-3000000}
 rate=${6:-500}
+[[ "$rate" =~ ^[0-9]+$ ]] || { echo "serve_bench: RATE ($rate) is not a whole number of requests/s" >&2; exit 2; }
+thread_rate=$(awk "BEGIN { print $rate / 2 }")  # wrk -t 2
 warmup=${SERVE_BENCH_WARMUP:-5}
 tally=${TALLY:-./build/tally}
 [ -x "$tally" ] || bash deploy/build.sh
@@ -144,11 +146,11 @@ bench() {  # label group_by
   local c0 t0 t1 c1
   # Warm-up, not measured: each answer asked for once before (a first
   # computation of all KEYS answers is its own figure: "one answer" above).
-  SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=$group" SERVE_BENCH_THREAD_RATE=$(( rate / 2 )) \
+  SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=$group" SERVE_BENCH_THREAD_RATE=$thread_rate \
     wrk -t 2 -c "$connections" -d "${warmup}s" -s bench/serve_usage.lua "http://127.0.0.1:$http_port" >/dev/null
   local k0 k1
   c0=$(consumed); t0=$(date +%s.%N); k0=$(cache_counts)
-  SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=$group" SERVE_BENCH_THREAD_RATE=$(( rate / 2 )) \
+  SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=$group" SERVE_BENCH_THREAD_RATE=$thread_rate \
     wrk -t 2 -c "$connections" -d "${seconds}s" --latency -s bench/serve_usage.lua "http://127.0.0.1:$http_port" >"$out"
   t1=$(date +%s.%N); c1=$(consumed); k1=$(cache_counts)
   echo "== $label, group_by=$group"
@@ -188,8 +190,8 @@ for _ in $(seq 600); do [ "$(consumed)" != 0 ] && break; kill -0 "$consume_pid" 
 bench "consume billing" day
 bench "consume billing" model
 explain "consume billing, after its runs"
-# The folds during the runs: each holds rollup_deltas locked (ACCESS
-# EXCLUSIVE) while it runs, and every read of usage_rollups waits for it.
+# The folds during the runs (none holds readers or batches back since
+# 2026-11-30; each takes database time from everyone else).
 echo "folds so far: $(grep -c 'folded' "$work/consume.err" || true)"
 grep -h 'folded' "$work/consume.err" | sed 's/^/   /' || true
 left=$(( events - $(consumed) ))
@@ -200,7 +202,7 @@ kill -0 "$consume_pid" 2>/dev/null || { echo "tally consume exited:"; tail -5 "$
 if [ -n "${SERVE_BENCH_PERF:-}" ]; then
   perf record -a -g -o "$SERVE_BENCH_PERF" -- sleep "$seconds" 2>"$work/perf.err" &
   perf_pid=$!
-  SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=day" SERVE_BENCH_THREAD_RATE=$(( rate / 2 )) \
+  SERVE_BENCH_KEYS="$work/keys" SERVE_BENCH_QUERY="period=2025-11&group_by=day" SERVE_BENCH_THREAD_RATE=$thread_rate \
     wrk -t 2 -c "$connections" -d "${seconds}s" -s bench/serve_usage.lua "http://127.0.0.1:$http_port" >/dev/null
   # Which PostgreSQL backend serves whom (perf report --sort pid), by the query it runs.
   /usr/lib/postgresql/15/bin/psql "$TALLY_DATABASE_URL" -qAtc "SELECT pid, state, left(regexp_replace(query, '\s+', ' ', 'g'), 70)

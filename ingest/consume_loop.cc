@@ -379,8 +379,8 @@ class Loop {
     }
 
     // The fold runs beside the batches, on a connection of its own: it
-    // takes no lock a batch or a reader of usage waits for (FoldSql in
-    // ledger/batch_writer.cc), so billing goes on while it runs. One at a
+    // takes no lock a batch or a reader of usage waits for
+    // (BatchWriter::FoldDeltas), so billing goes on while it runs. One at a
     // time; deltas stored meanwhile wait for the next. A fold that fails is
     // logged and tried again at the next turn: it is not needed for
     // correctness (usage_rollups reads the deltas too).

@@ -102,9 +102,6 @@ std::string FoldSql() {
     return sql;
 }
 
-// pg_advisory lock key of FoldDeltas ("tallyfld").
-constexpr int64_t kFoldLock = 0x74616c6c79666c64;
-
 }  // namespace
 
 struct BatchWriter::Impl {
@@ -439,18 +436,24 @@ BatchWriter::Fold BatchWriter::FoldDeltas() {
         // One snapshot for the upsert and the delete: the deltas a batch
         // commits meanwhile are in neither and stay for the next fold; a
         // reader's snapshot sees the deltas or their sums in rollups, never
-        // both or neither. No table lock: batches keep writing deltas and
-        // readers keep reading while the fold runs. (It was TRUNCATE under an
-        // exclusive lock, which held every reader of usage and every batch
-        // back for the fold's duration; then one statement that deleted the
-        // deltas and upserted what it returned, about 4x the database time of
-        // these two: docs/performance.md, "tally serve".) A rerate that
-        // changes the same rows first makes this transaction fail to
-        // serialize: the fold is tried again at the next turn.
+        // both or neither. Batches keep writing deltas and readers keep
+        // reading while the fold runs. (It was TRUNCATE under an exclusive
+        // lock, which held every reader of usage and every batch back for
+        // the fold's duration; then one statement that deleted the deltas and
+        // upserted what it returned, about 4x the database time of these
+        // two: docs/performance.md, "tally serve".)
         pqxx::transaction<pqxx::isolation_level::repeatable_read> tx(impl_->Conn());
-        // One folder at a time; another consumer folding now will take these too.
-        if (!tx.exec1("SELECT pg_try_advisory_xact_lock(" + std::to_string(kFoldLock) + ")")[0].as<bool>()) {
-            return Fold{};
+        // First, before the snapshot (LOCK takes none): the one lock the
+        // writers of rollups take, so that no fold of another consumer and
+        // no rebuild (ledger/rollup_rebuild.cc) changes rollups or the
+        // counters after this snapshot, which would fail it to serialize.
+        // Neither batches nor readers wait for it. Taken: someone else folds
+        // or rebuilds now; the deltas wait for the next turn.
+        try {
+            tx.exec0("LOCK TABLE rollups IN SHARE ROW EXCLUSIVE MODE NOWAIT");
+        } catch (const pqxx::sql_error& e) {
+            if (e.sqlstate() == "55P03") return Fold{};  // lock_not_available
+            throw;
         }
         Fold fold;
         fold.rollups = static_cast<int64_t>(tx.exec0(FoldSql()).affected_rows());

@@ -212,15 +212,20 @@ TEST_F(BatchWriterTest, ABatchStoredDuringAFoldStaysForTheNextFold) {
     store(1, 0);
     EXPECT_EQ(writer_->FoldDeltas().rollups, 2);  // c1's calls and input rows
     store(2, 1);
+    BatchWriter folder(url_, "g", "usage");
+    std::future<BatchWriter::Fold> fold;  // destroyed after `hold` ends: never waits for it
     pqxx::connection holder(url_);
     pqxx::work hold(holder);
     EXPECT_EQ(hold.exec("SELECT 1 FROM rollups WHERE unit = 'input' FOR UPDATE").size(), 1u);
-    BatchWriter folder(url_, "g", "usage");
-    std::future<BatchWriter::Fold> fold = std::async(std::launch::async, [&] { return folder.FoldDeltas(); });
+    fold = std::async(std::launch::async, [&] { return folder.FoldDeltas(); });
     const std::string waiting =
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO rollups%'";
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+        "AND query LIKE 'INSERT INTO rollups%'";
     for (int i = 0; i < 1000 && Count(waiting) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    ASSERT_EQ(Count(waiting), 1) << "the fold's upsert waits for the held row";
+    if (Count(waiting) != 1) {
+        hold.abort();
+        FAIL() << "the fold's upsert does not wait for the held row";
+    }
     store(3, 2);  // committed while the fold runs
     hold.commit();
     const BatchWriter::Fold folded = fold.get();
@@ -236,6 +241,34 @@ TEST_F(BatchWriterTest, ABatchStoredDuringAFoldStaysForTheNextFold) {
               ":0:3 input:300:0");
     EXPECT_EQ(writer_->FoldDeltas().deltas, 2);
     EXPECT_EQ(Count("SELECT count(*) FROM rollup_deltas"), 0);
+}
+
+// While another writer of rollups holds its lock (a rebuild, another
+// consumer's fold), a fold does not wait and does not fail: it folds
+// nothing and leaves the deltas for its next turn.
+TEST_F(BatchWriterTest, AFoldStepsAsideWhileAnotherWriterOfRollupsHoldsIt) {
+    Batch in;
+    in.keys = {Key(m_, 1, 1, "c1", 0, 0, "{}")};
+    in.offsets = {{0, -1, 1}};
+    writer_->Store(in, OneCallPerNew(in));
+    {
+        std::future<BatchWriter::Fold> fold;  // destroyed after `hold` ends: never waits for it
+        pqxx::connection holder(url_);
+        pqxx::work hold(holder);
+        hold.exec0("LOCK TABLE rollups IN SHARE ROW EXCLUSIVE MODE");  // as RebuildRollups
+        fold = std::async(std::launch::async, [&] { return writer_->FoldDeltas(); });
+        if (fold.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+            hold.abort();
+            FAIL() << "the fold waits for the lock";
+        }
+        const BatchWriter::Fold none = fold.get();
+        EXPECT_EQ(none.deltas, 0);
+        EXPECT_EQ(none.rollups, 0);
+        EXPECT_EQ(Count("SELECT count(*) FROM rollup_deltas"), 2);
+    }
+    const BatchWriter::Fold folded = writer_->FoldDeltas();
+    EXPECT_EQ(folded.deltas, 2);
+    EXPECT_EQ(folded.rollups, 2);
 }
 
 TEST_F(BatchWriterTest, ArchiveGivesBackEveryAcceptedMessageWithItsOffset) {

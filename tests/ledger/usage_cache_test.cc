@@ -335,7 +335,9 @@ TEST_F(UsageCacheTest, TheRefresherComputesAnswersServedPastHalfTheMaxAge) {
     q.period = kNovember;
     q.group_by = GroupBy::kModel;
     insert_call(100);
-    constexpr auto kMaxAge = std::chrono::milliseconds(2000);
+    // Wide margins: each step must fit in half the max age on a loaded
+    // machine under ASan.
+    constexpr auto kMaxAge = std::chrono::milliseconds(8000);
     auto cache = MakeUsageCache(16, kMaxAge);
     UsageRefresher refresher(url_, cache);
     std::unique_ptr<Backend> backend = MakeLedgerBackend(url_, cache);
@@ -344,7 +346,7 @@ TEST_F(UsageCacheTest, TheRefresherComputesAnswersServedPastHalfTheMaxAge) {
     EXPECT_EQ(CallsOf(backend->Usage(q)), 1) << "younger than the max age: kept, the ledger not read";
     EXPECT_EQ(ended(*cache), 0) << "younger than half the max age: no refresh";
 
-    std::this_thread::sleep_for(kMaxAge / 2 + std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(kMaxAge / 2 + std::chrono::milliseconds(200));
     EXPECT_EQ(CallsOf(backend->Usage(q)), 1) << "past half the max age: still served, and refreshed";
     ASSERT_TRUE(refreshes_reach(*cache, 1));
     EXPECT_EQ(StatsOf(*cache).refresh_failures, 0);
@@ -357,7 +359,7 @@ TEST_F(UsageCacheTest, TheRefresherComputesAnswersServedPastHalfTheMaxAge) {
         << "the refreshed answer is the one computed without a cache";
 
     // Nothing changed: the refresh finds the answer current.
-    std::this_thread::sleep_for(kMaxAge / 2 + std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(kMaxAge / 2 + std::chrono::milliseconds(200));
     EXPECT_EQ(CallsOf(backend->Usage(q)), 2);
     ASSERT_TRUE(refreshes_reach(*cache, 2));
     EXPECT_EQ(StatsOf(*cache).misses, misses) << "current: not computed again";
