@@ -102,6 +102,9 @@ std::string FoldSql() {
     return sql;
 }
 
+// pg_advisory lock key of FoldDeltas ("tallyfld"): one folder at a time.
+constexpr int64_t kFoldLock = 0x74616c6c79666c64;
+
 }  // namespace
 
 struct BatchWriter::Impl {
@@ -442,15 +445,34 @@ BatchWriter::Fold BatchWriter::FoldDeltas() {
         // the fold's duration; then one statement that deleted the deltas and
         // upserted what it returned, about 4x the database time of these
         // two: docs/performance.md, "tally serve".)
-        pqxx::transaction<pqxx::isolation_level::repeatable_read> tx(impl_->Conn());
-        // First, before the snapshot (LOCK takes none): the one lock the
-        // writers of rollups take, so that no fold of another consumer and
-        // no rebuild (ledger/rollup_rebuild.cc) changes rollups or the
-        // counters after this snapshot, which would fail it to serialize.
-        // Neither batches nor readers wait for it. Taken: someone else folds
-        // or rebuilds now; the deltas wait for the next turn.
+        //
+        // Nothing else may change rollups or the counters after the snapshot
+        // (that would fail it to serialize), so before it: another
+        // consumer's fold is kept out by a session advisory lock taken
+        // outside the transaction, a rebuild (ledger/rollup_rebuild.cc,
+        // SHARE ROW EXCLUSIVE) or a migration by the fold's own ROW EXCLUSIVE
+        // lock on rollups taken first in it (LOCK takes no snapshot). Neither
+        // is one that batches, readers or autovacuum conflict with. Either
+        // held by someone else: the fold steps aside, and the deltas wait
+        // for the next turn.
+        pqxx::connection& conn = impl_->Conn();
+        if (!pqxx::nontransaction(conn)
+                 .exec1("SELECT pg_try_advisory_lock(" + std::to_string(kFoldLock) + ")")[0]
+                 .as<bool>()) {
+            return Fold{};
+        }
+        struct Unlock {
+            pqxx::connection& conn;
+            ~Unlock() {
+                try {  // a lost connection has lost the lock too
+                    pqxx::nontransaction(conn).exec("SELECT pg_advisory_unlock(" + std::to_string(kFoldLock) + ")");
+                } catch (const std::exception&) {
+                }
+            }
+        } unlock{conn};
+        pqxx::transaction<pqxx::isolation_level::repeatable_read> tx(conn);
         try {
-            tx.exec0("LOCK TABLE rollups IN SHARE ROW EXCLUSIVE MODE NOWAIT");
+            tx.exec0("LOCK TABLE rollups IN ROW EXCLUSIVE MODE NOWAIT");
         } catch (const pqxx::sql_error& e) {
             if (e.sqlstate() == "55P03") return Fold{};  // lock_not_available
             throw;

@@ -245,7 +245,8 @@ TEST_F(BatchWriterTest, ABatchStoredDuringAFoldStaysForTheNextFold) {
 
 // While another writer of rollups holds its lock (a rebuild, another
 // consumer's fold), a fold does not wait and does not fail: it folds
-// nothing and leaves the deltas for its next turn.
+// nothing and leaves the deltas for its next turn. Autovacuum's lock does
+// not hold it back.
 TEST_F(BatchWriterTest, AFoldStepsAsideWhileAnotherWriterOfRollupsHoldsIt) {
     Batch in;
     in.keys = {Key(m_, 1, 1, "c1", 0, 0, "{}")};
@@ -266,9 +267,33 @@ TEST_F(BatchWriterTest, AFoldStepsAsideWhileAnotherWriterOfRollupsHoldsIt) {
         EXPECT_EQ(none.rollups, 0);
         EXPECT_EQ(Count("SELECT count(*) FROM rollup_deltas"), 2);
     }
-    const BatchWriter::Fold folded = writer_->FoldDeltas();
-    EXPECT_EQ(folded.deltas, 2);
-    EXPECT_EQ(folded.rollups, 2);
+    {
+        // Autovacuum's lock (and ANALYZE's, CREATE INDEX CONCURRENTLY's):
+        // the fold goes on beside it.
+        pqxx::connection holder(url_);
+        pqxx::work hold(holder);
+        hold.exec0("LOCK TABLE rollups IN SHARE UPDATE EXCLUSIVE MODE");
+        const BatchWriter::Fold folded = writer_->FoldDeltas();
+        EXPECT_EQ(folded.deltas, 2);
+        EXPECT_EQ(folded.rollups, 2);
+    }
+    // Another consumer folding (its session lock): this one steps aside.
+
+    Batch more;
+    more.keys = {Key(m_, 2, 2, "c1", 0, 1, "{}")};
+    more.offsets = {{0, 1, 2}};
+    writer_->Store(more, OneCallPerNew(more));
+    {
+        pqxx::connection other(url_);
+        pqxx::nontransaction(other).exec("SELECT pg_advisory_lock(" + std::to_string(0x74616c6c79666c64) + ")");
+        EXPECT_EQ(writer_->FoldDeltas().deltas, 0);
+    }
+    EXPECT_EQ(writer_->FoldDeltas().deltas, 2);
+    pqxx::connection other(url_);
+    EXPECT_TRUE(pqxx::nontransaction(other)
+                    .exec1("SELECT pg_try_advisory_lock(" + std::to_string(0x74616c6c79666c64) + ")")[0]
+                    .as<bool>())
+        << "the fold lets its lock go";
 }
 
 TEST_F(BatchWriterTest, ArchiveGivesBackEveryAcceptedMessageWithItsOffset) {
