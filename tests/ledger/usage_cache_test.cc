@@ -91,7 +91,30 @@ std::vector<RollupRecord> Call(const std::string& customer, int32_t period, int3
     return {calls, unit};
 }
 
-class UsageCacheTest : public ledger::LedgerDb {};
+class UsageCacheTest : public ledger::LedgerDb {
+   protected:
+    // The ledger migrated, the plan published and customer acme added.
+    void PublishWithAcme() {
+        ledger::Migrate(url_);
+        ledger::Store store(url_);
+        Diagnostics d;
+        ASSERT_TRUE(store.PublishPlan(kPlan, "tiers.yaml", &d).has_value());
+        store.AddCustomer("acme", "Acme");
+    }
+    // One call of acme in November of `input` tokens, as a batch of deltas.
+    void InsertCallOfAcme(int64_t input) {
+        pqxx::connection conn(url_);
+        pqxx::work tx(conn);
+        for (const RollupRecord& r : Call("acme", kNovember, kFirstHour + 5, "a", input)) {
+            tx.exec_params0(
+                "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
+                "condition, time_window, flags, unit, quantity, calls) "
+                "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
+                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
+        }
+        tx.commit();
+    }
+};
 
 TEST_F(UsageCacheTest, AnswersAreExactAtACommittedStateUnderConcurrentWrites) {
     ledger::Migrate(url_);
@@ -254,25 +277,8 @@ TEST_F(UsageCacheTest, AnswersAreExactAtACommittedStateUnderConcurrentWrites) {
 }
 
 TEST_F(UsageCacheTest, AMaxAgeServesTheAnswerOfAnOlderSnapshotUpToThatAgeOnly) {
-    ledger::Migrate(url_);
-    {
-        ledger::Store store(url_);
-        Diagnostics d;
-        ASSERT_TRUE(store.PublishPlan(kPlan, "tiers.yaml", &d).has_value());
-        store.AddCustomer("acme", "Acme");
-    }
-    auto insert_call = [&](int64_t input) {
-        pqxx::connection conn(url_);
-        pqxx::work tx(conn);
-        for (const RollupRecord& r : Call("acme", kNovember, kFirstHour + 5, "a", input)) {
-            tx.exec_params0(
-                "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
-                "condition, time_window, flags, unit, quantity, calls) "
-                "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
-                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
-        }
-        tx.commit();
-    };
+    PublishWithAcme();
+    auto insert_call = [&](int64_t input) { InsertCallOfAcme(input); };
     UsageQuery q;
     q.customer = "acme";
     q.period = kNovember;
@@ -300,25 +306,8 @@ TEST_F(UsageCacheTest, AMaxAgeServesTheAnswerOfAnOlderSnapshotUpToThatAgeOnly) {
 // new answer without computing it; a refresh that finds the answer current
 // computes nothing.
 TEST_F(UsageCacheTest, TheRefresherComputesAnswersServedPastHalfTheMaxAge) {
-    ledger::Migrate(url_);
-    {
-        ledger::Store store(url_);
-        Diagnostics d;
-        ASSERT_TRUE(store.PublishPlan(kPlan, "tiers.yaml", &d).has_value());
-        store.AddCustomer("acme", "Acme");
-    }
-    auto insert_call = [&](int64_t input) {
-        pqxx::connection conn(url_);
-        pqxx::work tx(conn);
-        for (const RollupRecord& r : Call("acme", kNovember, kFirstHour + 5, "a", input)) {
-            tx.exec_params0(
-                "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
-                "condition, time_window, flags, unit, quantity, calls) "
-                "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
-                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
-        }
-        tx.commit();
-    };
+    PublishWithAcme();
+    auto insert_call = [&](int64_t input) { InsertCallOfAcme(input); };
     // Waits (5 s at most) until the refresher has ended `n` refreshes.
     auto ended = [](const UsageCache& cache) {
         const UsageCacheStats s = StatsOf(cache);
@@ -454,25 +443,8 @@ TEST_F(UsageCacheTest, AMissAddsTheNewDeltasToTheKeptRollupsRowsUntilTheyChange)
 // change), and only then; a miss without a kept answer, or with no fold
 // wait, waits for the fold and is current.
 TEST_F(UsageCacheTest, DuringAFoldAMissWaitsAtMostTheFoldWaitThenServesTheKeptAnswer) {
-    ledger::Migrate(url_);
-    {
-        ledger::Store store(url_);
-        Diagnostics d;
-        ASSERT_TRUE(store.PublishPlan(kPlan, "tiers.yaml", &d).has_value());
-        store.AddCustomer("acme", "Acme");
-    }
-    auto insert_call = [&](int64_t input) {
-        pqxx::connection conn(url_);
-        pqxx::work tx(conn);
-        for (const RollupRecord& r : Call("acme", kNovember, kFirstHour + 5, "a", input)) {
-            tx.exec_params0(
-                "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
-                "condition, time_window, flags, unit, quantity, calls) "
-                "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
-                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
-        }
-        tx.commit();
-    };
+    PublishWithAcme();
+    auto insert_call = [&](int64_t input) { InsertCallOfAcme(input); };
     using Clock = std::chrono::steady_clock;
     // Usage(q) while a fold holds the deltas for `hold`: the answer's calls
     // and how long it took.
