@@ -278,15 +278,18 @@ TEST_F(BatchWriterTest, AFoldStepsAsideWhileAnotherWriterOfRollupsHoldsIt) {
         EXPECT_EQ(folded.rollups, 2);
     }
     // Another consumer folding (its session lock): this one steps aside.
-
     Batch more;
     more.keys = {Key(m_, 2, 2, "c1", 0, 1, "{}")};
     more.offsets = {{0, 1, 2}};
     writer_->Store(more, OneCallPerNew(more));
     {
         pqxx::connection other(url_);
-        pqxx::nontransaction(other).exec("SELECT pg_advisory_lock(" + std::to_string(0x74616c6c79666c64) + ")");
+        const std::string key = std::to_string(0x74616c6c79666c64);
+        pqxx::nontransaction(other).exec("SELECT pg_advisory_lock(" + key + ")");
         EXPECT_EQ(writer_->FoldDeltas().deltas, 0);
+        // Let go now: a closed connection's backend lets its locks go only
+        // when it has exited, a moment later.
+        pqxx::nontransaction(other).exec("SELECT pg_advisory_unlock(" + key + ")");
     }
     EXPECT_EQ(writer_->FoldDeltas().deltas, 2);
     pqxx::connection other(url_);
