@@ -296,22 +296,23 @@ class LedgerBackend final : public Backend {
     }
 
     UsageReport Usage(const UsageQuery& q) override {
+        const std::string key = CacheKey(q);
         if (cache_) {
-            if (std::shared_ptr<const UsageReport> young = cache_->Young(CacheKey(q), q, UsageCache::Clock::now())) {
+            if (std::shared_ptr<const UsageReport> young = cache_->Young(key, q, UsageCache::Clock::now())) {
                 return *young;
             }
         }
-        return *Compute(q);
+        return *Compute(q, key, /*refresh=*/false);
     }
 
-    // The answer at the ledger's state now: kept if the marks say it is
-    // current, else computed (and kept).
-    std::shared_ptr<const UsageReport> Compute(const UsageQuery& q, bool refresh = false) {
+    // The answer of `q` (whose CacheKey is `key`) at the ledger's state
+    // now: kept if the marks say it is current, else computed (and kept).
+    // `refresh`: the refresher's.
+    std::shared_ptr<const UsageReport> Compute(const UsageQuery& q, const std::string& key, bool refresh) {
         ledger::UsageReader& reader = Reader();
         try {
             const UsageCache::Clock::time_point marks_read_at = UsageCache::Clock::now();
             const ledger::UsageReader::Marks marks = reader.ReadMarks(q.customer, LastPeriodRead(q));
-            const std::string key = CacheKey(q);
             if (cache_) {
                 if (std::shared_ptr<const UsageReport> hit = cache_->Find(key, marks, marks_read_at, refresh)) {
                     return hit;
@@ -499,7 +500,7 @@ struct UsageRefresher::Impl {
         while (std::optional<UsageCache::Refresh> r = cache->NextRefresh()) {
             bool ok = false;
             try {
-                backend.Compute(r->query, /*refresh=*/true);
+                backend.Compute(r->query, r->key, /*refresh=*/true);
                 ok = true;
             } catch (...) {
                 // The database is away or a statement timed out: the answer

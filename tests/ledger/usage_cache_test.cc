@@ -91,6 +91,17 @@ std::vector<RollupRecord> Call(const std::string& customer, int32_t period, int3
     return {calls, unit};
 }
 
+// `records` as rows of rollup_deltas, as a batch of the consumer adds them.
+void InsertDeltas(pqxx::work& tx, const std::vector<RollupRecord>& records) {
+    for (const RollupRecord& r : records) {
+        tx.exec_params0(
+            "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
+            "condition, time_window, flags, unit, quantity, calls) "
+            "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
+            r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
+    }
+}
+
 class UsageCacheTest : public ledger::LedgerDb {
    protected:
     // The ledger migrated, the plan published and customer acme added.
@@ -101,17 +112,12 @@ class UsageCacheTest : public ledger::LedgerDb {
         ASSERT_TRUE(store.PublishPlan(kPlan, "tiers.yaml", &d).has_value());
         store.AddCustomer("acme", "Acme");
     }
-    // One call of acme in November of `input` tokens, as a batch of deltas.
-    void InsertCallOfAcme(int64_t input) {
+    // One call of acme in November (model `model`, `input` tokens), as a
+    // batch of deltas.
+    void InsertCallOfAcme(int64_t input, int32_t hour = kFirstHour + 5, const std::string& model = "a") {
         pqxx::connection conn(url_);
         pqxx::work tx(conn);
-        for (const RollupRecord& r : Call("acme", kNovember, kFirstHour + 5, "a", input)) {
-            tx.exec_params0(
-                "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
-                "condition, time_window, flags, unit, quantity, calls) "
-                "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
-                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
-        }
+        InsertDeltas(tx, Call("acme", kNovember, hour, model, input));
         tx.commit();
     }
 };
@@ -168,13 +174,7 @@ TEST_F(UsageCacheTest, AnswersAreExactAtACommittedStateUnderConcurrentWrites) {
         int64_t calls = 0;
         for (size_t i = 0; i < changes.size(); ++i) {
             pqxx::work tx(conn);
-            for (const RollupRecord& r : changes[i].records) {
-                tx.exec_params0(
-                    "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
-                    "condition, time_window, flags, unit, quantity, calls) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
-                    r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
-            }
+            InsertDeltas(tx, changes[i].records);
             tx.commit();
             if (changes[i].in_scope) committed = ++calls;
             if (i % 17 == 16) folder.FoldDeltas();  // moves rows the readers may not have read yet
@@ -278,15 +278,14 @@ TEST_F(UsageCacheTest, AnswersAreExactAtACommittedStateUnderConcurrentWrites) {
 
 TEST_F(UsageCacheTest, AMaxAgeServesTheAnswerOfAnOlderSnapshotUpToThatAgeOnly) {
     PublishWithAcme();
-    auto insert_call = [&](int64_t input) { InsertCallOfAcme(input); };
     UsageQuery q;
     q.customer = "acme";
     q.period = kNovember;
-    insert_call(100);
+    InsertCallOfAcme(100);
     auto old = MakeUsageCache(16, std::chrono::minutes(1));
     std::unique_ptr<Backend> lenient = MakeLedgerBackend(url_, old);
     EXPECT_EQ(CallsOf(lenient->Usage(q)), 1);
-    insert_call(200);
+    InsertCallOfAcme(200);
     EXPECT_EQ(CallsOf(lenient->Usage(q)), 1) << "within a minute: the kept answer of the older snapshot";
     EXPECT_EQ(StatsOf(*old).older_hits, 1);
     EXPECT_EQ(CallsOf(MakeLedgerBackend(url_)->Usage(q)), 2);
@@ -294,7 +293,7 @@ TEST_F(UsageCacheTest, AMaxAgeServesTheAnswerOfAnOlderSnapshotUpToThatAgeOnly) {
     auto young = MakeUsageCache(16, std::chrono::milliseconds(1));
     std::unique_ptr<Backend> strict = MakeLedgerBackend(url_, young);
     EXPECT_EQ(CallsOf(strict->Usage(q)), 2);
-    insert_call(300);
+    InsertCallOfAcme(300);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     EXPECT_EQ(CallsOf(strict->Usage(q)), 3) << "older than 1 ms: computed again";
     EXPECT_EQ(StatsOf(*young).older_hits, 0);
@@ -307,7 +306,6 @@ TEST_F(UsageCacheTest, AMaxAgeServesTheAnswerOfAnOlderSnapshotUpToThatAgeOnly) {
 // computes nothing.
 TEST_F(UsageCacheTest, TheRefresherComputesAnswersServedPastHalfTheMaxAge) {
     PublishWithAcme();
-    auto insert_call = [&](int64_t input) { InsertCallOfAcme(input); };
     // Waits (5 s at most) until the refresher has ended `n` refreshes.
     auto ended = [](const UsageCache& cache) {
         const UsageCacheStats s = StatsOf(cache);
@@ -323,7 +321,7 @@ TEST_F(UsageCacheTest, TheRefresherComputesAnswersServedPastHalfTheMaxAge) {
     q.customer = "acme";
     q.period = kNovember;
     q.group_by = GroupBy::kModel;
-    insert_call(100);
+    InsertCallOfAcme(100);
     // Wide margins: each step must fit in half the max age on a loaded
     // machine under ASan.
     constexpr auto kMaxAge = std::chrono::milliseconds(8000);
@@ -331,7 +329,7 @@ TEST_F(UsageCacheTest, TheRefresherComputesAnswersServedPastHalfTheMaxAge) {
     UsageRefresher refresher(url_, cache);
     std::unique_ptr<Backend> backend = MakeLedgerBackend(url_, cache);
     EXPECT_EQ(CallsOf(backend->Usage(q)), 1);
-    insert_call(200);
+    InsertCallOfAcme(200);
     EXPECT_EQ(CallsOf(backend->Usage(q)), 1) << "younger than the max age: kept, the ledger not read";
     EXPECT_EQ(ended(*cache), 0) << "younger than half the max age: no refresh";
 
@@ -374,16 +372,7 @@ TEST_F(UsageCacheTest, AMissAddsTheNewDeltasToTheKeptRollupsRowsUntilTheyChange)
         store.Subscribe("acme", "tiers", "2025-01-01T00:00:00Z", "minimum_commitment: \"90\"\n");
     }
     auto insert_call = [&](int32_t hour, const std::string& model, int64_t input) {
-        pqxx::connection conn(url_);
-        pqxx::work tx(conn);
-        for (const RollupRecord& r : Call("acme", kNovember, hour, model, input)) {
-            tx.exec_params0(
-                "INSERT INTO rollup_deltas (customer_id, period, hour, plan, version, model, served_model, band, "
-                "condition, time_window, flags, unit, quantity, calls) "
-                "VALUES ($1, $2, $3, $4, $5, $6, '', 0, -1, -1, 0, $7, $8, $9)",
-                r.customer, r.period, r.hour, r.plan, r.version, r.model, r.unit, r.quantity, r.calls);
-        }
-        tx.commit();
+        InsertCallOfAcme(input, hour, model);
     };
     ledger::BatchWriter folder(url_, "test", "test");
     auto cache = MakeUsageCache(16);
@@ -444,7 +433,6 @@ TEST_F(UsageCacheTest, AMissAddsTheNewDeltasToTheKeptRollupsRowsUntilTheyChange)
 // wait, waits for the fold and is current.
 TEST_F(UsageCacheTest, DuringAFoldAMissWaitsAtMostTheFoldWaitThenServesTheKeptAnswer) {
     PublishWithAcme();
-    auto insert_call = [&](int64_t input) { InsertCallOfAcme(input); };
     using Clock = std::chrono::steady_clock;
     // Usage(q) while a fold holds the deltas for `hold`: the answer's calls
     // and how long it took.
@@ -469,11 +457,11 @@ TEST_F(UsageCacheTest, DuringAFoldAMissWaitsAtMostTheFoldWaitThenServesTheKeptAn
     q.customer = "acme";
     q.period = kNovember;
     q.group_by = GroupBy::kDay;
-    insert_call(100);
+    InsertCallOfAcme(100);
     auto cache = MakeUsageCache(16, std::chrono::milliseconds(0), std::chrono::milliseconds(200));
     std::unique_ptr<Backend> backend = MakeLedgerBackend(url_, cache);
     EXPECT_EQ(CallsOf(backend->Usage(q)), 1);
-    insert_call(200);  // the kept answer is no longer current
+    InsertCallOfAcme(200);  // the kept answer is no longer current
     const auto [kept_calls, kept_took] = during_fold(backend.get(), q, std::chrono::milliseconds(3000));
     EXPECT_EQ(kept_calls, 1) << "the kept answer, of the snapshot before the second call";
     EXPECT_GE(kept_took, std::chrono::milliseconds(200)) << "it waited for the fold first";
@@ -494,7 +482,7 @@ TEST_F(UsageCacheTest, DuringAFoldAMissWaitsAtMostTheFoldWaitThenServesTheKeptAn
     auto strict = MakeUsageCache(16);
     std::unique_ptr<Backend> current = MakeLedgerBackend(url_, strict);
     EXPECT_EQ(CallsOf(current->Usage(q)), 2);
-    insert_call(300);
+    InsertCallOfAcme(300);
     const auto [strict_calls, strict_took] = during_fold(current.get(), q, std::chrono::milliseconds(1000));
     EXPECT_EQ(strict_calls, 3);
     EXPECT_GE(strict_took, std::chrono::milliseconds(900));
